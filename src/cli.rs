@@ -1,0 +1,140 @@
+//! Command-line arguments. Raw arguments only: `lib::run` turns them into
+//! validated inputs before any host is touched.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "consulctl", version, about = "Roll out and operate HashiCorp Consul clusters over SSH from one TOML inventory")]
+pub struct Cli {
+    /// Write the debug log here instead of `<inventory dir>/.consulctl/<cluster>/logs/`.
+    #[arg(long, global = true, value_name = "FILE", env = "CONSULCTL_DEBUG_LOG")]
+    pub debug_log: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Roll out the inventory: install, configure, start, verify.
+    Apply(ApplyArgs),
+    /// Dry run: connect, gather facts, print the actions and diffs; change nothing.
+    Plan(PlanArgs),
+    /// Show members, leader, raft peers and per-host agent state.
+    Status(StatusArgs),
+    /// Local lab hosts (Docker containers with sshd) to try consulctl on.
+    Lab {
+        #[command(subcommand)]
+        command: LabCommand,
+    },
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct InventoryArgs {
+    /// The inventory file (TOML).
+    #[arg(short = 'i', long = "inventory", value_name = "FILE")]
+    pub inventory: PathBuf,
+
+    /// Only these hosts: comma-separated host names, `tag:NAME`, `role:server`, `role:client`.
+    #[arg(short = 'l', long, value_name = "SELECTOR")]
+    pub limit: Option<String>,
+
+    /// How many hosts to work on at once.
+    #[arg(short = 'c', long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub concurrency: u32,
+
+    /// A directory whose templates override the embedded ones (same file names).
+    #[arg(long, value_name = "DIR", env = "CONSULCTL_TEMPLATES")]
+    pub templates: Option<PathBuf>,
+
+    /// Add unknown SSH host keys to the known_hosts file instead of refusing them.
+    /// A changed key is always refused.
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub inv: InventoryArgs,
+
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+
+    /// How long the verify phase waits for a healthy cluster, in seconds.
+    #[arg(long, default_value_t = 90, value_name = "SECS")]
+    pub verify_timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub inv: InventoryArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub inv: InventoryArgs,
+
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LabCommand {
+    /// Build the lab images if missing, start the hosts, write the inventory, roll out Consul.
+    Up(LabUpArgs),
+    /// Remove the lab's containers and network.
+    Down(LabDownArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LabUpArgs {
+    /// Lab name: container names, the Docker label `consulctl.lab=<name>`, the network.
+    #[arg(long, default_value = "lab")]
+    pub name: String,
+
+    #[arg(long, default_value_t = 3)]
+    pub servers: u32,
+
+    #[arg(long, default_value_t = 2)]
+    pub clients: u32,
+
+    /// Init system of the hosts. `mixed` alternates so both paths run.
+    #[arg(long, value_enum, default_value_t = LabInit::Mixed)]
+    pub init: LabInit,
+
+    /// Subnet of the lab network (default: a free /24 picked from 10.213.0.0/16).
+    #[arg(long, value_name = "CIDR")]
+    pub subnet: Option<ipnet::Ipv4Net>,
+
+    /// Where to write the inventory (default: `inventory/<name>.toml`).
+    #[arg(long, value_name = "FILE")]
+    pub inventory: Option<PathBuf>,
+
+    /// Only start the hosts and write the inventory; do not run `apply`.
+    #[arg(long)]
+    pub no_apply: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LabDownArgs {
+    #[arg(long, default_value = "lab")]
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LabInit {
+    Supervisord,
+    Systemd,
+    Mixed,
+}

@@ -1,0 +1,34 @@
+//! Desired state of one host, rendered from the model: the files consulctl manages there.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileKind {
+    /// Agent config in the config dir (`consul.hcl`): validated with `consul validate` before install.
+    AgentConfig,
+    /// systemd unit.
+    SystemdUnit,
+    /// supervisord program file.
+    SupervisorProgram,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DesiredFile {
+    pub path: PathBuf,
+    #[serde(skip)]
+    pub content: String,
+    /// Unix mode, e.g. 0o640.
+    pub mode: u32,
+    pub kind: FileKind,
+    /// Holds secrets: its content and diffs are never printed or logged.
+    pub secret: bool,
+}
+
+impl DesiredFile {
+    pub fn sha256(&self) -> String {
+        crate::hash::sha256_hex(self.content.as_bytes())
+    }
+}

@@ -1,0 +1,67 @@
+//! consulctl: roll out and operate HashiCorp Consul clusters over SSH from one TOML inventory.
+//!
+//! The pipeline, one module per stage:
+//! inventory (parse -> validate -> `model`) -> `facts` (one read-only command per host) ->
+//! `plan` (pure: desired state + facts -> actions) -> `execute` -> `verify` (ask Consul).
+
+pub mod action;
+pub mod agent_config;
+pub mod apply;
+pub mod cli;
+pub mod desired;
+pub mod error;
+pub mod execute;
+pub mod facts;
+pub mod hash;
+pub mod inventory;
+pub mod lab;
+pub mod log;
+pub mod model;
+pub mod plan;
+pub mod playbook;
+pub mod progress;
+pub mod recap;
+pub mod remote;
+pub mod selector;
+pub mod source;
+pub mod ssh;
+pub mod status;
+pub mod templates;
+pub mod verify;
+pub mod version;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command, LabCommand};
+use crate::error::Error;
+
+/// Entry point: parse arguments, run the command, print the error once, return the exit code.
+pub fn run() -> i32 {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.code()
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> Result<(), Error> {
+    match cli.command {
+        Command::Apply(args) => apply::run(&args, cli.debug_log.as_deref()).await,
+        Command::Plan(args) => apply::plan(&args, cli.debug_log.as_deref()).await,
+        Command::Status(args) => status::run(&args, cli.debug_log.as_deref()).await,
+        Command::Lab { command } => match command {
+            LabCommand::Up(args) => lab::up(&args, cli.debug_log.as_deref()).await,
+            LabCommand::Down(args) => lab::down(&args).await,
+        },
+    }
+}

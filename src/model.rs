@@ -1,0 +1,237 @@
+//! The resolved model: what `inventory` produces after parsing and validation.
+//! Every later stage (facts, plan, execute, verify) works from these types only,
+//! never from raw TOML.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use ipnet::IpNet;
+use serde::Serialize;
+
+use crate::version::Version;
+
+/// A whole cluster as the inventory describes it, validated and with every
+/// default and override resolved per host.
+#[derive(Debug, Clone, Serialize)]
+pub struct Cluster {
+    /// The inventory file this came from.
+    pub inventory_path: PathBuf,
+    /// Cluster name (defaults to the datacenter). Used for state dirs and locks.
+    pub name: String,
+    pub datacenter: String,
+    pub domain: String,
+    pub consul: ConsulSpec,
+    /// Gossip encryption key (base64), if the user gave one.
+    pub encrypt: Option<Secret>,
+    pub hosts: Vec<Host>,
+    /// Non-fatal findings (e.g. an even number of servers).
+    pub warnings: Vec<String>,
+}
+
+impl Cluster {
+    pub fn servers(&self) -> impl Iterator<Item = &Host> {
+        self.hosts.iter().filter(|h| h.role == Role::Server)
+    }
+
+    pub fn clients(&self) -> impl Iterator<Item = &Host> {
+        self.hosts.iter().filter(|h| h.role == Role::Client)
+    }
+
+    pub fn host(&self, name: &str) -> Option<&Host> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
+
+    /// Directory for this inventory's local state: logs, download cache, locks, backups.
+    /// `<inventory dir>/.consulctl/<cluster name>`; git-ignored.
+    pub fn state_dir(&self) -> PathBuf {
+        let dir = self
+            .inventory_path
+            .parent()
+            .map(|p| p.to_path_buf())
+            .unwrap_or_else(|| PathBuf::from("."));
+        dir.join(".consulctl").join(&self.name)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConsulSpec {
+    pub version: Version,
+    pub source: InstallSource,
+}
+
+/// Where the Consul binary comes from.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum InstallSource {
+    /// A file on the control host: a raw binary, a HashiCorp release `.zip`, or a `.deb`.
+    /// Resolved to an absolute path; existence checked at validation.
+    File { path: PathBuf },
+    /// Downloaded once on the control host into the cache, verified against sha256.
+    Url { url: String, sha256: String },
+    /// The host's package manager with the HashiCorp repository (apt or yum/dnf).
+    Package { manager: PackageManager },
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PackageManager {
+    /// Chosen per host from facts (apt on Debian-like, dnf/yum on RHEL-like).
+    Auto,
+    Apt,
+    Yum,
+    Dnf,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Server,
+    Client,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Server => "server",
+            Role::Client => "client",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Init {
+    Systemd,
+    Supervisord,
+}
+
+impl Init {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Init::Systemd => "systemd",
+            Init::Supervisord => "supervisord",
+        }
+    }
+}
+
+/// How the agent's bind address is found.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum BindAddr {
+    /// Given in the inventory.
+    Fixed(IpAddr),
+    /// The host's (single) address inside this network, found from facts
+    /// (the seed's `get_name_ip`).
+    Cidr(IpNet),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Host {
+    /// Consul node name; also the name used for `--limit` and in reports.
+    pub name: String,
+    /// SSH address (hostname or IP).
+    pub address: String,
+    pub role: Role,
+    pub tags: Vec<String>,
+    pub init: Init,
+    pub bind: BindAddr,
+    /// `client_addr` for the agent (HTTP/DNS listen address); defaults to `127.0.0.1`.
+    pub client_addr: String,
+    pub log_level: String,
+    pub ssh: SshTarget,
+    pub paths: Paths,
+    /// Extra agent config keys, merged cluster -> role -> host (later wins, tables merge deeply).
+    pub extra_config: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SshTarget {
+    pub user: String,
+    pub port: u16,
+    pub identity_file: Option<PathBuf>,
+    /// A known_hosts file to use instead of the user's default one.
+    pub known_hosts: Option<PathBuf>,
+    /// ProxyJump value (`[user@]host[:port]`).
+    pub jump: Option<String>,
+    pub host_keys: HostKeyPolicy,
+    pub connect_timeout_secs: u64,
+}
+
+impl SshTarget {
+    /// Commands go through `sudo -n` when the SSH user is not root.
+    pub fn needs_sudo(&self) -> bool {
+        self.user != "root"
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostKeyPolicy {
+    /// The host key must already be known; a mismatch or an unknown key stops that host.
+    Strict,
+    /// Unknown keys are added; a mismatch still stops the host.
+    AcceptNew,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Paths {
+    /// The consul binary, e.g. `/usr/local/bin/consul`.
+    pub binary: PathBuf,
+    /// Agent config directory (`-config-dir`), e.g. `/etc/consul.d`.
+    pub config_dir: PathBuf,
+    /// Agent data directory, e.g. `/opt/consul`.
+    pub data_dir: PathBuf,
+    /// Log directory (supervisord's stdout/stderr logs), e.g. `/var/log/consul`.
+    pub log_dir: PathBuf,
+    /// systemd unit path, e.g. `/etc/systemd/system/consul.service`.
+    pub systemd_unit: PathBuf,
+    /// supervisord program file; `None` means: found from facts
+    /// (`/etc/supervisor/conf.d/consul.conf` on Debian, `/etc/supervisord.d/consul.ini` on RHEL).
+    pub supervisor_program: Option<PathBuf>,
+}
+
+impl Paths {
+    pub fn vendor_default() -> Self {
+        Paths {
+            binary: "/usr/local/bin/consul".into(),
+            config_dir: "/etc/consul.d".into(),
+            data_dir: "/opt/consul".into(),
+            log_dir: "/var/log/consul".into(),
+            systemd_unit: "/etc/systemd/system/consul.service".into(),
+            supervisor_program: None,
+        }
+    }
+}
+
+/// A value that must never be printed: Debug and Display show `<redacted>`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+
+    /// The real value: only for writing into files that go to hosts.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("<redacted>")
+    }
+}

@@ -1,0 +1,18 @@
+//! Install sources: local file (raw/zip/deb), URL + sha256 (cached), OS package. (Being written.)
+use std::path::PathBuf;
+
+use crate::model::Cluster;
+
+#[derive(Debug, Clone)]
+pub struct PreparedBinary {
+    /// The raw consul binary in the control host's cache.
+    pub raw: PathBuf,
+    /// sha256 of the raw binary (hex).
+    pub sha256: String,
+    /// The same binary gzip-compressed, for upload (`gzip -dc` on the host).
+    pub gzip: PathBuf,
+}
+
+pub async fn prepare(_cluster: &Cluster) -> anyhow::Result<Option<PreparedBinary>> {
+    todo!()
+}
