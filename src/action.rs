@@ -1,1 +1,109 @@
-//! (Being written.)
+//! The actions a plan is made of. Each one is a change on a host; an empty list means the
+//! host is already as the inventory describes it.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::desired::{DesiredFile, FileKind};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// Upload the consul binary (compressed) and swap it in; the old one is kept as `.consulctl-prev`.
+    InstallBinary {
+        path: PathBuf,
+        sha256: String,
+        /// sha256 of the binary there now, if any.
+        current: Option<String>,
+    },
+    /// Install Consul through the OS package manager (exact commands shown by `plan`).
+    InstallPackage { commands: Vec<Vec<String>> },
+    /// Create missing directories (config, data, log).
+    CreateDirs { paths: Vec<PathBuf> },
+    /// Write a managed file (staged and validated first; the old file is backed up on the host).
+    WriteFile {
+        file: DesiredFile,
+        /// sha256 of the file there now, if it exists.
+        current: Option<String>,
+    },
+    /// Make the init system read changed unit/program files (`systemctl daemon-reload`,
+    /// `supervisorctl reread`).
+    ReloadInit,
+    /// `systemctl enable consul`.
+    Enable,
+    /// The agent is not running: start it.
+    Start,
+    /// The agent runs with outdated binary/config/unit: restart it.
+    Restart { reasons: Vec<String> },
+}
+
+impl Action {
+    /// Does this action belong to the phase that starts or restarts agents?
+    pub fn is_service(&self) -> bool {
+        matches!(self, Action::ReloadInit | Action::Enable | Action::Start | Action::Restart { .. })
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::InstallBinary { path, sha256, current } => match current {
+                Some(cur) => write!(
+                    f,
+                    "replace binary {} (sha256 {} -> {})",
+                    path.display(),
+                    short(cur),
+                    short(sha256)
+                ),
+                None => write!(f, "install binary {} (sha256 {})", path.display(), short(sha256)),
+            },
+            Action::InstallPackage { commands } => {
+                write!(f, "install consul package:")?;
+                for c in commands {
+                    write!(f, "\n      $ {}", shell_words(c))?;
+                }
+                Ok(())
+            }
+            Action::CreateDirs { paths } => {
+                let list: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+                write!(f, "create directories {}", list.join(", "))
+            }
+            Action::WriteFile { file, current } => {
+                let what = match file.kind {
+                    FileKind::AgentConfig => "agent config",
+                    FileKind::SystemdUnit => "systemd unit",
+                    FileKind::SupervisorProgram => "supervisord program",
+                };
+                let verb = if current.is_some() { "update" } else { "create" };
+                write!(f, "{verb} {what} {} (mode {:o})", file.path.display(), file.mode)
+            }
+            Action::ReloadInit => write!(f, "reload init system configuration"),
+            Action::Enable => write!(f, "enable consul at boot"),
+            Action::Start => write!(f, "start consul"),
+            Action::Restart { reasons } => write!(f, "restart consul ({})", reasons.join(", ")),
+        }
+    }
+}
+
+fn short(sha: &str) -> &str {
+    &sha[..sha.len().min(12)]
+}
+
+/// Show an argv the way a shell user would type it.
+pub fn shell_words(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| {
+            if !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c))
+            {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}

@@ -1,6 +1,590 @@
-//! (Being written.)
-use std::path::Path;
-use crate::cli::{ApplyArgs, PlanArgs};
+//! `apply` and `plan`: the rollout as titled phases (from `playbooks/rollout.toml`), each run
+//! on all hosts concurrently. A host that fails a phase is skipped by the later ones; the others
+//! go on, and the recap names every failed host with its phase and error.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context, Result};
+use futures::StreamExt;
+
+use crate::agent_config::{self, HostContext};
+use crate::cli::{ApplyArgs, InventoryArgs, Output, PlanArgs};
+use crate::desired::DesiredFile;
 use crate::error::Error;
-pub async fn run(_args: &ApplyArgs, _debug_log: Option<&Path>) -> Result<(), Error> { todo!() }
-pub async fn plan(_args: &PlanArgs, _debug_log: Option<&Path>) -> Result<(), Error> { todo!() }
+use crate::facts::Facts;
+use crate::model::{BindAddr, Cluster, Host, InstallSource, Role};
+use crate::plan::{self, BinaryPlan, HostPlan, PlanInput};
+use crate::playbook::{Playbook, Task};
+use crate::progress::Progress;
+use crate::recap::{HostResult, HostStatus, Recap, VerifyResult};
+use crate::selector::Selector;
+use crate::source::{self, PreparedBinary};
+use crate::ssh::Connection;
+use crate::templates::Templates;
+
+/// One host's state as it goes through the phases.
+pub struct HostRun {
+    pub host: Host,
+    pub conn: Option<Connection>,
+    pub facts: Option<Facts>,
+    pub desired: Vec<DesiredFile>,
+    pub plan: HostPlan,
+    /// (phase, error) of the first failure.
+    pub failed: Option<(String, String)>,
+    pub changed: usize,
+    pub round_trips: u32,
+    pub started: Instant,
+}
+
+impl HostRun {
+    pub fn new_pub(host: Host) -> HostRun {
+        Self::new(host)
+    }
+
+    fn new(host: Host) -> HostRun {
+        HostRun {
+            host,
+            conn: None,
+            facts: None,
+            desired: Vec::new(),
+            plan: HostPlan::default(),
+            failed: None,
+            changed: 0,
+            round_trips: 0,
+            started: Instant::now(),
+        }
+    }
+
+    fn alive(&self) -> bool {
+        self.failed.is_none()
+    }
+
+    fn fail(&mut self, phase: &str, err: &anyhow::Error) {
+        if self.failed.is_none() {
+            tracing::debug!(host = %self.host.name, phase, error = %format!("{err:#}"), "host failed");
+            self.failed = Some((phase.to_string(), format!("{err:#}")));
+        }
+    }
+}
+
+/// Everything prepared before any host is touched.
+pub struct Prepared {
+    pub cluster: Arc<Cluster>,
+    pub selected: Vec<Host>,
+    pub templates: Templates,
+    pub binary: Option<PreparedBinary>,
+    pub debug_log: PathBuf,
+    pub accept_new: bool,
+    pub concurrency: usize,
+}
+
+/// Parse and validate everything local: inventory, selector, templates, install source.
+/// Any problem here is bad input (exit 2) and no host has been contacted.
+pub async fn prepare(args: &InventoryArgs, command: &str, debug_log: Option<&Path>) -> Result<Prepared, Error> {
+    let cluster = crate::inventory::load(&args.inventory)?;
+    let selected: Vec<Host> = match &args.limit {
+        Some(limit) => {
+            let sel = Selector::parse(limit, &cluster).map_err(|e| Error::Input(anyhow!("--limit {limit}: {e}")))?;
+            cluster.hosts.iter().filter(|h| sel.matches(h)).cloned().collect()
+        }
+        None => cluster.hosts.clone(),
+    };
+    let templates = Templates::load(args.templates.as_deref()).map_err(Error::Input)?;
+    let log_path = debug_log
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| crate::log::default_path(&cluster.state_dir(), command));
+    let debug_log = crate::log::open(&log_path).map_err(Error::Runtime)?;
+    tracing::info!(inventory = %args.inventory.display(), hosts = selected.len(), command, "start");
+    for w in &cluster.warnings {
+        eprintln!("warning: {w}");
+    }
+    let binary = source::prepare(&cluster)
+        .await
+        .map_err(|e| Error::Input(e.context(format!("{}: consul.source", cluster.inventory_path.display()))))?;
+    Ok(Prepared {
+        cluster: Arc::new(cluster),
+        selected,
+        templates,
+        binary,
+        debug_log,
+        accept_new: args.accept_new_host_keys,
+        concurrency: args.concurrency as usize,
+    })
+}
+
+/// Run `f` on every selected, still-healthy host, `limit` at a time.
+async fn each_host<'a, F, Fut>(runs: &'a mut [HostRun], limit: usize, progress: &Progress, phase: &str, f: F)
+where
+    F: Fn(&'a mut HostRun) -> Fut,
+    Fut: std::future::Future<Output = ()> + 'a,
+{
+    let started = Instant::now();
+    for r in runs.iter().filter(|r| r.alive()) {
+        progress.set(&r.host.name, phase);
+    }
+    futures::stream::iter(runs.iter_mut().filter(|r| r.alive()))
+        .for_each_concurrent(limit, f)
+        .await;
+    tracing::info!(phase, elapsed_ms = started.elapsed().as_millis() as u64, "phase done");
+}
+
+pub async fn connect(runs: &mut [HostRun], p: &Prepared, progress: &Progress) {
+    let accept_new = p.accept_new;
+    each_host(runs, p.concurrency, progress, "connect", |r| async move {
+        match Connection::connect(&r.host, accept_new).await {
+            Ok(c) => r.conn = Some(c),
+            Err(e) => r.fail("connect", &e),
+        }
+    })
+    .await;
+}
+
+pub async fn gather_facts(runs: &mut [HostRun], p: &Prepared, progress: &Progress) {
+    each_host(runs, p.concurrency, progress, "gather facts", |r| async move {
+        let conn = r.conn.as_ref().expect("connected");
+        let args = crate::facts::script_args(&r.host);
+        let res = conn
+            .run_ok("gather facts", crate::facts::SCRIPT, &args, None)
+            .await
+            .and_then(|out| Facts::parse(&out.stdout));
+        match res {
+            Ok(f) => r.facts = Some(f),
+            Err(e) => r.fail("gather facts", &e),
+        }
+    })
+    .await;
+}
+
+/// The bind address of every host that can be known: fixed ones, CIDR ones from facts, and CIDR
+/// ones whose SSH address is an IP inside the CIDR.
+pub fn bind_addrs(cluster: &Cluster, runs: &[HostRun]) -> BTreeMap<String, IpAddr> {
+    let mut map = BTreeMap::new();
+    for host in &cluster.hosts {
+        let ip = match &host.bind {
+            BindAddr::Fixed(ip) => Some(*ip),
+            BindAddr::Cidr(net) => runs
+                .iter()
+                .find(|r| r.host.name == host.name)
+                .and_then(|r| r.facts.as_ref())
+                .and_then(|f| f.bind_addr_in(net).ok())
+                .or_else(|| host.address.parse::<IpAddr>().ok().filter(|ip| net.contains(ip))),
+        };
+        if let Some(ip) = ip {
+            map.insert(host.name.clone(), ip);
+        }
+    }
+    map
+}
+
+/// Render desired state and plan each host (pure; no remote calls).
+pub fn validate(runs: &mut [HostRun], p: &Prepared, progress: &Progress) -> BTreeMap<String, IpAddr> {
+    let cluster = &p.cluster;
+    let binds = bind_addrs(cluster, runs);
+    let retry_join: Vec<IpAddr> = cluster.servers().filter_map(|s| binds.get(&s.name).copied()).collect();
+    let missing_servers: Vec<&str> = cluster
+        .servers()
+        .filter(|s| !binds.contains_key(&s.name))
+        .map(|s| s.name.as_str())
+        .collect();
+    for r in runs.iter_mut().filter(|r| r.alive()) {
+        progress.set(&r.host.name, "validate");
+        let res = plan_one(r, p, &binds, &retry_join, &missing_servers);
+        match res {
+            Ok((desired, plan)) => {
+                r.desired = desired;
+                r.plan = plan;
+            }
+            Err(e) => r.fail("validate", &e),
+        }
+    }
+    binds
+}
+
+fn plan_one(
+    r: &HostRun,
+    p: &Prepared,
+    binds: &BTreeMap<String, IpAddr>,
+    retry_join: &[IpAddr],
+    missing_servers: &[&str],
+) -> Result<(Vec<DesiredFile>, HostPlan)> {
+    let host = &r.host;
+    let facts = r.facts.as_ref().expect("facts gathered");
+    if !missing_servers.is_empty() {
+        return Err(anyhow!(
+            "the bind address of server(s) {} is unknown (bind_cidr without their facts); \
+             include them in --limit or give them bind_addr",
+            missing_servers.join(", ")
+        ));
+    }
+    let bind_addr = match &host.bind {
+        BindAddr::Cidr(net) => facts
+            .bind_addr_in(net)
+            .map_err(|e| anyhow!("bind_cidr {net}: {e}"))?,
+        BindAddr::Fixed(ip) => *ip,
+    };
+    debug_assert_eq!(binds.get(&host.name), Some(&bind_addr));
+    let pid1_ok = match host.init {
+        crate::model::Init::Systemd => facts.pid1 == "systemd",
+        crate::model::Init::Supervisord => true,
+    };
+    if !pid1_ok {
+        return Err(anyhow!(
+            "init = \"systemd\" but PID 1 on this host is `{}`; set init = \"supervisord\" for it in the inventory",
+            facts.pid1
+        ));
+    }
+    let supervisor_program = match host.init {
+        crate::model::Init::Supervisord => facts.supervisor_program_path(host).ok_or_else(|| {
+            anyhow!("init = \"supervisord\" but supervisord is not installed on this host (no include dir found)")
+        })?,
+        crate::model::Init::Systemd => PathBuf::new(),
+    };
+    let ctx = HostContext {
+        cluster: &p.cluster,
+        host,
+        bind_addr,
+        retry_join: retry_join.to_vec(),
+        supervisor_program,
+    };
+    let desired = agent_config::render_host(&p.templates, &ctx).context("rendering the configuration")?;
+    let binary = match (&p.cluster.consul.source, &p.binary) {
+        (InstallSource::Package { manager }, _) => {
+            let m = source::resolve_package_manager(*manager, facts).map_err(|e| anyhow!(e))?;
+            BinaryPlan::Package { commands: source::package_install_commands(m, &p.cluster.consul.version) }
+        }
+        (_, Some(b)) => BinaryPlan::Upload { sha256: b.sha256.clone() },
+        (_, None) => return Err(anyhow!("internal: no prepared binary")),
+    };
+    let plan = plan::plan_host(&PlanInput {
+        host,
+        facts,
+        desired: &desired,
+        binary: &binary,
+        version: p.cluster.consul.version,
+    });
+    Ok((desired, plan))
+}
+
+pub async fn upload(runs: &mut [HostRun], p: &Prepared, progress: &Progress) {
+    let binary = p.binary.as_ref();
+    each_host(runs, p.concurrency, progress, "upload", |r| async move {
+        if r.plan.binary_action().is_none() {
+            return;
+        }
+        let conn = r.conn.as_ref().expect("connected");
+        match crate::execute::upload(conn, &r.host, &r.plan, binary).await {
+            Ok(()) => r.changed += 1,
+            Err(e) => r.fail("upload", &e),
+        }
+    })
+    .await;
+}
+
+pub async fn configure(runs: &mut [HostRun], p: &Prepared, progress: &Progress, timestamp: &str) {
+    each_host(runs, p.concurrency, progress, "configure", |r| async move {
+        let conn = r.conn.as_ref().expect("connected");
+        let n = r.plan.actions.iter().filter(|a| !a.is_service() && !matches!(a, crate::action::Action::InstallBinary { .. } | crate::action::Action::InstallPackage { .. })).count();
+        match crate::execute::configure(conn, &r.host, &r.plan, timestamp).await {
+            Ok(_) => r.changed += n,
+            Err(e) => r.fail("configure", &e),
+        }
+    })
+    .await;
+}
+
+pub async fn start(runs: &mut [HostRun], p: &Prepared, progress: &Progress, sel: &str, binds: &BTreeMap<String, IpAddr>) -> Result<(), Error> {
+    let selector = selector_for(sel, &p.cluster)?;
+    let binds = binds.clone();
+    let mut chosen: Vec<&mut HostRun> = runs.iter_mut().filter(|r| selector.as_ref().map(|s| s.matches(&r.host)).unwrap_or(true)).collect();
+    let started = Instant::now();
+    for r in chosen.iter().filter(|r| r.alive()) {
+        progress.set(&r.host.name, "start");
+    }
+    futures::stream::iter(chosen.iter_mut().filter(|r| r.alive()))
+        .for_each_concurrent(p.concurrency, |r| {
+            let binds = &binds;
+            async move {
+                let n = r.plan.service_actions().count();
+                if n == 0 {
+                    return;
+                }
+                let conn = r.conn.as_ref().expect("connected");
+                let bind = binds.get(&r.host.name).copied().unwrap_or(IpAddr::from([127, 0, 0, 1]));
+                let http = crate::verify::http_addr(&r.host, bind);
+                match crate::execute::start(conn, &r.host, &r.plan, &http, 60).await {
+                    Ok(pid) => {
+                        tracing::debug!(host = %r.host.name, pid = ?pid, "agent up");
+                        r.changed += n;
+                    }
+                    Err(e) => r.fail("start", &e),
+                }
+            }
+        })
+        .await;
+    tracing::info!(phase = sel, elapsed_ms = started.elapsed().as_millis() as u64, "start phase done");
+    Ok(())
+}
+
+fn selector_for(sel: &str, cluster: &Cluster) -> Result<Option<Selector>, Error> {
+    if sel == "all" {
+        return Ok(None);
+    }
+    Selector::parse(sel, cluster)
+        .map(Some)
+        .map_err(|e| Error::Input(anyhow!("playbook step hosts = {sel:?}: {e}")))
+}
+
+pub async fn verify(runs: &[HostRun], p: &Prepared, progress: &Progress, binds: &BTreeMap<String, IpAddr>, timeout: Duration) -> VerifyResult {
+    // Ask through servers first, then clients; any connected host will do.
+    let mut via: Vec<(&Connection, String)> = Vec::new();
+    for role in [Role::Server, Role::Client] {
+        for r in runs.iter().filter(|r| r.host.role == role) {
+            if let (Some(conn), Some(bind)) = (r.conn.as_ref(), binds.get(&r.host.name)) {
+                if r.failed.as_ref().map(|(ph, _)| ph == "connect").unwrap_or(false) {
+                    continue;
+                }
+                via.push((conn, crate::verify::http_addr(&r.host, *bind)));
+            }
+        }
+    }
+    for r in runs.iter().filter(|r| r.alive()) {
+        progress.set(&r.host.name, "verify");
+    }
+    let started = Instant::now();
+    let result = crate::verify::wait_healthy(&p.cluster, binds, &via, timeout).await;
+    tracing::info!(phase = "verify", elapsed_ms = started.elapsed().as_millis() as u64, ok = result.is_ok(), "phase done");
+    match result {
+        Ok(view) => VerifyResult {
+            healthy: true,
+            leader: view.leader.clone(),
+            voters: view.raft.iter().filter(|s| s.voter).count(),
+            alive_members: view.members.iter().filter(|m| m.status == 1).count(),
+            problems: Vec::new(),
+        },
+        Err((problems, view)) => VerifyResult {
+            healthy: false,
+            leader: view.as_ref().and_then(|v| v.leader.clone()),
+            voters: view.as_ref().map(|v| v.raft.iter().filter(|s| s.voter).count()).unwrap_or(0),
+            alive_members: view.as_ref().map(|v| v.members.iter().filter(|m| m.status == 1).count()).unwrap_or(0),
+            problems,
+        },
+    }
+}
+
+pub async fn disconnect(runs: &mut [HostRun]) {
+    let conns: Vec<Connection> = runs
+        .iter_mut()
+        .filter_map(|r| {
+            let c = r.conn.take()?;
+            r.round_trips = c.round_trips();
+            Some(c)
+        })
+        .collect();
+    futures::future::join_all(conns.into_iter().map(|c| c.close())).await;
+}
+
+fn results(runs: &[HostRun]) -> Vec<HostResult> {
+    runs.iter()
+        .map(|r| HostResult {
+            name: r.host.name.clone(),
+            status: if r.failed.is_some() {
+                HostStatus::Failed
+            } else if r.changed > 0 {
+                HostStatus::Changed
+            } else {
+                HostStatus::Ok
+            },
+            changed: r.changed,
+            error: r.failed.as_ref().map(|(_, e)| e.clone()),
+            phase: r.failed.as_ref().map(|(p, _)| p.clone()),
+            duration_ms: r.started.elapsed().as_millis() as u64,
+            round_trips: r.round_trips.max(r.conn.as_ref().map(|c| c.round_trips()).unwrap_or(0)),
+        })
+        .collect()
+}
+
+/// `consulctl apply`.
+pub async fn run(args: &ApplyArgs, debug_log: Option<&Path>) -> Result<(), Error> {
+    let started = Instant::now();
+    let p = prepare(&args.inv, "apply", debug_log).await?;
+    let playbook = Playbook::rollout();
+    let timestamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
+    let mut runs: Vec<HostRun> = p.selected.iter().cloned().map(HostRun::new).collect();
+    let progress = Progress::new(runs.iter().map(|r| r.host.name.as_str()));
+    let mut binds = BTreeMap::new();
+    let mut verify_result = None;
+    for step in &playbook.steps {
+        progress.println(&format!("==> {}", step.title));
+        match step.task {
+            Task::Connect => connect(&mut runs, &p, &progress).await,
+            Task::GatherFacts => gather_facts(&mut runs, &p, &progress).await,
+            Task::Validate => binds = validate(&mut runs, &p, &progress),
+            Task::Upload => upload(&mut runs, &p, &progress).await,
+            Task::Configure => configure(&mut runs, &p, &progress, &timestamp).await,
+            Task::Start => start(&mut runs, &p, &progress, &step.hosts, &binds).await?,
+            Task::Verify => {
+                verify_result = Some(verify(&runs, &p, &progress, &binds, Duration::from_secs(args.verify_timeout)).await)
+            }
+            Task::Disconnect => disconnect(&mut runs).await,
+        }
+    }
+    disconnect(&mut runs).await;
+    for r in &runs {
+        progress.finish(&r.host.name, if r.failed.is_some() { "failed" } else { "done" });
+    }
+    progress.clear();
+    let recap = Recap::new(results(&runs), verify_result, started.elapsed(), p.debug_log.display().to_string());
+    tracing::info!(recap = %serde_json::to_string(&recap).unwrap_or_default(), "done");
+    match args.output {
+        Output::Text => print!("{}", recap.to_text()),
+        Output::Json => println!("{}", serde_json::to_string_pretty(&recap).unwrap_or_default()),
+    }
+    if recap.failed() {
+        eprintln!("debug log: {}", p.debug_log.display());
+        if recap.totals.failed > 0 {
+            return Err(Error::HostsFailed { failed: recap.totals.failed, total: recap.totals.hosts });
+        }
+        return Err(Error::Runtime(anyhow!(
+            "the cluster did not become healthy within {}s: {}",
+            args.verify_timeout,
+            recap.verify.as_ref().map(|v| v.problems.join("; ")).unwrap_or_default()
+        )));
+    }
+    Ok(())
+}
+
+/// `consulctl plan`: connect, gather facts, plan, print actions and unified diffs. Changes nothing.
+pub async fn plan(args: &PlanArgs, debug_log: Option<&Path>) -> Result<(), Error> {
+    let started = Instant::now();
+    let p = prepare(&args.inv, "plan", debug_log).await?;
+    let mut runs: Vec<HostRun> = p.selected.iter().cloned().map(HostRun::new).collect();
+    let progress = Progress::new(runs.iter().map(|r| r.host.name.as_str()));
+    connect(&mut runs, &p, &progress).await;
+    gather_facts(&mut runs, &p, &progress).await;
+    validate(&mut runs, &p, &progress);
+    // Current contents of the files that would change, for the diffs (one read per host).
+    let secrets: Vec<String> = p.cluster.encrypt.iter().map(|s| s.expose().to_string()).collect();
+    let mut texts: BTreeMap<String, String> = BTreeMap::new();
+    {
+        let reads = runs.iter().filter(|r| r.alive()).map(|r| async move {
+            let paths: Vec<&Path> = r
+                .plan
+                .file_writes()
+                .filter(|_| true)
+                .map(|f| f.path.as_path())
+                .collect();
+            let conn = r.conn.as_ref().expect("connected");
+            (r.host.name.clone(), crate::execute::read_files(conn, &paths).await)
+        });
+        let mut out = String::new();
+        let read: Vec<_> = futures::future::join_all(reads).await;
+        let read: BTreeMap<String, _> = read.into_iter().collect();
+        for r in &runs {
+            progress.finish(&r.host.name, "planned");
+        }
+        progress.clear();
+        let mut to_change = 0;
+        for r in &runs {
+            if let Some((phase, err)) = &r.failed {
+                out.push_str(&format!("{}: FAILED in {phase}: {err}\n\n", r.host.name));
+                continue;
+            }
+            if r.plan.is_empty() {
+                out.push_str(&format!("{}: no changes\n\n", r.host.name));
+                continue;
+            }
+            to_change += 1;
+            out.push_str(&format!("{}: {} actions\n", r.host.name, r.plan.len()));
+            for a in &r.plan.actions {
+                out.push_str(&format!("  - {a}\n"));
+            }
+            let current = match read.get(&r.host.name) {
+                Some(Ok(m)) => m.clone(),
+                Some(Err(e)) => {
+                    out.push_str(&format!("  (cannot read current files: {e:#})\n"));
+                    BTreeMap::new()
+                }
+                None => BTreeMap::new(),
+            };
+            for f in r.plan.file_writes() {
+                let path = f.path.display().to_string();
+                let old = current.get(&path).cloned().unwrap_or_default();
+                out.push_str(&unified_diff(&path, &redact(&old, &secrets), &redact(&f.content, &secrets)));
+            }
+            out.push('\n');
+        }
+        let failed = runs.iter().filter(|r| r.failed.is_some()).count();
+        out.push_str(&format!(
+            "{} hosts: {} to change, {} unchanged, {} failed ({:.1}s)\n",
+            runs.len(),
+            to_change,
+            runs.len() - to_change - failed,
+            failed,
+            started.elapsed().as_secs_f64()
+        ));
+        texts.insert("out".into(), out);
+    }
+    print!("{}", texts["out"]);
+    disconnect(&mut runs).await;
+    let failed = runs.iter().filter(|r| r.failed.is_some()).count();
+    if failed > 0 {
+        eprintln!("debug log: {}", p.debug_log.display());
+        return Err(Error::HostsFailed { failed, total: runs.len() });
+    }
+    Ok(())
+}
+
+/// Replace every secret value with `<redacted>`.
+pub fn redact(text: &str, secrets: &[String]) -> String {
+    let mut t = text.to_string();
+    for s in secrets.iter().filter(|s| !s.is_empty()) {
+        t = t.replace(s.as_str(), "<redacted>");
+    }
+    t
+}
+
+/// A unified diff of one file, `--- PATH` / `+++ PATH` headers, 3 lines of context.
+pub fn unified_diff(path: &str, old: &str, new: &str) -> String {
+    let diff = similar::TextDiff::from_lines(old, new);
+    let old_header = if old.is_empty() { "/dev/null".to_string() } else { path.to_string() };
+    let mut s = diff.unified_diff().context_radius(3).header(&old_header, path).to_string();
+    if !s.ends_with('\n') {
+        s.push('\n');
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diff_shows_only_the_changed_line() {
+        let old = "a = 1\nlog_level = \"INFO\"\nb = 2\n";
+        let new = "a = 1\nlog_level = \"DEBUG\"\nb = 2\n";
+        let d = unified_diff("/etc/consul.d/consul.hcl", old, new);
+        assert!(d.contains("--- /etc/consul.d/consul.hcl"), "{d}");
+        assert!(d.contains("-log_level = \"INFO\""), "{d}");
+        assert!(d.contains("+log_level = \"DEBUG\""), "{d}");
+        assert_eq!(d.lines().filter(|l| l.starts_with('+') && !l.starts_with("+++")).count(), 1);
+    }
+
+    #[test]
+    fn new_file_diffs_against_dev_null() {
+        let d = unified_diff("/etc/x", "", "x\n");
+        assert!(d.starts_with("--- /dev/null\n+++ /etc/x\n"), "{d}");
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_diffs() {
+        let key = "pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s=".to_string();
+        let text = format!("encrypt = \"{key}\"\n");
+        let r = redact(&text, &[key.clone()]);
+        assert!(!r.contains(&key));
+        assert!(r.contains("<redacted>"));
+    }
+}

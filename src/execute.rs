@@ -1,1 +1,159 @@
-//! (Being written.)
+//! Execute a host's plan over its connection, one phase at a time. Only what the plan lists is
+//! done; an agent is restarted only when its binary, config or unit changed.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use base64::Engine;
+
+use crate::action::Action;
+use crate::desired::FileKind;
+use crate::model::{Host, Init};
+use crate::plan::HostPlan;
+use crate::source::PreparedBinary;
+use crate::ssh::Connection;
+
+pub const INSTALL_BINARY: &str = include_str!("remote/install-binary.sh");
+pub const CONFIGURE: &str = include_str!("remote/configure.sh");
+pub const SERVICE: &str = include_str!("remote/service.sh");
+pub const READ_FILES: &str = include_str!("remote/read-files.sh");
+
+/// Where replaced files are kept on the host: `/var/backups/consulctl/<UTC timestamp>`.
+pub fn backup_dir(timestamp: &str) -> String {
+    format!("/var/backups/consulctl/{timestamp}")
+}
+
+/// Upload phase: install the binary (or package) when the plan says so.
+pub async fn upload(conn: &Connection, host: &Host, plan: &HostPlan, binary: Option<&PreparedBinary>) -> Result<()> {
+    match plan.binary_action() {
+        Some(Action::InstallBinary { sha256, .. }) => {
+            let binary = binary.context("internal: no prepared binary for an upload")?;
+            let data = tokio::fs::read(&binary.gzip)
+                .await
+                .with_context(|| format!("reading {}", binary.gzip.display()))?;
+            let args = vec![path_arg(&host.paths.binary), sha256.clone()];
+            conn.run_ok("install binary", INSTALL_BINARY, &args, Some(&data)).await?;
+        }
+        Some(Action::InstallPackage { commands }) => {
+            for argv in commands {
+                let script = "set -eu; \"$@\"";
+                conn.run_ok(&crate::action::shell_words(argv), script, argv, None).await?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Configure phase: create dirs, stage + validate + install changed files. Returns the paths
+/// written. When `consul validate` rejects the config nothing live changes and the error
+/// carries Consul's message.
+pub async fn configure(conn: &Connection, host: &Host, plan: &HostPlan, timestamp: &str) -> Result<Vec<String>> {
+    let dirs = plan.dirs();
+    let files: Vec<_> = plan.file_writes().collect();
+    if dirs.is_empty() && files.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut args = vec![
+        path_arg(&host.paths.binary),
+        path_arg(&host.paths.config_dir),
+        backup_dir(timestamp),
+    ];
+    args.extend(dirs.iter().map(|d| path_arg(d)));
+    args.push("--".into());
+    let mut tar = tar::Builder::new(Vec::new());
+    for (i, file) in files.iter().enumerate() {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(file.content.len() as u64);
+        header.set_mode(0o600);
+        header.set_mtime(0);
+        header.set_cksum();
+        tar.append_data(&mut header, i.to_string(), file.content.as_bytes())?;
+        args.push(path_arg(&file.path));
+        args.push(format!("{:o}", file.mode));
+        args.push(match file.kind {
+            FileKind::AgentConfig => "agent_config".into(),
+            _ => "other".into(),
+        });
+    }
+    let data = tar.into_inner()?;
+    let out = conn.run("configure", CONFIGURE, &args, Some(&data)).await?;
+    if !out.success() {
+        anyhow::bail!("{}", out.tail(12));
+    }
+    Ok(out
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("changed ").map(str::to_string))
+        .collect())
+}
+
+/// Start phase: reload the init system, enable, start or restart, then wait for the agent's
+/// local HTTP API. Returns the agent's PID as reported by the host.
+pub async fn start(conn: &Connection, host: &Host, plan: &HostPlan, http_addr: &str, wait_secs: u64) -> Result<Option<String>> {
+    let mut reload = false;
+    let mut enable = false;
+    let mut op = None;
+    for action in plan.service_actions() {
+        match action {
+            Action::ReloadInit => reload = true,
+            Action::Enable => enable = true,
+            Action::Start => op = Some("start"),
+            Action::Restart { .. } => op = Some("restart"),
+            _ => {}
+        }
+    }
+    let Some(op) = op.or(if reload || enable { Some("start") } else { None }) else {
+        return Ok(None);
+    };
+    let args = vec![
+        host.init.as_str().to_string(),
+        op.to_string(),
+        flag(reload),
+        flag(enable && host.init == Init::Systemd),
+        path_arg(&host.paths.binary),
+        http_addr.to_string(),
+        wait_secs.to_string(),
+        path_arg(&host.paths.log_dir),
+    ];
+    let out = conn.run("service", SERVICE, &args, None).await?;
+    if !out.success() {
+        anyhow::bail!("consul did not start: {}", out.tail(15));
+    }
+    Ok(out.stdout.lines().find_map(|l| l.strip_prefix("pid ").map(str::to_string)))
+}
+
+/// Read the current contents of files (for `plan` diffs). Missing files are absent in the map.
+pub async fn read_files(conn: &Connection, paths: &[&Path]) -> Result<std::collections::BTreeMap<String, String>> {
+    let mut map = std::collections::BTreeMap::new();
+    if paths.is_empty() {
+        return Ok(map);
+    }
+    let args: Vec<String> = paths.iter().map(|p| path_arg(p)).collect();
+    // The tar stream is binary: run it through base64 so it survives the text pipe.
+    let script = format!("{{ {} ; }} | base64", READ_FILES.trim_end());
+    let out = conn.run_ok("read files", &script, &args, None).await?;
+    let compact: String = out.stdout.split_whitespace().collect();
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(compact)
+        .context("decoding file contents")?;
+    let mut archive = tar::Archive::new(raw.as_slice());
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let path = entry.path()?.to_string_lossy().into_owned();
+        let mut content = String::new();
+        std::io::Read::read_to_string(&mut entry, &mut content).ok();
+        let path = if path.starts_with('/') { path } else { format!("/{path}") };
+        map.insert(path, content);
+    }
+    Ok(map)
+}
+
+fn flag(b: bool) -> String {
+    if b { "1".into() } else { "0".into() }
+}
+
+/// Remote paths travel as positional arguments (escaped by openssh), never spliced into scripts.
+pub fn path_arg(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}

@@ -82,3 +82,23 @@ impl Facts {
         self.files.get(path).map(|f| f.sha256.as_str())
     }
 }
+
+// --- placeholder API (replaced by the facts branch) ---
+pub const SCRIPT: &str = "";
+pub fn script_args(_host: &crate::model::Host) -> Vec<String> {
+    todo!()
+}
+impl Facts {
+    pub fn parse(_stdout: &str) -> anyhow::Result<Facts> {
+        todo!()
+    }
+    pub fn supervisor_program_path(&self, _host: &crate::model::Host) -> Option<PathBuf> {
+        todo!()
+    }
+    pub fn bind_addr_in(&self, _net: &ipnet::IpNet) -> Result<IpAddr, String> {
+        todo!()
+    }
+    pub fn agent_running(&self, _init: crate::model::Init) -> bool {
+        todo!()
+    }
+}

@@ -1,1 +1,386 @@
-//! (Being written.)
+//! The planner: a pure function from desired state and facts to actions.
+//! No I/O here: everything it needs is in its arguments, so it is tested with faked facts.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::action::Action;
+use crate::desired::{DesiredFile, FileKind};
+use crate::facts::Facts;
+use crate::model::{Host, Init};
+
+/// How the binary gets onto the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BinaryPlan {
+    /// Upload this binary (sha256 of the raw file) unless the host already has it.
+    Upload { sha256: String },
+    /// Install through the package manager with these commands unless the wanted version runs.
+    Package { commands: Vec<Vec<String>> },
+}
+
+/// Everything the planner needs for one host.
+pub struct PlanInput<'a> {
+    pub host: &'a Host,
+    pub facts: &'a Facts,
+    pub desired: &'a [DesiredFile],
+    pub binary: &'a BinaryPlan,
+    pub version: crate::version::Version,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct HostPlan {
+    pub actions: Vec<Action>,
+}
+
+impl HostPlan {
+    pub fn is_empty(&self) -> bool {
+        self.actions.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.actions.len()
+    }
+
+    pub fn binary_action(&self) -> Option<&Action> {
+        self.actions
+            .iter()
+            .find(|a| matches!(a, Action::InstallBinary { .. } | Action::InstallPackage { .. }))
+    }
+
+    pub fn dirs(&self) -> Vec<PathBuf> {
+        self.actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::CreateDirs { paths } => Some(paths.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+
+    pub fn file_writes(&self) -> impl Iterator<Item = &DesiredFile> {
+        self.actions.iter().filter_map(|a| match a {
+            Action::WriteFile { file, .. } => Some(file),
+            _ => None,
+        })
+    }
+
+    pub fn service_actions(&self) -> impl Iterator<Item = &Action> {
+        self.actions.iter().filter(|a| a.is_service())
+    }
+}
+
+/// Desired state + facts -> actions. Empty when the host is already right.
+pub fn plan_host(input: &PlanInput) -> HostPlan {
+    let PlanInput { host, facts, desired, binary, version } = input;
+    let mut actions = Vec::new();
+    let mut restart_reasons = Vec::new();
+
+    // The binary.
+    match binary {
+        BinaryPlan::Upload { sha256 } => {
+            let current = facts.consul.as_ref().map(|b| b.sha256.clone());
+            if current.as_deref() != Some(sha256.as_str()) {
+                if current.is_some() {
+                    restart_reasons.push("binary changed".to_string());
+                }
+                actions.push(Action::InstallBinary {
+                    path: host.paths.binary.clone(),
+                    sha256: sha256.clone(),
+                    current,
+                });
+            }
+        }
+        BinaryPlan::Package { commands } => {
+            let installed = facts.consul.as_ref().and_then(|b| b.version);
+            if installed != Some(*version) {
+                if installed.is_some() {
+                    restart_reasons.push("version changed".to_string());
+                }
+                actions.push(Action::InstallPackage { commands: commands.clone() });
+            }
+        }
+    }
+
+    // Directories.
+    let missing: Vec<PathBuf> = [&host.paths.config_dir, &host.paths.data_dir, &host.paths.log_dir]
+        .into_iter()
+        .filter(|d| facts.dirs.get(*d) != Some(&true))
+        .cloned()
+        .collect();
+    if !missing.is_empty() {
+        actions.push(Action::CreateDirs { paths: missing });
+    }
+
+    // Files.
+    let mut init_files_changed = false;
+    for file in desired.iter() {
+        let current = facts.files.get(&file.path);
+        let same_content = current.map(|c| c.sha256 == file.sha256()).unwrap_or(false);
+        let same_mode = current.map(|c| c.mode == format!("{:o}", file.mode)).unwrap_or(false);
+        if same_content && same_mode {
+            continue;
+        }
+        if !same_content {
+            match file.kind {
+                FileKind::AgentConfig => restart_reasons.push("config changed".to_string()),
+                FileKind::SystemdUnit | FileKind::SupervisorProgram => {
+                    init_files_changed = true;
+                    restart_reasons.push(format!("{} changed", kind_word(file.kind)));
+                }
+            }
+        }
+        actions.push(Action::WriteFile {
+            file: file.clone(),
+            current: current.map(|c| c.sha256.clone()),
+        });
+    }
+
+    // The service.
+    let running = facts.agent_running(host.init);
+    let init_knows_program = match host.init {
+        Init::Systemd => facts
+            .systemd
+            .as_ref()
+            .map(|s| s.enabled != "not-found" && !s.enabled.is_empty())
+            .unwrap_or(false),
+        Init::Supervisord => facts.supervisor.as_ref().and_then(|s| s.program.as_ref()).is_some(),
+    };
+    if init_files_changed || !init_knows_program {
+        actions.push(Action::ReloadInit);
+    }
+    if host.init == Init::Systemd {
+        let enabled = facts.systemd.as_ref().map(|s| s.enabled == "enabled").unwrap_or(false);
+        if !enabled {
+            actions.push(Action::Enable);
+        }
+    }
+    if !running {
+        actions.push(Action::Start);
+    } else if !restart_reasons.is_empty() {
+        restart_reasons.dedup();
+        actions.push(Action::Restart { reasons: restart_reasons });
+    }
+
+    HostPlan { actions }
+}
+
+fn kind_word(kind: FileKind) -> &'static str {
+    match kind {
+        FileKind::AgentConfig => "config",
+        FileKind::SystemdUnit => "unit",
+        FileKind::SupervisorProgram => "program",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::{FileFact, InstalledBinary, SupervisorState, SystemdUnitState};
+    use crate::model::{BindAddr, HostKeyPolicy, Paths, Role, SshTarget};
+    use crate::version::Version;
+
+    const SHA: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+    fn host(init: Init) -> Host {
+        Host {
+            name: "server1".into(),
+            address: "10.0.0.11".into(),
+            role: Role::Server,
+            tags: vec![],
+            init,
+            bind: BindAddr::Fixed("10.0.0.11".parse().unwrap()),
+            client_addr: "127.0.0.1".into(),
+            log_level: "INFO".into(),
+            ssh: SshTarget {
+                user: "root".into(),
+                port: 22,
+                identity_file: None,
+                known_hosts: None,
+                jump: None,
+                host_keys: HostKeyPolicy::Strict,
+                connect_timeout_secs: 10,
+            },
+            paths: Paths::vendor_default(),
+            extra_config: Default::default(),
+        }
+    }
+
+    fn desired(init: Init) -> Vec<DesiredFile> {
+        let (path, kind) = match init {
+            Init::Systemd => ("/etc/systemd/system/consul.service", FileKind::SystemdUnit),
+            Init::Supervisord => ("/etc/supervisor/conf.d/consul.conf", FileKind::SupervisorProgram),
+        };
+        vec![
+            DesiredFile {
+                path: "/etc/consul.d/consul.hcl".into(),
+                content: "datacenter = \"dc1\"\n".into(),
+                mode: 0o640,
+                kind: FileKind::AgentConfig,
+                secret: false,
+            },
+            DesiredFile { path: path.into(), content: "[unit]\n".into(), mode: 0o644, kind, secret: false },
+        ]
+    }
+
+    /// A host where everything already matches `desired(init)` and the agent runs.
+    fn converged(init: Init) -> Facts {
+        let mut f = Facts {
+            pid1: if init == Init::Systemd { "systemd".into() } else { "supervisord".into() },
+            consul: Some(InstalledBinary { sha256: SHA.into(), version: Some(Version::new(1, 8, 7)) }),
+            consul_pid: Some(4242),
+            ..Facts::default()
+        };
+        for d in desired(init) {
+            f.files.insert(
+                d.path.clone(),
+                FileFact { sha256: d.sha256(), mode: format!("{:o}", d.mode), owner: "root".into() },
+            );
+        }
+        for d in ["/etc/consul.d", "/opt/consul", "/var/log/consul"] {
+            f.dirs.insert(d.into(), true);
+        }
+        match init {
+            Init::Systemd => {
+                f.systemd = Some(SystemdUnitState { active: "active".into(), enabled: "enabled".into() })
+            }
+            Init::Supervisord => {
+                f.supervisor = Some(SupervisorState { running: true, program: Some("RUNNING".into()) });
+                f.supervisor_include_dir = Some("/etc/supervisor/conf.d".into());
+            }
+        }
+        f
+    }
+
+    fn fresh(init: Init) -> Facts {
+        let mut f = Facts { pid1: converged(init).pid1, ..Facts::default() };
+        match init {
+            Init::Systemd => {
+                f.systemd = Some(SystemdUnitState { active: "inactive".into(), enabled: "not-found".into() })
+            }
+            Init::Supervisord => {
+                f.supervisor = Some(SupervisorState { running: true, program: None });
+                f.supervisor_include_dir = Some("/etc/supervisor/conf.d".into());
+            }
+        }
+        f
+    }
+
+    fn plan(init: Init, facts: &Facts, desired: &[DesiredFile]) -> HostPlan {
+        let h = host(init);
+        plan_host(&PlanInput {
+            host: &h,
+            facts,
+            desired,
+            binary: &BinaryPlan::Upload { sha256: SHA.into() },
+            version: Version::new(1, 8, 7),
+        })
+    }
+
+    fn kinds(p: &HostPlan) -> Vec<String> {
+        p.actions
+            .iter()
+            .map(|a| match a {
+                Action::InstallBinary { .. } => "install_binary".to_string(),
+                Action::InstallPackage { .. } => "install_package".into(),
+                Action::CreateDirs { paths } => format!("dirs:{}", paths.len()),
+                Action::WriteFile { file, .. } => format!("write:{}", file.path.display()),
+                Action::ReloadInit => "reload_init".into(),
+                Action::Enable => "enable".into(),
+                Action::Start => "start".into(),
+                Action::Restart { reasons } => format!("restart:{}", reasons.join("+")),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn fresh_systemd_host_gets_everything_and_a_start() {
+        let p = plan(Init::Systemd, &fresh(Init::Systemd), &desired(Init::Systemd));
+        assert_eq!(
+            kinds(&p),
+            [
+                "install_binary",
+                "dirs:3",
+                "write:/etc/consul.d/consul.hcl",
+                "write:/etc/systemd/system/consul.service",
+                "reload_init",
+                "enable",
+                "start"
+            ]
+        );
+    }
+
+    #[test]
+    fn fresh_supervisord_host_is_not_enabled_through_systemctl() {
+        let p = plan(Init::Supervisord, &fresh(Init::Supervisord), &desired(Init::Supervisord));
+        let k = kinds(&p);
+        assert!(!k.contains(&"enable".to_string()), "{k:?}");
+        assert!(k.contains(&"reload_init".to_string()), "{k:?}");
+        assert_eq!(k.last().map(String::as_str), Some("start"));
+    }
+
+    #[test]
+    fn converged_host_has_an_empty_plan() {
+        for init in [Init::Systemd, Init::Supervisord] {
+            let p = plan(init, &converged(init), &desired(init));
+            assert!(p.is_empty(), "{init:?}: {:?}", kinds(&p));
+        }
+    }
+
+    #[test]
+    fn changed_agent_config_restarts_without_reloading_init() {
+        let mut d = desired(Init::Systemd);
+        d[0].content = "datacenter = \"dc1\"\nlog_level = \"DEBUG\"\n".into();
+        let p = plan(Init::Systemd, &converged(Init::Systemd), &d);
+        assert_eq!(kinds(&p), ["write:/etc/consul.d/consul.hcl", "restart:config changed"]);
+    }
+
+    #[test]
+    fn changed_unit_reloads_init_and_restarts() {
+        let mut d = desired(Init::Systemd);
+        d[1].content = "[unit]\nLimitNOFILE=1\n".into();
+        let p = plan(Init::Systemd, &converged(Init::Systemd), &d);
+        assert_eq!(
+            kinds(&p),
+            ["write:/etc/systemd/system/consul.service", "reload_init", "restart:unit changed"]
+        );
+    }
+
+    #[test]
+    fn stopped_but_converged_agent_is_started_not_rewritten() {
+        let mut f = converged(Init::Supervisord);
+        f.supervisor = Some(SupervisorState { running: true, program: Some("STOPPED".into()) });
+        f.consul_pid = None;
+        let p = plan(Init::Supervisord, &f, &desired(Init::Supervisord));
+        assert_eq!(kinds(&p), ["start"]);
+    }
+
+    #[test]
+    fn different_binary_is_uploaded_and_restarts() {
+        let mut f = converged(Init::Systemd);
+        f.consul.as_mut().unwrap().sha256 = "b".repeat(64);
+        let p = plan(Init::Systemd, &f, &desired(Init::Systemd));
+        assert_eq!(kinds(&p), ["install_binary", "restart:binary changed"]);
+    }
+
+    #[test]
+    fn mode_drift_rewrites_the_file_without_restart() {
+        let mut f = converged(Init::Systemd);
+        f.files.get_mut(std::path::Path::new("/etc/consul.d/consul.hcl")).unwrap().mode = "644".into();
+        let p = plan(Init::Systemd, &f, &desired(Init::Systemd));
+        assert_eq!(kinds(&p), ["write:/etc/consul.d/consul.hcl"]);
+    }
+
+    #[test]
+    fn package_source_skips_install_when_version_matches() {
+        let h = host(Init::Systemd);
+        let f = converged(Init::Systemd);
+        let d = desired(Init::Systemd);
+        let binary = BinaryPlan::Package { commands: vec![vec!["apt-get".into(), "install".into()]] };
+        let same = plan_host(&PlanInput { host: &h, facts: &f, desired: &d, binary: &binary, version: Version::new(1, 8, 7) });
+        assert!(same.is_empty());
+        let newer = plan_host(&PlanInput { host: &h, facts: &f, desired: &d, binary: &binary, version: Version::new(1, 21, 0) });
+        assert_eq!(kinds(&newer), ["install_package", "restart:version changed"]);
+    }
+}

@@ -1,1 +1,1 @@
-//! (Being written.)
+//! Remote scripts live in src/remote/*.sh and are embedded where they are used.

@@ -16,3 +16,10 @@ pub struct PreparedBinary {
 pub async fn prepare(_cluster: &Cluster) -> anyhow::Result<Option<PreparedBinary>> {
     todo!()
 }
+// --- placeholder API (replaced by the facts branch) ---
+pub fn package_install_commands(_m: crate::model::PackageManager, _v: &crate::version::Version) -> Vec<Vec<String>> {
+    todo!()
+}
+pub fn resolve_package_manager(_m: crate::model::PackageManager, _f: &crate::facts::Facts) -> Result<crate::model::PackageManager, String> {
+    todo!()
+}

@@ -1,1 +1,212 @@
-//! (Being written.)
+//! SSH connections through the system `ssh` client (openssh crate, one multiplexed master per
+//! host), so users keep their ssh_config, agent, ProxyJump and known_hosts.
+//!
+//! Every remote command is a fixed script run as `sh -c SCRIPT sh ARG...`; each argument goes
+//! through openssh's escaping (`Command::arg`). Inventory values never become shell text.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use openssh::{KnownHosts, Session, SessionBuilder, Stdio};
+use tokio::io::AsyncWriteExt;
+
+use crate::model::{Host, HostKeyPolicy};
+
+/// What a remote command printed and how it ended.
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub status: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn success(&self) -> bool {
+        self.status == 0
+    }
+
+    /// The last few lines of stderr (or stdout when stderr is empty), for error messages.
+    pub fn tail(&self, lines: usize) -> String {
+        let text = if self.stderr.trim().is_empty() { &self.stdout } else { &self.stderr };
+        let all: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+pub struct Connection {
+    host: String,
+    session: Session,
+    sudo: bool,
+    round_trips: AtomicU32,
+}
+
+impl Connection {
+    /// Open the master connection to a host. `accept_new` overrides a strict inventory policy.
+    pub async fn connect(host: &Host, accept_new: bool) -> Result<Connection> {
+        let ssh = &host.ssh;
+        let mut builder = SessionBuilder::default();
+        builder
+            .user(ssh.user.clone())
+            .port(ssh.port)
+            .connect_timeout(Duration::from_secs(ssh.connect_timeout_secs))
+            .server_alive_interval(Duration::from_secs(15))
+            .control_directory(std::env::temp_dir())
+            .known_hosts_check(match (ssh.host_keys, accept_new) {
+                (HostKeyPolicy::AcceptNew, _) | (_, true) => KnownHosts::Add,
+                (HostKeyPolicy::Strict, false) => KnownHosts::Strict,
+            });
+        if let Some(key) = &ssh.identity_file {
+            builder.keyfile(key);
+        }
+        if let Some(known) = &ssh.known_hosts {
+            builder.user_known_hosts_file(known);
+        }
+        if let Some(jump) = &ssh.jump {
+            builder.jump_hosts([jump.as_str()]);
+        }
+        let started = Instant::now();
+        let session = builder.connect(&host.address).await.map_err(|e| {
+            let detail = error_chain(&e);
+            let hint = if detail.contains("Host key verification failed")
+                || detail.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
+            {
+                format!(
+                    "\n  the host key of {} is unknown or changed; check it, then add it to {} \
+                     (or run with --accept-new-host-keys for a host you have not connected to yet)",
+                    host.address,
+                    ssh.known_hosts
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_else(|| "~/.ssh/known_hosts".into())
+                )
+            } else {
+                String::new()
+            };
+            anyhow!(
+                "cannot connect to {}@{}:{}: {}{}",
+                ssh.user,
+                host.address,
+                ssh.port,
+                detail,
+                hint
+            )
+        })?;
+        tracing::debug!(host = %host.name, elapsed_ms = started.elapsed().as_millis() as u64, "connected");
+        Ok(Connection {
+            host: host.name.clone(),
+            session,
+            sudo: ssh.needs_sudo(),
+            round_trips: AtomicU32::new(0),
+        })
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// How many remote commands this connection has run.
+    pub fn round_trips(&self) -> u32 {
+        self.round_trips.load(Ordering::Relaxed)
+    }
+
+    /// Run a fixed script with positional arguments, as root (through `sudo -n` for other
+    /// users), optionally feeding `stdin`. Returns the output whatever the exit status; fails
+    /// only when the command could not run at all or sudo wants a password.
+    pub async fn run(&self, name: &str, script: &str, args: &[String], stdin: Option<&[u8]>) -> Result<Output> {
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        let mut cmd = if self.sudo {
+            let mut c = self.session.command("sudo");
+            c.arg("-n").arg("--").arg("sh");
+            c
+        } else {
+            self.session.command("sh")
+        };
+        cmd.arg("-c").arg(script).arg("sh").args(args);
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        let mut child = cmd
+            .spawn()
+            .await
+            .with_context(|| format!("{}: cannot start remote command `{name}`", self.host))?;
+        if let Some(data) = stdin {
+            let mut pipe = child.stdin().take().context("stdin pipe missing")?;
+            pipe.write_all(data)
+                .await
+                .with_context(|| format!("{}: sending data for `{name}`", self.host))?;
+            pipe.shutdown().await.ok();
+            drop(pipe);
+        }
+        let out = child
+            .wait_with_output()
+            .await
+            .with_context(|| format!("{}: remote command `{name}` did not finish", self.host))?;
+        let output = Output {
+            status: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        tracing::debug!(
+            host = %self.host,
+            command = name,
+            args = ?args,
+            status = output.status,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            stdout = %truncate(&output.stdout, 4000),
+            stderr = %truncate(&output.stderr, 4000),
+            "remote command"
+        );
+        if self.sudo && output.status != 0 && output.stderr.contains("a password is required") {
+            bail!(
+                "{}: the SSH user cannot run `sudo -n` without a password; give it passwordless sudo \
+                 (NOPASSWD) or connect as root",
+                self.host
+            );
+        }
+        if output.status == 255 && output.stdout.is_empty() {
+            bail!("{}: SSH connection lost during `{name}`: {}", self.host, output.tail(3));
+        }
+        Ok(output)
+    }
+
+    /// Like `run`, but a non-zero exit is an error carrying the last lines of output.
+    pub async fn run_ok(&self, name: &str, script: &str, args: &[String], stdin: Option<&[u8]>) -> Result<Output> {
+        let out = self.run(name, script, args, stdin).await?;
+        if !out.success() {
+            bail!("{name} failed (exit {}): {}", out.status, out.tail(6));
+        }
+        Ok(out)
+    }
+
+    pub async fn close(self) {
+        if let Err(e) = self.session.close().await {
+            tracing::debug!(host = %self.host, error = %e, "closing ssh master");
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(cause) = src {
+        let c = cause.to_string();
+        if !s.contains(&c) {
+            s.push_str(": ");
+            s.push_str(&c);
+        }
+        src = cause.source();
+    }
+    s
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}

@@ -1,0 +1,71 @@
+# Stage, validate and install managed files. A tar stream on stdin holds the new files,
+# named 0, 1, 2, ... in the order of the file arguments.
+# Args: 1=consul binary, 2=config dir, 3=backup dir, then dirs to create until "--",
+#       then one triple per file: destination, octal mode, kind (agent_config|other).
+# Agent config files are validated together with the rest of the config dir by
+# `consul validate` in a staging dir; nothing live changes unless that passes.
+# Replaced files are copied to the backup dir first. Prints "changed PATH" per written file.
+set -eu
+bin=$1; confdir=$2; backup=$3
+shift 3
+while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do
+  mkdir -p "$1"
+  echo "created $1"
+  shift
+done
+[ "$#" -gt 0 ] && shift
+stage=$(mktemp -d /tmp/consulctl-stage.XXXXXX)
+trap 'rm -rf "$stage"' EXIT
+mkdir "$stage/new" "$stage/validate"
+tar -xf - -C "$stage/new"
+# The staging copy of the config dir: the live files, then the new agent config on top.
+if [ -d "$confdir" ]; then
+  for f in "$confdir"/*.hcl "$confdir"/*.json; do
+    [ -f "$f" ] && cp -p "$f" "$stage/validate/"
+  done
+fi
+i=0
+need_validate=0
+for_each_file() {
+  # $1 = callback; remaining = triples
+  cb=$1; shift
+  i=0
+  while [ "$#" -ge 3 ]; do
+    "$cb" "$stage/new/$i" "$1" "$2" "$3"
+    i=$((i + 1))
+    shift 3
+  done
+}
+stage_agent_config() {
+  if [ "$4" = agent_config ]; then
+    cp "$1" "$stage/validate/$(basename "$2")"
+    need_validate=1
+  fi
+}
+for_each_file stage_agent_config "$@"
+if [ "$need_validate" = 1 ]; then
+  if ! out=$("$bin" validate "$stage/validate" 2>&1); then
+    echo "consul validate rejected the new configuration:" >&2
+    echo "$out" >&2
+    exit 3
+  fi
+fi
+install_file() {
+  src=$1; dest=$2; mode=$3
+  if [ -f "$dest" ] && cmp -s "$src" "$dest"; then
+    chmod "$mode" "$dest"
+    echo "mode $dest"
+    return 0
+  fi
+  mkdir -p "$(dirname "$dest")"
+  if [ -f "$dest" ]; then
+    mkdir -p "$backup$(dirname "$dest")"
+    cp -p "$dest" "$backup$dest"
+  fi
+  tmp="$dest.consulctl-tmp"
+  cp "$src" "$tmp"
+  chmod "$mode" "$tmp"
+  mv -f "$tmp" "$dest"
+  echo "changed $dest"
+}
+for_each_file install_file "$@"

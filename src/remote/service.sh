@@ -1,0 +1,55 @@
+# Start or restart the consul agent under its init system and wait until it answers locally.
+# Args: 1=init (systemd|supervisord), 2=operation (start|restart), 3=reload-init (0|1),
+#       4=enable (0|1), 5=consul binary, 6=HTTP address of the local agent (host:port),
+#       7=seconds to wait, 8=log dir (supervisord logs).
+set -eu
+init=$1; op=$2; reload=$3; enable=$4; bin=$5; http=$6; wait=$7; logdir=$8
+case "$init" in
+systemd)
+  [ "$reload" = 1 ] && systemctl daemon-reload
+  [ "$enable" = 1 ] && systemctl enable --quiet consul
+  systemctl "$op" --no-block consul
+  ;;
+supervisord)
+  if [ "$reload" = 1 ]; then
+    supervisorctl reread >/dev/null
+    # `update` adds a new program (autostart starts it) and restarts a changed one.
+    supervisorctl update consul >/dev/null
+  fi
+  state=$(supervisorctl status consul 2>/dev/null | awk '{print $2}') || true
+  if [ "$op" = restart ] && [ "$reload" != 1 ]; then
+    supervisorctl restart consul >/dev/null || true
+  elif [ "$state" != RUNNING ] && [ "$state" != STARTING ]; then
+    supervisorctl start consul >/dev/null || true
+  fi
+  ;;
+*)
+  echo "unknown init system $init" >&2
+  exit 2
+  ;;
+esac
+# Wait until the agent answers on its HTTP API, or give up with its last log lines.
+n=0
+while [ "$n" -lt "$((wait * 4))" ]; do
+  if "$bin" members -http-addr="http://$http" >/dev/null 2>&1; then
+    echo "pid $(pidof consul 2>/dev/null || pgrep -x consul 2>/dev/null || echo unknown)"
+    exit 0
+  fi
+  if [ "$init" = systemd ] && [ "$n" -gt 8 ] && systemctl is-failed --quiet consul; then
+    break
+  fi
+  if [ "$init" = supervisord ] && [ "$n" -gt 8 ]; then
+    case $(supervisorctl status consul 2>/dev/null | awk '{print $2}') in
+      FATAL|BACKOFF|EXITED) break ;;
+    esac
+  fi
+  sleep 0.25
+  n=$((n + 1))
+done
+echo "the consul agent did not come up within ${wait}s; its last log lines:" >&2
+if [ "$init" = systemd ]; then
+  journalctl -u consul -n 15 --no-pager 2>&1 | tail -n 15 >&2 || true
+else
+  tail -n 15 "$logdir/consul.err.log" "$logdir/consul.out.log" 2>/dev/null >&2 || true
+fi
+exit 4
