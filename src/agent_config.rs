@@ -490,7 +490,7 @@ mod tests {
     };
 
     const VERSIONS: &[&str] = &["1.8.7", "1.9.17", "1.12.9", "1.14.11", "1.21.0"];
-    const TEST_KEY: &str = "c2VlZC1saWtlLXRlc3Qta2V5LW5vdC1hLXJlYWwtb25l";
+    const TEST_KEY: &str = "Y29uc3VsY3RsLWdvbGRlbi10ZXN0LWtleS0zMmJ5dGU=";
 
     fn obj(v: Value) -> Map<String, Value> {
         v.as_object().expect("object").clone()
