@@ -1,10 +1,37 @@
-//! Version-aware agent config, systemd unit and supervisord program for one host. (Being written.)
-use std::net::IpAddr;
-use std::path::PathBuf;
+//! Version-aware agent config, systemd unit and supervisord program for one host.
+//!
+//! The agent config is built as an ordered JSON object in Rust ([`agent_config`]), deep-merged
+//! with the host's `extra_config` (extra wins), checked against what the target Consul version
+//! accepts ([`Features`]), then written as HCL by the `consul.hcl.tera` template through the
+//! `hcl` filter (see [`crate::templates::hcl_body`]). The rendered text is parsed again with
+//! hcl-rs; a template override that produces broken HCL is an error, not a file on a host.
+//!
+//! Version rules (see docs/DESIGN.md), and what happens to the user's `extra_config`:
+//!
+//! | key | < 1.9 | >= 1.9 |
+//! |---|---|---|
+//! | UI on servers | `ui = true` | `ui_config { enabled = true }` |
+//! | extra `ui_config` | error (1.8 rejects the key) | merged |
+//! | extra `ui = B` | merged | translated to `ui_config { enabled = B }` (same meaning, `ui` is deprecated); error if `ui_config.enabled` says otherwise |
+//! | extra `raft_protocol` | merged | error: removed, only protocol 3 exists |
+//!
+//! Keys newer than the target version are errors too, rather than a failed `consul validate`
+//! on the host: `tls` (1.12), `ports.grpc_tls` (1.14), `acl.tokens.initial_management` (1.11).
+//!
+//! TLS and ACL are not configured from the inventory yet; [`tls_config`], [`acl_config`] and
+//! [`grpc_port`] hold the per-version mapping so that work plugs in with [`deep_merge`].
 
-use crate::desired::DesiredFile;
-use crate::model::{Cluster, Host};
-use crate::templates::Templates;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context as _};
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+use crate::desired::{DesiredFile, FileKind};
+use crate::model::{Cluster, Host, Init, Role, Secret};
+use crate::templates::{self, Templates};
+use crate::version::Version;
 
 pub struct HostContext<'a> {
     pub cluster: &'a Cluster,
@@ -17,6 +44,942 @@ pub struct HostContext<'a> {
     pub supervisor_program: PathBuf,
 }
 
-pub fn render_host(_t: &Templates, _ctx: &HostContext) -> anyhow::Result<Vec<DesiredFile>> {
-    todo!()
+/// File name of the agent config inside `paths.config_dir`.
+pub const AGENT_CONFIG_FILE: &str = "consul.hcl";
+/// The user the agent runs as (systemd `User=`/`Group=`, supervisord `user=`).
+pub const RUN_AS: &str = "root";
+/// `retry_interval`: Consul's default of 30s makes an agent that starts before the servers
+/// wait 30s between attempts. 5s costs nothing.
+pub const RETRY_INTERVAL: &str = "5s";
+
+/// What the agent config of a Consul version may contain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Features {
+    /// `ui_config { enabled = ... }` (1.9+); before that only `ui = true`.
+    pub ui_config: bool,
+    /// `tls { defaults {} internal_rpc {} https {} grpc {} }` (1.12+); before that top-level
+    /// `verify_*`, `ca_file`, `cert_file`, `key_file`.
+    pub tls_block: bool,
+    /// `ports.grpc_tls` (1.14+); before that `ports.grpc` served TLS when TLS was configured.
+    pub grpc_tls: bool,
+    /// `acl.tokens.initial_management` (1.11+); before that `acl.tokens.master`.
+    pub acl_initial_management: bool,
+    /// `raft_protocol` may be set (before 1.9; from 1.9 only protocol 3 exists).
+    pub raft_protocol_allowed: bool,
+}
+
+impl Features {
+    pub fn for_version(v: &Version) -> Features {
+        Features {
+            ui_config: v.at_least(1, 9),
+            tls_block: v.at_least(1, 12),
+            grpc_tls: v.at_least(1, 14),
+            acl_initial_management: v.at_least(1, 11),
+            raft_protocol_allowed: !v.at_least(1, 9),
+        }
+    }
+}
+
+/// The files consulctl manages on this host: the agent config, then the systemd unit or the
+/// supervisord program (by `host.init`).
+pub fn render_host(t: &Templates, ctx: &HostContext) -> anyhow::Result<Vec<DesiredFile>> {
+    let host = ctx.host;
+    let version = ctx.cluster.consul.version;
+    let config = agent_config(ctx)?;
+    let config_path = host.paths.config_dir.join(AGENT_CONFIG_FILE);
+
+    let mut c = tera::Context::new();
+    c.insert("config", &config);
+    c.insert("version", &version.to_string());
+    c.insert("role", host.role.as_str());
+    let text = t
+        .render(templates::AGENT_CONFIG, &c)
+        .with_context(|| format!("host {}: agent config", host.name))?;
+    if let Err(e) = hcl::parse(&text) {
+        bail!(
+            "host {}: the rendered {} is not valid HCL (template {}): {e}",
+            host.name,
+            config_path.display(),
+            t.describe(templates::AGENT_CONFIG)
+        );
+    }
+    let mut files = vec![DesiredFile {
+        path: config_path.clone(),
+        content: text,
+        mode: 0o640,
+        kind: FileKind::AgentConfig,
+        secret: holds_secrets(&config),
+    }];
+
+    let binary = unit_safe_path(host, "paths.binary", &host.paths.binary)?;
+    let config_dir = unit_safe_path(host, "paths.config_dir", &host.paths.config_dir)?;
+    let mut c = tera::Context::new();
+    c.insert("binary", binary);
+    c.insert("config_dir", config_dir);
+    c.insert("user", RUN_AS);
+    c.insert("group", RUN_AS);
+    match host.init {
+        Init::Systemd => {
+            c.insert(
+                "config_file",
+                unit_safe_path(host, "paths.config_dir", &config_path)?,
+            );
+            let text = t
+                .render(templates::SYSTEMD_UNIT, &c)
+                .with_context(|| format!("host {}: systemd unit", host.name))?;
+            files.push(DesiredFile {
+                path: host.paths.systemd_unit.clone(),
+                content: text,
+                mode: 0o644,
+                kind: FileKind::SystemdUnit,
+                secret: false,
+            });
+        }
+        Init::Supervisord => {
+            c.insert(
+                "log_dir",
+                unit_safe_path(host, "paths.log_dir", &host.paths.log_dir)?,
+            );
+            let text = t
+                .render(templates::SUPERVISOR_PROGRAM, &c)
+                .with_context(|| format!("host {}: supervisord program", host.name))?;
+            files.push(DesiredFile {
+                path: ctx.supervisor_program.clone(),
+                content: text,
+                mode: 0o644,
+                kind: FileKind::SupervisorProgram,
+                secret: false,
+            });
+        }
+    }
+    Ok(files)
+}
+
+/// The agent config of one host as an ordered object: generated keys first (in a fixed order),
+/// then `extra_config` merged over them by [`deep_merge`] after the version checks and the
+/// `ui` translation described in the module docs.
+pub fn agent_config(ctx: &HostContext) -> anyhow::Result<Map<String, Value>> {
+    let cluster = ctx.cluster;
+    let host = ctx.host;
+    let version = cluster.consul.version;
+    let features = Features::for_version(&version);
+
+    let mut c = Map::new();
+    c.insert("datacenter".into(), json!(cluster.datacenter));
+    c.insert("domain".into(), json!(cluster.domain));
+    c.insert("node_name".into(), json!(host.name));
+    c.insert(
+        "data_dir".into(),
+        json!(path_str(host, "paths.data_dir", &host.paths.data_dir)?),
+    );
+    c.insert("bind_addr".into(), json!(ctx.bind_addr.to_string()));
+    c.insert("advertise_addr".into(), json!(ctx.bind_addr.to_string()));
+    c.insert("client_addr".into(), json!(host.client_addr));
+    c.insert("log_level".into(), json!(host.log_level));
+    match host.role {
+        Role::Server => {
+            c.insert("server".into(), json!(true));
+            c.insert("bootstrap_expect".into(), json!(cluster.servers().count()));
+            if features.ui_config {
+                c.insert("ui_config".into(), json!({ "enabled": true }));
+            } else {
+                c.insert("ui".into(), json!(true));
+            }
+        }
+        Role::Client => {
+            c.insert("server".into(), json!(false));
+        }
+    }
+    if let Some(key) = &cluster.encrypt {
+        c.insert("encrypt".into(), json!(key.expose()));
+    }
+    // Servers are in the list too, themselves included: with `Type=notify` Consul only says
+    // READY once a join succeeded, and joining itself lets the first server start alone.
+    let join: Vec<String> = ctx.retry_join.iter().map(|ip| ip.to_string()).collect();
+    c.insert("retry_join".into(), json!(join));
+    c.insert("retry_interval".into(), json!(RETRY_INTERVAL));
+
+    let extra = check_extra(host, &version, &features, &host.extra_config)?;
+    deep_merge(&mut c, &extra);
+    Ok(c)
+}
+
+/// Merges `overlay` into `base`: overlay values win; where both hold an object they merge key
+/// by key (recursively); anything else (lists included) is replaced. New keys are appended in
+/// the overlay's order, replaced ones keep their place.
+pub fn deep_merge(base: &mut Map<String, Value>, overlay: &Map<String, Value>) {
+    for (key, value) in overlay {
+        match (base.get_mut(key), value) {
+            (Some(Value::Object(b)), Value::Object(o)) => deep_merge(b, o),
+            (Some(slot), _) => *slot = value.clone(),
+            (None, _) => {
+                base.insert(key.clone(), value.clone());
+            }
+        }
+    }
+}
+
+/// Checks the user's extra config against the target version and translates `ui` for 1.9+.
+fn check_extra(
+    host: &Host,
+    version: &Version,
+    features: &Features,
+    extra: &Map<String, Value>,
+) -> anyhow::Result<Map<String, Value>> {
+    let err = |key: &str, why: String| {
+        anyhow!(
+            "host {}: extra config key `{key}` {why} (cluster Consul version {version})",
+            host.name
+        )
+    };
+    if extra.contains_key("raft_protocol") && !features.raft_protocol_allowed {
+        return Err(err(
+            "raft_protocol",
+            "was removed in Consul 1.9, which only speaks raft protocol 3; remove it".into(),
+        ));
+    }
+    if extra.contains_key("ui_config") && !features.ui_config {
+        return Err(err(
+            "ui_config",
+            "needs Consul 1.9 or later (1.8 rejects it: \"invalid config key ui_config\"); \
+             use `ui = true` instead"
+                .into(),
+        ));
+    }
+    if extra.contains_key("tls") && !features.tls_block {
+        return Err(err(
+            "tls",
+            "needs Consul 1.12 or later; use the top-level `verify_incoming`, \
+             `verify_outgoing`, `verify_server_hostname`, `ca_file`, `cert_file`, `key_file`"
+                .into(),
+        ));
+    }
+    if get_path(extra, &["ports", "grpc_tls"]).is_some() && !features.grpc_tls {
+        return Err(err(
+            "ports.grpc_tls",
+            "needs Consul 1.14 or later; use `ports.grpc`".into(),
+        ));
+    }
+    if get_path(extra, &["acl", "tokens", "initial_management"]).is_some()
+        && !features.acl_initial_management
+    {
+        return Err(err(
+            "acl.tokens.initial_management",
+            "needs Consul 1.11 or later; use `acl.tokens.master`".into(),
+        ));
+    }
+
+    if !(features.ui_config && extra.contains_key("ui")) {
+        return Ok(extra.clone());
+    }
+    // 1.9+: `ui = B` means `ui_config { enabled = B }`; rewrite it in place.
+    let enabled = match &extra["ui"] {
+        Value::Bool(b) => *b,
+        other => return Err(err("ui", format!("must be true or false, not {other}"))),
+    };
+    if let Some(given) = get_path(extra, &["ui_config", "enabled"]) {
+        if given != &Value::Bool(enabled) {
+            return Err(err(
+                "ui",
+                format!(
+                    "= {enabled} contradicts `ui_config.enabled = {given}`; `ui` is deprecated \
+                     since 1.9: keep only `ui_config.enabled`"
+                ),
+            ));
+        }
+    }
+    let mut out = Map::new();
+    for (key, value) in extra {
+        match key.as_str() {
+            "ui" => {
+                let mut ui_config = json!({ "enabled": enabled });
+                if let Some(Value::Object(given)) = extra.get("ui_config") {
+                    deep_merge(ui_config.as_object_mut().expect("object"), given);
+                }
+                out.insert("ui_config".into(), ui_config);
+            }
+            "ui_config" => {}
+            _ => {
+                out.insert(key.clone(), value.clone());
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn get_path<'a>(map: &'a Map<String, Value>, path: &[&str]) -> Option<&'a Value> {
+    let (first, rest) = path.split_first()?;
+    let v = map.get(*first)?;
+    if rest.is_empty() {
+        Some(v)
+    } else {
+        get_path(v.as_object()?, rest)
+    }
+}
+
+/// Does this config hold a secret (gossip key, ACL tokens)? Then the file is `secret`.
+fn holds_secrets(config: &Map<String, Value>) -> bool {
+    fn tokens(map: &Map<String, Value>) -> bool {
+        map.iter().any(|(k, v)| {
+            k == "token"
+                || k.ends_with("_token")
+                || k == "tokens"
+                || matches!(v, Value::Object(m) if tokens(m))
+        })
+    }
+    config.contains_key("encrypt") || tokens(config)
+}
+
+fn path_str<'a>(host: &Host, key: &str, path: &'a Path) -> anyhow::Result<&'a str> {
+    path.to_str().ok_or_else(|| {
+        anyhow!(
+            "host {}: {key} {} is not valid UTF-8",
+            host.name,
+            path.display()
+        )
+    })
+}
+
+/// A path written into a systemd unit or supervisord program, where spaces, quotes, `%`
+/// (specifiers, interpolation) and `$` (variables) would change its meaning.
+fn unit_safe_path<'a>(host: &Host, key: &str, path: &'a Path) -> anyhow::Result<&'a str> {
+    let s = path_str(host, key, path)?;
+    let ok = s.starts_with('/')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+@:,=".contains(c));
+    if !ok {
+        bail!(
+            "host {}: {key} {s:?} cannot be written into the systemd unit or supervisord \
+             program: it must be an absolute path of letters, digits and / . _ - + @ : , =",
+            host.name
+        );
+    }
+    Ok(s)
+}
+
+// ---------------------------------------------------------------------------------------------
+// TLS / ACL / gRPC mappings (not configured from the inventory yet).
+
+/// Agent TLS, independent of the Consul version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    pub ca_file: PathBuf,
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    /// Require client certificates on the server RPC port (8300).
+    pub verify_incoming_rpc: bool,
+    /// Require client certificates on the HTTPS API.
+    pub verify_incoming_https: bool,
+    pub verify_outgoing: bool,
+    pub verify_server_hostname: bool,
+}
+
+/// The config keys for `tls`, to [`deep_merge`] into the agent config:
+/// from 1.12 a `tls { defaults {} internal_rpc {} https {} }` block, before that the
+/// top-level keys (`verify_incoming` when RPC and HTTPS agree, else `verify_incoming_rpc` and
+/// `verify_incoming_https`).
+pub fn tls_config(f: &Features, tls: &TlsSettings) -> Map<String, Value> {
+    let file = |p: &Path| json!(p.to_string_lossy());
+    let mut out = Map::new();
+    if f.tls_block {
+        out.insert(
+            "tls".into(),
+            json!({
+                "defaults": {
+                    "ca_file": file(&tls.ca_file),
+                    "cert_file": file(&tls.cert_file),
+                    "key_file": file(&tls.key_file),
+                    "verify_outgoing": tls.verify_outgoing,
+                },
+                "internal_rpc": {
+                    "verify_incoming": tls.verify_incoming_rpc,
+                    "verify_server_hostname": tls.verify_server_hostname,
+                },
+                "https": {
+                    "verify_incoming": tls.verify_incoming_https,
+                },
+            }),
+        );
+    } else {
+        out.insert("ca_file".into(), file(&tls.ca_file));
+        out.insert("cert_file".into(), file(&tls.cert_file));
+        out.insert("key_file".into(), file(&tls.key_file));
+        if tls.verify_incoming_rpc == tls.verify_incoming_https {
+            out.insert("verify_incoming".into(), json!(tls.verify_incoming_rpc));
+        } else {
+            out.insert("verify_incoming_rpc".into(), json!(tls.verify_incoming_rpc));
+            out.insert(
+                "verify_incoming_https".into(),
+                json!(tls.verify_incoming_https),
+            );
+        }
+        out.insert("verify_outgoing".into(), json!(tls.verify_outgoing));
+        out.insert(
+            "verify_server_hostname".into(),
+            json!(tls.verify_server_hostname),
+        );
+    }
+    out
+}
+
+/// Agent ACLs, independent of the Consul version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AclSettings {
+    pub enabled: bool,
+    /// `allow` or `deny`.
+    pub default_policy: String,
+    pub enable_token_persistence: bool,
+    /// The bootstrap management token (servers only).
+    pub initial_management_token: Option<Secret>,
+    /// The agent's own token.
+    pub agent_token: Option<Secret>,
+}
+
+/// The `acl { ... }` block: the management token is `tokens.initial_management` from 1.11,
+/// `tokens.master` before.
+pub fn acl_config(f: &Features, acl: &AclSettings) -> Map<String, Value> {
+    let mut tokens = Map::new();
+    if let Some(t) = &acl.initial_management_token {
+        let key = if f.acl_initial_management {
+            "initial_management"
+        } else {
+            "master"
+        };
+        tokens.insert(key.into(), json!(t.expose()));
+    }
+    if let Some(t) = &acl.agent_token {
+        tokens.insert("agent".into(), json!(t.expose()));
+    }
+    let mut block = Map::new();
+    block.insert("enabled".into(), json!(acl.enabled));
+    block.insert("default_policy".into(), json!(acl.default_policy));
+    block.insert(
+        "enable_token_persistence".into(),
+        json!(acl.enable_token_persistence),
+    );
+    if !tokens.is_empty() {
+        block.insert("tokens".into(), Value::Object(tokens));
+    }
+    let mut out = Map::new();
+    out.insert("acl".into(), Value::Object(block));
+    out
+}
+
+/// The gRPC port (`ports { ... }`): with TLS it is `grpc_tls` from 1.14; before 1.14, and
+/// without TLS, `grpc` (which served TLS when TLS was configured).
+pub fn grpc_port(f: &Features, port: u16, tls: bool) -> Map<String, Value> {
+    let key = if tls && f.grpc_tls {
+        "grpc_tls"
+    } else {
+        "grpc"
+    };
+    let mut ports = Map::new();
+    ports.insert(key.into(), json!(port));
+    let mut out = Map::new();
+    out.insert("ports".into(), Value::Object(ports));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+    use crate::model::{
+        BindAddr, ConsulSpec, HostKeyPolicy, InstallSource, PackageManager, Paths, SshTarget,
+    };
+
+    const VERSIONS: &[&str] = &["1.8.7", "1.9.17", "1.12.9", "1.14.11", "1.21.0"];
+    const TEST_KEY: &str = "Y29uc3VsY3RsLWdvbGRlbi10ZXN0LWtleS0zMmJ5dGU=";
+
+    fn obj(v: Value) -> Map<String, Value> {
+        v.as_object().expect("object").clone()
+    }
+
+    fn ip(last: u8) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(192, 168, 30, last))
+    }
+
+    fn host(name: &str, last: u8, role: Role, init: Init) -> Host {
+        let (paths, extra) = match role {
+            Role::Server => (
+                Paths::vendor_default(),
+                obj(json!({
+                    "leave_on_terminate": true,
+                    "rejoin_after_leave": true,
+                    "enable_local_script_checks": true,
+                    "dns_config": { "enable_truncate": true, "only_passing": true },
+                    "performance": { "raft_multiplier": 1 },
+                })),
+            ),
+            // The seed's supervisord layout.
+            Role::Client => (
+                Paths {
+                    binary: "/usr/local/consul/consul".into(),
+                    config_dir: "/usr/local/consul/conf".into(),
+                    data_dir: "/disk/ssd1/consul/data".into(),
+                    log_dir: "/disk/ssd1/logs/supervisor".into(),
+                    systemd_unit: "/etc/systemd/system/consul.service".into(),
+                    supervisor_program: None,
+                },
+                obj(json!({
+                    "enable_local_script_checks": true,
+                    "dns_config": { "enable_truncate": true, "only_passing": true },
+                    "ports": { "dns": -1 },
+                })),
+            ),
+        };
+        Host {
+            name: name.into(),
+            address: ip(last).to_string(),
+            role,
+            tags: vec![],
+            init,
+            bind: BindAddr::Fixed(ip(last)),
+            client_addr: "127.0.0.1".into(),
+            log_level: "info".into(),
+            ssh: SshTarget {
+                user: "root".into(),
+                port: 22,
+                identity_file: None,
+                known_hosts: None,
+                jump: None,
+                host_keys: HostKeyPolicy::Strict,
+                connect_timeout_secs: 10,
+            },
+            paths,
+            extra_config: extra,
+        }
+    }
+
+    /// Three servers (systemd) and two clients (supervisord, systemd), seed-like.
+    fn cluster(version: &str) -> Cluster {
+        Cluster {
+            inventory_path: "/srv/inventory/upyun.toml".into(),
+            name: "upyun".into(),
+            datacenter: "upyun".into(),
+            domain: "consul".into(),
+            consul: ConsulSpec {
+                version: version.parse().unwrap(),
+                source: InstallSource::Package {
+                    manager: PackageManager::Auto,
+                },
+            },
+            encrypt: Some(Secret::new(TEST_KEY)),
+            hosts: vec![
+                host("consul-server-1", 11, Role::Server, Init::Systemd),
+                host("consul-server-2", 12, Role::Server, Init::Systemd),
+                host("consul-server-3", 13, Role::Server, Init::Systemd),
+                host("app-1", 21, Role::Client, Init::Supervisord),
+                host("app-2", 22, Role::Client, Init::Systemd),
+            ],
+            warnings: vec![],
+        }
+    }
+
+    fn ctx<'a>(cluster: &'a Cluster, name: &str) -> HostContext<'a> {
+        let host = cluster.host(name).unwrap();
+        let BindAddr::Fixed(bind_addr) = host.bind else {
+            panic!("test hosts have fixed addresses")
+        };
+        HostContext {
+            cluster,
+            host,
+            bind_addr,
+            retry_join: cluster
+                .servers()
+                .map(|h| match h.bind {
+                    BindAddr::Fixed(a) => a,
+                    BindAddr::Cidr(_) => unreachable!(),
+                })
+                .collect(),
+            supervisor_program: "/etc/supervisord.d/consul.ini".into(),
+        }
+    }
+
+    fn render(cluster: &Cluster, name: &str) -> anyhow::Result<Vec<DesiredFile>> {
+        render_host(&Templates::load(None).unwrap(), &ctx(cluster, name))
+    }
+
+    fn show(files: &[DesiredFile]) -> String {
+        let mut out = String::new();
+        for f in files {
+            out.push_str(&format!(
+                "==> {} ({:?}, mode {:o}, secret: {})\n{}\n",
+                f.path.display(),
+                f.kind,
+                f.mode,
+                f.secret,
+                f.content
+            ));
+        }
+        out
+    }
+
+    #[test]
+    fn golden_per_version() {
+        for v in VERSIONS {
+            let c = cluster(v);
+            for (name, label) in [
+                ("consul-server-1", "server_systemd"),
+                ("app-1", "client_supervisord"),
+            ] {
+                let files = render(&c, name).unwrap();
+                insta::assert_snapshot!(format!("{label}_{v}"), show(&files));
+            }
+        }
+        // The other two combinations once.
+        let mut c = cluster("1.8.7");
+        c.hosts[0].init = Init::Supervisord;
+        insta::assert_snapshot!(
+            "server_supervisord_1.8.7",
+            show(&render(&c, "consul-server-1").unwrap())
+        );
+        insta::assert_snapshot!("client_systemd_1.8.7", show(&render(&c, "app-2").unwrap()));
+    }
+
+    #[test]
+    fn rendered_hcl_reads_back_as_the_built_config() {
+        for v in VERSIONS {
+            let c = cluster(v);
+            for h in &c.hosts {
+                let ctx = ctx(&c, &h.name);
+                let files = render_host(&Templates::load(None).unwrap(), &ctx).unwrap();
+                let back: Value = hcl::from_str(&files[0].content).unwrap();
+                assert_eq!(
+                    back,
+                    Value::Object(agent_config(&ctx).unwrap()),
+                    "{v} {}",
+                    h.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn features_per_version() {
+        let f = |v: &str| Features::for_version(&v.parse().unwrap());
+        let f18 = f("1.8.7");
+        assert!(!f18.ui_config && !f18.tls_block && !f18.grpc_tls);
+        assert!(!f18.acl_initial_management && f18.raft_protocol_allowed);
+        let f19 = f("1.9.0");
+        assert!(f19.ui_config && !f19.raft_protocol_allowed && !f19.acl_initial_management);
+        assert!(f("1.11.0").acl_initial_management && !f("1.11.0").tls_block);
+        assert!(f("1.12.0").tls_block && !f("1.12.0").grpc_tls);
+        let f121 = f("1.21.0");
+        assert!(f121.ui_config && f121.tls_block && f121.grpc_tls && f121.acl_initial_management);
+        assert!(!f121.raft_protocol_allowed);
+    }
+
+    #[test]
+    fn extra_config_wins_and_tables_merge_deeply() {
+        let mut base = obj(json!({
+            "a": 1,
+            "ports": { "http": 8500, "dns": 8600 },
+            "list": [1, 2],
+            "keep": "x",
+        }));
+        deep_merge(
+            &mut base,
+            &obj(json!({
+                "ports": { "dns": -1, "grpc": 8502 },
+                "list": [3],
+                "a": { "nested": true },
+                "new": "y",
+            })),
+        );
+        assert_eq!(
+            serde_json::to_string(&base).unwrap(),
+            r#"{"a":{"nested":true},"ports":{"http":8500,"dns":-1,"grpc":8502},"list":[3],"keep":"x","new":"y"}"#
+        );
+
+        // Extra overrides generated keys in place and merges into generated blocks.
+        let mut c = cluster("1.21.0");
+        c.hosts[0].extra_config = obj(json!({
+            "retry_interval": "15s",
+            "ui_config": { "content_path": "/consul-ui/" },
+            "log_level": "debug",
+        }));
+        let config = agent_config(&ctx(&c, "consul-server-1")).unwrap();
+        assert_eq!(config["retry_interval"], "15s");
+        assert_eq!(config["log_level"], "debug");
+        assert_eq!(
+            config["ui_config"],
+            json!({ "enabled": true, "content_path": "/consul-ui/" })
+        );
+        let keys: Vec<&str> = config.keys().map(|k| k.as_str()).collect();
+        assert_eq!(keys.last(), Some(&"retry_interval"));
+    }
+
+    #[test]
+    fn retry_join_lists_every_server_bind_address_in_order() {
+        let c = cluster("1.8.7");
+        for name in ["consul-server-2", "app-1"] {
+            let config = agent_config(&ctx(&c, name)).unwrap();
+            assert_eq!(
+                config["retry_join"],
+                json!(["192.168.30.11", "192.168.30.12", "192.168.30.13"])
+            );
+            assert_eq!(config["retry_interval"], "5s");
+        }
+    }
+
+    #[test]
+    fn bootstrap_expect_counts_the_servers() {
+        let mut c = cluster("1.12.9");
+        let server = |c: &Cluster| agent_config(&ctx(c, "consul-server-1")).unwrap();
+        assert_eq!(server(&c)["bootstrap_expect"], 3);
+        assert_eq!(server(&c)["server"], true);
+        let client = agent_config(&ctx(&c, "app-1")).unwrap();
+        assert_eq!(client["server"], false);
+        assert!(!client.contains_key("bootstrap_expect"));
+        assert!(!client.contains_key("ui_config") && !client.contains_key("ui"));
+        c.hosts
+            .push(host("consul-server-4", 14, Role::Server, Init::Systemd));
+        c.hosts
+            .push(host("consul-server-5", 15, Role::Server, Init::Systemd));
+        assert_eq!(server(&c)["bootstrap_expect"], 5);
+    }
+
+    #[test]
+    fn secret_flag_follows_the_gossip_key() {
+        let mut c = cluster("1.8.7");
+        let files = render(&c, "app-2").unwrap();
+        assert!(files[0].secret);
+        assert!(files[0].content.contains(TEST_KEY));
+        assert!(!files[1].secret);
+
+        c.encrypt = None;
+        let files = render(&c, "app-2").unwrap();
+        assert!(!files[0].secret);
+        assert!(!files[0].content.contains("encrypt"));
+        assert_eq!(files[0].mode, 0o640);
+
+        // A key given through extra config is a secret too, and so are ACL tokens.
+        c.hosts[4].extra_config = obj(json!({ "encrypt": TEST_KEY }));
+        assert!(render(&c, "app-2").unwrap()[0].secret);
+        c.hosts[4].extra_config = obj(json!({ "acl": { "tokens": { "agent": "t" } } }));
+        assert!(render(&c, "app-2").unwrap()[0].secret);
+    }
+
+    #[test]
+    fn files_follow_the_init_system() {
+        let c = cluster("1.8.7");
+        let files = render(&c, "consul-server-1").unwrap();
+        let summary: Vec<_> = files
+            .iter()
+            .map(|f| (f.path.display().to_string(), f.kind, f.mode))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (
+                    "/etc/consul.d/consul.hcl".into(),
+                    FileKind::AgentConfig,
+                    0o640
+                ),
+                (
+                    "/etc/systemd/system/consul.service".into(),
+                    FileKind::SystemdUnit,
+                    0o644
+                ),
+            ]
+        );
+        let files = render(&c, "app-1").unwrap();
+        assert_eq!(
+            files[0].path,
+            Path::new("/usr/local/consul/conf/consul.hcl")
+        );
+        assert_eq!(files[1].path, Path::new("/etc/supervisord.d/consul.ini"));
+        assert_eq!(files[1].kind, FileKind::SupervisorProgram);
+        assert!(files[1].content.contains(
+            "command=/usr/local/consul/consul agent -config-dir /usr/local/consul/conf\n"
+        ));
+        for f in &files {
+            assert!(f
+                .content
+                .lines()
+                .next()
+                .unwrap()
+                .contains("Managed by consulctl"));
+        }
+    }
+
+    #[test]
+    fn raft_protocol_is_refused_from_1_9() {
+        let mut c = cluster("1.9.17");
+        c.hosts[0].extra_config = obj(json!({ "raft_protocol": 3 }));
+        let err = render(&c, "consul-server-1").unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains("consul-server-1"), "{msg}");
+        assert!(msg.contains("raft_protocol"), "{msg}");
+        assert!(msg.contains("removed in Consul 1.9"), "{msg}");
+
+        let mut c = cluster("1.8.7");
+        c.hosts[0].extra_config = obj(json!({ "raft_protocol": 3 }));
+        let config = agent_config(&ctx(&c, "consul-server-1")).unwrap();
+        assert_eq!(config["raft_protocol"], 3);
+    }
+
+    #[test]
+    fn ui_keys_follow_the_version() {
+        // 1.8 rejects ui_config: refuse it here.
+        let mut c = cluster("1.8.7");
+        c.hosts[3].extra_config = obj(json!({ "ui_config": { "enabled": true } }));
+        let err = render(&c, "app-1").unwrap_err();
+        assert!(err.to_string().contains("ui_config"), "{err}");
+        assert!(err.to_string().contains("1.9"), "{err}");
+
+        // 1.9+: `ui` is translated into `ui_config.enabled`.
+        let mut c = cluster("1.21.0");
+        c.hosts[3].extra_config = obj(json!({ "ui": true, "server_name": "x" }));
+        let config = agent_config(&ctx(&c, "app-1")).unwrap();
+        assert!(!config.contains_key("ui"));
+        assert_eq!(config["ui_config"], json!({ "enabled": true }));
+        c.hosts[0].extra_config = obj(json!({ "ui": false }));
+        let config = agent_config(&ctx(&c, "consul-server-1")).unwrap();
+        assert_eq!(config["ui_config"], json!({ "enabled": false }));
+        assert!(!config.contains_key("ui"));
+        // ... unless it contradicts ui_config.
+        c.hosts[0].extra_config = obj(json!({ "ui": false, "ui_config": { "enabled": true } }));
+        assert!(agent_config(&ctx(&c, "consul-server-1")).is_err());
+    }
+
+    #[test]
+    fn keys_newer_than_the_version_are_refused() {
+        let mut c = cluster("1.11.0");
+        for (extra, key) in [
+            (json!({ "tls": { "defaults": {} } }), "tls"),
+            (json!({ "ports": { "grpc_tls": 8503 } }), "ports.grpc_tls"),
+        ] {
+            c.hosts[0].extra_config = obj(extra);
+            let err = agent_config(&ctx(&c, "consul-server-1")).unwrap_err();
+            assert!(err.to_string().contains(key), "{err}");
+        }
+        let mut c = cluster("1.10.0");
+        c.hosts[0].extra_config =
+            obj(json!({ "acl": { "tokens": { "initial_management": "x" } } }));
+        assert!(agent_config(&ctx(&c, "consul-server-1")).is_err());
+    }
+
+    #[test]
+    fn paths_that_would_break_the_unit_are_refused() {
+        let mut c = cluster("1.8.7");
+        c.hosts[4].paths.binary = "/opt/my consul/consul".into();
+        let err = render(&c, "app-2").unwrap_err();
+        assert!(err.to_string().contains("paths.binary"), "{err}");
+        c.hosts[3].paths.log_dir = "/var/log/%(here)s".into();
+        let err = render(&c, "app-1").unwrap_err();
+        assert!(err.to_string().contains("paths.log_dir"), "{err}");
+    }
+
+    #[test]
+    fn overridden_unit_template_is_used() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(templates::SYSTEMD_UNIT),
+            "# Managed by consulctl (site unit)\n[Service]\nExecStart={{ binary }} agent -config-dir={{ config_dir }}\n",
+        )
+        .unwrap();
+        let t = Templates::load(Some(dir.path())).unwrap();
+        let c = cluster("1.8.7");
+        let files = render_host(&t, &ctx(&c, "consul-server-1")).unwrap();
+        assert_eq!(
+            files[1].content,
+            "# Managed by consulctl (site unit)\n[Service]\nExecStart=/usr/local/bin/consul agent -config-dir=/etc/consul.d\n"
+        );
+    }
+
+    #[test]
+    fn an_override_producing_broken_hcl_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(templates::AGENT_CONFIG),
+            "{{ config | hcl }}\nports {\n",
+        )
+        .unwrap();
+        let t = Templates::load(Some(dir.path())).unwrap();
+        let c = cluster("1.8.7");
+        let err = render_host(&t, &ctx(&c, "consul-server-1")).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("not valid HCL"), "{msg}");
+        assert!(msg.contains("overridden by"), "{msg}");
+    }
+
+    #[test]
+    fn golden_tls_acl_grpc_mapping_per_version() {
+        let tls = TlsSettings {
+            ca_file: "/etc/consul.d/tls/ca.pem".into(),
+            cert_file: "/etc/consul.d/tls/server.pem".into(),
+            key_file: "/etc/consul.d/tls/server-key.pem".into(),
+            verify_incoming_rpc: true,
+            verify_incoming_https: false,
+            verify_outgoing: true,
+            verify_server_hostname: true,
+        };
+        let tls_all = TlsSettings {
+            verify_incoming_https: true,
+            ..tls.clone()
+        };
+        let acl = AclSettings {
+            enabled: true,
+            default_policy: "deny".into(),
+            enable_token_persistence: true,
+            initial_management_token: Some(Secret::new("00000000-0000-0000-0000-000000000001")),
+            agent_token: Some(Secret::new("00000000-0000-0000-0000-000000000002")),
+        };
+        for v in VERSIONS {
+            let f = Features::for_version(&v.parse().unwrap());
+            let hcl = |m: Map<String, Value>| {
+                let text = templates::hcl_body(&m).unwrap();
+                hcl::parse(&text).unwrap();
+                text
+            };
+            let text = format!(
+                "# features\n{f:#?}\n\n# tls (rpc verified, https not)\n{}\n\
+                 # tls (both verified)\n{}\n# acl\n{}\n# grpc with tls\n{}\n# grpc without tls\n{}",
+                hcl(tls_config(&f, &tls)),
+                hcl(tls_config(&f, &tls_all)),
+                hcl(acl_config(&f, &acl)),
+                hcl(grpc_port(&f, 8503, true)),
+                hcl(grpc_port(&f, 8502, false)),
+            );
+            insta::assert_snapshot!(format!("tls_acl_grpc_{v}"), text);
+        }
+    }
+
+    #[test]
+    fn mapping_keys_switch_at_the_right_versions() {
+        let f = |v: &str| Features::for_version(&v.parse().unwrap());
+        let acl = AclSettings {
+            enabled: true,
+            default_policy: "deny".into(),
+            enable_token_persistence: false,
+            initial_management_token: Some(Secret::new("t")),
+            agent_token: None,
+        };
+        let tokens = |v: &str| acl_config(&f(v), &acl)["acl"]["tokens"].clone();
+        assert_eq!(tokens("1.10.12"), json!({ "master": "t" }));
+        assert_eq!(tokens("1.11.0"), json!({ "initial_management": "t" }));
+        assert!(grpc_port(&f("1.13.9"), 8502, true)["ports"]
+            .get("grpc")
+            .is_some());
+        assert!(grpc_port(&f("1.14.0"), 8503, true)["ports"]
+            .get("grpc_tls")
+            .is_some());
+        let tls = TlsSettings {
+            ca_file: "/ca".into(),
+            cert_file: "/c".into(),
+            key_file: "/k".into(),
+            verify_incoming_rpc: true,
+            verify_incoming_https: true,
+            verify_outgoing: true,
+            verify_server_hostname: true,
+        };
+        assert!(tls_config(&f("1.11.9"), &tls).contains_key("verify_incoming"));
+        assert!(!tls_config(&f("1.11.9"), &tls).contains_key("tls"));
+        let t = tls_config(&f("1.12.0"), &tls);
+        assert_eq!(t.keys().collect::<Vec<_>>(), vec!["tls"]);
+        assert_eq!(t["tls"]["internal_rpc"]["verify_server_hostname"], true);
+    }
 }
