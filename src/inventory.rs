@@ -563,16 +563,16 @@ impl<'a> Ctx<'a> {
                 if let Some(s) = suggest(name, &allowed) {
                     m.push_str(&format!("; did you mean \"{s}\"?"));
                 }
+                if allowed.is_empty() {
+                    m.push_str(" (no keys are allowed here)");
+                } else {
+                    m.push_str(&format!(" (allowed here: {})", quoted_list(&allowed)));
+                }
                 if at.0.len() > 1 && TOP_LEVEL_KEYS.contains(&name) {
                     m.push_str(&format!(
                         "; a key after a [table] header belongs to that table: move `{name}` \
                          above the first header, or write it as its own table"
                     ));
-                }
-                if allowed.is_empty() {
-                    m.push_str(" (no keys are allowed here)");
-                } else {
-                    m.push_str(&format!(" (allowed here: {})", quoted_list(&allowed)));
                 }
                 return m;
             }
