@@ -1402,6 +1402,8 @@ impl<'a> Ctx<'a> {
             // bind address: bind_addr, else bind_cidr, else an IP `address`.
             let bind_cidr = role_layer.bind_cidr.clone().or(cluster.bind_cidr.clone());
             let bind = match (bind_addr, &bind_cidr, &address) {
+                // An invalid bind_addr is already reported; nothing to add about it.
+                (None, _, _) if h.bind_addr.is_some() => None,
                 (Some(ip), Some((net, net_key)), _) if !net.contains(&ip) => {
                     let line = self.line_of(net_key);
                     self.diag(
@@ -2828,6 +2830,16 @@ x = 1
             "hosts[1].bind_addr",
             3,
             "hosts[1].bind_addr = \"10.0.0.x\": expected an IP address",
+        );
+        // With a DNS address too: no "no way to find the bind address" on top of it.
+        let text = hosts_doc(
+            &s2_with("bind_addr = \"0.0.0.0\"").replace("\"10.0.0.2\"", "\"s2.example\""),
+        );
+        only(
+            &text,
+            "hosts[1].bind_addr",
+            3,
+            "hosts[1].bind_addr = \"0.0.0.0\": expected the host's own address",
         );
     }
 
