@@ -24,6 +24,7 @@ use crate::version::Version;
 /// os ID=debian                           raw os-release lines: ID, ID_LIKE, VERSION_ID (may be quoted)
 /// hostname web-1
 /// pid1 systemd                           /proc/1/comm
+/// arch x86_64                            uname -m
 /// addr 10.0.0.5/24 eth0                  one per non-loopback address, `ip -o addr` order
 ///                                        (`addr 10.0.0.5` from `hostname -I`; `addr <32 hex digits> eth0`
 ///                                        from /proc/net/if_inet6 when neither exists)
@@ -86,6 +87,8 @@ pub struct Facts {
     pub hostname: String,
     /// Name of PID 1's command (`systemd`, `supervisord`, `init`, ...).
     pub pid1: String,
+    /// CPU architecture as `uname -m` prints it (`x86_64`, `aarch64`). Added by the facts module.
+    pub arch: String,
     /// Every IP address on the host's interfaces except loopback, in `ip -o addr` order.
     pub addresses: Vec<IpAddr>,
     /// The installed consul binary at `paths.binary`, if any.
@@ -189,6 +192,7 @@ impl Facts {
                 key,
                 "hostname"
                     | "pid1"
+                    | "arch"
                     | "binary_sha256"
                     | "consul_version"
                     | "consul_pid"
@@ -222,6 +226,7 @@ impl Facts {
                 }
                 "hostname" => f.hostname = non_empty(val).ok_or_else(|| bad("empty hostname"))?,
                 "pid1" => f.pid1 = non_empty(val).ok_or_else(|| bad("empty PID 1 name"))?,
+                "arch" => f.arch = non_empty(val).ok_or_else(|| bad("empty architecture"))?,
                 "addr" => {
                     let ip = parse_addr(val).ok_or_else(|| bad("not an IP address"))?;
                     if !ip.is_loopback() && !f.addresses.contains(&ip) {
@@ -309,7 +314,7 @@ impl Facts {
                 lines.len()
             );
         }
-        for required in ["hostname", "pid1", "epoch"] {
+        for required in ["hostname", "pid1", "arch", "epoch"] {
             if !seen.contains(&required) {
                 bail!("facts output has no `{required}` line");
             }
@@ -645,17 +650,20 @@ mod tests {
         assert!(f.is_debian_like() && !f.is_rhel_like());
         assert_eq!(f.hostname, "vm");
         assert_eq!(f.pid1, "process_api");
+        assert_eq!(f.arch, "x86_64");
         let addrs: Vec<String> = f.addresses.iter().map(|a| a.to_string()).collect();
         assert_eq!(
-            addrs,
+            addrs[..6],
             [
                 "192.0.2.2",
                 "fd00::2",
                 "fe80::fc:ff:fe00:1",
                 "172.17.0.1",
-                "fe80::42:1cff:fe43:6e9c"
+                "fe80::42:1cff:fe43:6e9c",
+                "10.213.0.1",
             ]
         );
+        assert_eq!(addrs.len(), 12);
         assert_eq!(f.consul, None);
         assert!(f.files.is_empty());
         assert_eq!(f.dirs.len(), 3);
@@ -669,7 +677,7 @@ mod tests {
         assert_eq!(f.supervisor, None);
         assert_eq!(f.supervisor_include_dir, None);
         assert_eq!(f.consul_pid, None);
-        assert_eq!(f.epoch, 1795579101);
+        assert_eq!(f.epoch, 1795580406);
         assert!(!f.supervisor_installed());
         assert_eq!(
             f.supervisor_program_path(&host(Paths::vendor_default())),
@@ -687,7 +695,7 @@ mod tests {
         let bin = f.consul.as_ref().unwrap();
         assert_eq!(bin.sha256, CONSUL_187_SHA);
         assert_eq!(bin.version, Some(Version::new(1, 8, 7)));
-        assert_eq!(f.consul_pid, Some(30));
+        assert_eq!(f.consul_pid, Some(29));
         assert_eq!(f.files.len(), 3);
         let hcl = &f.files[Path::new("/etc/consul.d/consul.hcl")];
         assert_eq!(
@@ -889,7 +897,7 @@ mod tests {
 
     #[test]
     fn malformed_lines() {
-        let base = "consulctl-facts 1\nhostname h\npid1 init\nepoch 1\n";
+        let base = "consulctl-facts 1\nhostname h\npid1 init\narch x86_64\nepoch 1\n";
         let cases = [
             ("binary_sha256 abc\n", "not a sha256"),
             ("sha256 zz  /etc/x\n", "sha256sum line"),
@@ -914,6 +922,10 @@ mod tests {
             parse_err("consulctl-facts 1\npid1 x\nepoch 1\nend\n").contains("no `hostname` line")
         );
         assert!(parse_err(&format!("{base}end\nend\n")).contains("after `end`"));
+        assert!(
+            parse_err("consulctl-facts 1\nhostname h\npid1 x\nepoch 1\nend\n")
+                .contains("no `arch` line")
+        );
     }
 
     #[test]
@@ -964,7 +976,7 @@ mod tests {
 
     #[test]
     fn bind_addr_in_network() {
-        let f = Facts::parse(fixture!("debian12-fresh.txt")).unwrap();
+        let f = Facts::parse(fixture!("debian12-supervisord-running.txt")).unwrap();
         assert_eq!(
             f.bind_addr_in(&"192.0.2.0/24".parse().unwrap()),
             Ok("192.0.2.2".parse().unwrap())
@@ -976,7 +988,7 @@ mod tests {
         let e = f.bind_addr_in(&"10.0.0.0/8".parse().unwrap()).unwrap_err();
         assert_eq!(
             e,
-            "host `vm` has no address in 10.0.0.0/8; its addresses: 192.0.2.2, fd00::2, fe80::fc:ff:fe00:1, 172.17.0.1, fe80::42:1cff:fe43:6e9c"
+            "host `consul-sv-1` has no address in 10.0.0.0/8; its addresses: 192.0.2.2, fd00::2, fe80::fc:ff:fe00:1, 172.17.0.1, fe80::42:1cff:fe43:6e9c"
         );
         let e = f.bind_addr_in(&"fe80::/10".parse().unwrap()).unwrap_err();
         assert!(

@@ -134,7 +134,7 @@ if [ -r "$osr" ]; then
     done <"$osr"
 fi
 
-# --- hostname, PID 1 ------------------------------------------------------------------------
+# --- hostname, PID 1, CPU -------------------------------------------------------------------
 h=
 [ -r /proc/sys/kernel/hostname ] && read -r h </proc/sys/kernel/hostname
 [ -n "$h" ] || h=$(uname -n 2>/dev/null)
@@ -142,6 +142,7 @@ printf 'hostname %s\n' "$h"
 p1=
 [ -r /proc/1/comm ] && read -r p1 </proc/1/comm
 printf 'pid1 %s\n' "${p1:-unknown}"
+printf 'arch %s\n' "$(uname -m 2>/dev/null)"
 
 # --- addresses: ip, else hostname -I, else /proc ----------------------------------------------
 # "addr ADDRESS[/PREFIX] [INTERFACE]"; loopback left out.
