@@ -93,17 +93,20 @@ pub async fn prepare(cluster: &Cluster) -> anyhow::Result<Option<PreparedBinary>
     let cache = cache_dir()?;
     let prepared = prepare_in(&cluster.consul.source, &cache).await?;
     if let Some(p) = &prepared {
-        if let Some(v) = p.version {
-            if v != cluster.consul.version {
-                bail!(
-                    "{} is Consul {v} but the inventory says consul.version = {}; fix one of them",
-                    describe(&cluster.consul.source),
-                    cluster.consul.version
-                );
-            }
-        }
+        check_version(p, cluster.consul.version, &cluster.consul.source)?;
     }
     Ok(prepared)
+}
+
+/// The binary's own version (when it could run here) must be the inventory's.
+fn check_version(p: &PreparedBinary, want: Version, source: &InstallSource) -> anyhow::Result<()> {
+    match p.version {
+        Some(v) if v != want => bail!(
+            "{} is Consul {v} but the inventory says consul.version = {want}; fix one of them",
+            describe(source)
+        ),
+        _ => Ok(()),
+    }
 }
 
 fn describe(source: &InstallSource) -> String {
@@ -1354,6 +1357,32 @@ mod tests {
         } else {
             assert!(dir.ends_with("consulctl"), "{}", dir.display());
         }
+    }
+
+    #[test]
+    fn binary_version_must_match_the_inventory() {
+        let mut p = PreparedBinary {
+            raw: "r".into(),
+            sha256: String::new(),
+            gzip: "g".into(),
+            size: 0,
+            format: SourceFormat::Deb,
+            version: Some(Version::new(1, 8, 7)),
+            arch: None,
+        };
+        let src = InstallSource::File {
+            path: "/srv/consul.deb".into(),
+        };
+        assert!(check_version(&p, Version::new(1, 8, 7), &src).is_ok());
+        let e = check_version(&p, Version::new(1, 9, 0), &src)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "the consul binary from /srv/consul.deb is Consul 1.8.7 but the inventory says consul.version = 1.9.0; fix one of them"
+        );
+        p.version = None; // did not run here (other OS/CPU): nothing to check
+        assert!(check_version(&p, Version::new(1, 9, 0), &src).is_ok());
     }
 
     #[test]
