@@ -235,7 +235,7 @@ mod tests {
         for d in desired(init) {
             f.files.insert(
                 d.path.clone(),
-                FileFact { sha256: d.sha256(), mode: format!("{:o}", d.mode), owner: "root".into() },
+                FileFact { sha256: d.sha256(), mode: format!("{:o}", d.mode), owner: "root".into(), group: "root".into() },
             );
         }
         for d in ["/etc/consul.d", "/opt/consul", "/var/log/consul"] {
