@@ -1,5 +1,7 @@
 //! (Being written.)
-use std::path::Path;
 use crate::cli::StatusArgs;
 use crate::error::Error;
-pub async fn run(_args: &StatusArgs, _debug_log: Option<&Path>) -> Result<(), Error> { todo!() }
+use std::path::Path;
+pub async fn run(_args: &StatusArgs, _debug_log: Option<&Path>) -> Result<(), Error> {
+    todo!()
+}
