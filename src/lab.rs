@@ -520,18 +520,34 @@ pub async fn ensure_images(cache: &Path) -> anyhow::Result<LabImages> {
 }
 
 async fn build_missing(tags: &LabImages, build_root: &Path) -> anyhow::Result<()> {
+    // Deleting the debootstrap tree is slow on some disks: it runs while the derived images
+    // build (they need only the imported base image).
+    let mut rootfs_removal = None;
     if !image_exists(&tags.base).await? {
-        build_base_image(&tags.base, build_root).await?;
+        let rootfs = build_base_image(&tags.base, build_root).await?;
+        rootfs_removal = Some(tokio::task::spawn_blocking(move || {
+            std::fs::remove_dir_all(&rootfs)
+                .with_context(|| format!("removing {}", rootfs.display()))
+        }));
     }
-    for (tag, files, kind) in [
-        (&tags.supervisord, SUPERVISORD_FILES, "supervisord"),
-        (&tags.systemd, SYSTEMD_FILES, "systemd"),
-    ] {
-        if !image_exists(tag).await? {
-            build_derived_image(tag, &tags.base, kind, files, build_root).await?;
-        }
+    let derived =
+        |tag: &str, files: &'static [(&'static str, &'static str)], kind: &'static str| {
+            let (tag, base) = (tag.to_owned(), tags.base.clone());
+            async move {
+                if !image_exists(&tag).await? {
+                    build_derived_image(&tag, &base, kind, files, build_root).await?;
+                }
+                anyhow::Ok(())
+            }
+        };
+    let built = tokio::try_join!(
+        derived(&tags.supervisord, SUPERVISORD_FILES, "supervisord"),
+        derived(&tags.systemd, SYSTEMD_FILES, "systemd"),
+    );
+    if let Some(removal) = rootfs_removal {
+        removal.await.context("rootfs removal task")??;
     }
-    Ok(())
+    built.map(|_| ())
 }
 
 /// Removes everything under the build root, unmounting leftovers first (a crashed debootstrap
@@ -611,7 +627,8 @@ async fn ensure_debootstrap() -> anyhow::Result<PathBuf> {
     )
 }
 
-async fn build_base_image(tag: &str, build_root: &Path) -> anyhow::Result<()> {
+/// Builds the base image; returns the debootstrap tree, which the caller deletes.
+async fn build_base_image(tag: &str, build_root: &Path) -> anyhow::Result<PathBuf> {
     let debootstrap = ensure_debootstrap().await?;
     if !is_root() {
         bail!("building the lab base image {tag} runs debootstrap, which needs root: run `consulctl lab up` once as root (e.g. with sudo)");
@@ -641,15 +658,19 @@ async fn build_base_image(tag: &str, build_root: &Path) -> anyhow::Result<()> {
     // Mounts debootstrap may have left must not end up in the tarball (nor be deleted through).
     unmount_under(&rootfs);
 
+    let t_import = Instant::now();
     let rootfs2 = rootfs.clone();
     let tag2 = tag.to_owned();
     let err_file = build_root.join("tar.stderr");
     tokio::task::spawn_blocking(move || import_rootfs(&rootfs2, &tag2, &err_file))
         .await
         .context("import task")??;
-    std::fs::remove_dir_all(&rootfs).with_context(|| format!("removing {}", rootfs.display()))?;
-    println!("lab: built {tag} in {}", elapsed(t));
-    Ok(())
+    println!(
+        "lab: built {tag} in {} (docker import: {})",
+        elapsed(t),
+        elapsed(t_import)
+    );
+    Ok(rootfs)
 }
 
 /// Removes the regular files directly in `dir` (keeps subdirectories such as `partial/`).

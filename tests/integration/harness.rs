@@ -270,6 +270,7 @@ pub struct Lab {
 
 impl Lab {
     /// A lab named `t<pid>-<name>`; defaults: 1 server, 0 clients, mixed init, no apply.
+    #[allow(clippy::new_ret_no_self)]
     pub fn new(name: &str) -> LabBuilder {
         LabBuilder {
             name: unique_name(name),
