@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(name = "consulctl", version, about = "Roll out and operate HashiCorp Consul clusters over SSH from one TOML inventory")]
+#[command(
+    name = "consulctl",
+    version,
+    about = "Roll out and operate HashiCorp Consul clusters over SSH from one TOML inventory"
+)]
 pub struct Cli {
     /// Write the debug log here instead of `<inventory dir>/.consulctl/<cluster>/logs/`.
     #[arg(long, global = true, value_name = "FILE", env = "CONSULCTL_DEBUG_LOG")]

@@ -14,7 +14,11 @@ pub struct Version {
 
 impl Version {
     pub const fn new(major: u32, minor: u32, patch: u32) -> Self {
-        Version { major, minor, patch }
+        Version {
+            major,
+            minor,
+            patch,
+        }
     }
 
     /// Is this version at least `major.minor`?
@@ -27,7 +31,9 @@ impl Version {
     pub fn from_consul_output(out: &str) -> Option<Version> {
         let line = out.lines().next()?;
         let v = line.trim().strip_prefix("Consul v")?;
-        let v = v.split(|c: char| c == '-' || c == '+' || c.is_whitespace()).next()?;
+        let v = v
+            .split(|c: char| c == '-' || c == '+' || c.is_whitespace())
+            .next()?;
         v.parse().ok()
     }
 }
@@ -36,11 +42,19 @@ impl FromStr for Version {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || format!("`{s}` is not a Consul version; expected MAJOR.MINOR.PATCH such as 1.8.7 or 1.21.0");
+        let bad = || {
+            format!(
+                "`{s}` is not a Consul version; expected MAJOR.MINOR.PATCH such as 1.8.7 or 1.21.0"
+            )
+        };
         let s = s.trim().trim_start_matches('v');
         let mut parts = s.split('.');
         let mut next = || -> Result<u32, String> {
-            parts.next().ok_or_else(bad)?.parse::<u32>().map_err(|_| bad())
+            parts
+                .next()
+                .ok_or_else(bad)?
+                .parse::<u32>()
+                .map_err(|_| bad())
         };
         let v = Version::new(next()?, next()?, next()?);
         if parts.next().is_some() {
@@ -69,7 +83,10 @@ mod tests {
     #[test]
     fn parses_plain_and_prefixed() {
         assert_eq!("1.8.7".parse::<Version>().unwrap(), Version::new(1, 8, 7));
-        assert_eq!("v1.21.0".parse::<Version>().unwrap(), Version::new(1, 21, 0));
+        assert_eq!(
+            "v1.21.0".parse::<Version>().unwrap(),
+            Version::new(1, 21, 0)
+        );
         assert!("1.8".parse::<Version>().is_err());
         assert!("1.8.7.1".parse::<Version>().is_err());
         assert!("one.two.three".parse::<Version>().is_err());
@@ -85,8 +102,14 @@ mod tests {
     #[test]
     fn reads_consul_version_output() {
         let out = "Consul v1.8.7\nRevision \nProtocol 2 spoken by default, understands 2 to 3\n";
-        assert_eq!(Version::from_consul_output(out), Some(Version::new(1, 8, 7)));
-        assert_eq!(Version::from_consul_output("Consul v1.15.0-dev\n"), Some(Version::new(1, 15, 0)));
+        assert_eq!(
+            Version::from_consul_output(out),
+            Some(Version::new(1, 8, 7))
+        );
+        assert_eq!(
+            Version::from_consul_output("Consul v1.15.0-dev\n"),
+            Some(Version::new(1, 15, 0))
+        );
         assert_eq!(Version::from_consul_output("bash: consul: not found"), None);
     }
 }

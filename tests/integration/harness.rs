@@ -1,0 +1,453 @@
+//! Test harness: lab hosts (Docker containers with sshd) driven through the real binary.
+//!
+//! ```ignore
+//! let lab = Lab::new("smoke").servers(1).clients(1).init(LabInit::Mixed).up();
+//! lab.consulctl(&["status", "-i", lab.inventory_str()]).success();
+//! ```
+//!
+//! `Lab` runs `consulctl lab up --no-apply --name t<pid>-<name>` (unique per test process, short:
+//! the name ends up in container names). Dropping it runs `consulctl lab down` and then removes
+//! whatever still carries the lab's label, also when the test panicked.
+
+#![allow(dead_code)]
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// The binary under test.
+pub const CONSULCTL: &str = env!("CARGO_BIN_EXE_consulctl");
+
+/// The Docker label on every lab container and network.
+pub const LAB_LABEL: &str = "consulctl.lab";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LabInit {
+    Supervisord,
+    Systemd,
+    Mixed,
+}
+
+impl LabInit {
+    fn as_arg(self) -> &'static str {
+        match self {
+            LabInit::Supervisord => "supervisord",
+            LabInit::Systemd => "systemd",
+            LabInit::Mixed => "mixed",
+        }
+    }
+}
+
+/// The captured result of one command.
+pub struct Out {
+    pub cmd: String,
+    /// Exit code; `None` when killed by a signal.
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl fmt::Display for Out {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "command: {}", self.cmd)?;
+        writeln!(f, "exit code: {:?}", self.code)?;
+        writeln!(f, "--- stdout ---\n{}", self.stdout.trim_end())?;
+        write!(f, "--- stderr ---\n{}", self.stderr.trim_end())
+    }
+}
+
+impl fmt::Debug for Out {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl Out {
+    /// Asserts exit code 0 (prints the command, stdout and stderr otherwise).
+    #[track_caller]
+    pub fn success(self) -> Self {
+        assert_eq!(self.code, Some(0), "expected success\n{self}");
+        self
+    }
+
+    /// Asserts this exit code.
+    #[track_caller]
+    pub fn code(self, code: i32) -> Self {
+        assert_eq!(self.code, Some(code), "expected exit code {code}\n{self}");
+        self
+    }
+
+    /// Asserts a non-zero exit.
+    #[track_caller]
+    pub fn failure(self) -> Self {
+        assert!(
+            self.code.is_some_and(|c| c != 0),
+            "expected failure\n{self}"
+        );
+        self
+    }
+
+    /// Asserts that stdout or stderr contains `needle`.
+    #[track_caller]
+    pub fn contains(self, needle: &str) -> Self {
+        assert!(
+            self.stdout.contains(needle) || self.stderr.contains(needle),
+            "expected output containing {needle:?}\n{self}"
+        );
+        self
+    }
+
+    pub fn ok(&self) -> bool {
+        self.code == Some(0)
+    }
+
+    /// stdout, trimmed.
+    pub fn out(&self) -> &str {
+        self.stdout.trim()
+    }
+}
+
+/// Runs a command to completion, capturing everything. Panics only if it cannot start.
+pub fn run(program: &str, args: &[&str]) -> Out {
+    run_in(program, args, None)
+}
+
+fn run_in(program: &str, args: &[&str], cwd: Option<&Path>) -> Out {
+    let mut cmd = Command::new(program);
+    cmd.args(args).stdin(Stdio::null());
+    if let Some(cwd) = cwd {
+        cmd.current_dir(cwd);
+    }
+    let output = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    Out {
+        cmd: std::iter::once(program)
+            .chain(args.iter().copied())
+            .collect::<Vec<_>>()
+            .join(" "),
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// Runs the consulctl binary (cwd: the package root).
+pub fn consulctl(args: &[&str]) -> Out {
+    run_in(CONSULCTL, args, Some(Path::new(env!("CARGO_MANIFEST_DIR"))))
+}
+
+/// Runs `docker ARGS`.
+pub fn docker(args: &[&str]) -> Out {
+    run("docker", args)
+}
+
+/// IDs of the containers carrying `consulctl.lab=<lab>`.
+pub fn labelled_containers(lab: &str) -> Vec<String> {
+    let filter = format!("label={LAB_LABEL}={lab}");
+    docker(&["ps", "-a", "-q", "--filter", &filter])
+        .success()
+        .stdout
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// IDs of the networks carrying `consulctl.lab=<lab>`.
+pub fn labelled_networks(lab: &str) -> Vec<String> {
+    let filter = format!("label={LAB_LABEL}={lab}");
+    docker(&["network", "ls", "-q", "--filter", &filter])
+        .success()
+        .stdout
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A short lab name unique to this test process: `t<pid>-<name>`.
+pub fn unique_name(name: &str) -> String {
+    format!("t{}-{name}", std::process::id())
+}
+
+/// One host of a running lab, as the generated inventory describes it.
+#[derive(Debug, Clone)]
+pub struct Host {
+    pub name: String,
+    pub address: String,
+    pub role: String,
+    pub init: String,
+    /// The SSH user the inventory uses for it (`root` or `deploy`).
+    pub ssh_user: String,
+}
+
+/// Builder for a lab; `up()` starts it.
+pub struct LabBuilder {
+    name: String,
+    servers: u32,
+    clients: u32,
+    init: LabInit,
+    apply: bool,
+    extra: Vec<String>,
+}
+
+impl LabBuilder {
+    pub fn servers(mut self, n: u32) -> Self {
+        self.servers = n;
+        self
+    }
+
+    pub fn clients(mut self, n: u32) -> Self {
+        self.clients = n;
+        self
+    }
+
+    pub fn init(mut self, init: LabInit) -> Self {
+        self.init = init;
+        self
+    }
+
+    /// Also roll out Consul (`lab up` without `--no-apply`).
+    pub fn apply(mut self, yes: bool) -> Self {
+        self.apply = yes;
+        self
+    }
+
+    /// Extra `lab up` arguments (e.g. `--subnet`).
+    pub fn arg(mut self, arg: &str) -> Self {
+        self.extra.push(arg.to_owned());
+        self
+    }
+
+    /// Runs `consulctl lab up` and panics (after cleaning up) when it fails.
+    #[track_caller]
+    pub fn up(self) -> Lab {
+        let inventory = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join("labs")
+            .join(format!("{}.toml", self.name));
+        let mut lab = Lab {
+            name: self.name,
+            inventory,
+            hosts: Vec::new(),
+            identity_file: PathBuf::new(),
+            known_hosts: PathBuf::new(),
+            down: false,
+        };
+        // From here on, Drop cleans up even if `lab up` fails half-way.
+        let (servers, clients) = (self.servers.to_string(), self.clients.to_string());
+        let mut args = vec![
+            "lab",
+            "up",
+            "--name",
+            &lab.name,
+            "--servers",
+            &servers,
+            "--clients",
+            &clients,
+            "--init",
+            self.init.as_arg(),
+        ];
+        let inventory = lab.inventory.to_string_lossy().into_owned();
+        args.extend(["--inventory", &inventory]);
+        if !self.apply {
+            args.push("--no-apply");
+        }
+        args.extend(self.extra.iter().map(String::as_str));
+        consulctl(&args).success();
+        lab.load_inventory();
+        lab
+    }
+}
+
+/// A running lab. Dropping it removes it.
+pub struct Lab {
+    name: String,
+    inventory: PathBuf,
+    hosts: Vec<Host>,
+    identity_file: PathBuf,
+    known_hosts: PathBuf,
+    down: bool,
+}
+
+impl Lab {
+    /// A lab named `t<pid>-<name>`; defaults: 1 server, 0 clients, mixed init, no apply.
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new(name: &str) -> LabBuilder {
+        LabBuilder {
+            name: unique_name(name),
+            servers: 1,
+            clients: 0,
+            init: LabInit::Mixed,
+            apply: false,
+            extra: Vec::new(),
+        }
+    }
+
+    fn load_inventory(&mut self) {
+        let text = std::fs::read_to_string(&self.inventory)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", self.inventory.display()));
+        let v: toml::Value = toml::from_str(&text)
+            .unwrap_or_else(|e| panic!("parsing {}: {e}", self.inventory.display()));
+        let s = |v: &toml::Value, k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned);
+        let ssh = &v["ssh"];
+        self.identity_file = PathBuf::from(s(ssh, "identity_file").expect("ssh.identity_file"));
+        self.known_hosts = PathBuf::from(s(ssh, "known_hosts").expect("ssh.known_hosts"));
+        let default_user = s(ssh, "user").unwrap_or_else(|| "root".into());
+        let default_init = s(&v["cluster"], "init").unwrap_or_else(|| "systemd".into());
+        self.hosts = v["hosts"]
+            .as_array()
+            .expect("[[hosts]]")
+            .iter()
+            .map(|h| Host {
+                name: s(h, "name").expect("host name"),
+                address: s(h, "address").expect("host address"),
+                role: s(h, "role").expect("host role"),
+                init: s(h, "init").unwrap_or_else(|| default_init.clone()),
+                ssh_user: h
+                    .get("ssh")
+                    .and_then(|x| s(x, "user"))
+                    .unwrap_or_else(|| default_user.clone()),
+            })
+            .collect();
+    }
+
+    /// The lab name (`t<pid>-<name>`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The generated inventory.
+    pub fn inventory(&self) -> &Path {
+        &self.inventory
+    }
+
+    pub fn inventory_str(&self) -> &str {
+        self.inventory.to_str().expect("utf-8 inventory path")
+    }
+
+    pub fn hosts(&self) -> &[Host] {
+        &self.hosts
+    }
+
+    #[track_caller]
+    pub fn host(&self, name: &str) -> &Host {
+        self.hosts
+            .iter()
+            .find(|h| h.name == name)
+            .unwrap_or_else(|| panic!("no host {name} in lab {}", self.name))
+    }
+
+    pub fn identity_file(&self) -> &Path {
+        &self.identity_file
+    }
+
+    pub fn known_hosts(&self) -> &Path {
+        &self.known_hosts
+    }
+
+    /// The container of a host: `consulctl-<lab>-<host>`.
+    pub fn container(&self, host: &str) -> String {
+        format!("consulctl-{}-{host}", self.name)
+    }
+
+    /// Runs consulctl (cwd: the package root).
+    pub fn consulctl(&self, args: &[&str]) -> Out {
+        consulctl(args)
+    }
+
+    /// `docker exec <container> ARGV...`
+    pub fn exec(&self, host: &str, argv: &[&str]) -> Out {
+        let c = self.container(host);
+        let mut args = vec!["exec", c.as_str()];
+        args.extend_from_slice(argv);
+        docker(&args)
+    }
+
+    /// `docker ARGS...` (fault injection: stop, pause, network disconnect ...).
+    pub fn docker(&self, args: &[&str]) -> Out {
+        docker(args)
+    }
+
+    /// The system ssh client as `user` on `host`, with the lab's key and known_hosts and
+    /// strict host key checking.
+    pub fn ssh(&self, user: &str, host: &str, command: &str) -> Out {
+        let address = self.host(host).address.clone();
+        let key = self.identity_file.to_string_lossy().into_owned();
+        let kh = format!("UserKnownHostsFile={}", self.known_hosts.display());
+        let target = format!("{user}@{address}");
+        run(
+            "ssh",
+            &[
+                "-i",
+                &key,
+                "-o",
+                "IdentitiesOnly=yes",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "StrictHostKeyChecking=yes",
+                "-o",
+                &kh,
+                "-o",
+                "GlobalKnownHostsFile=/dev/null",
+                "-o",
+                "ConnectTimeout=10",
+                "-o",
+                "LogLevel=ERROR",
+                &target,
+                "--",
+                command,
+            ],
+        )
+    }
+
+    /// GET a Consul HTTP API path on a host (through `docker exec ... curl`); the body.
+    #[track_caller]
+    pub fn consul_api(&self, host: &str, path: &str) -> String {
+        let url = format!("http://127.0.0.1:8500{path}");
+        self.exec(host, &["curl", "-sS", "--max-time", "10", &url])
+            .success()
+            .stdout
+    }
+
+    /// Runs `consulctl lab down` now (Drop then does nothing more than a final sweep).
+    pub fn down(&mut self) -> Out {
+        self.down = true;
+        consulctl(&["lab", "down", "--name", &self.name])
+    }
+
+    pub fn containers(&self) -> Vec<String> {
+        labelled_containers(&self.name)
+    }
+
+    pub fn networks(&self) -> Vec<String> {
+        labelled_networks(&self.name)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        // Never panic here: this also runs while a failed test unwinds.
+        if !self.down {
+            let out = consulctl(&["lab", "down", "--name", &self.name]);
+            if !out.ok() {
+                eprintln!("lab down failed during cleanup:\n{out}");
+            }
+        }
+        let filter = format!("label={LAB_LABEL}={}", self.name);
+        let ids = docker(&["ps", "-a", "-q", "--filter", &filter]).stdout;
+        let ids: Vec<&str> = ids.split_whitespace().collect();
+        if !ids.is_empty() {
+            let mut args = vec!["rm", "-f", "-v"];
+            args.extend(ids);
+            let _ = docker(&args);
+        }
+        let ids = docker(&["network", "ls", "-q", "--filter", &filter]).stdout;
+        let ids: Vec<&str> = ids.split_whitespace().collect();
+        if !ids.is_empty() {
+            let mut args = vec!["network", "rm"];
+            args.extend(ids);
+            let _ = docker(&args);
+        }
+        let _ = std::fs::remove_file(&self.inventory);
+    }
+}

@@ -1,0 +1,8 @@
+//! The one integration test binary (`cargo test --test integration`): tests against lab hosts,
+//! Docker containers with sshd started through `consulctl lab up`. See `harness.rs`.
+//!
+//! The first `lab up` on a machine builds the lab images (debootstrap, 1-3 minutes); concurrent
+//! tests wait for that one build (a lock file in the cache dir).
+
+mod harness;
+mod lab;
