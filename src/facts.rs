@@ -435,10 +435,16 @@ impl Facts {
     /// `consul` program is `RUNNING`. (A consul started some other way shows in `consul_pid`.)
     pub fn agent_running(&self, init: Init) -> bool {
         match init {
-            Init::Systemd => self.systemd.as_ref().is_some_and(|s| s.active == "active"),
-            Init::Supervisord => {
-                self.supervisor.as_ref().and_then(|s| s.program.as_deref()) == Some("RUNNING")
-            }
+            // `activating`/`STARTING`: the process runs and is within its start-up grace
+            // time; starting it again would be wrong.
+            Init::Systemd => self
+                .systemd
+                .as_ref()
+                .is_some_and(|s| matches!(s.active.as_str(), "active" | "activating" | "reloading")),
+            Init::Supervisord => matches!(
+                self.supervisor.as_ref().and_then(|s| s.program.as_deref()),
+                Some("RUNNING" | "STARTING")
+            ),
         }
     }
 

@@ -6,3 +6,4 @@
 
 mod harness;
 mod lab;
+mod rollout;
