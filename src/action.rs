@@ -42,14 +42,21 @@ pub enum Action {
 impl Action {
     /// Does this action belong to the phase that starts or restarts agents?
     pub fn is_service(&self) -> bool {
-        matches!(self, Action::ReloadInit | Action::Enable | Action::Start | Action::Restart { .. })
+        matches!(
+            self,
+            Action::ReloadInit | Action::Enable | Action::Start | Action::Restart { .. }
+        )
     }
 }
 
 impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Action::InstallBinary { path, sha256, current } => match current {
+            Action::InstallBinary {
+                path,
+                sha256,
+                current,
+            } => match current {
                 Some(cur) => write!(
                     f,
                     "replace binary {} (sha256 {} -> {})",
@@ -57,7 +64,12 @@ impl fmt::Display for Action {
                     short(cur),
                     short(sha256)
                 ),
-                None => write!(f, "install binary {} (sha256 {})", path.display(), short(sha256)),
+                None => write!(
+                    f,
+                    "install binary {} (sha256 {})",
+                    path.display(),
+                    short(sha256)
+                ),
             },
             Action::InstallPackage { commands } => {
                 write!(f, "install consul package:")?;
@@ -76,8 +88,17 @@ impl fmt::Display for Action {
                     FileKind::SystemdUnit => "systemd unit",
                     FileKind::SupervisorProgram => "supervisord program",
                 };
-                let verb = if current.is_some() { "update" } else { "create" };
-                write!(f, "{verb} {what} {} (mode {:o})", file.path.display(), file.mode)
+                let verb = if current.is_some() {
+                    "update"
+                } else {
+                    "create"
+                };
+                write!(
+                    f,
+                    "{verb} {what} {} (mode {:o})",
+                    file.path.display(),
+                    file.mode
+                )
             }
             Action::ReloadInit => write!(f, "reload init system configuration"),
             Action::Enable => write!(f, "enable consul at boot"),

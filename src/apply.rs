@@ -84,12 +84,22 @@ pub struct Prepared {
 
 /// Parse and validate everything local: inventory, selector, templates, install source.
 /// Any problem here is bad input (exit 2) and no host has been contacted.
-pub async fn prepare(args: &InventoryArgs, command: &str, debug_log: Option<&Path>) -> Result<Prepared, Error> {
+pub async fn prepare(
+    args: &InventoryArgs,
+    command: &str,
+    debug_log: Option<&Path>,
+) -> Result<Prepared, Error> {
     let cluster = crate::inventory::load(&args.inventory)?;
     let selected: Vec<Host> = match &args.limit {
         Some(limit) => {
-            let sel = Selector::parse(limit, &cluster).map_err(|e| Error::Input(anyhow!("--limit {limit}: {e}")))?;
-            cluster.hosts.iter().filter(|h| sel.matches(h)).cloned().collect()
+            let sel = Selector::parse(limit, &cluster)
+                .map_err(|e| Error::Input(anyhow!("--limit {limit}: {e}")))?;
+            cluster
+                .hosts
+                .iter()
+                .filter(|h| sel.matches(h))
+                .cloned()
+                .collect()
         }
         None => cluster.hosts.clone(),
     };
@@ -102,9 +112,12 @@ pub async fn prepare(args: &InventoryArgs, command: &str, debug_log: Option<&Pat
     for w in &cluster.warnings {
         eprintln!("warning: {w}");
     }
-    let binary = source::prepare(&cluster)
-        .await
-        .map_err(|e| Error::Input(e.context(format!("{}: consul.source", cluster.inventory_path.display()))))?;
+    let binary = source::prepare(&cluster).await.map_err(|e| {
+        Error::Input(e.context(format!(
+            "{}: consul.source",
+            cluster.inventory_path.display()
+        )))
+    })?;
     Ok(Prepared {
         cluster: Arc::new(cluster),
         selected,
@@ -117,8 +130,13 @@ pub async fn prepare(args: &InventoryArgs, command: &str, debug_log: Option<&Pat
 }
 
 /// Run `f` on every selected, still-healthy host, `limit` at a time.
-async fn each_host<'a, F, Fut>(runs: &'a mut [HostRun], limit: usize, progress: &Progress, phase: &str, f: F)
-where
+async fn each_host<'a, F, Fut>(
+    runs: &'a mut [HostRun],
+    limit: usize,
+    progress: &Progress,
+    phase: &str,
+    f: F,
+) where
     F: Fn(&'a mut HostRun) -> Fut,
     Fut: std::future::Future<Output = ()> + 'a,
 {
@@ -129,7 +147,11 @@ where
     futures::stream::iter(runs.iter_mut().filter(|r| r.alive()))
         .for_each_concurrent(limit, f)
         .await;
-    tracing::info!(phase, elapsed_ms = started.elapsed().as_millis() as u64, "phase done");
+    tracing::info!(
+        phase,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "phase done"
+    );
 }
 
 pub async fn connect(runs: &mut [HostRun], p: &Prepared, progress: &Progress) {
@@ -144,18 +166,24 @@ pub async fn connect(runs: &mut [HostRun], p: &Prepared, progress: &Progress) {
 }
 
 pub async fn gather_facts(runs: &mut [HostRun], p: &Prepared, progress: &Progress) {
-    each_host(runs, p.concurrency, progress, "gather facts", |r| async move {
-        let conn = r.conn.as_ref().expect("connected");
-        let args = crate::facts::script_args(&r.host);
-        let res = conn
-            .run_ok("gather facts", crate::facts::SCRIPT, &args, None)
-            .await
-            .and_then(|out| Facts::parse(&out.stdout));
-        match res {
-            Ok(f) => r.facts = Some(f),
-            Err(e) => r.fail("gather facts", &e),
-        }
-    })
+    each_host(
+        runs,
+        p.concurrency,
+        progress,
+        "gather facts",
+        |r| async move {
+            let conn = r.conn.as_ref().expect("connected");
+            let args = crate::facts::script_args(&r.host);
+            let res = conn
+                .run_ok("gather facts", crate::facts::SCRIPT, &args, None)
+                .await
+                .and_then(|out| Facts::parse(&out.stdout));
+            match res {
+                Ok(f) => r.facts = Some(f),
+                Err(e) => r.fail("gather facts", &e),
+            }
+        },
+    )
     .await;
 }
 
@@ -171,7 +199,12 @@ pub fn bind_addrs(cluster: &Cluster, runs: &[HostRun]) -> BTreeMap<String, IpAdd
                 .find(|r| r.host.name == host.name)
                 .and_then(|r| r.facts.as_ref())
                 .and_then(|f| f.bind_addr_in(net).ok())
-                .or_else(|| host.address.parse::<IpAddr>().ok().filter(|ip| net.contains(ip))),
+                .or_else(|| {
+                    host.address
+                        .parse::<IpAddr>()
+                        .ok()
+                        .filter(|ip| net.contains(ip))
+                }),
         };
         if let Some(ip) = ip {
             map.insert(host.name.clone(), ip);
@@ -181,10 +214,17 @@ pub fn bind_addrs(cluster: &Cluster, runs: &[HostRun]) -> BTreeMap<String, IpAdd
 }
 
 /// Render desired state and plan each host (pure; no remote calls).
-pub fn validate(runs: &mut [HostRun], p: &Prepared, progress: &Progress) -> BTreeMap<String, IpAddr> {
+pub fn validate(
+    runs: &mut [HostRun],
+    p: &Prepared,
+    progress: &Progress,
+) -> BTreeMap<String, IpAddr> {
     let cluster = &p.cluster;
     let binds = bind_addrs(cluster, runs);
-    let retry_join: Vec<IpAddr> = cluster.servers().filter_map(|s| binds.get(&s.name).copied()).collect();
+    let retry_join: Vec<IpAddr> = cluster
+        .servers()
+        .filter_map(|s| binds.get(&s.name).copied())
+        .collect();
     let missing_servers: Vec<&str> = cluster
         .servers()
         .filter(|s| !binds.contains_key(&s.name))
@@ -250,13 +290,18 @@ fn plan_one(
         retry_join: retry_join.to_vec(),
         supervisor_program,
     };
-    let desired = agent_config::render_host(&p.templates, &ctx).context("rendering the configuration")?;
+    let desired =
+        agent_config::render_host(&p.templates, &ctx).context("rendering the configuration")?;
     let binary = match (&p.cluster.consul.source, &p.binary) {
         (InstallSource::Package { manager }, _) => {
             let m = source::resolve_package_manager(*manager, facts).map_err(|e| anyhow!(e))?;
-            BinaryPlan::Package { commands: source::package_install_commands(m, &p.cluster.consul.version) }
+            BinaryPlan::Package {
+                commands: source::package_install_commands(m, &p.cluster.consul.version),
+            }
         }
-        (_, Some(b)) => BinaryPlan::Upload { sha256: b.sha256.clone() },
+        (_, Some(b)) => BinaryPlan::Upload {
+            sha256: b.sha256.clone(),
+        },
         (_, None) => return Err(anyhow!("internal: no prepared binary")),
     };
     let plan = plan::plan_host(&PlanInput {
@@ -287,7 +332,19 @@ pub async fn upload(runs: &mut [HostRun], p: &Prepared, progress: &Progress) {
 pub async fn configure(runs: &mut [HostRun], p: &Prepared, progress: &Progress, timestamp: &str) {
     each_host(runs, p.concurrency, progress, "configure", |r| async move {
         let conn = r.conn.as_ref().expect("connected");
-        let n = r.plan.actions.iter().filter(|a| !a.is_service() && !matches!(a, crate::action::Action::InstallBinary { .. } | crate::action::Action::InstallPackage { .. })).count();
+        let n = r
+            .plan
+            .actions
+            .iter()
+            .filter(|a| {
+                !a.is_service()
+                    && !matches!(
+                        a,
+                        crate::action::Action::InstallBinary { .. }
+                            | crate::action::Action::InstallPackage { .. }
+                    )
+            })
+            .count();
         match crate::execute::configure(conn, &r.host, &r.plan, timestamp).await {
             Ok(_) => r.changed += n,
             Err(e) => r.fail("configure", &e),
@@ -296,10 +353,24 @@ pub async fn configure(runs: &mut [HostRun], p: &Prepared, progress: &Progress, 
     .await;
 }
 
-pub async fn start(runs: &mut [HostRun], p: &Prepared, progress: &Progress, sel: &str, binds: &BTreeMap<String, IpAddr>) -> Result<(), Error> {
+pub async fn start(
+    runs: &mut [HostRun],
+    p: &Prepared,
+    progress: &Progress,
+    sel: &str,
+    binds: &BTreeMap<String, IpAddr>,
+) -> Result<(), Error> {
     let selector = selector_for(sel, &p.cluster)?;
     let binds = binds.clone();
-    let mut chosen: Vec<&mut HostRun> = runs.iter_mut().filter(|r| selector.as_ref().map(|s| s.matches(&r.host)).unwrap_or(true)).collect();
+    let mut chosen: Vec<&mut HostRun> = runs
+        .iter_mut()
+        .filter(|r| {
+            selector
+                .as_ref()
+                .map(|s| s.matches(&r.host))
+                .unwrap_or(true)
+        })
+        .collect();
     let started = Instant::now();
     for r in chosen.iter().filter(|r| r.alive()) {
         progress.set(&r.host.name, "start");
@@ -313,7 +384,10 @@ pub async fn start(runs: &mut [HostRun], p: &Prepared, progress: &Progress, sel:
                     return;
                 }
                 let conn = r.conn.as_ref().expect("connected");
-                let bind = binds.get(&r.host.name).copied().unwrap_or(IpAddr::from([127, 0, 0, 1]));
+                let bind = binds
+                    .get(&r.host.name)
+                    .copied()
+                    .unwrap_or(IpAddr::from([127, 0, 0, 1]));
                 let http = crate::verify::http_addr(&r.host, bind);
                 match crate::execute::start(conn, &r.host, &r.plan, &http, 60).await {
                     Ok(pid) => {
@@ -325,7 +399,11 @@ pub async fn start(runs: &mut [HostRun], p: &Prepared, progress: &Progress, sel:
             }
         })
         .await;
-    tracing::info!(phase = sel, elapsed_ms = started.elapsed().as_millis() as u64, "start phase done");
+    tracing::info!(
+        phase = sel,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "start phase done"
+    );
     Ok(())
 }
 
@@ -338,13 +416,23 @@ fn selector_for(sel: &str, cluster: &Cluster) -> Result<Option<Selector>, Error>
         .map_err(|e| Error::Input(anyhow!("playbook step hosts = {sel:?}: {e}")))
 }
 
-pub async fn verify(runs: &[HostRun], p: &Prepared, progress: &Progress, binds: &BTreeMap<String, IpAddr>, timeout: Duration) -> VerifyResult {
+pub async fn verify(
+    runs: &[HostRun],
+    p: &Prepared,
+    progress: &Progress,
+    binds: &BTreeMap<String, IpAddr>,
+    timeout: Duration,
+) -> VerifyResult {
     // Ask through servers first, then clients; any connected host will do.
     let mut via: Vec<(&Connection, String)> = Vec::new();
     for role in [Role::Server, Role::Client] {
         for r in runs.iter().filter(|r| r.host.role == role) {
             if let (Some(conn), Some(bind)) = (r.conn.as_ref(), binds.get(&r.host.name)) {
-                if r.failed.as_ref().map(|(ph, _)| ph == "connect").unwrap_or(false) {
+                if r.failed
+                    .as_ref()
+                    .map(|(ph, _)| ph == "connect")
+                    .unwrap_or(false)
+                {
                     continue;
                 }
                 via.push((conn, crate::verify::http_addr(&r.host, *bind)));
@@ -356,7 +444,12 @@ pub async fn verify(runs: &[HostRun], p: &Prepared, progress: &Progress, binds: 
     }
     let started = Instant::now();
     let result = crate::verify::wait_healthy(&p.cluster, binds, &via, timeout).await;
-    tracing::info!(phase = "verify", elapsed_ms = started.elapsed().as_millis() as u64, ok = result.is_ok(), "phase done");
+    tracing::info!(
+        phase = "verify",
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        ok = result.is_ok(),
+        "phase done"
+    );
     match result {
         Ok(view) => VerifyResult {
             healthy: true,
@@ -368,8 +461,14 @@ pub async fn verify(runs: &[HostRun], p: &Prepared, progress: &Progress, binds: 
         Err((problems, view)) => VerifyResult {
             healthy: false,
             leader: view.as_ref().and_then(|v| v.leader.clone()),
-            voters: view.as_ref().map(|v| v.raft.iter().filter(|s| s.voter).count()).unwrap_or(0),
-            alive_members: view.as_ref().map(|v| v.members.iter().filter(|m| m.status == 1).count()).unwrap_or(0),
+            voters: view
+                .as_ref()
+                .map(|v| v.raft.iter().filter(|s| s.voter).count())
+                .unwrap_or(0),
+            alive_members: view
+                .as_ref()
+                .map(|v| v.members.iter().filter(|m| m.status == 1).count())
+                .unwrap_or(0),
             problems,
         },
     }
@@ -402,7 +501,9 @@ fn results(runs: &[HostRun]) -> Vec<HostResult> {
             error: r.failed.as_ref().map(|(_, e)| e.clone()),
             phase: r.failed.as_ref().map(|(p, _)| p.clone()),
             duration_ms: r.started.elapsed().as_millis() as u64,
-            round_trips: r.round_trips.max(r.conn.as_ref().map(|c| c.round_trips()).unwrap_or(0)),
+            round_trips: r
+                .round_trips
+                .max(r.conn.as_ref().map(|c| c.round_trips()).unwrap_or(0)),
         })
         .collect()
 }
@@ -427,31 +528,58 @@ pub async fn run(args: &ApplyArgs, debug_log: Option<&Path>) -> Result<(), Error
             Task::Configure => configure(&mut runs, &p, &progress, &timestamp).await,
             Task::Start => start(&mut runs, &p, &progress, &step.hosts, &binds).await?,
             Task::Verify => {
-                verify_result = Some(verify(&runs, &p, &progress, &binds, Duration::from_secs(args.verify_timeout)).await)
+                verify_result = Some(
+                    verify(
+                        &runs,
+                        &p,
+                        &progress,
+                        &binds,
+                        Duration::from_secs(args.verify_timeout),
+                    )
+                    .await,
+                )
             }
             Task::Disconnect => disconnect(&mut runs).await,
         }
     }
     disconnect(&mut runs).await;
     for r in &runs {
-        progress.finish(&r.host.name, if r.failed.is_some() { "failed" } else { "done" });
+        progress.finish(
+            &r.host.name,
+            if r.failed.is_some() { "failed" } else { "done" },
+        );
     }
     progress.clear();
-    let recap = Recap::new(results(&runs), verify_result, started.elapsed(), p.debug_log.display().to_string());
+    let recap = Recap::new(
+        results(&runs),
+        verify_result,
+        started.elapsed(),
+        p.debug_log.display().to_string(),
+    );
     tracing::info!(recap = %serde_json::to_string(&recap).unwrap_or_default(), "done");
     match args.output {
         Output::Text => print!("{}", recap.to_text()),
-        Output::Json => println!("{}", serde_json::to_string_pretty(&recap).unwrap_or_default()),
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&recap).unwrap_or_default()
+        ),
     }
     if recap.failed() {
         eprintln!("debug log: {}", p.debug_log.display());
         if recap.totals.failed > 0 {
-            return Err(Error::HostsFailed { failed: recap.totals.failed, total: recap.totals.hosts });
+            return Err(Error::HostsFailed {
+                failed: recap.totals.failed,
+                total: recap.totals.hosts,
+            });
         }
         return Err(Error::Runtime(anyhow!(
             "the cluster did not become healthy within {}s: {}",
             args.verify_timeout,
-            recap.verify.as_ref().map(|v| v.problems.join("; ")).unwrap_or_default()
+            recap
+                .verify
+                .as_ref()
+                .map(|v| v.problems.join("; "))
+                .unwrap_or_default()
         )));
     }
     Ok(())
@@ -467,7 +595,12 @@ pub async fn plan(args: &PlanArgs, debug_log: Option<&Path>) -> Result<(), Error
     gather_facts(&mut runs, &p, &progress).await;
     validate(&mut runs, &p, &progress);
     // Current contents of the files that would change, for the diffs (one read per host).
-    let secrets: Vec<String> = p.cluster.encrypt.iter().map(|s| s.expose().to_string()).collect();
+    let secrets: Vec<String> = p
+        .cluster
+        .encrypt
+        .iter()
+        .map(|s| s.expose().to_string())
+        .collect();
     let mut texts: BTreeMap<String, String> = BTreeMap::new();
     {
         let reads = runs.iter().filter(|r| r.alive()).map(|r| async move {
@@ -478,7 +611,10 @@ pub async fn plan(args: &PlanArgs, debug_log: Option<&Path>) -> Result<(), Error
                 .map(|f| f.path.as_path())
                 .collect();
             let conn = r.conn.as_ref().expect("connected");
-            (r.host.name.clone(), crate::execute::read_files(conn, &paths).await)
+            (
+                r.host.name.clone(),
+                crate::execute::read_files(conn, &paths).await,
+            )
         });
         let mut out = String::new();
         let read: Vec<_> = futures::future::join_all(reads).await;
@@ -513,7 +649,11 @@ pub async fn plan(args: &PlanArgs, debug_log: Option<&Path>) -> Result<(), Error
             for f in r.plan.file_writes() {
                 let path = f.path.display().to_string();
                 let old = current.get(&path).cloned().unwrap_or_default();
-                out.push_str(&unified_diff(&path, &redact(&old, &secrets), &redact(&f.content, &secrets)));
+                out.push_str(&unified_diff(
+                    &path,
+                    &redact(&old, &secrets),
+                    &redact(&f.content, &secrets),
+                ));
             }
             out.push('\n');
         }
@@ -533,7 +673,10 @@ pub async fn plan(args: &PlanArgs, debug_log: Option<&Path>) -> Result<(), Error
     let failed = runs.iter().filter(|r| r.failed.is_some()).count();
     if failed > 0 {
         eprintln!("debug log: {}", p.debug_log.display());
-        return Err(Error::HostsFailed { failed, total: runs.len() });
+        return Err(Error::HostsFailed {
+            failed,
+            total: runs.len(),
+        });
     }
     Ok(())
 }
@@ -550,8 +693,16 @@ pub fn redact(text: &str, secrets: &[String]) -> String {
 /// A unified diff of one file, `--- PATH` / `+++ PATH` headers, 3 lines of context.
 pub fn unified_diff(path: &str, old: &str, new: &str) -> String {
     let diff = similar::TextDiff::from_lines(old, new);
-    let old_header = if old.is_empty() { "/dev/null".to_string() } else { path.to_string() };
-    let mut s = diff.unified_diff().context_radius(3).header(&old_header, path).to_string();
+    let old_header = if old.is_empty() {
+        "/dev/null".to_string()
+    } else {
+        path.to_string()
+    };
+    let mut s = diff
+        .unified_diff()
+        .context_radius(3)
+        .header(&old_header, path)
+        .to_string();
     if !s.ends_with('\n') {
         s.push('\n');
     }
@@ -570,7 +721,12 @@ mod tests {
         assert!(d.contains("--- /etc/consul.d/consul.hcl"), "{d}");
         assert!(d.contains("-log_level = \"INFO\""), "{d}");
         assert!(d.contains("+log_level = \"DEBUG\""), "{d}");
-        assert_eq!(d.lines().filter(|l| l.starts_with('+') && !l.starts_with("+++")).count(), 1);
+        assert_eq!(
+            d.lines()
+                .filter(|l| l.starts_with('+') && !l.starts_with("+++"))
+                .count(),
+            1
+        );
     }
 
     #[test]

@@ -24,7 +24,12 @@ pub fn backup_dir(timestamp: &str) -> String {
 }
 
 /// Upload phase: install the binary (or package) when the plan says so.
-pub async fn upload(conn: &Connection, host: &Host, plan: &HostPlan, binary: Option<&PreparedBinary>) -> Result<()> {
+pub async fn upload(
+    conn: &Connection,
+    host: &Host,
+    plan: &HostPlan,
+    binary: Option<&PreparedBinary>,
+) -> Result<()> {
     match plan.binary_action() {
         Some(Action::InstallBinary { sha256, .. }) => {
             let binary = binary.context("internal: no prepared binary for an upload")?;
@@ -32,12 +37,14 @@ pub async fn upload(conn: &Connection, host: &Host, plan: &HostPlan, binary: Opt
                 .await
                 .with_context(|| format!("reading {}", binary.gzip.display()))?;
             let args = vec![path_arg(&host.paths.binary), sha256.clone()];
-            conn.run_ok("install binary", INSTALL_BINARY, &args, Some(&data)).await?;
+            conn.run_ok("install binary", INSTALL_BINARY, &args, Some(&data))
+                .await?;
         }
         Some(Action::InstallPackage { commands }) => {
             for argv in commands {
                 let script = "set -eu; \"$@\"";
-                conn.run_ok(&crate::action::shell_words(argv), script, argv, None).await?;
+                conn.run_ok(&crate::action::shell_words(argv), script, argv, None)
+                    .await?;
             }
         }
         _ => {}
@@ -48,7 +55,12 @@ pub async fn upload(conn: &Connection, host: &Host, plan: &HostPlan, binary: Opt
 /// Configure phase: create dirs, stage + validate + install changed files. Returns the paths
 /// written. When `consul validate` rejects the config nothing live changes and the error
 /// carries Consul's message.
-pub async fn configure(conn: &Connection, host: &Host, plan: &HostPlan, timestamp: &str) -> Result<Vec<String>> {
+pub async fn configure(
+    conn: &Connection,
+    host: &Host,
+    plan: &HostPlan,
+    timestamp: &str,
+) -> Result<Vec<String>> {
     let dirs = plan.dirs();
     let files: Vec<_> = plan.file_writes().collect();
     if dirs.is_empty() && files.is_empty() {
@@ -90,7 +102,13 @@ pub async fn configure(conn: &Connection, host: &Host, plan: &HostPlan, timestam
 
 /// Start phase: reload the init system, enable, start or restart, then wait for the agent's
 /// local HTTP API. Returns the agent's PID as reported by the host.
-pub async fn start(conn: &Connection, host: &Host, plan: &HostPlan, http_addr: &str, wait_secs: u64) -> Result<Option<String>> {
+pub async fn start(
+    conn: &Connection,
+    host: &Host,
+    plan: &HostPlan,
+    http_addr: &str,
+    wait_secs: u64,
+) -> Result<Option<String>> {
     let mut reload = false;
     let mut enable = false;
     let mut op = None;
@@ -103,7 +121,11 @@ pub async fn start(conn: &Connection, host: &Host, plan: &HostPlan, http_addr: &
             _ => {}
         }
     }
-    let Some(op) = op.or(if reload || enable { Some("start") } else { None }) else {
+    let Some(op) = op.or(if reload || enable {
+        Some("start")
+    } else {
+        None
+    }) else {
         return Ok(None);
     };
     let args = vec![
@@ -120,11 +142,17 @@ pub async fn start(conn: &Connection, host: &Host, plan: &HostPlan, http_addr: &
     if !out.success() {
         anyhow::bail!("consul did not start: {}", out.tail(15));
     }
-    Ok(out.stdout.lines().find_map(|l| l.strip_prefix("pid ").map(str::to_string)))
+    Ok(out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("pid ").map(str::to_string)))
 }
 
 /// Read the current contents of files (for `plan` diffs). Missing files are absent in the map.
-pub async fn read_files(conn: &Connection, paths: &[&Path]) -> Result<std::collections::BTreeMap<String, String>> {
+pub async fn read_files(
+    conn: &Connection,
+    paths: &[&Path],
+) -> Result<std::collections::BTreeMap<String, String>> {
     let mut map = std::collections::BTreeMap::new();
     if paths.is_empty() {
         return Ok(map);
@@ -143,14 +171,22 @@ pub async fn read_files(conn: &Connection, paths: &[&Path]) -> Result<std::colle
         let path = entry.path()?.to_string_lossy().into_owned();
         let mut content = String::new();
         std::io::Read::read_to_string(&mut entry, &mut content).ok();
-        let path = if path.starts_with('/') { path } else { format!("/{path}") };
+        let path = if path.starts_with('/') {
+            path
+        } else {
+            format!("/{path}")
+        };
         map.insert(path, content);
     }
     Ok(map)
 }
 
 fn flag(b: bool) -> String {
-    if b { "1".into() } else { "0".into() }
+    if b {
+        "1".into()
+    } else {
+        "0".into()
+    }
 }
 
 /// Remote paths travel as positional arguments (escaped by openssh), never spliced into scripts.

@@ -437,10 +437,9 @@ impl Facts {
         match init {
             // `activating`/`STARTING`: the process runs and is within its start-up grace
             // time; starting it again would be wrong.
-            Init::Systemd => self
-                .systemd
-                .as_ref()
-                .is_some_and(|s| matches!(s.active.as_str(), "active" | "activating" | "reloading")),
+            Init::Systemd => self.systemd.as_ref().is_some_and(|s| {
+                matches!(s.active.as_str(), "active" | "activating" | "reloading")
+            }),
             Init::Supervisord => matches!(
                 self.supervisor.as_ref().and_then(|s| s.program.as_deref()),
                 Some("RUNNING" | "STARTING")

@@ -40,7 +40,8 @@ pub fn open(path: &Path) -> anyhow::Result<PathBuf> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let file = File::create(path).with_context(|| format!("creating the debug log {}", path.display()))?;
+    let file =
+        File::create(path).with_context(|| format!("creating the debug log {}", path.display()))?;
     let first = SINK.set(Mutex::new(Some(file.try_clone()?))).is_ok();
     if first {
         let _ = tracing_subscriber::fmt()

@@ -43,9 +43,12 @@ impl HostPlan {
     }
 
     pub fn binary_action(&self) -> Option<&Action> {
-        self.actions
-            .iter()
-            .find(|a| matches!(a, Action::InstallBinary { .. } | Action::InstallPackage { .. }))
+        self.actions.iter().find(|a| {
+            matches!(
+                a,
+                Action::InstallBinary { .. } | Action::InstallPackage { .. }
+            )
+        })
     }
 
     pub fn dirs(&self) -> Vec<PathBuf> {
@@ -73,7 +76,13 @@ impl HostPlan {
 
 /// Desired state + facts -> actions. Empty when the host is already right.
 pub fn plan_host(input: &PlanInput) -> HostPlan {
-    let PlanInput { host, facts, desired, binary, version } = input;
+    let PlanInput {
+        host,
+        facts,
+        desired,
+        binary,
+        version,
+    } = input;
     let mut actions = Vec::new();
     let mut restart_reasons = Vec::new();
 
@@ -98,17 +107,23 @@ pub fn plan_host(input: &PlanInput) -> HostPlan {
                 if installed.is_some() {
                     restart_reasons.push("version changed".to_string());
                 }
-                actions.push(Action::InstallPackage { commands: commands.clone() });
+                actions.push(Action::InstallPackage {
+                    commands: commands.clone(),
+                });
             }
         }
     }
 
     // Directories.
-    let missing: Vec<PathBuf> = [&host.paths.config_dir, &host.paths.data_dir, &host.paths.log_dir]
-        .into_iter()
-        .filter(|d| facts.dirs.get(*d) != Some(&true))
-        .cloned()
-        .collect();
+    let missing: Vec<PathBuf> = [
+        &host.paths.config_dir,
+        &host.paths.data_dir,
+        &host.paths.log_dir,
+    ]
+    .into_iter()
+    .filter(|d| facts.dirs.get(*d) != Some(&true))
+    .cloned()
+    .collect();
     if !missing.is_empty() {
         actions.push(Action::CreateDirs { paths: missing });
     }
@@ -118,7 +133,9 @@ pub fn plan_host(input: &PlanInput) -> HostPlan {
     for file in desired.iter() {
         let current = facts.files.get(&file.path);
         let same_content = current.map(|c| c.sha256 == file.sha256()).unwrap_or(false);
-        let same_mode = current.map(|c| c.mode == format!("{:o}", file.mode)).unwrap_or(false);
+        let same_mode = current
+            .map(|c| c.mode == format!("{:o}", file.mode))
+            .unwrap_or(false);
         if same_content && same_mode {
             continue;
         }
@@ -145,13 +162,21 @@ pub fn plan_host(input: &PlanInput) -> HostPlan {
             .as_ref()
             .map(|s| s.enabled != "not-found" && !s.enabled.is_empty())
             .unwrap_or(false),
-        Init::Supervisord => facts.supervisor.as_ref().and_then(|s| s.program.as_ref()).is_some(),
+        Init::Supervisord => facts
+            .supervisor
+            .as_ref()
+            .and_then(|s| s.program.as_ref())
+            .is_some(),
     };
     if init_files_changed || !init_knows_program {
         actions.push(Action::ReloadInit);
     }
     if host.init == Init::Systemd {
-        let enabled = facts.systemd.as_ref().map(|s| s.enabled == "enabled").unwrap_or(false);
+        let enabled = facts
+            .systemd
+            .as_ref()
+            .map(|s| s.enabled == "enabled")
+            .unwrap_or(false);
         if !enabled {
             actions.push(Action::Enable);
         }
@@ -160,7 +185,9 @@ pub fn plan_host(input: &PlanInput) -> HostPlan {
         actions.push(Action::Start);
     } else if !restart_reasons.is_empty() {
         restart_reasons.dedup();
-        actions.push(Action::Restart { reasons: restart_reasons });
+        actions.push(Action::Restart {
+            reasons: restart_reasons,
+        });
     }
 
     HostPlan { actions }
@@ -210,7 +237,10 @@ mod tests {
     fn desired(init: Init) -> Vec<DesiredFile> {
         let (path, kind) = match init {
             Init::Systemd => ("/etc/systemd/system/consul.service", FileKind::SystemdUnit),
-            Init::Supervisord => ("/etc/supervisor/conf.d/consul.conf", FileKind::SupervisorProgram),
+            Init::Supervisord => (
+                "/etc/supervisor/conf.d/consul.conf",
+                FileKind::SupervisorProgram,
+            ),
         };
         vec![
             DesiredFile {
@@ -220,22 +250,40 @@ mod tests {
                 kind: FileKind::AgentConfig,
                 secret: false,
             },
-            DesiredFile { path: path.into(), content: "[unit]\n".into(), mode: 0o644, kind, secret: false },
+            DesiredFile {
+                path: path.into(),
+                content: "[unit]\n".into(),
+                mode: 0o644,
+                kind,
+                secret: false,
+            },
         ]
     }
 
     /// A host where everything already matches `desired(init)` and the agent runs.
     fn converged(init: Init) -> Facts {
         let mut f = Facts {
-            pid1: if init == Init::Systemd { "systemd".into() } else { "supervisord".into() },
-            consul: Some(InstalledBinary { sha256: SHA.into(), version: Some(Version::new(1, 8, 7)) }),
+            pid1: if init == Init::Systemd {
+                "systemd".into()
+            } else {
+                "supervisord".into()
+            },
+            consul: Some(InstalledBinary {
+                sha256: SHA.into(),
+                version: Some(Version::new(1, 8, 7)),
+            }),
             consul_pid: Some(4242),
             ..Facts::default()
         };
         for d in desired(init) {
             f.files.insert(
                 d.path.clone(),
-                FileFact { sha256: d.sha256(), mode: format!("{:o}", d.mode), owner: "root".into(), group: "root".into() },
+                FileFact {
+                    sha256: d.sha256(),
+                    mode: format!("{:o}", d.mode),
+                    owner: "root".into(),
+                    group: "root".into(),
+                },
             );
         }
         for d in ["/etc/consul.d", "/opt/consul", "/var/log/consul"] {
@@ -243,10 +291,16 @@ mod tests {
         }
         match init {
             Init::Systemd => {
-                f.systemd = Some(SystemdUnitState { active: "active".into(), enabled: "enabled".into() })
+                f.systemd = Some(SystemdUnitState {
+                    active: "active".into(),
+                    enabled: "enabled".into(),
+                })
             }
             Init::Supervisord => {
-                f.supervisor = Some(SupervisorState { running: true, program: Some("RUNNING".into()) });
+                f.supervisor = Some(SupervisorState {
+                    running: true,
+                    program: Some("RUNNING".into()),
+                });
                 f.supervisor_include_dir = Some("/etc/supervisor/conf.d".into());
             }
         }
@@ -254,13 +308,22 @@ mod tests {
     }
 
     fn fresh(init: Init) -> Facts {
-        let mut f = Facts { pid1: converged(init).pid1, ..Facts::default() };
+        let mut f = Facts {
+            pid1: converged(init).pid1,
+            ..Facts::default()
+        };
         match init {
             Init::Systemd => {
-                f.systemd = Some(SystemdUnitState { active: "inactive".into(), enabled: "not-found".into() })
+                f.systemd = Some(SystemdUnitState {
+                    active: "inactive".into(),
+                    enabled: "not-found".into(),
+                })
             }
             Init::Supervisord => {
-                f.supervisor = Some(SupervisorState { running: true, program: None });
+                f.supervisor = Some(SupervisorState {
+                    running: true,
+                    program: None,
+                });
                 f.supervisor_include_dir = Some("/etc/supervisor/conf.d".into());
             }
         }
@@ -296,7 +359,11 @@ mod tests {
 
     #[test]
     fn fresh_systemd_host_gets_everything_and_a_start() {
-        let p = plan(Init::Systemd, &fresh(Init::Systemd), &desired(Init::Systemd));
+        let p = plan(
+            Init::Systemd,
+            &fresh(Init::Systemd),
+            &desired(Init::Systemd),
+        );
         assert_eq!(
             kinds(&p),
             [
@@ -313,7 +380,11 @@ mod tests {
 
     #[test]
     fn fresh_supervisord_host_is_not_enabled_through_systemctl() {
-        let p = plan(Init::Supervisord, &fresh(Init::Supervisord), &desired(Init::Supervisord));
+        let p = plan(
+            Init::Supervisord,
+            &fresh(Init::Supervisord),
+            &desired(Init::Supervisord),
+        );
         let k = kinds(&p);
         assert!(!k.contains(&"enable".to_string()), "{k:?}");
         assert!(k.contains(&"reload_init".to_string()), "{k:?}");
@@ -333,7 +404,10 @@ mod tests {
         let mut d = desired(Init::Systemd);
         d[0].content = "datacenter = \"dc1\"\nlog_level = \"DEBUG\"\n".into();
         let p = plan(Init::Systemd, &converged(Init::Systemd), &d);
-        assert_eq!(kinds(&p), ["write:/etc/consul.d/consul.hcl", "restart:config changed"]);
+        assert_eq!(
+            kinds(&p),
+            ["write:/etc/consul.d/consul.hcl", "restart:config changed"]
+        );
     }
 
     #[test]
@@ -343,14 +417,21 @@ mod tests {
         let p = plan(Init::Systemd, &converged(Init::Systemd), &d);
         assert_eq!(
             kinds(&p),
-            ["write:/etc/systemd/system/consul.service", "reload_init", "restart:unit changed"]
+            [
+                "write:/etc/systemd/system/consul.service",
+                "reload_init",
+                "restart:unit changed"
+            ]
         );
     }
 
     #[test]
     fn stopped_but_converged_agent_is_started_not_rewritten() {
         let mut f = converged(Init::Supervisord);
-        f.supervisor = Some(SupervisorState { running: true, program: Some("STOPPED".into()) });
+        f.supervisor = Some(SupervisorState {
+            running: true,
+            program: Some("STOPPED".into()),
+        });
         f.consul_pid = None;
         let p = plan(Init::Supervisord, &f, &desired(Init::Supervisord));
         assert_eq!(kinds(&p), ["start"]);
@@ -367,7 +448,10 @@ mod tests {
     #[test]
     fn mode_drift_rewrites_the_file_without_restart() {
         let mut f = converged(Init::Systemd);
-        f.files.get_mut(std::path::Path::new("/etc/consul.d/consul.hcl")).unwrap().mode = "644".into();
+        f.files
+            .get_mut(std::path::Path::new("/etc/consul.d/consul.hcl"))
+            .unwrap()
+            .mode = "644".into();
         let p = plan(Init::Systemd, &f, &desired(Init::Systemd));
         assert_eq!(kinds(&p), ["write:/etc/consul.d/consul.hcl"]);
     }
@@ -377,10 +461,27 @@ mod tests {
         let h = host(Init::Systemd);
         let f = converged(Init::Systemd);
         let d = desired(Init::Systemd);
-        let binary = BinaryPlan::Package { commands: vec![vec!["apt-get".into(), "install".into()]] };
-        let same = plan_host(&PlanInput { host: &h, facts: &f, desired: &d, binary: &binary, version: Version::new(1, 8, 7) });
+        let binary = BinaryPlan::Package {
+            commands: vec![vec!["apt-get".into(), "install".into()]],
+        };
+        let same = plan_host(&PlanInput {
+            host: &h,
+            facts: &f,
+            desired: &d,
+            binary: &binary,
+            version: Version::new(1, 8, 7),
+        });
         assert!(same.is_empty());
-        let newer = plan_host(&PlanInput { host: &h, facts: &f, desired: &d, binary: &binary, version: Version::new(1, 21, 0) });
-        assert_eq!(kinds(&newer), ["install_package", "restart:version changed"]);
+        let newer = plan_host(&PlanInput {
+            host: &h,
+            facts: &f,
+            desired: &d,
+            binary: &binary,
+            version: Version::new(1, 21, 0),
+        });
+        assert_eq!(
+            kinds(&newer),
+            ["install_package", "restart:version changed"]
+        );
     }
 }

@@ -46,13 +46,19 @@ pub enum Task {
 
 impl Playbook {
     pub fn parse(origin: &Path, text: &str) -> Result<Playbook> {
-        let pb: Playbook = toml::from_str(text).with_context(|| format!("{}: invalid playbook", origin.display()))?;
-        anyhow::ensure!(!pb.steps.is_empty(), "{}: a playbook needs at least one step", origin.display());
+        let pb: Playbook = toml::from_str(text)
+            .with_context(|| format!("{}: invalid playbook", origin.display()))?;
+        anyhow::ensure!(
+            !pb.steps.is_empty(),
+            "{}: a playbook needs at least one step",
+            origin.display()
+        );
         Ok(pb)
     }
 
     pub fn rollout() -> Playbook {
-        Playbook::parse(Path::new("playbooks/rollout.toml"), ROLLOUT).expect("the embedded rollout playbook parses")
+        Playbook::parse(Path::new("playbooks/rollout.toml"), ROLLOUT)
+            .expect("the embedded rollout playbook parses")
     }
 }
 
@@ -84,7 +90,11 @@ mod tests {
 
     #[test]
     fn unknown_task_is_rejected_with_its_name() {
-        let err = Playbook::parse(Path::new("x.toml"), "name='x'\n[[steps]]\ntitle='a'\ntask='reboot'\n").unwrap_err();
+        let err = Playbook::parse(
+            Path::new("x.toml"),
+            "name='x'\n[[steps]]\ntitle='a'\ntask='reboot'\n",
+        )
+        .unwrap_err();
         let msg = format!("{err:#}");
         assert!(msg.contains("x.toml"), "{msg}");
         assert!(msg.contains("reboot"), "{msg}");

@@ -58,7 +58,12 @@ pub struct VerifyResult {
 }
 
 impl Recap {
-    pub fn new(hosts: Vec<HostResult>, verify: Option<VerifyResult>, duration: Duration, debug_log: String) -> Recap {
+    pub fn new(
+        hosts: Vec<HostResult>,
+        verify: Option<VerifyResult>,
+        duration: Duration,
+        debug_log: String,
+    ) -> Recap {
         let count = |s| hosts.iter().filter(|h| h.status == s).count();
         let totals = Totals {
             hosts: hosts.len(),
@@ -67,7 +72,13 @@ impl Recap {
             failed: count(HostStatus::Failed),
             changed_actions: hosts.iter().map(|h| h.changed).sum(),
         };
-        Recap { hosts, totals, verify, duration_ms: duration.as_millis() as u64, debug_log }
+        Recap {
+            hosts,
+            totals,
+            verify,
+            duration_ms: duration.as_millis() as u64,
+            debug_log,
+        }
     }
 
     pub fn failed(&self) -> bool {
@@ -76,8 +87,17 @@ impl Recap {
 
     pub fn to_text(&self) -> String {
         let mut s = String::new();
-        let width = self.hosts.iter().map(|h| h.name.len()).max().unwrap_or(4).max(4);
-        s.push_str(&format!("{:<width$}  {:<8} {:>7} {:>8}\n", "HOST", "STATUS", "CHANGED", "TIME"));
+        let width = self
+            .hosts
+            .iter()
+            .map(|h| h.name.len())
+            .max()
+            .unwrap_or(4)
+            .max(4);
+        s.push_str(&format!(
+            "{:<width$}  {:<8} {:>7} {:>8}\n",
+            "HOST", "STATUS", "CHANGED", "TIME"
+        ));
         for h in &self.hosts {
             let status = match h.status {
                 HostStatus::Ok => "ok",

@@ -28,7 +28,11 @@ impl Output {
 
     /// The last few lines of stderr (or stdout when stderr is empty), for error messages.
     pub fn tail(&self, lines: usize) -> String {
-        let text = if self.stderr.trim().is_empty() { &self.stdout } else { &self.stderr };
+        let text = if self.stderr.trim().is_empty() {
+            &self.stdout
+        } else {
+            &self.stderr
+        };
         let all: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
         all[all.len().saturating_sub(lines)..].join("\n")
     }
@@ -113,7 +117,13 @@ impl Connection {
     /// Run a fixed script with positional arguments, as root (through `sudo -n` for other
     /// users), optionally feeding `stdin`. Returns the output whatever the exit status; fails
     /// only when the command could not run at all or sudo wants a password.
-    pub async fn run(&self, name: &str, script: &str, args: &[String], stdin: Option<&[u8]>) -> Result<Output> {
+    pub async fn run(
+        &self,
+        name: &str,
+        script: &str,
+        args: &[String],
+        stdin: Option<&[u8]>,
+    ) -> Result<Output> {
         self.round_trips.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
         let mut cmd = if self.sudo {
@@ -125,7 +135,11 @@ impl Connection {
         };
         cmd.arg("-c").arg(script).arg("sh").args(args);
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-        cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        cmd.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
         let mut child = cmd
             .spawn()
             .await
@@ -165,13 +179,23 @@ impl Connection {
             );
         }
         if output.status == 255 && output.stdout.is_empty() {
-            bail!("{}: SSH connection lost during `{name}`: {}", self.host, output.tail(3));
+            bail!(
+                "{}: SSH connection lost during `{name}`: {}",
+                self.host,
+                output.tail(3)
+            );
         }
         Ok(output)
     }
 
     /// Like `run`, but a non-zero exit is an error carrying the last lines of output.
-    pub async fn run_ok(&self, name: &str, script: &str, args: &[String], stdin: Option<&[u8]>) -> Result<Output> {
+    pub async fn run_ok(
+        &self,
+        name: &str,
+        script: &str,
+        args: &[String],
+        stdin: Option<&[u8]>,
+    ) -> Result<Output> {
         let out = self.run(name, script, args, stdin).await?;
         if !out.success() {
             bail!("{name} failed (exit {}): {}", out.status, out.tail(6));

@@ -50,15 +50,30 @@ pub async fn run(args: &StatusArgs, debug_log: Option<&Path>) -> Result<(), Erro
     let mut view: Option<ClusterView> = None;
     let mut read_error = None;
     // Servers first: they know the raft configuration.
-    let mut order: Vec<&HostRun> = runs.iter().filter(|r| r.host.role == Role::Server).collect();
+    let mut order: Vec<&HostRun> = runs
+        .iter()
+        .filter(|r| r.host.role == Role::Server)
+        .collect();
     order.extend(runs.iter().filter(|r| r.host.role == Role::Client));
     for r in order {
-        let (Some(conn), Some(bind)) = (r.conn.as_ref(), binds.get(&r.host.name)) else { continue };
-        if !r.facts.as_ref().map(|f| f.agent_running(r.host.init)).unwrap_or(false) {
+        let (Some(conn), Some(bind)) = (r.conn.as_ref(), binds.get(&r.host.name)) else {
+            continue;
+        };
+        if !r
+            .facts
+            .as_ref()
+            .map(|f| f.agent_running(r.host.init))
+            .unwrap_or(false)
+        {
             continue;
         }
         progress.set(&r.host.name, "reading cluster state");
-        match tokio::time::timeout(Duration::from_secs(20), verify::read_view(conn, &verify::http_addr(&r.host, *bind))).await {
+        match tokio::time::timeout(
+            Duration::from_secs(20),
+            verify::read_view(conn, &verify::http_addr(&r.host, *bind)),
+        )
+        .await
+        {
             Ok(Ok(v)) => {
                 view = Some(v);
                 break;
@@ -82,7 +97,10 @@ pub async fn run(args: &StatusArgs, debug_log: Option<&Path>) -> Result<(), Erro
                 reachable: r.conn.is_some(),
                 agent_running: f.map(|f| f.agent_running(r.host.init)).unwrap_or(false),
                 pid: f.and_then(|f| f.consul_pid),
-                version: f.and_then(|f| f.consul.as_ref()).and_then(|c| c.version).map(|v| v.to_string()),
+                version: f
+                    .and_then(|f| f.consul.as_ref())
+                    .and_then(|c| c.version)
+                    .map(|v| v.to_string()),
                 error: r.failed.as_ref().map(|(ph, e)| format!("{ph}: {e}")),
             }
         })
@@ -106,13 +124,19 @@ pub async fn run(args: &StatusArgs, debug_log: Option<&Path>) -> Result<(), Erro
     };
     apply::disconnect(&mut runs).await;
     match args.output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&status).unwrap_or_default()),
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&status).unwrap_or_default()
+        ),
         Output::Text => print!("{}", to_text(&status)),
     }
     if status.healthy {
         Ok(())
     } else {
-        Err(Error::Runtime(anyhow!("cluster not healthy: {}", status.problems.join("; "))))
+        Err(Error::Runtime(anyhow!(
+            "cluster not healthy: {}",
+            status.problems.join("; ")
+        )))
     }
 }
 
@@ -134,20 +158,50 @@ pub fn to_text(s: &Status) -> String {
         out.push_str(&format!("(as seen by {via})\n"));
     }
     out.push_str("\nMembers:\n");
-    let w = s.members.iter().map(|m| m.name.len()).max().unwrap_or(4).max(4);
-    out.push_str(&format!("  {:<w$}  {:<22} {:<8} {}\n", "NODE", "ADDRESS", "STATUS", "TYPE"));
+    let w = s
+        .members
+        .iter()
+        .map(|m| m.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    out.push_str(&format!(
+        "  {:<w$}  {:<22} {:<8} {}\n",
+        "NODE", "ADDRESS", "STATUS", "TYPE"
+    ));
     for m in &s.members {
-        out.push_str(&format!("  {:<w$}  {:<22} {:<8} {}\n", m.name, m.addr, m.status_word(), m.role()));
+        out.push_str(&format!(
+            "  {:<w$}  {:<22} {:<8} {}\n",
+            m.name,
+            m.addr,
+            m.status_word(),
+            m.role()
+        ));
     }
     out.push_str("\nRaft peers:\n");
-    out.push_str(&format!("  {:<w$}  {:<22} {:<9} {}\n", "NODE", "ADDRESS", "STATE", "VOTER"));
+    out.push_str(&format!(
+        "  {:<w$}  {:<22} {:<9} {}\n",
+        "NODE", "ADDRESS", "STATE", "VOTER"
+    ));
     for p in &s.raft_peers {
         let state = if p.leader { "leader" } else { "follower" };
-        out.push_str(&format!("  {:<w$}  {:<22} {:<9} {}\n", p.node, p.address, state, p.voter));
+        out.push_str(&format!(
+            "  {:<w$}  {:<22} {:<9} {}\n",
+            p.node, p.address, state, p.voter
+        ));
     }
     out.push_str("\nHosts:\n");
-    let hw = s.hosts.iter().map(|h| h.name.len()).max().unwrap_or(4).max(4);
-    out.push_str(&format!("  {:<hw$}  {:<7} {:<12} {:<8} {:<8} {}\n", "HOST", "ROLE", "INIT", "AGENT", "PID", "VERSION"));
+    let hw = s
+        .hosts
+        .iter()
+        .map(|h| h.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    out.push_str(&format!(
+        "  {:<hw$}  {:<7} {:<12} {:<8} {:<8} {}\n",
+        "HOST", "ROLE", "INIT", "AGENT", "PID", "VERSION"
+    ));
     for h in &s.hosts {
         let agent = if !h.reachable {
             "unreachable"

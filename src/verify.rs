@@ -81,13 +81,13 @@ pub fn http_addr(host: &Host, bind: IpAddr) -> String {
         .filter(|p| *p > 0)
         .unwrap_or(8500);
     let tokens: Vec<&str> = host.client_addr.split_whitespace().collect();
-    let ip: IpAddr = if tokens.iter().any(|t| *t == "127.0.0.1" || *t == "0.0.0.0" || *t == "::") {
+    let ip: IpAddr = if tokens
+        .iter()
+        .any(|t| *t == "127.0.0.1" || *t == "0.0.0.0" || *t == "::")
+    {
         IpAddr::from([127, 0, 0, 1])
     } else {
-        tokens
-            .iter()
-            .find_map(|t| t.parse().ok())
-            .unwrap_or(bind)
+        tokens.iter().find_map(|t| t.parse().ok()).unwrap_or(bind)
     };
     match ip {
         IpAddr::V6(v6) => format!("[{v6}]:{port}"),
@@ -127,7 +127,10 @@ pub fn view_from_api(via: &str, map: &BTreeMap<String, (u16, String)>) -> Result
     let get = |p: &str| -> Result<&String> {
         let (code, body) = map.get(p).with_context(|| format!("no answer for {p}"))?;
         if *code != 200 {
-            bail!("{p} answered HTTP {code}: {}", body.chars().take(200).collect::<String>());
+            bail!(
+                "{p} answered HTTP {code}: {}",
+                body.chars().take(200).collect::<String>()
+            );
         }
         Ok(body)
     };
@@ -139,13 +142,21 @@ pub fn view_from_api(via: &str, map: &BTreeMap<String, (u16, String)>) -> Result
     }
     // Without a leader the raft configuration may be unavailable; that is a finding, not an error.
     let raft = match get(RAFT) {
-        Ok(body) => serde_json::from_str::<RaftConfig>(body).context("parsing the raft configuration")?.servers,
+        Ok(body) => {
+            serde_json::from_str::<RaftConfig>(body)
+                .context("parsing the raft configuration")?
+                .servers
+        }
         Err(_) => Vec::new(),
     };
     let members: Vec<Member> = serde_json::from_str(get(MEMBERS)?).context("parsing members")?;
     Ok(ClusterView {
         via: via.to_string(),
-        leader: if leader.is_empty() { None } else { Some(leader) },
+        leader: if leader.is_empty() {
+            None
+        } else {
+            Some(leader)
+        },
         raft,
         members,
     })
@@ -153,7 +164,11 @@ pub fn view_from_api(via: &str, map: &BTreeMap<String, (u16, String)>) -> Result
 
 /// Compare Consul's view with the inventory. Empty = healthy.
 /// `bind` maps host names to their resolved bind addresses.
-pub fn check(cluster: &Cluster, bind: &BTreeMap<String, IpAddr>, view: &ClusterView) -> Vec<String> {
+pub fn check(
+    cluster: &Cluster,
+    bind: &BTreeMap<String, IpAddr>,
+    view: &ClusterView,
+) -> Vec<String> {
     let mut problems = Vec::new();
     if view.leader.is_none() {
         problems.push("no leader elected".to_string());
@@ -166,11 +181,18 @@ pub fn check(cluster: &Cluster, bind: &BTreeMap<String, IpAddr>, view: &ClusterV
     if view.leader.is_some() {
         let missing: Vec<String> = cluster
             .servers()
-            .filter(|h| bind.get(&h.name).map(|ip| !have.contains(&raft_addr(*ip))).unwrap_or(true))
+            .filter(|h| {
+                bind.get(&h.name)
+                    .map(|ip| !have.contains(&raft_addr(*ip)))
+                    .unwrap_or(true)
+            })
             .map(|h| h.name.clone())
             .collect();
         if !missing.is_empty() {
-            problems.push(format!("servers not in the raft configuration: {}", missing.join(", ")));
+            problems.push(format!(
+                "servers not in the raft configuration: {}",
+                missing.join(", ")
+            ));
         }
         let extra: Vec<String> = view
             .raft
@@ -179,11 +201,22 @@ pub fn check(cluster: &Cluster, bind: &BTreeMap<String, IpAddr>, view: &ClusterV
             .map(|s| format!("{} ({})", s.node, s.address))
             .collect();
         if !extra.is_empty() {
-            problems.push(format!("raft peers the inventory does not list: {}", extra.join(", ")));
+            problems.push(format!(
+                "raft peers the inventory does not list: {}",
+                extra.join(", ")
+            ));
         }
-        let nonvoters: Vec<&str> = view.raft.iter().filter(|s| !s.voter).map(|s| s.node.as_str()).collect();
+        let nonvoters: Vec<&str> = view
+            .raft
+            .iter()
+            .filter(|s| !s.voter)
+            .map(|s| s.node.as_str())
+            .collect();
         if !nonvoters.is_empty() {
-            problems.push(format!("servers that are not voters yet: {}", nonvoters.join(", ")));
+            problems.push(format!(
+                "servers that are not voters yet: {}",
+                nonvoters.join(", ")
+            ));
         }
     }
     let mut not_members = Vec::new();
@@ -191,15 +224,23 @@ pub fn check(cluster: &Cluster, bind: &BTreeMap<String, IpAddr>, view: &ClusterV
     for host in &cluster.hosts {
         match view.members.iter().find(|m| m.name == host.name) {
             None => not_members.push(host.name.clone()),
-            Some(m) if m.status != 1 => not_alive.push(format!("{} ({})", host.name, m.status_word())),
+            Some(m) if m.status != 1 => {
+                not_alive.push(format!("{} ({})", host.name, m.status_word()))
+            }
             Some(_) => {}
         }
     }
     if !not_members.is_empty() {
-        problems.push(format!("hosts that are not members: {}", not_members.join(", ")));
+        problems.push(format!(
+            "hosts that are not members: {}",
+            not_members.join(", ")
+        ));
     }
     if !not_alive.is_empty() {
-        problems.push(format!("members that are not alive: {}", not_alive.join(", ")));
+        problems.push(format!(
+            "members that are not alive: {}",
+            not_alive.join(", ")
+        ));
     }
     problems
 }
@@ -252,9 +293,13 @@ mod tests {
 
     #[test]
     fn api_output_is_split_per_path() {
-        let out = "=== /v1/status/leader 200\n\"10.0.0.1:8300\"\n=== /v1/agent/members 500\nrpc error\n";
+        let out =
+            "=== /v1/status/leader 200\n\"10.0.0.1:8300\"\n=== /v1/agent/members 500\nrpc error\n";
         let map = parse_api_output(out);
-        assert_eq!(map["/v1/status/leader"], (200, "\"10.0.0.1:8300\"".to_string()));
+        assert_eq!(
+            map["/v1/status/leader"],
+            (200, "\"10.0.0.1:8300\"".to_string())
+        );
         assert_eq!(map["/v1/agent/members"].0, 500);
     }
 

@@ -23,18 +23,39 @@ fn agent_processes(lab: &Lab) -> BTreeMap<String, (String, String)> {
     lab.hosts()
         .iter()
         .map(|h| {
-            let pid = lab.exec(&h.name, &["pidof", "consul"]).success().out().to_string();
-            assert!(!pid.is_empty() && !pid.contains(' '), "{}: expected one consul process, got {pid:?}", h.name);
-            let stat = lab.exec(&h.name, &["cat", &format!("/proc/{pid}/stat")]).success().stdout;
+            let pid = lab
+                .exec(&h.name, &["pidof", "consul"])
+                .success()
+                .out()
+                .to_string();
+            assert!(
+                !pid.is_empty() && !pid.contains(' '),
+                "{}: expected one consul process, got {pid:?}",
+                h.name
+            );
+            let stat = lab
+                .exec(&h.name, &["cat", &format!("/proc/{pid}/stat")])
+                .success()
+                .stdout;
             // Field 22 is the start time; the command name (field 2) has no spaces here.
-            let start = stat.split_whitespace().nth(21).expect("starttime").to_string();
+            let start = stat
+                .split_whitespace()
+                .nth(21)
+                .expect("starttime")
+                .to_string();
             (h.name.clone(), (pid, start))
         })
         .collect()
 }
 
 fn file_sha(lab: &Lab, host: &str, path: &str) -> String {
-    lab.exec(host, &["sha256sum", path]).success().out().split_whitespace().next().unwrap().to_string()
+    lab.exec(host, &["sha256sum", path])
+        .success()
+        .out()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
 }
 
 fn edit_inventory(lab: &Lab, f: impl FnOnce(&mut toml_edit::DocumentMut)) {
@@ -47,56 +68,117 @@ fn edit_inventory(lab: &Lab, f: impl FnOnce(&mut toml_edit::DocumentMut)) {
 /// Every acceptance check of the foundation on one 3 + 2 mixed lab, in order.
 #[test]
 fn rollout_converges_reapply_is_a_noop_and_one_change_touches_only_that() {
-    let lab = Lab::new("roll").servers(3).clients(2).init(LabInit::Mixed).up();
+    let lab = Lab::new("roll")
+        .servers(3)
+        .clients(2)
+        .init(LabInit::Mixed)
+        .up();
     let inv = lab.inventory_str();
     let hosts: Vec<String> = lab.hosts().iter().map(|h| h.name.clone()).collect();
-    assert!(lab.hosts().iter().any(|h| h.init == "systemd") && lab.hosts().iter().any(|h| h.init == "supervisord"));
-    assert!(lab.hosts().iter().any(|h| h.ssh_user == "deploy"), "the lab must use the sudo user somewhere");
+    assert!(
+        lab.hosts().iter().any(|h| h.init == "systemd")
+            && lab.hosts().iter().any(|h| h.init == "supervisord")
+    );
+    assert!(
+        lab.hosts().iter().any(|h| h.ssh_user == "deploy"),
+        "the lab must use the sudo user somewhere"
+    );
 
     // 1. Fresh rollout.
-    let first = json(&lab.consulctl(&["apply", "-i", inv, "--output", "json"]).success());
+    let first = json(
+        &lab.consulctl(&["apply", "-i", inv, "--output", "json"])
+            .success(),
+    );
     assert_eq!(first["totals"]["failed"], 0, "{first:#}");
     assert_eq!(first["totals"]["changed"], 5, "{first:#}");
 
     // Consul itself, read inside a server container.
     let members = lab.exec("server1", &["consul", "members"]).success().stdout;
-    let alive: Vec<&str> = members.lines().filter(|l| l.split_whitespace().nth(2) == Some("alive")).collect();
+    let alive: Vec<&str> = members
+        .lines()
+        .filter(|l| l.split_whitespace().nth(2) == Some("alive"))
+        .collect();
     assert_eq!(alive.len(), 5, "consul members:\n{members}");
     for h in &hosts {
-        assert!(alive.iter().any(|l| l.split_whitespace().next() == Some(h)), "{h} not alive:\n{members}");
+        assert!(
+            alive.iter().any(|l| l.split_whitespace().next() == Some(h)),
+            "{h} not alive:\n{members}"
+        );
     }
     let raft = api(&lab, "server2", "/v1/operator/raft/configuration");
     let servers = raft["Servers"].as_array().unwrap();
     assert_eq!(servers.len(), 3, "{raft:#}");
     assert!(servers.iter().all(|s| s["Voter"] == true), "{raft:#}");
-    assert_eq!(servers.iter().filter(|s| s["Leader"] == true).count(), 1, "{raft:#}");
-    let peers = lab.exec("server3", &["consul", "operator", "raft", "list-peers"]).success().stdout;
-    assert_eq!(peers.lines().filter(|l| l.split_whitespace().nth(4) == Some("true")).count(), 3, "{peers}");
+    assert_eq!(
+        servers.iter().filter(|s| s["Leader"] == true).count(),
+        1,
+        "{raft:#}"
+    );
+    let peers = lab
+        .exec("server3", &["consul", "operator", "raft", "list-peers"])
+        .success()
+        .stdout;
+    assert_eq!(
+        peers
+            .lines()
+            .filter(|l| l.split_whitespace().nth(4) == Some("true"))
+            .count(),
+        3,
+        "{peers}"
+    );
     let leader = api(&lab, "server1", "/v1/status/leader");
-    assert!(leader.as_str().is_some_and(|l| l.ends_with(":8300")), "leader: {leader}");
+    assert!(
+        leader.as_str().is_some_and(|l| l.ends_with(":8300")),
+        "leader: {leader}"
+    );
 
     // 2. A second apply changes nothing and restarts nothing.
     let before = agent_processes(&lab);
-    let second = json(&lab.consulctl(&["apply", "-i", inv, "--output", "json"]).success());
+    let second = json(
+        &lab.consulctl(&["apply", "-i", inv, "--output", "json"])
+            .success(),
+    );
     assert_eq!(second["totals"]["changed_actions"], 0, "{second:#}");
     assert_eq!(second["totals"]["ok"], 5, "{second:#}");
     for h in second["hosts"].as_array().unwrap() {
         assert_eq!(h["status"], "ok", "{h}");
         assert_eq!(h["changed"], 0, "{h}");
     }
-    assert_eq!(agent_processes(&lab), before, "an agent was restarted by a no-op apply");
-    lab.consulctl(&["plan", "-i", inv]).success().contains("5 hosts: 0 to change, 5 unchanged");
+    assert_eq!(
+        agent_processes(&lab),
+        before,
+        "an agent was restarted by a no-op apply"
+    );
+    lab.consulctl(&["plan", "-i", inv])
+        .success()
+        .contains("5 hosts: 0 to change, 5 unchanged");
 
     // 3. One inventory value changes: plan shows exactly that diff on every host.
-    edit_inventory(&lab, |doc| doc["cluster"]["log_level"] = toml_edit::value("DEBUG"));
+    edit_inventory(&lab, |doc| {
+        doc["cluster"]["log_level"] = toml_edit::value("DEBUG")
+    });
     let plan = lab.consulctl(&["plan", "-i", inv]).success();
     let text = &plan.stdout;
-    let minus: Vec<&str> = text.lines().filter(|l| l.starts_with('-') && !l.starts_with("---")).collect();
-    let plus: Vec<&str> = text.lines().filter(|l| l.starts_with('+') && !l.starts_with("+++")).collect();
+    let minus: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with('-') && !l.starts_with("---"))
+        .collect();
+    let plus: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with('+') && !l.starts_with("+++"))
+        .collect();
     assert_eq!(minus, vec![r#"-log_level = "INFO""#; 5], "{plan}");
     assert_eq!(plus, vec![r#"+log_level = "DEBUG""#; 5], "{plan}");
-    assert_eq!(text.matches("+++ /etc/consul.d/consul.hcl").count(), 5, "{plan}");
-    assert_eq!(text.lines().filter(|l| l.starts_with("+++")).count(), 5, "only the agent config may change:\n{plan}");
+    assert_eq!(
+        text.matches("+++ /etc/consul.d/consul.hcl").count(),
+        5,
+        "{plan}"
+    );
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("+++")).count(),
+        5,
+        "only the agent config may change:\n{plan}"
+    );
     for h in &hosts {
         assert!(text.contains(&format!("{h}: 2 actions")), "{h}:\n{plan}");
     }
@@ -104,23 +186,41 @@ fn rollout_converges_reapply_is_a_noop_and_one_change_touches_only_that() {
     assert_eq!(agent_processes(&lab), before, "plan restarted an agent");
 
     // ... and apply changes only that.
-    let binary_before: Vec<String> = hosts.iter().map(|h| file_sha(&lab, h, "/usr/local/bin/consul")).collect();
-    let third = json(&lab.consulctl(&["apply", "-i", inv, "--output", "json"]).success());
+    let binary_before: Vec<String> = hosts
+        .iter()
+        .map(|h| file_sha(&lab, h, "/usr/local/bin/consul"))
+        .collect();
+    let third = json(
+        &lab.consulctl(&["apply", "-i", inv, "--output", "json"])
+            .success(),
+    );
     for h in third["hosts"].as_array().unwrap() {
         assert_eq!(h["status"], "changed", "{h}");
         assert_eq!(h["changed"], 2, "config write + restart only: {h}");
     }
     for h in &hosts {
         let me = api(&lab, h, "/v1/agent/self");
-        assert_eq!(me["DebugConfig"]["Logging"]["LogLevel"], "DEBUG", "{h} runs with the new log level");
+        assert_eq!(
+            me["DebugConfig"]["Logging"]["LogLevel"], "DEBUG",
+            "{h} runs with the new log level"
+        );
     }
-    let binary_after: Vec<String> = hosts.iter().map(|h| file_sha(&lab, h, "/usr/local/bin/consul")).collect();
+    let binary_after: Vec<String> = hosts
+        .iter()
+        .map(|h| file_sha(&lab, h, "/usr/local/bin/consul"))
+        .collect();
     assert_eq!(binary_before, binary_after);
     let after = agent_processes(&lab);
     for h in &hosts {
-        assert_ne!(after[h], before[h], "{h} must have been restarted for the new config");
+        assert_ne!(
+            after[h], before[h],
+            "{h} must have been restarted for the new config"
+        );
     }
-    let fourth = json(&lab.consulctl(&["apply", "-i", inv, "--output", "json"]).success());
+    let fourth = json(
+        &lab.consulctl(&["apply", "-i", inv, "--output", "json"])
+            .success(),
+    );
     assert_eq!(fourth["totals"]["changed_actions"], 0, "{fourth:#}");
 }
 
@@ -128,48 +228,105 @@ fn rollout_converges_reapply_is_a_noop_and_one_change_touches_only_that() {
 /// running agents stay as they were. Also: the non-root sudo user, and sudo wanting a password.
 #[test]
 fn config_rejected_by_consul_leaves_live_config_and_agents_untouched() {
-    let lab = Lab::new("reject").servers(1).clients(2).init(LabInit::Mixed).up();
+    let lab = Lab::new("reject")
+        .servers(1)
+        .clients(2)
+        .init(LabInit::Mixed)
+        .up();
     let inv = lab.inventory_str();
     assert_eq!(lab.host("client2").ssh_user, "deploy");
-    lab.consulctl(&["apply", "-i", inv]).success().contains("cluster healthy");
+    lab.consulctl(&["apply", "-i", inv])
+        .success()
+        .contains("cluster healthy");
 
     let before = agent_processes(&lab);
-    let sha_before: Vec<String> = lab.hosts().iter().map(|h| file_sha(&lab, &h.name, "/etc/consul.d/consul.hcl")).collect();
+    let sha_before: Vec<String> = lab
+        .hosts()
+        .iter()
+        .map(|h| file_sha(&lab, &h.name, "/etc/consul.d/consul.hcl"))
+        .collect();
 
-    edit_inventory(&lab, |doc| doc["config"]["not_a_consul_key"] = toml_edit::value(true));
-    let out = lab.consulctl(&["apply", "-i", inv, "--output", "json"]).code(1);
+    edit_inventory(&lab, |doc| {
+        doc["config"]["not_a_consul_key"] = toml_edit::value(true)
+    });
+    let out = lab
+        .consulctl(&["apply", "-i", inv, "--output", "json"])
+        .code(1);
     let recap = json(&out);
     assert_eq!(recap["totals"]["failed"], 3, "{recap:#}");
     for h in recap["hosts"].as_array().unwrap() {
         assert_eq!(h["status"], "failed", "{h}");
         let err = h["error"].as_str().unwrap();
         assert!(err.contains("consul validate rejected"), "{h}");
-        assert!(err.contains("not_a_consul_key"), "Consul's own message must be shown: {h}");
+        assert!(
+            err.contains("not_a_consul_key"),
+            "Consul's own message must be shown: {h}"
+        );
     }
-    let sha_after: Vec<String> = lab.hosts().iter().map(|h| file_sha(&lab, &h.name, "/etc/consul.d/consul.hcl")).collect();
+    let sha_after: Vec<String> = lab
+        .hosts()
+        .iter()
+        .map(|h| file_sha(&lab, &h.name, "/etc/consul.d/consul.hcl"))
+        .collect();
     assert_eq!(sha_before, sha_after, "the live config changed");
     assert_eq!(agent_processes(&lab), before, "an agent was restarted");
     for h in lab.hosts() {
-        let staging = lab.exec(&h.name, &["sh", "-c", "ls -d /tmp/consulctl-stage.* 2>/dev/null | wc -l"]).success();
+        let staging = lab
+            .exec(
+                &h.name,
+                &[
+                    "sh",
+                    "-c",
+                    "ls -d /tmp/consulctl-stage.* 2>/dev/null | wc -l",
+                ],
+            )
+            .success();
         assert_eq!(staging.out(), "0", "{}: staging dir left behind", h.name);
     }
     let members = api(&lab, "server1", "/v1/agent/members");
-    assert_eq!(members.as_array().unwrap().iter().filter(|m| m["Status"] == 1).count(), 3);
+    assert_eq!(
+        members
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["Status"] == 1)
+            .count(),
+        3
+    );
 
     // Text output names the host and Consul's error too.
-    lab.consulctl(&["apply", "-i", inv]).code(1).contains("client2").contains("invalid config key not_a_consul_key");
+    lab.consulctl(&["apply", "-i", inv])
+        .code(1)
+        .contains("client2")
+        .contains("invalid config key not_a_consul_key");
 
     // sudo that wants a password: a clear error for that host, the others are fine.
     edit_inventory(&lab, |doc| {
-        doc["config"].as_table_like_mut().unwrap().remove("not_a_consul_key");
+        doc["config"]
+            .as_table_like_mut()
+            .unwrap()
+            .remove("not_a_consul_key");
     });
-    lab.exec("client2", &["sh", "-c", "echo 'deploy ALL=(ALL) ALL' > /etc/sudoers.d/deploy"]).success();
-    let out = lab.consulctl(&["apply", "-i", inv, "--output", "json"]).code(1);
+    lab.exec(
+        "client2",
+        &[
+            "sh",
+            "-c",
+            "echo 'deploy ALL=(ALL) ALL' > /etc/sudoers.d/deploy",
+        ],
+    )
+    .success();
+    let out = lab
+        .consulctl(&["apply", "-i", inv, "--output", "json"])
+        .code(1);
     let recap = json(&out);
     for h in recap["hosts"].as_array().unwrap() {
         if h["name"] == "client2" {
             assert_eq!(h["status"], "failed", "{h}");
-            assert!(h["error"].as_str().unwrap().contains("without a password"), "{h}");
+            assert!(
+                h["error"].as_str().unwrap().contains("without a password"),
+                "{h}"
+            );
         } else {
             assert_eq!(h["status"], "ok", "{h}");
         }
@@ -180,7 +337,11 @@ fn config_rejected_by_consul_leaves_live_config_and_agents_untouched() {
 /// A changed host key stops that host and says so.
 #[test]
 fn plan_shows_package_commands_and_a_changed_host_key_stops_that_host() {
-    let lab = Lab::new("pkg").servers(1).clients(1).init(LabInit::Mixed).up();
+    let lab = Lab::new("pkg")
+        .servers(1)
+        .clients(1)
+        .init(LabInit::Mixed)
+        .up();
     let inv = lab.inventory_str();
 
     edit_inventory(&lab, |doc| {
@@ -193,30 +354,52 @@ fn plan_shows_package_commands_and_a_changed_host_key_stops_that_host() {
     for h in ["server1", "client1"] {
         assert!(plan.stdout.contains(&format!("{h}: ")), "{plan}");
     }
-    assert_eq!(plan.stdout.matches("apt-get install -y consul=1.21.0-1\n").count(), 2, "{plan}");
+    assert_eq!(
+        plan.stdout
+            .matches("apt-get install -y consul=1.21.0-1\n")
+            .count(),
+        2,
+        "{plan}"
+    );
     assert!(plan.stdout.contains("apt.releases.hashicorp.com"), "{plan}");
     // 1.21 config: ui_config block on the server, never `ui = true`.
     assert!(plan.stdout.contains("+ui_config {"), "{plan}");
     assert!(!plan.stdout.contains("+ui = true"), "{plan}");
     // plan changed nothing on the hosts.
     for h in ["server1", "client1"] {
-        lab.exec(h, &["test", "!", "-e", "/usr/local/bin/consul"]).success();
-        lab.exec(h, &["test", "!", "-e", "/etc/consul.d/consul.hcl"]).success();
+        lab.exec(h, &["test", "!", "-e", "/usr/local/bin/consul"])
+            .success();
+        lab.exec(h, &["test", "!", "-e", "/etc/consul.d/consul.hcl"])
+            .success();
     }
 
     // A wrong key for client1 in known_hosts: client1 fails naming the host key; server1 is fine.
     let kh = std::fs::read_to_string(lab.known_hosts()).unwrap();
     let server_addr = &lab.host("server1").address;
     let client_addr = &lab.host("client1").address;
-    let server_key = kh.lines().find(|l| l.starts_with(&format!("{server_addr} "))).unwrap().split_once(' ').unwrap().1;
+    let server_key = kh
+        .lines()
+        .find(|l| l.starts_with(&format!("{server_addr} ")))
+        .unwrap()
+        .split_once(' ')
+        .unwrap()
+        .1;
     let forged: String = kh
         .lines()
-        .map(|l| if l.starts_with(&format!("{client_addr} ")) { format!("{client_addr} {server_key}") } else { l.to_string() })
+        .map(|l| {
+            if l.starts_with(&format!("{client_addr} ")) {
+                format!("{client_addr} {server_key}")
+            } else {
+                l.to_string()
+            }
+        })
         .collect::<Vec<_>>()
         .join("\n");
     let forged_path = lab.inventory().with_extension("known_hosts");
     std::fs::write(&forged_path, forged + "\n").unwrap();
-    edit_inventory(&lab, |doc| doc["ssh"]["known_hosts"] = toml_edit::value(forged_path.to_str().unwrap()));
+    edit_inventory(&lab, |doc| {
+        doc["ssh"]["known_hosts"] = toml_edit::value(forged_path.to_str().unwrap())
+    });
     let out = lab.consulctl(&["plan", "-i", inv]).code(1);
     assert!(out.stdout.contains("client1: FAILED in connect"), "{out}");
     assert!(out.stdout.to_lowercase().contains("host key"), "{out}");
