@@ -40,6 +40,11 @@ pub enum Action {
 }
 
 impl Action {
+    /// Does this action belong to the configure phase (directories and files)?
+    pub fn is_configure(&self) -> bool {
+        matches!(self, Action::CreateDirs { .. } | Action::WriteFile { .. })
+    }
+
     /// Does this action belong to the phase that starts or restarts agents?
     pub fn is_service(&self) -> bool {
         matches!(

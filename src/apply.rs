@@ -38,6 +38,8 @@ pub struct HostRun {
     pub changed: usize,
     pub round_trips: u32,
     pub started: Instant,
+    /// When this host last finished a piece of work (its duration in the recap).
+    pub done_at: Option<Instant>,
 }
 
 impl HostRun {
@@ -56,11 +58,16 @@ impl HostRun {
             changed: 0,
             round_trips: 0,
             started: Instant::now(),
+            done_at: None,
         }
     }
 
     fn alive(&self) -> bool {
         self.failed.is_none()
+    }
+
+    fn mark(&mut self) {
+        self.done_at = Some(Instant::now());
     }
 
     fn fail(&mut self, phase: &str, err: &anyhow::Error) {
@@ -161,6 +168,7 @@ pub async fn connect(runs: &mut [HostRun], p: &Prepared, progress: &Progress) {
             Ok(c) => r.conn = Some(c),
             Err(e) => r.fail("connect", &e),
         }
+        r.mark();
     })
     .await;
 }
@@ -182,6 +190,7 @@ pub async fn gather_facts(runs: &mut [HostRun], p: &Prepared, progress: &Progres
                 Ok(f) => r.facts = Some(f),
                 Err(e) => r.fail("gather facts", &e),
             }
+            r.mark();
         },
     )
     .await;
@@ -240,6 +249,7 @@ pub fn validate(
             }
             Err(e) => r.fail("validate", &e),
         }
+        r.mark();
     }
     binds
 }
@@ -325,6 +335,7 @@ pub async fn upload(runs: &mut [HostRun], p: &Prepared, progress: &Progress) {
             Ok(()) => r.changed += 1,
             Err(e) => r.fail("upload", &e),
         }
+        r.mark();
     })
     .await;
 }
@@ -332,23 +343,12 @@ pub async fn upload(runs: &mut [HostRun], p: &Prepared, progress: &Progress) {
 pub async fn configure(runs: &mut [HostRun], p: &Prepared, progress: &Progress, timestamp: &str) {
     each_host(runs, p.concurrency, progress, "configure", |r| async move {
         let conn = r.conn.as_ref().expect("connected");
-        let n = r
-            .plan
-            .actions
-            .iter()
-            .filter(|a| {
-                !a.is_service()
-                    && !matches!(
-                        a,
-                        crate::action::Action::InstallBinary { .. }
-                            | crate::action::Action::InstallPackage { .. }
-                    )
-            })
-            .count();
+        let n = r.plan.actions.iter().filter(|a| a.is_configure()).count();
         match crate::execute::configure(conn, &r.host, &r.plan, timestamp).await {
             Ok(_) => r.changed += n,
             Err(e) => r.fail("configure", &e),
         }
+        r.mark();
     })
     .await;
 }
@@ -396,6 +396,7 @@ pub async fn start(
                     }
                     Err(e) => r.fail("start", &e),
                 }
+                r.mark();
             }
         })
         .await;
@@ -500,7 +501,10 @@ fn results(runs: &[HostRun]) -> Vec<HostResult> {
             changed: r.changed,
             error: r.failed.as_ref().map(|(_, e)| e.clone()),
             phase: r.failed.as_ref().map(|(p, _)| p.clone()),
-            duration_ms: r.started.elapsed().as_millis() as u64,
+            duration_ms: r
+                .done_at
+                .map(|t| t.duration_since(r.started).as_millis() as u64)
+                .unwrap_or(0),
             round_trips: r
                 .round_trips
                 .max(r.conn.as_ref().map(|c| c.round_trips()).unwrap_or(0)),
@@ -594,81 +598,33 @@ pub async fn plan(args: &PlanArgs, debug_log: Option<&Path>) -> Result<(), Error
     connect(&mut runs, &p, &progress).await;
     gather_facts(&mut runs, &p, &progress).await;
     validate(&mut runs, &p, &progress);
-    // Current contents of the files that would change, for the diffs (one read per host).
-    let secrets: Vec<String> = p
-        .cluster
-        .encrypt
+    // The current contents of the files that would change, for the diffs: one read per host.
+    let reads = runs
         .iter()
-        .map(|s| s.expose().to_string())
-        .collect();
-    let mut texts: BTreeMap<String, String> = BTreeMap::new();
-    {
-        let reads = runs.iter().filter(|r| r.alive()).map(|r| async move {
-            let paths: Vec<&Path> = r
-                .plan
-                .file_writes()
-                .filter(|_| true)
-                .map(|f| f.path.as_path())
-                .collect();
+        .filter(|r| r.alive() && !r.plan.is_empty())
+        .map(|r| async move {
+            let paths: Vec<&Path> = r.plan.file_writes().map(|f| f.path.as_path()).collect();
             let conn = r.conn.as_ref().expect("connected");
             (
                 r.host.name.clone(),
                 crate::execute::read_files(conn, &paths).await,
             )
         });
-        let mut out = String::new();
-        let read: Vec<_> = futures::future::join_all(reads).await;
-        let read: BTreeMap<String, _> = read.into_iter().collect();
-        for r in &runs {
-            progress.finish(&r.host.name, "planned");
-        }
-        progress.clear();
-        let mut to_change = 0;
-        for r in &runs {
-            if let Some((phase, err)) = &r.failed {
-                out.push_str(&format!("{}: FAILED in {phase}: {err}\n\n", r.host.name));
-                continue;
-            }
-            if r.plan.is_empty() {
-                out.push_str(&format!("{}: no changes\n\n", r.host.name));
-                continue;
-            }
-            to_change += 1;
-            out.push_str(&format!("{}: {} actions\n", r.host.name, r.plan.len()));
-            for a in &r.plan.actions {
-                out.push_str(&format!("  - {a}\n"));
-            }
-            let current = match read.get(&r.host.name) {
-                Some(Ok(m)) => m.clone(),
-                Some(Err(e)) => {
-                    out.push_str(&format!("  (cannot read current files: {e:#})\n"));
-                    BTreeMap::new()
-                }
-                None => BTreeMap::new(),
-            };
-            for f in r.plan.file_writes() {
-                let path = f.path.display().to_string();
-                let old = current.get(&path).cloned().unwrap_or_default();
-                out.push_str(&unified_diff(
-                    &path,
-                    &redact(&old, &secrets),
-                    &redact(&f.content, &secrets),
-                ));
-            }
-            out.push('\n');
-        }
-        let failed = runs.iter().filter(|r| r.failed.is_some()).count();
-        out.push_str(&format!(
-            "{} hosts: {} to change, {} unchanged, {} failed ({:.1}s)\n",
-            runs.len(),
-            to_change,
-            runs.len() - to_change - failed,
-            failed,
-            started.elapsed().as_secs_f64()
-        ));
-        texts.insert("out".into(), out);
+    let current: BTreeMap<String, _> = futures::future::join_all(reads).await.into_iter().collect();
+    for r in &runs {
+        progress.finish(&r.host.name, "planned");
     }
-    print!("{}", texts["out"]);
+    progress.clear();
+    let secrets: Vec<String> = p
+        .cluster
+        .encrypt
+        .iter()
+        .map(|s| s.expose().to_string())
+        .collect();
+    print!(
+        "{}",
+        plan_text(&runs, &current, &secrets, started.elapsed())
+    );
     disconnect(&mut runs).await;
     let failed = runs.iter().filter(|r| r.failed.is_some()).count();
     if failed > 0 {
@@ -679,6 +635,61 @@ pub async fn plan(args: &PlanArgs, debug_log: Option<&Path>) -> Result<(), Error
         });
     }
     Ok(())
+}
+
+/// The text `plan` prints: per host its actions and a unified diff per file, then a summary.
+fn plan_text(
+    runs: &[HostRun],
+    current: &BTreeMap<String, Result<BTreeMap<String, String>>>,
+    secrets: &[String],
+    elapsed: Duration,
+) -> String {
+    let mut out = String::new();
+    let mut to_change = 0;
+    for r in runs {
+        if let Some((phase, err)) = &r.failed {
+            out.push_str(&format!("{}: FAILED in {phase}: {err}\n\n", r.host.name));
+            continue;
+        }
+        if r.plan.is_empty() {
+            out.push_str(&format!("{}: no changes\n\n", r.host.name));
+            continue;
+        }
+        to_change += 1;
+        out.push_str(&format!("{}: {} actions\n", r.host.name, r.plan.len()));
+        for a in &r.plan.actions {
+            out.push_str(&format!("  - {a}\n"));
+        }
+        let empty = BTreeMap::new();
+        let files = match current.get(&r.host.name) {
+            Some(Ok(m)) => m,
+            Some(Err(e)) => {
+                out.push_str(&format!("  (cannot read the current files: {e:#})\n"));
+                &empty
+            }
+            None => &empty,
+        };
+        for f in r.plan.file_writes() {
+            let path = f.path.display().to_string();
+            let old = files.get(&path).map(String::as_str).unwrap_or("");
+            out.push_str(&unified_diff(
+                &path,
+                &redact(old, secrets),
+                &redact(&f.content, secrets),
+            ));
+        }
+        out.push('\n');
+    }
+    let failed = runs.iter().filter(|r| r.failed.is_some()).count();
+    out.push_str(&format!(
+        "{} hosts: {} to change, {} unchanged, {} failed ({:.1}s)\n",
+        runs.len(),
+        to_change,
+        runs.len() - to_change - failed,
+        failed,
+        elapsed.as_secs_f64()
+    ));
+    out
 }
 
 /// Replace every secret value with `<redacted>`.

@@ -16,6 +16,9 @@ use crate::ssh::Connection;
 pub const INSTALL_BINARY: &str = include_str!("remote/install-binary.sh");
 pub const CONFIGURE: &str = include_str!("remote/configure.sh");
 pub const SERVICE: &str = include_str!("remote/service.sh");
+/// Where HashiCorp packages install the binary.
+pub const PACKAGE_BINARY: &str = "/usr/bin/consul";
+
 pub const READ_FILES: &str = include_str!("remote/read-files.sh");
 
 /// Where replaced files are kept on the host: `/var/backups/consulctl/<UTC timestamp>`.
@@ -44,6 +47,13 @@ pub async fn upload(
             for argv in commands {
                 let script = "set -eu; \"$@\"";
                 conn.run_ok(&crate::action::shell_words(argv), script, argv, None)
+                    .await?;
+            }
+            // Packages install /usr/bin/consul; a layout that names another path gets a link.
+            if host.paths.binary != Path::new(PACKAGE_BINARY) {
+                let script = r#"set -eu; mkdir -p "$(dirname "$2")"; ln -sfn "$1" "$2""#;
+                let args = vec![PACKAGE_BINARY.to_string(), path_arg(&host.paths.binary)];
+                conn.run_ok("link the packaged binary", script, &args, None)
                     .await?;
             }
         }

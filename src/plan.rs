@@ -484,4 +484,65 @@ mod tests {
             ["install_package", "restart:version changed"]
         );
     }
+
+    fn fixture(name: &str) -> Facts {
+        let path = format!(
+            "{}/tests/fixtures/facts/{name}.txt",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        Facts::parse(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    }
+
+    /// pyinfra-style: facts parsed from a real capture of a fresh Debian 12 host.
+    #[test]
+    fn captured_fresh_debian_host_plans_a_full_install() {
+        let f = fixture("debian12-fresh");
+        let p = plan(Init::Supervisord, &f, &desired(Init::Supervisord));
+        assert_eq!(
+            kinds(&p),
+            [
+                "install_binary",
+                "dirs:3",
+                "write:/etc/consul.d/consul.hcl",
+                "write:/etc/supervisor/conf.d/consul.conf",
+                "reload_init",
+                "start"
+            ]
+        );
+    }
+
+    /// A captured host running an older config under supervisord: config and program are
+    /// rewritten, the binary (same sha) is not, and the running agent is restarted, not started.
+    #[test]
+    fn captured_running_supervisord_host_with_other_config_is_restarted() {
+        let f = fixture("debian12-supervisord-running");
+        let sha = f.consul.as_ref().unwrap().sha256.clone();
+        let h = host(Init::Supervisord);
+        let d = desired(Init::Supervisord);
+        let p = plan_host(&PlanInput {
+            host: &h,
+            facts: &f,
+            desired: &d,
+            binary: &BinaryPlan::Upload { sha256: sha },
+            version: Version::new(1, 8, 7),
+        });
+        assert_eq!(
+            kinds(&p),
+            [
+                "write:/etc/consul.d/consul.hcl",
+                "write:/etc/supervisor/conf.d/consul.conf",
+                "reload_init",
+                "restart:config changed+program changed"
+            ]
+        );
+    }
+
+    #[test]
+    fn captured_stopped_supervisord_program_is_started() {
+        let f = fixture("debian12-supervisord-stopped");
+        assert!(!f.agent_running(Init::Supervisord));
+        let p = plan(Init::Supervisord, &f, &desired(Init::Supervisord));
+        assert_eq!(kinds(&p).last().map(String::as_str), Some("start"));
+        assert!(!kinds(&p).iter().any(|k| k.starts_with("restart")));
+    }
 }

@@ -331,6 +331,47 @@ fn config_rejected_by_consul_leaves_live_config_and_agents_untouched() {
             assert_eq!(h["status"], "ok", "{h}");
         }
     }
+
+    // A host that does not answer: it fails in connect, the others go on, and verify (asking
+    // Consul) names it as not alive.
+    lab.exec(
+        "client2",
+        &[
+            "sh",
+            "-c",
+            "echo 'deploy ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/deploy",
+        ],
+    )
+    .success();
+    lab.docker(&["pause", &lab.container("client1")]).success();
+    let out = lab
+        .consulctl(&[
+            "apply",
+            "-i",
+            inv,
+            "--output",
+            "json",
+            "--verify-timeout",
+            "40",
+        ])
+        .code(1);
+    lab.docker(&["unpause", &lab.container("client1")])
+        .success();
+    let recap = json(&out);
+    for h in recap["hosts"].as_array().unwrap() {
+        if h["name"] == "client1" {
+            assert_eq!(h["status"], "failed", "{h}");
+            assert_eq!(h["phase"], "connect", "{h}");
+        } else {
+            assert_eq!(h["status"], "ok", "{h}");
+        }
+    }
+    assert_eq!(recap["verify"]["healthy"], false, "{recap:#}");
+    let problems = recap["verify"]["problems"].to_string();
+    assert!(
+        problems.contains("client1"),
+        "verify must name the missing host: {recap:#}"
+    );
 }
 
 /// Package sources cannot run here (no internet): `plan` shows the exact commands.
