@@ -538,15 +538,7 @@ mod tests {
             bind: BindAddr::Fixed(ip(last)),
             client_addr: "127.0.0.1".into(),
             log_level: "info".into(),
-            ssh: SshTarget {
-                user: "root".into(),
-                port: 22,
-                identity_file: None,
-                known_hosts: None,
-                jump: None,
-                host_keys: HostKeyPolicy::Strict,
-                connect_timeout_secs: 10,
-            },
+            ssh: SshTarget::default(),
             paths,
             extra_config: extra,
         }

@@ -2145,18 +2145,7 @@ source = { package = "auto" }
         assert_eq!(h.client_addr, "127.0.0.1");
         assert_eq!(h.log_level, "INFO");
         assert_eq!(h.paths, Paths::vendor_default());
-        assert_eq!(
-            h.ssh,
-            SshTarget {
-                user: "root".into(),
-                port: 22,
-                identity_file: None,
-                known_hosts: None,
-                jump: None,
-                host_keys: HostKeyPolicy::Strict,
-                connect_timeout_secs: 10,
-            }
-        );
+        assert_eq!(h.ssh, SshTarget::default());
         assert!(h.extra_config.is_empty());
         assert!(h.tags.is_empty());
     }

@@ -144,6 +144,26 @@ pub struct Host {
     pub extra_config: serde_json::Map<String, serde_json::Value>,
 }
 
+impl Host {
+    /// A host with every default the inventory would give it (vendor paths, root over SSH,
+    /// INFO logging, client_addr 127.0.0.1, no tags, no extra config).
+    pub fn minimal(name: &str, address: &str, role: Role, init: Init, bind: BindAddr) -> Host {
+        Host {
+            name: name.into(),
+            address: address.into(),
+            role,
+            tags: Vec::new(),
+            init,
+            bind,
+            client_addr: "127.0.0.1".into(),
+            log_level: "INFO".into(),
+            ssh: SshTarget::default(),
+            paths: Paths::vendor_default(),
+            extra_config: Default::default(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct SshTarget {
     pub user: String,
@@ -155,6 +175,21 @@ pub struct SshTarget {
     pub jump: Option<String>,
     pub host_keys: HostKeyPolicy,
     pub connect_timeout_secs: u64,
+}
+
+impl Default for SshTarget {
+    /// The inventory's defaults: root on port 22, strict host keys, 10 s connect timeout.
+    fn default() -> Self {
+        SshTarget {
+            user: "root".into(),
+            port: 22,
+            identity_file: None,
+            known_hosts: None,
+            jump: None,
+            host_keys: HostKeyPolicy::Strict,
+            connect_timeout_secs: 10,
+        }
+    }
 }
 
 impl SshTarget {

@@ -205,33 +205,20 @@ fn kind_word(kind: FileKind) -> &'static str {
 mod tests {
     use super::*;
     use crate::facts::{FileFact, InstalledBinary, SupervisorState, SystemdUnitState};
-    use crate::model::{BindAddr, HostKeyPolicy, Paths, Role, SshTarget};
+    use crate::model::{BindAddr, Role};
     use crate::version::Version;
 
     const SHA: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 
     fn host(init: Init) -> Host {
-        Host {
-            name: "server1".into(),
-            address: "10.0.0.11".into(),
-            role: Role::Server,
-            tags: vec![],
+        let ip = "10.0.0.11";
+        Host::minimal(
+            "server1",
+            ip,
+            Role::Server,
             init,
-            bind: BindAddr::Fixed("10.0.0.11".parse().unwrap()),
-            client_addr: "127.0.0.1".into(),
-            log_level: "INFO".into(),
-            ssh: SshTarget {
-                user: "root".into(),
-                port: 22,
-                identity_file: None,
-                known_hosts: None,
-                jump: None,
-                host_keys: HostKeyPolicy::Strict,
-                connect_timeout_secs: 10,
-            },
-            paths: Paths::vendor_default(),
-            extra_config: Default::default(),
-        }
+            BindAddr::Fixed(ip.parse().unwrap()),
+        )
     }
 
     fn desired(init: Init) -> Vec<DesiredFile> {

@@ -132,6 +132,29 @@ fn rollout_converges_reapply_is_a_noop_and_one_change_touches_only_that() {
         "leader: {leader}"
     );
 
+    // `status` reports the same cluster Consul reports.
+    let status = json(
+        &lab.consulctl(&["status", "-i", inv, "--output", "json"])
+            .success(),
+    );
+    assert_eq!(status["healthy"], true, "{status:#}");
+    assert_eq!(
+        status["raft_peers"].as_array().unwrap().len(),
+        3,
+        "{status:#}"
+    );
+    let status_members = status["members"].as_array().unwrap();
+    assert_eq!(
+        status_members.iter().filter(|m| m["Status"] == 1).count(),
+        5,
+        "{status:#}"
+    );
+    assert_eq!(status["leader"].as_str(), leader.as_str(), "{status:#}");
+    for h in status["hosts"].as_array().unwrap() {
+        assert_eq!(h["agent_running"], true, "{h}");
+        assert_eq!(h["version"], "1.8.7", "{h}");
+    }
+
     // 2. A second apply changes nothing and restarts nothing.
     let before = agent_processes(&lab);
     let second = json(
