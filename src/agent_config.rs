@@ -485,9 +485,7 @@ mod tests {
     use std::net::Ipv4Addr;
 
     use super::*;
-    use crate::model::{
-        BindAddr, ConsulSpec, HostKeyPolicy, InstallSource, PackageManager, Paths, SshTarget,
-    };
+    use crate::model::{BindAddr, ConsulSpec, InstallSource, PackageManager, Paths, SshTarget};
 
     const VERSIONS: &[&str] = &["1.8.7", "1.9.17", "1.12.9", "1.14.11", "1.21.0"];
     const TEST_KEY: &str = "Y29uc3VsY3RsLWdvbGRlbi10ZXN0LWtleS0zMmJ5dGU=";

@@ -750,7 +750,7 @@ mod tests {
     fn secrets_are_redacted_in_diffs() {
         let key = "pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s=".to_string();
         let text = format!("encrypt = \"{key}\"\n");
-        let r = redact(&text, &[key.clone()]);
+        let r = redact(&text, std::slice::from_ref(&key));
         assert!(!r.contains(&key));
         assert!(r.contains("<redacted>"));
     }

@@ -581,7 +581,7 @@ fn parse_sha256sum_line(line: &str) -> Option<(String, PathBuf)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{BindAddr, HostKeyPolicy, Paths, Role, SshTarget};
+    use crate::model::{BindAddr, Paths, Role, SshTarget};
     use std::process::Command;
 
     macro_rules! fixture {
