@@ -17,6 +17,9 @@ pub enum Action {
         sha256: String,
         /// sha256 of the binary there now, if any.
         current: Option<String>,
+        /// The agent runs: the new binary is staged next to the old one and swapped in when
+        /// the agent restarts (in rolling order), not now.
+        staged: bool,
     },
     /// Install Consul through the OS package manager (exact commands shown by `plan`).
     InstallPackage { commands: Vec<Vec<String>> },
@@ -37,6 +40,8 @@ pub enum Action {
     Start,
     /// The agent runs with outdated binary/config/unit: restart it.
     Restart { reasons: Vec<String> },
+    /// Only settings Consul re-reads changed: `consul reload`, no restart.
+    Reload { keys: Vec<String> },
 }
 
 impl Action {
@@ -49,7 +54,11 @@ impl Action {
     pub fn is_service(&self) -> bool {
         matches!(
             self,
-            Action::ReloadInit | Action::Enable | Action::Start | Action::Restart { .. }
+            Action::ReloadInit
+                | Action::Enable
+                | Action::Start
+                | Action::Restart { .. }
+                | Action::Reload { .. }
         )
     }
 }
@@ -61,10 +70,16 @@ impl fmt::Display for Action {
                 path,
                 sha256,
                 current,
+                staged,
             } => match current {
                 Some(cur) => write!(
                     f,
-                    "replace binary {} (sha256 {} -> {})",
+                    "{} binary {} (sha256 {} -> {})",
+                    if *staged {
+                        "stage (swap at restart)"
+                    } else {
+                        "replace"
+                    },
                     path.display(),
                     short(cur),
                     short(sha256)
@@ -109,6 +124,7 @@ impl fmt::Display for Action {
             Action::Enable => write!(f, "enable consul at boot"),
             Action::Start => write!(f, "start consul"),
             Action::Restart { reasons } => write!(f, "restart consul ({})", reasons.join(", ")),
+            Action::Reload { keys } => write!(f, "reload consul ({} changed)", keys.join(", ")),
         }
     }
 }
@@ -132,4 +148,21 @@ pub fn shell_words(argv: &[String]) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: `Reload` was not a service action, so the start phase skipped it and a
+    /// reloadable change was written but never applied.
+    #[test]
+    fn reload_is_a_service_action() {
+        assert!(Action::Reload {
+            keys: vec!["log_level".into()]
+        }
+        .is_service());
+        assert!(Action::Restart { reasons: vec![] }.is_service());
+        assert!(!Action::CreateDirs { paths: vec![] }.is_service());
+    }
 }

@@ -16,6 +16,7 @@ use crate::cli::{ApplyArgs, InventoryArgs, Output, PlanArgs};
 use crate::desired::DesiredFile;
 use crate::error::Error;
 use crate::facts::Facts;
+use crate::lock::{Holder, RunLock};
 use crate::model::{BindAddr, Cluster, Host, InstallSource, Role};
 use crate::plan::{self, BinaryPlan, HostPlan, PlanInput};
 use crate::playbook::{Playbook, Task};
@@ -40,6 +41,8 @@ pub struct HostRun {
     pub started: Instant,
     /// When this host last finished a piece of work (its duration in the recap).
     pub done_at: Option<Instant>,
+    /// This run holds the host's lock.
+    pub locked: bool,
 }
 
 impl HostRun {
@@ -59,6 +62,7 @@ impl HostRun {
             round_trips: 0,
             started: Instant::now(),
             done_at: None,
+            locked: false,
         }
     }
 
@@ -86,6 +90,7 @@ pub struct Prepared {
     pub binary: Option<PreparedBinary>,
     pub debug_log: PathBuf,
     pub accept_new: bool,
+    pub allow_downgrade: bool,
     pub concurrency: usize,
 }
 
@@ -132,6 +137,7 @@ pub async fn prepare(
         binary,
         debug_log,
         accept_new: args.accept_new_host_keys,
+        allow_downgrade: args.allow_downgrade,
         concurrency: args.concurrency as usize,
     })
 }
@@ -270,6 +276,15 @@ fn plan_one(
             missing_servers.join(", ")
         ));
     }
+    let wanted = p.cluster.consul.version;
+    if let Some(installed) = facts.consul.as_ref().and_then(|c| c.version) {
+        if installed > wanted && !p.allow_downgrade {
+            return Err(anyhow!(
+                "the host runs Consul {installed}; installing {wanted} would be a downgrade, which \
+                 is refused (Consul does not support it in general); pass --allow-downgrade to force it"
+            ));
+        }
+    }
     let bind_addr = match &host.bind {
         BindAddr::Cidr(net) => facts
             .bind_addr_in(net)
@@ -324,6 +339,56 @@ fn plan_one(
     Ok((desired, plan))
 }
 
+/// For hosts whose only restart reason is their agent config, read the config they run now and
+/// decide between restart, `consul reload` and a deferred (pending) restart.
+pub async fn refine(runs: &mut [HostRun], p: &Prepared, progress: &Progress) {
+    each_host(runs, p.concurrency, progress, "validate", |r| async move {
+        let wants_restart = r.plan.actions.iter().any(
+            |a| matches!(a, crate::action::Action::Restart { reasons } if reasons == &["config changed"]),
+        );
+        let Some(new) = r
+            .desired
+            .iter()
+            .find(|f| f.kind == crate::desired::FileKind::AgentConfig)
+            .cloned()
+        else {
+            return;
+        };
+        if !wants_restart {
+            return;
+        }
+        let conn = r.conn.as_ref().expect("connected");
+        match crate::execute::read_files(conn, &[new.path.as_path()]).await {
+            Ok(files) => {
+                let old = files.get(&new.path.display().to_string()).cloned().unwrap_or_default();
+                plan::refine_with_current_config(&mut r.plan, &old, &new.content);
+            }
+            Err(e) => r.fail("validate", &e),
+        }
+    })
+    .await;
+}
+
+/// Take the host lock on every host that is about to change.
+pub async fn lock_hosts(runs: &mut [HostRun], p: &Prepared, progress: &Progress, holder: &Holder) {
+    each_host(runs, p.concurrency, progress, "lock", |r| async move {
+        if r.plan.is_empty() {
+            return;
+        }
+        let conn = r.conn.as_ref().expect("connected");
+        match crate::lock::lock_host(conn, holder).await {
+            Ok(stale) => {
+                r.locked = true;
+                if let Some(old) = stale {
+                    tracing::warn!(host = %r.host.name, previous = %old, "took over a stale host lock");
+                }
+            }
+            Err(e) => r.fail("lock", &e),
+        }
+    })
+    .await;
+}
+
 pub async fn upload(runs: &mut [HostRun], p: &Prepared, progress: &Progress) {
     let binary = p.binary.as_ref();
     each_host(runs, p.concurrency, progress, "upload", |r| async move {
@@ -361,51 +426,133 @@ pub async fn start(
     binds: &BTreeMap<String, IpAddr>,
 ) -> Result<(), Error> {
     let selector = selector_for(sel, &p.cluster)?;
-    let binds = binds.clone();
-    let mut chosen: Vec<&mut HostRun> = runs
-        .iter_mut()
-        .filter(|r| {
-            selector
-                .as_ref()
-                .map(|s| s.matches(&r.host))
-                .unwrap_or(true)
-        })
-        .collect();
     let started = Instant::now();
-    for r in chosen.iter().filter(|r| r.alive()) {
+    // Servers joining a cluster that already runs go one at a time, each a voter before the
+    // next (never two new voters at once). A fresh cluster starts all servers together:
+    // bootstrap_expect waits for them.
+    let cluster_runs = p.cluster.servers().any(|s| {
+        runs.iter()
+            .find(|r| r.host.name == s.name)
+            .map(|r| {
+                r.facts
+                    .as_ref()
+                    .is_some_and(|f| f.agent_running(r.host.init))
+            })
+            .unwrap_or(true) // not selected: assume it runs
+    });
+    let is_joiner = |r: &HostRun| {
+        cluster_runs
+            && r.host.role == Role::Server
+            && r.plan
+                .actions
+                .iter()
+                .any(|a| matches!(a, crate::action::Action::Start))
+    };
+    let mut together: Vec<&mut HostRun> = Vec::new();
+    let mut joiners: Vec<&mut HostRun> = Vec::new();
+    for r in runs.iter_mut().filter(|r| r.alive()) {
+        if !selector
+            .as_ref()
+            .map(|s| s.matches(&r.host))
+            .unwrap_or(true)
+        {
+            continue;
+        }
+        if r.plan.service_actions().next().is_none() {
+            continue;
+        }
         progress.set(&r.host.name, "start");
+        if is_joiner(r) {
+            joiners.push(r);
+        } else {
+            together.push(r);
+        }
     }
-    futures::stream::iter(chosen.iter_mut().filter(|r| r.alive()))
-        .for_each_concurrent(p.concurrency, |r| {
-            let binds = &binds;
-            async move {
-                let n = r.plan.service_actions().count();
-                if n == 0 {
-                    return;
-                }
-                let conn = r.conn.as_ref().expect("connected");
-                let bind = binds
-                    .get(&r.host.name)
-                    .copied()
-                    .unwrap_or(IpAddr::from([127, 0, 0, 1]));
-                let http = crate::verify::http_addr(&r.host, bind);
-                match crate::execute::start(conn, &r.host, &r.plan, &http, 60).await {
-                    Ok(pid) => {
-                        tracing::debug!(host = %r.host.name, pid = ?pid, "agent up");
-                        r.changed += n;
-                    }
-                    Err(e) => r.fail("start", &e),
-                }
-                r.mark();
-            }
-        })
+    futures::stream::iter(together)
+        .for_each_concurrent(p.concurrency, |r| start_one(r, binds))
         .await;
+    for r in joiners {
+        start_one(r, binds).await;
+        if !r.alive() {
+            // Never start the next new server while this one is not a healthy voter.
+            break;
+        }
+        progress.set(&r.host.name, "waiting to be a voter");
+        let bind = binds.get(&r.host.name).copied();
+        let res = match (r.conn.as_ref(), bind) {
+            (Some(conn), Some(bind)) => {
+                wait_voter(conn, &r.host, bind, Duration::from_secs(90)).await
+            }
+            _ => Err(anyhow!("no connection")),
+        };
+        if let Err(e) = res {
+            r.fail("start", &e);
+            break;
+        }
+        r.mark();
+    }
     tracing::info!(
         phase = sel,
         elapsed_ms = started.elapsed().as_millis() as u64,
         "start phase done"
     );
     Ok(())
+}
+
+async fn start_one(r: &mut HostRun, binds: &BTreeMap<String, IpAddr>) {
+    let n = r.plan.service_actions().count();
+    let conn = r.conn.as_ref().expect("connected");
+    let bind = binds
+        .get(&r.host.name)
+        .copied()
+        .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+    let http = crate::verify::http_addr(&r.host, bind);
+    match crate::execute::start(conn, &r.host, &r.plan, &http, 60).await {
+        Ok(pid) => {
+            tracing::info!(host = %r.host.name, pid = ?pid, "agent up");
+            r.changed += n;
+        }
+        Err(e) => r.fail("start", &e),
+    }
+    r.mark();
+}
+
+/// Wait until Consul (asked through this server) has a leader and lists this server as a voter.
+async fn wait_voter(conn: &Connection, host: &Host, bind: IpAddr, timeout: Duration) -> Result<()> {
+    let http = crate::verify::http_addr(host, bind);
+    let me = crate::verify::raft_addr(bind);
+    let deadline = Instant::now() + timeout;
+    loop {
+        let last = match crate::verify::read_view(conn, &http).await {
+            Ok(view) => {
+                let voter = view.raft.iter().any(|s| s.address == me && s.voter);
+                if view.leader.is_some() && voter {
+                    tracing::info!(host = %host.name, "new server is a voter");
+                    return Ok(());
+                }
+                format!(
+                    "leader {:?}, raft peers {:?}",
+                    view.leader,
+                    view.raft
+                        .iter()
+                        .map(|s| format!(
+                            "{}{}",
+                            s.address,
+                            if s.voter { "" } else { " (non-voter)" }
+                        ))
+                        .collect::<Vec<_>>()
+                )
+            }
+            Err(e) => format!("{e:#}"),
+        };
+        if Instant::now() > deadline {
+            return Err(anyhow!(
+                "did not become a voter within {}s: {last}",
+                timeout.as_secs()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 fn selector_for(sel: &str, cluster: &Cluster) -> Result<Option<Selector>, Error> {
@@ -475,7 +622,19 @@ pub async fn verify(
     }
 }
 
-pub async fn disconnect(runs: &mut [HostRun]) {
+/// Release the host locks this run holds, then close every connection.
+pub async fn disconnect(runs: &mut [HostRun], holder: Option<&Holder>) {
+    if let Some(holder) = holder {
+        let unlocks = runs.iter_mut().filter(|r| r.locked).map(|r| async move {
+            if let Some(conn) = r.conn.as_ref() {
+                match crate::lock::unlock_host(conn, holder).await {
+                    Ok(()) => r.locked = false,
+                    Err(e) => tracing::warn!(host = %r.host.name, error = %format!("{e:#}"), "releasing the host lock"),
+                }
+            }
+        });
+        futures::future::join_all(unlocks).await;
+    }
     let conns: Vec<Connection> = runs
         .iter_mut()
         .filter_map(|r| {
@@ -508,6 +667,7 @@ fn results(runs: &[HostRun]) -> Vec<HostResult> {
             round_trips: r
                 .round_trips
                 .max(r.conn.as_ref().map(|c| c.round_trips()).unwrap_or(0)),
+            pending_restart: r.plan.pending_restart.clone(),
         })
         .collect()
 }
@@ -516,6 +676,8 @@ fn results(runs: &[HostRun]) -> Vec<HostResult> {
 pub async fn run(args: &ApplyArgs, debug_log: Option<&Path>) -> Result<(), Error> {
     let started = Instant::now();
     let p = prepare(&args.inv, "apply", debug_log).await?;
+    let lock = RunLock::acquire(&p.cluster.state_dir(), "apply")?;
+    let holder = lock.holder().clone();
     let playbook = Playbook::rollout();
     let timestamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
     let mut runs: Vec<HostRun> = p.selected.iter().cloned().map(HostRun::new).collect();
@@ -527,7 +689,11 @@ pub async fn run(args: &ApplyArgs, debug_log: Option<&Path>) -> Result<(), Error
         match step.task {
             Task::Connect => connect(&mut runs, &p, &progress).await,
             Task::GatherFacts => gather_facts(&mut runs, &p, &progress).await,
-            Task::Validate => binds = validate(&mut runs, &p, &progress),
+            Task::Validate => {
+                binds = validate(&mut runs, &p, &progress);
+                refine(&mut runs, &p, &progress).await;
+                lock_hosts(&mut runs, &p, &progress, &holder).await;
+            }
             Task::Upload => upload(&mut runs, &p, &progress).await,
             Task::Configure => configure(&mut runs, &p, &progress, &timestamp).await,
             Task::Start => start(&mut runs, &p, &progress, &step.hosts, &binds).await?,
@@ -543,10 +709,11 @@ pub async fn run(args: &ApplyArgs, debug_log: Option<&Path>) -> Result<(), Error
                     .await,
                 )
             }
-            Task::Disconnect => disconnect(&mut runs).await,
+            Task::Disconnect => disconnect(&mut runs, Some(&holder)).await,
         }
     }
-    disconnect(&mut runs).await;
+    disconnect(&mut runs, Some(&holder)).await;
+    drop(lock);
     for r in &runs {
         progress.finish(
             &r.host.name,
@@ -598,6 +765,7 @@ pub async fn plan(args: &PlanArgs, debug_log: Option<&Path>) -> Result<(), Error
     connect(&mut runs, &p, &progress).await;
     gather_facts(&mut runs, &p, &progress).await;
     validate(&mut runs, &p, &progress);
+    refine(&mut runs, &p, &progress).await;
     // The current contents of the files that would change, for the diffs: one read per host.
     let reads = runs
         .iter()
@@ -625,7 +793,7 @@ pub async fn plan(args: &PlanArgs, debug_log: Option<&Path>) -> Result<(), Error
         "{}",
         plan_text(&runs, &current, &secrets, started.elapsed())
     );
-    disconnect(&mut runs).await;
+    disconnect(&mut runs, None).await;
     let failed = runs.iter().filter(|r| r.failed.is_some()).count();
     if failed > 0 {
         eprintln!("debug log: {}", p.debug_log.display());

@@ -53,6 +53,10 @@ pub struct InventoryArgs {
     #[arg(long, value_name = "DIR", env = "CONSULCTL_TEMPLATES")]
     pub templates: Option<PathBuf>,
 
+    /// Allow installing an older Consul than the one a host runs (refused by default).
+    #[arg(long)]
+    pub allow_downgrade: bool,
+
     /// Add unknown SSH host keys to the known_hosts file instead of refusing them.
     /// A changed key is always refused.
     #[arg(long)]

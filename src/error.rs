@@ -3,7 +3,8 @@
 //! Exit codes (documented in README.md):
 //! - 0: everything succeeded
 //! - 1: the run failed on some hosts, or the cluster did not verify
-//! - 2: bad input or usage: nothing was touched
+//! - 2: bad input or usage, or a refusal (the cluster is locked by another run, the change
+//!   would break quorum): nothing was touched
 
 use std::fmt;
 
@@ -11,6 +12,9 @@ use std::fmt;
 pub enum Error {
     /// Bad input (inventory, flags, files). Exit 2. No host was touched.
     Input(anyhow::Error),
+    /// Refused before touching anything: the cluster is locked by another run, or the change
+    /// would break quorum. Exit 2.
+    Locked(anyhow::Error),
     /// Some hosts failed; the recap has already been printed. Exit 1.
     HostsFailed { failed: usize, total: usize },
     /// Anything else that stopped the run. Exit 1.
@@ -24,7 +28,7 @@ impl Error {
 
     pub fn code(&self) -> i32 {
         match self {
-            Error::Input(_) => 2,
+            Error::Input(_) | Error::Locked(_) => 2,
             Error::HostsFailed { .. } | Error::Runtime(_) => 1,
         }
     }
@@ -33,7 +37,7 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Input(e) | Error::Runtime(e) => {
+            Error::Input(e) | Error::Locked(e) | Error::Runtime(e) => {
                 write!(f, "{e}")?;
                 for cause in e.chain().skip(1) {
                     write!(f, "\n  caused by: {cause}")?;

@@ -34,12 +34,13 @@ pub async fn upload(
     binary: Option<&PreparedBinary>,
 ) -> Result<()> {
     match plan.binary_action() {
-        Some(Action::InstallBinary { sha256, .. }) => {
+        Some(Action::InstallBinary { sha256, staged, .. }) => {
             let binary = binary.context("internal: no prepared binary for an upload")?;
             let data = tokio::fs::read(&binary.gzip)
                 .await
                 .with_context(|| format!("reading {}", binary.gzip.display()))?;
-            let args = vec![path_arg(&host.paths.binary), sha256.clone()];
+            let mode = if *staged { "stage" } else { "install" };
+            let args = vec![path_arg(&host.paths.binary), sha256.clone(), mode.into()];
             conn.run_ok("install binary", INSTALL_BINARY, &args, Some(&data))
                 .await?;
         }
@@ -76,8 +77,14 @@ pub async fn configure(
     if dirs.is_empty() && files.is_empty() {
         return Ok(Vec::new());
     }
+    // Validate with the binary that will run this config: a staged new one if there is one.
+    let validator = if stages_binary(plan) {
+        format!("{}.consulctl-new", path_arg(&host.paths.binary))
+    } else {
+        path_arg(&host.paths.binary)
+    };
     let mut args = vec![
-        path_arg(&host.paths.binary),
+        validator,
         path_arg(&host.paths.config_dir),
         backup_dir(timestamp),
     ];
@@ -128,6 +135,7 @@ pub async fn start(
             Action::Enable => enable = true,
             Action::Start => op = Some("start"),
             Action::Restart { .. } => op = Some("restart"),
+            Action::Reload { .. } => op = op.or(Some("reload")),
             _ => {}
         }
     }
@@ -147,6 +155,7 @@ pub async fn start(
         http_addr.to_string(),
         wait_secs.to_string(),
         path_arg(&host.paths.log_dir),
+        flag(stages_binary(plan) && op == "restart"),
     ];
     let out = conn.run("service", SERVICE, &args, None).await?;
     if !out.success() {
@@ -189,6 +198,14 @@ pub async fn read_files(
         map.insert(path, content);
     }
     Ok(map)
+}
+
+/// Does the plan stage a new binary to be swapped in at the restart?
+pub fn stages_binary(plan: &HostPlan) -> bool {
+    matches!(
+        plan.binary_action(),
+        Some(Action::InstallBinary { staged: true, .. })
+    )
 }
 
 fn flag(b: bool) -> String {

@@ -1337,6 +1337,7 @@ pub async fn up(args: &LabUpArgs, debug_log: Option<&Path>) -> Result<(), Error>
             concurrency: 32,
             templates: None,
             accept_new_host_keys: false,
+            allow_downgrade: false,
         };
         crate::apply::run(
             &ApplyArgs {

@@ -15,6 +15,7 @@ pub mod facts;
 pub mod hash;
 pub mod inventory;
 pub mod lab;
+pub mod lock;
 pub mod log;
 pub mod model;
 pub mod plan;

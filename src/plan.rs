@@ -31,6 +31,10 @@ pub struct PlanInput<'a> {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct HostPlan {
     pub actions: Vec<Action>,
+    /// Settings written but only used after the next restart, which is deferred because
+    /// nothing else needs one (e.g. `retry_join` after servers were added: gossip finds new
+    /// servers anyway).
+    pub pending_restart: Vec<String>,
 }
 
 impl HostPlan {
@@ -94,10 +98,12 @@ pub fn plan_host(input: &PlanInput) -> HostPlan {
                 if current.is_some() {
                     restart_reasons.push("binary changed".to_string());
                 }
+                let staged = current.is_some() && facts.agent_running(host.init);
                 actions.push(Action::InstallBinary {
                     path: host.paths.binary.clone(),
                     sha256: sha256.clone(),
                     current,
+                    staged,
                 });
             }
         }
@@ -190,7 +196,95 @@ pub fn plan_host(input: &PlanInput) -> HostPlan {
         });
     }
 
-    HostPlan { actions }
+    HostPlan {
+        actions,
+        pending_restart: Vec::new(),
+    }
+}
+
+/// Settings Consul only reads at start, but that need no restart of a running agent: the join
+/// list (gossip spreads new members anyway) and `bootstrap_expect` (used once, at bootstrap).
+pub const PENDING_KEYS: &[&str] = &["retry_join", "bootstrap_expect"];
+
+/// Settings `consul reload` applies to a running agent (Consul's "reloadable configuration").
+pub const RELOADABLE_KEYS: &[&str] = &[
+    "log_level",
+    "services",
+    "service",
+    "checks",
+    "check",
+    "watches",
+    "discard_check_output",
+];
+
+/// What a change of the agent config needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigChange {
+    /// Nothing Consul reads changed (e.g. only comments).
+    Nothing,
+    /// Only settings that can wait for the next restart.
+    Pending(Vec<String>),
+    /// Only settings `consul reload` applies (and maybe pending ones).
+    Reload(Vec<String>),
+    /// Anything else: a restart.
+    Restart(Vec<String>),
+}
+
+/// Compare the old and new agent config (HCL) by their top-level settings.
+pub fn classify_config_change(old: &str, new: &str) -> ConfigChange {
+    let parse = |text: &str| -> Option<serde_json::Map<String, serde_json::Value>> {
+        let body: hcl::Body = hcl::from_str(text).ok()?;
+        match serde_json::to_value(hcl::Value::from(body)).ok()? {
+            serde_json::Value::Object(m) => Some(m),
+            _ => None,
+        }
+    };
+    let (Some(old), Some(new)) = (parse(old), parse(new)) else {
+        return ConfigChange::Restart(vec!["config (unparsable before or after)".into()]);
+    };
+    let mut changed: Vec<String> = old
+        .keys()
+        .chain(new.keys())
+        .filter(|k| old.get(*k) != new.get(*k))
+        .cloned()
+        .collect();
+    changed.sort();
+    changed.dedup();
+    if changed.is_empty() {
+        return ConfigChange::Nothing;
+    }
+    let pending = |k: &String| PENDING_KEYS.contains(&k.as_str());
+    let reloadable = |k: &String| RELOADABLE_KEYS.contains(&k.as_str());
+    if changed.iter().all(pending) {
+        ConfigChange::Pending(changed)
+    } else if changed.iter().all(|k| pending(k) || reloadable(k)) {
+        ConfigChange::Reload(changed.into_iter().filter(|k| reloadable(k)).collect())
+    } else {
+        ConfigChange::Restart(changed)
+    }
+}
+
+/// Turn a restart that only the agent config asked for into a reload, a pending restart or
+/// nothing, given the config the host runs now. Other reasons (binary, unit) keep the restart.
+pub fn refine_with_current_config(plan: &mut HostPlan, old_config: &str, new_config: &str) {
+    let Some(pos) = plan
+        .actions
+        .iter()
+        .position(|a| matches!(a, Action::Restart { reasons } if reasons == &["config changed"]))
+    else {
+        return;
+    };
+    match classify_config_change(old_config, new_config) {
+        ConfigChange::Restart(_) => {}
+        ConfigChange::Reload(keys) => plan.actions[pos] = Action::Reload { keys },
+        ConfigChange::Pending(keys) => {
+            plan.actions.remove(pos);
+            plan.pending_restart = keys;
+        }
+        ConfigChange::Nothing => {
+            plan.actions.remove(pos);
+        }
+    }
 }
 
 fn kind_word(kind: FileKind) -> &'static str {
@@ -340,6 +434,7 @@ mod tests {
                 Action::Enable => "enable".into(),
                 Action::Start => "start".into(),
                 Action::Restart { reasons } => format!("restart:{}", reasons.join("+")),
+                Action::Reload { keys } => format!("reload:{}", keys.join("+")),
             })
             .collect()
     }
@@ -531,5 +626,77 @@ mod tests {
         let p = plan(Init::Supervisord, &f, &desired(Init::Supervisord));
         assert_eq!(kinds(&p).last().map(String::as_str), Some("start"));
         assert!(!kinds(&p).iter().any(|k| k.starts_with("restart")));
+    }
+
+    const BASE: &str = "datacenter = \"dc1\"\nlog_level = \"INFO\"\nretry_join = [\"10.0.0.1\"]\nbootstrap_expect = 3\nserver = true\n";
+
+    #[test]
+    fn join_list_only_change_is_a_pending_restart() {
+        let new = BASE
+            .replace("[\"10.0.0.1\"]", "[\"10.0.0.1\", \"10.0.0.2\"]")
+            .replace("= 3", "= 5");
+        assert_eq!(
+            classify_config_change(BASE, &new),
+            ConfigChange::Pending(vec!["bootstrap_expect".into(), "retry_join".into()])
+        );
+    }
+
+    #[test]
+    fn log_level_change_is_a_reload() {
+        let new = BASE.replace("INFO", "DEBUG");
+        assert_eq!(
+            classify_config_change(BASE, &new),
+            ConfigChange::Reload(vec!["log_level".into()])
+        );
+    }
+
+    #[test]
+    fn other_changes_need_a_restart() {
+        let new =
+            format!("{BASE}performance {{\n  raft_multiplier = 1\n}}\n").replace("INFO", "DEBUG");
+        assert_eq!(
+            classify_config_change(BASE, &new),
+            ConfigChange::Restart(vec!["log_level".into(), "performance".into()])
+        );
+    }
+
+    #[test]
+    fn comment_only_change_needs_nothing() {
+        let new = format!("# a new comment\n{BASE}");
+        assert_eq!(classify_config_change(BASE, &new), ConfigChange::Nothing);
+    }
+
+    #[test]
+    fn refine_keeps_restart_for_binary_changes() {
+        let mut p = HostPlan {
+            actions: vec![Action::Restart {
+                reasons: vec!["binary changed".into(), "config changed".into()],
+            }],
+            pending_restart: vec![],
+        };
+        refine_with_current_config(&mut p, BASE, &BASE.replace("INFO", "DEBUG"));
+        assert!(matches!(p.actions[0], Action::Restart { .. }));
+    }
+
+    #[test]
+    fn refine_turns_config_restart_into_reload_or_pending() {
+        let restart = || HostPlan {
+            actions: vec![Action::Restart {
+                reasons: vec!["config changed".into()],
+            }],
+            pending_restart: vec![],
+        };
+        let mut p = restart();
+        refine_with_current_config(&mut p, BASE, &BASE.replace("INFO", "DEBUG"));
+        assert_eq!(
+            p.actions,
+            vec![Action::Reload {
+                keys: vec!["log_level".into()]
+            }]
+        );
+        let mut p = restart();
+        refine_with_current_config(&mut p, BASE, &BASE.replace("= 3", "= 5"));
+        assert!(p.actions.is_empty());
+        assert_eq!(p.pending_restart, vec!["bootstrap_expect".to_string()]);
     }
 }

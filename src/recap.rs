@@ -26,6 +26,9 @@ pub struct HostResult {
     pub duration_ms: u64,
     /// SSH round trips made to this host.
     pub round_trips: u32,
+    /// Settings written but applied only at the agent's next restart (deferred on purpose).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pending_restart: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -111,6 +114,13 @@ impl Recap {
                 h.changed,
                 h.duration_ms as f64 / 1000.0
             ));
+            if !h.pending_restart.is_empty() {
+                s.push_str(&format!(
+                    "{:<width$}    restart pending: {} changed; applied at the next restart (`consulctl restart`)\n",
+                    "",
+                    h.pending_restart.join(", ")
+                ));
+            }
             if let Some(err) = &h.error {
                 let phase = h.phase.as_deref().unwrap_or("?");
                 for (i, line) in err.lines().enumerate() {

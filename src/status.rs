@@ -122,7 +122,7 @@ pub async fn run(args: &StatusArgs, debug_log: Option<&Path>) -> Result<(), Erro
         hosts,
         via: view.as_ref().map(|v| v.via.clone()),
     };
-    apply::disconnect(&mut runs).await;
+    apply::disconnect(&mut runs, None).await;
     match args.output {
         Output::Json => println!(
             "{}",

@@ -1,9 +1,22 @@
-# Start or restart the consul agent under its init system and wait until it answers locally.
-# Args: 1=init (systemd|supervisord), 2=operation (start|restart), 3=reload-init (0|1),
+# Start, restart or reload the consul agent under its init system and wait until it answers
+# locally.
+# Args: 1=init (systemd|supervisord), 2=operation (start|restart|reload), 3=reload-init (0|1),
 #       4=enable (0|1), 5=consul binary, 6=HTTP address of the local agent (host:port),
-#       7=seconds to wait, 8=log dir (supervisord logs).
+#       7=seconds to wait, 8=log dir (supervisord logs), 9=swap in a staged binary (0|1).
 set -eu
-init=$1; op=$2; reload=$3; enable=$4; bin=$5; http=$6; wait=$7; logdir=$8
+init=$1; op=$2; reload=$3; enable=$4; bin=$5; http=$6; wait=$7; logdir=$8; swap=${9:-0}
+if [ "$op" = reload ]; then
+  # Consul re-reads the reloadable parts of its config (log level, services, checks, ...).
+  "$bin" reload -http-addr="http://$http" >/dev/null
+  echo "pid $(pidof consul 2>/dev/null || pgrep -x consul 2>/dev/null || echo unknown)"
+  exit 0
+fi
+# A binary staged by the upload phase is swapped in right before the restart.
+if [ "$swap" = 1 ] && [ -f "$bin.consulctl-new" ]; then
+  [ -e "$bin" ] && cp -p "$bin" "$bin.consulctl-prev"
+  mv -f "$bin.consulctl-new" "$bin"
+  echo "swapped in the staged binary"
+fi
 case "$init" in
 systemd)
   [ "$reload" = 1 ] && systemctl daemon-reload

@@ -1,0 +1,200 @@
+//! Growing a running cluster from the inventory, and run locks.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::harness::{Lab, LabInit, Out};
+
+fn json(out: &Out) -> Value {
+    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{out}"))
+}
+
+fn api(lab: &Lab, host: &str, path: &str) -> Value {
+    let body = lab.consul_api(host, path);
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{host} {path}: not JSON ({e}): {body}"))
+}
+
+fn pid(lab: &Lab, host: &str) -> String {
+    lab.exec(host, &["pidof", "consul"])
+        .success()
+        .out()
+        .to_string()
+}
+
+/// Keep only the named hosts in the lab's inventory (the other containers stay up, unused).
+fn keep_hosts(lab: &Lab, keep: &[&str]) {
+    let text = std::fs::read_to_string(lab.inventory()).unwrap();
+    let mut doc: toml_edit::DocumentMut = text.parse().unwrap();
+    let hosts = doc["hosts"].as_array_of_tables_mut().unwrap();
+    hosts.retain(|t| keep.contains(&t["name"].as_str().unwrap()));
+    std::fs::write(lab.inventory(), doc.to_string()).unwrap();
+}
+
+/// Issue 3, acceptance 1: add 2 servers and 1 client to a running 3 + 2 cluster by editing the
+/// inventory: 5 voters, every member alive, the existing agents not restarted, data intact.
+#[test]
+fn adding_servers_and_a_client_joins_them_without_restarting_anyone() {
+    let lab = Lab::new("grow")
+        .servers(5)
+        .clients(3)
+        .init(LabInit::Mixed)
+        .up();
+    let inv = lab.inventory_str();
+    let full = std::fs::read_to_string(lab.inventory()).unwrap();
+    let first = ["server1", "server2", "server3", "client1", "client2"];
+    keep_hosts(&lab, &first);
+    lab.consulctl(&["apply", "-i", inv])
+        .success()
+        .contains("3 voters, 5 alive members");
+
+    for i in 0..100 {
+        let url = format!("http://127.0.0.1:8500/v1/kv/grow/key{i:03}");
+        let put = lab.exec(
+            "client1",
+            &[
+                "curl",
+                "-sS",
+                "-X",
+                "PUT",
+                "--data",
+                &format!("value-{i}"),
+                &url,
+            ],
+        );
+        assert_eq!(put.success().out(), "true");
+    }
+    let before: BTreeMap<&str, String> = first.iter().map(|h| (*h, pid(&lab, h))).collect();
+
+    std::fs::write(lab.inventory(), &full).unwrap();
+    let plan = lab.consulctl(&["plan", "-i", inv]).success();
+    for h in &first {
+        // Existing nodes only get the new join list and bootstrap_expect: no restart planned.
+        assert!(!plan.stdout.contains(&format!("{h}: FAILED")), "{plan}");
+    }
+    assert!(
+        !plan.stdout.contains("restart consul"),
+        "nothing may be restarted:\n{plan}"
+    );
+
+    let out = lab
+        .consulctl(&["apply", "-i", inv, "--output", "json"])
+        .success();
+    let recap = json(&out);
+    assert_eq!(recap["totals"]["failed"], 0, "{recap:#}");
+    for h in recap["hosts"].as_array().unwrap() {
+        let name = h["name"].as_str().unwrap();
+        if first.contains(&name) {
+            let pending = h["pending_restart"].to_string();
+            if name.starts_with("server") || name.starts_with("client") {
+                assert!(
+                    pending.contains("retry_join"),
+                    "{name} should report a pending restart: {h}"
+                );
+            }
+        }
+    }
+
+    // Consul's view: 5 voters, every one of the 8 members alive.
+    let raft = api(&lab, "server1", "/v1/operator/raft/configuration");
+    let servers = raft["Servers"].as_array().unwrap();
+    assert_eq!(
+        servers.iter().filter(|s| s["Voter"] == true).count(),
+        5,
+        "{raft:#}"
+    );
+    let members = api(&lab, "server4", "/v1/agent/members");
+    let alive: Vec<&str> = members
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["Status"] == 1)
+        .map(|m| m["Name"].as_str().unwrap())
+        .collect();
+    assert_eq!(alive.len(), 8, "{members:#}");
+    assert_eq!(
+        members
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["Status"] == 1 && m["Tags"]["role"] == "node")
+            .count(),
+        3,
+        "clients alive: {members:#}"
+    );
+
+    // The existing agents were not restarted.
+    for h in &first {
+        assert_eq!(pid(&lab, h), before[h], "{h} was restarted");
+    }
+    // The data is intact, read through a new server.
+    let keys = api(&lab, "server5", "/v1/kv/grow/?keys");
+    assert_eq!(keys.as_array().unwrap().len(), 100, "{keys}");
+
+    // The new servers joined one at a time: server4 was a voter before server5 started.
+    let log = std::fs::read_to_string(recap["debug_log"].as_str().unwrap()).unwrap();
+    let voter4 = log
+        .find("new server is a voter host=server4")
+        .expect("server4 voter line in the debug log");
+    let up5 = log
+        .find("agent up host=server5")
+        .expect("server5 start line in the debug log");
+    assert!(voter4 < up5, "server5 started before server4 was a voter");
+}
+
+/// Issue 3, acceptance 6: two applies on one inventory at once: the second stops at once,
+/// naming who holds the lock; it touched nothing.
+#[test]
+fn second_concurrent_apply_stops_at_once_naming_the_lock_holder() {
+    let lab = Lab::new("lock")
+        .servers(1)
+        .clients(1)
+        .init(LabInit::Mixed)
+        .up();
+    let inv = lab.inventory_str().to_string();
+    let bin = crate::harness::CONSULCTL;
+    let mut first = std::process::Command::new(bin)
+        .args(["apply", "-i", &inv])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the first run holds the lock.
+    let lock = lab
+        .inventory()
+        .parent()
+        .unwrap()
+        .join(".consulctl")
+        .join(lab.name())
+        .join("run.lock");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !lock.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first apply never took the lock"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let started = std::time::Instant::now();
+    let second = lab
+        .consulctl(&["apply", "-i", &inv])
+        .code(2)
+        .contains("locked by");
+    assert!(
+        second.stderr.contains(&format!("pid {}", first.id())),
+        "{second}"
+    );
+    assert!(
+        started.elapsed().as_secs() < 5,
+        "the second apply must stop at once"
+    );
+    assert!(
+        first.wait().unwrap().success(),
+        "the first apply must finish normally"
+    );
+    assert!(!lock.exists(), "the lock is released at the end");
+    // And with the lock free, apply works again (a no-op now).
+    lab.consulctl(&["apply", "-i", &inv])
+        .success()
+        .contains("0 changed actions");
+}
