@@ -672,13 +672,54 @@ fn results(runs: &[HostRun]) -> Vec<HostResult> {
         .collect()
 }
 
-/// `consulctl apply`.
+/// `consulctl apply`: the shipped rollout playbook.
 pub async fn run(args: &ApplyArgs, debug_log: Option<&Path>) -> Result<(), Error> {
-    let started = Instant::now();
     let p = prepare(&args.inv, "apply", debug_log).await?;
-    let lock = RunLock::acquire(&p.cluster.state_dir(), "apply")?;
+    run_playbook(
+        &Playbook::rollout(),
+        &p,
+        "apply",
+        args.output,
+        args.verify_timeout,
+    )
+    .await
+}
+
+/// `consulctl run PLAYBOOK`: a playbook of the user's (parsed before any host is touched).
+pub async fn run_file(args: &crate::cli::RunArgs, debug_log: Option<&Path>) -> Result<(), Error> {
+    let text = std::fs::read_to_string(&args.playbook)
+        .with_context(|| format!("{}: cannot read the playbook", args.playbook.display()))
+        .map_err(Error::Input)?;
+    let playbook = Playbook::parse(&args.playbook, &text).map_err(Error::Input)?;
+    for step in &playbook.steps {
+        if step.hosts != "all" {
+            Selector::parse(&step.hosts, &crate::inventory::load(&args.inv.inventory)?).map_err(
+                |e| {
+                    Error::Input(anyhow!(
+                        "{}: step {:?}: hosts = {:?}: {e}",
+                        args.playbook.display(),
+                        step.title,
+                        step.hosts
+                    ))
+                },
+            )?;
+        }
+    }
+    let p = prepare(&args.inv, "run", debug_log).await?;
+    run_playbook(&playbook, &p, "run", args.output, args.verify_timeout).await
+}
+
+/// Run a playbook's steps over the selected hosts under the run lock, then print the recap.
+pub async fn run_playbook(
+    playbook: &Playbook,
+    p: &Prepared,
+    command: &str,
+    output: Output,
+    verify_timeout: u64,
+) -> Result<(), Error> {
+    let started = Instant::now();
+    let lock = RunLock::acquire(&p.cluster.state_dir(), command)?;
     let holder = lock.holder().clone();
-    let playbook = Playbook::rollout();
     let timestamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
     let mut runs: Vec<HostRun> = p.selected.iter().cloned().map(HostRun::new).collect();
     let progress = Progress::new(runs.iter().map(|r| r.host.name.as_str()));
@@ -704,12 +745,13 @@ pub async fn run(args: &ApplyArgs, debug_log: Option<&Path>) -> Result<(), Error
                         &p,
                         &progress,
                         &binds,
-                        Duration::from_secs(args.verify_timeout),
+                        Duration::from_secs(verify_timeout),
                     )
                     .await,
                 )
             }
             Task::Disconnect => disconnect(&mut runs, Some(&holder)).await,
+            Task::Command => command_step(&mut runs, p, &progress, step).await?,
         }
     }
     disconnect(&mut runs, Some(&holder)).await;
@@ -728,7 +770,7 @@ pub async fn run(args: &ApplyArgs, debug_log: Option<&Path>) -> Result<(), Error
         p.debug_log.display().to_string(),
     );
     tracing::info!(recap = %serde_json::to_string(&recap).unwrap_or_default(), "done");
-    match args.output {
+    match output {
         Output::Text => print!("{}", recap.to_text()),
         Output::Json => println!(
             "{}",
@@ -745,13 +787,61 @@ pub async fn run(args: &ApplyArgs, debug_log: Option<&Path>) -> Result<(), Error
         }
         return Err(Error::Runtime(anyhow!(
             "the cluster did not become healthy within {}s: {}",
-            args.verify_timeout,
+            verify_timeout,
             recap
                 .verify
                 .as_ref()
                 .map(|v| v.problems.join("; "))
                 .unwrap_or_default()
         )));
+    }
+    Ok(())
+}
+
+/// A `command` step: the argv on each selected host, `serial` hosts at a time. Each argument
+/// is passed through SSH escaping; no shell interprets it.
+pub async fn command_step(
+    runs: &mut [HostRun],
+    p: &Prepared,
+    progress: &Progress,
+    step: &crate::playbook::Step,
+) -> Result<(), Error> {
+    let selector = selector_for(&step.hosts, &p.cluster)?;
+    let argv = step.command.clone().unwrap_or_default();
+    let title = step.title.clone();
+    let mut chosen: Vec<&mut HostRun> = runs
+        .iter_mut()
+        .filter(|r| r.alive() && r.conn.is_some())
+        .filter(|r| {
+            selector
+                .as_ref()
+                .map(|s| s.matches(&r.host))
+                .unwrap_or(true)
+        })
+        .collect();
+    let batch = step
+        .serial
+        .map(|s| s.batch(chosen.len()))
+        .unwrap_or(chosen.len().max(1));
+    for group in chosen.chunks_mut(batch) {
+        futures::stream::iter(group.iter_mut())
+            .for_each_concurrent(p.concurrency, |r| {
+                let (argv, title) = (&argv, &title);
+                async move {
+                    progress.set(&r.host.name, title);
+                    let conn = r.conn.as_ref().expect("connected");
+                    let res = conn.run_ok(title, "\"$@\"", argv, None).await;
+                    match res {
+                        Ok(_) => r.changed += 1,
+                        Err(e) if step.ignore_errors => {
+                            tracing::warn!(host = %r.host.name, error = %format!("{e:#}"), "command failed (ignored)")
+                        }
+                        Err(e) => r.fail(title, &e),
+                    }
+                    r.mark();
+                }
+            })
+            .await;
     }
     Ok(())
 }

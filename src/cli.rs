@@ -28,6 +28,8 @@ pub enum Command {
     Plan(PlanArgs),
     /// Show members, leader, raft peers and per-host agent state.
     Status(StatusArgs),
+    /// Run a playbook (TOML steps over built-in tasks and plain commands) on the inventory.
+    Run(RunArgs),
     /// Local lab hosts (Docker containers with sshd) to try consulctl on.
     Lab {
         #[command(subcommand)]
@@ -72,6 +74,24 @@ pub struct ApplyArgs {
     pub output: Output,
 
     /// How long the verify phase waits for a healthy cluster, in seconds.
+    #[arg(long, default_value_t = 90, value_name = "SECS")]
+    pub verify_timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The playbook file (TOML): `name`, then `[[steps]]` with `title`, `task`, `hosts`,
+    /// `serial`, and for `task = "command"` a `command = ["program", "arg", ...]`.
+    #[arg(value_name = "PLAYBOOK")]
+    pub playbook: PathBuf,
+
+    #[command(flatten)]
+    pub inv: InventoryArgs,
+
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+
+    /// How long a verify step waits for a healthy cluster, in seconds.
     #[arg(long, default_value_t = 90, value_name = "SECS")]
     pub verify_timeout: u64,
 }

@@ -63,6 +63,7 @@ async fn dispatch(cli: Cli) -> Result<(), Error> {
         Command::Apply(args) => apply::run(&args, cli.debug_log.as_deref()).await,
         Command::Plan(args) => apply::plan(&args, cli.debug_log.as_deref()).await,
         Command::Status(args) => status::run(&args, cli.debug_log.as_deref()).await,
+        Command::Run(args) => apply::run_file(&args, cli.debug_log.as_deref()).await,
         Command::Lab { command } => match command {
             LabCommand::Up(args) => lab::up(&args, cli.debug_log.as_deref()).await,
             LabCommand::Down(args) => lab::down(&args).await,

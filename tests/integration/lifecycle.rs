@@ -198,3 +198,79 @@ fn second_concurrent_apply_stops_at_once_naming_the_lock_holder() {
         .success()
         .contains("0 changed actions");
 }
+
+/// `consulctl run` with plain command steps: every argument arrives literally (no shell sees
+/// it), as root also through `sudo -n`, `serial` batches, and a failing command fails its host
+/// unless `ignore_errors`.
+#[test]
+fn run_playbook_command_steps_pass_arguments_literally() {
+    let lab = Lab::new("run")
+        .servers(2)
+        .clients(0)
+        .init(LabInit::Mixed)
+        .up();
+    assert_eq!(lab.host("server2").ssh_user, "deploy");
+    let inv = lab.inventory_str();
+    let weird = "/tmp/it's $(touch /tmp/pwned) `touch /tmp/pwned2`; echo \"x\" | y";
+    let mut playbook = toml_edit::DocumentMut::new();
+    playbook["name"] = toml_edit::value("escape-test");
+    let mut steps = toml_edit::ArrayOfTables::new();
+    let mut step =
+        |title: &str, task: &str, command: Option<&[&str]>, extra: &[(&str, toml_edit::Item)]| {
+            let mut t = toml_edit::Table::new();
+            t["title"] = toml_edit::value(title);
+            t["task"] = toml_edit::value(task);
+            if let Some(argv) = command {
+                t["command"] = toml_edit::value(toml_edit::Array::from_iter(argv.iter().copied()));
+            }
+            for (k, v) in extra {
+                t[*k] = v.clone();
+            }
+            steps.push(t);
+        };
+    step("Connect", "connect", None, &[]);
+    step(
+        "Make a dir",
+        "command",
+        Some(&["mkdir", "-p", weird]),
+        &[("serial", toml_edit::value(1))],
+    );
+    step(
+        "Who am I",
+        "command",
+        Some(&["sh", "-c", "id -u > /tmp/run-uid"]),
+        &[],
+    );
+    step(
+        "Fails, ignored",
+        "command",
+        Some(&["false"]),
+        &[("ignore_errors", toml_edit::value(true))],
+    );
+    step("Disconnect", "disconnect", None, &[]);
+    playbook["steps"] = toml_edit::Item::ArrayOfTables(steps);
+    let path = lab.inventory().with_extension("playbook.toml");
+    std::fs::write(&path, playbook.to_string()).unwrap();
+
+    lab.consulctl(&["run", path.to_str().unwrap(), "-i", inv])
+        .success();
+    for h in ["server1", "server2"] {
+        lab.exec(h, &["test", "-d", weird]).success();
+        lab.exec(h, &["test", "!", "-e", "/tmp/pwned"]).success();
+        lab.exec(h, &["test", "!", "-e", "/tmp/pwned2"]).success();
+        assert_eq!(
+            lab.exec(h, &["cat", "/tmp/run-uid"]).success().out(),
+            "0",
+            "{h} ran as root"
+        );
+    }
+
+    // Without ignore_errors a failing command fails the host, and the run exits 1.
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("ignore_errors = true\n", "");
+    std::fs::write(&path, text).unwrap();
+    lab.consulctl(&["run", path.to_str().unwrap(), "-i", inv])
+        .code(1)
+        .contains("Fails, ignored failed");
+}
