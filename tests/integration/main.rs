@@ -6,4 +6,6 @@
 
 mod harness;
 mod lab;
+mod probe;
+mod restart;
 mod rollout;
