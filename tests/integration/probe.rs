@@ -12,8 +12,9 @@
 //! ```
 //!
 //! The file in the container has one line per event:
-//! - `l <unix ms> <0|1|2>`: leader sample: 1 a leader, 0 the agent answered "no leader",
-//!   2 the agent did not answer (its own restart) - counted as no leader known;
+//! - `l <unix ms> <0|1|2> <leader>`: leader sample: 1 a leader (its `IP:8300` follows), 0 the
+//!   agent answered "no leader", 2 the agent did not answer (its own restart) - counted as no
+//!   leader known;
 //! - `w <unix ms at start> <0|1> <latency ms> <curl exit> <first bytes of the answer>`;
 //! - `end` after the loop stopped and every write finished.
 
@@ -49,7 +50,8 @@ while [ ! -e "$stop" ]; do
     '"'?*'"') l=1 ;;
     *) l=2 ;;
   esac
-  echo "l $t0 $l" >> "$out"
+  addr=$(printf '%s' "$b" | tr -d '"' | tr -c 'A-Za-z0-9.:[]-' '_' | cut -c1-60)
+  echo "l $t0 $l ${addr:--}" >> "$out"
   d=$((200 - ($(date +%s%3N) - t0)))
   if [ "$d" -gt 0 ]; then sleep "0.$(printf %03d "$d")"; fi
 done
@@ -77,6 +79,8 @@ pub struct ProbeReport {
     pub max_write_latency: Duration,
     /// The failed writes: `+<secs since the first sample>s curl=<exit> <answer>`.
     pub failed_writes: Vec<String>,
+    /// Every leader sample: (Unix ms, 0|1|2, the leader's `IP:8300` or `-`), in time order.
+    pub leader_samples: Vec<(i64, u8, String)>,
 }
 
 impl ProbeReport {
@@ -88,16 +92,29 @@ impl ProbeReport {
         self.writes_ok as f64 / self.writes_total as f64
     }
 
+    /// The first sample at or after `since` (Unix ms) that names a leader other than `old`.
+    ///
+    /// A server keeps naming a dead leader in `/v1/status/leader` until its heartbeat times
+    /// out, so the no-leader samples understate a leader change; "the old leader's restart was
+    /// issued" to this sample bounds the handover from above (same clock: containers share the
+    /// host's kernel clock).
+    pub fn new_leader_seen_at(&self, since: i64, old: &str) -> Option<i64> {
+        self.leader_samples
+            .iter()
+            .find(|(t, s, addr)| *t >= since && *s == 1 && addr != old)
+            .map(|(t, _, _)| *t)
+    }
+
     /// Parse the probe's file.
     pub fn parse(text: &str) -> ProbeReport {
-        let mut leader: Vec<(i64, u8)> = Vec::new();
+        let mut leader: Vec<(i64, u8, String)> = Vec::new();
         let mut writes: Vec<(i64, bool, u64, String)> = Vec::new();
         for line in text.lines() {
             let f: Vec<&str> = line.split_whitespace().collect();
             match f.as_slice() {
-                ["l", t, s] => {
+                ["l", t, s, rest @ ..] => {
                     if let (Ok(t), Ok(s)) = (t.parse(), s.parse()) {
-                        leader.push((t, s));
+                        leader.push((t, s, rest.first().unwrap_or(&"-").to_string()));
                     }
                 }
                 ["w", t, ok, lat, rest @ ..] => {
@@ -108,13 +125,13 @@ impl ProbeReport {
                 _ => {}
             }
         }
-        leader.sort_by_key(|(t, _)| *t);
-        let first = leader.first().map(|(t, _)| *t).unwrap_or(0);
-        let last = leader.last().map(|(t, _)| *t).unwrap_or(0);
+        leader.sort_by_key(|(t, _, _)| *t);
+        let first = leader.first().map(|(t, _, _)| *t).unwrap_or(0);
+        let last = leader.last().map(|(t, _, _)| *t).unwrap_or(0);
         let mut longest = 0i64;
         let mut last_with_leader: Option<i64> = None;
         let mut in_gap = false;
-        for (t, s) in &leader {
+        for (t, s, _) in &leader {
             if *s == 1 {
                 if in_gap {
                     longest = longest.max(t - last_with_leader.unwrap_or(first));
@@ -133,8 +150,8 @@ impl ProbeReport {
             samples: leader.len(),
             duration: Duration::from_millis((last - first).max(0) as u64),
             longest_gap_without_leader: Duration::from_millis(longest.max(0) as u64),
-            samples_no_leader: leader.iter().filter(|(_, s)| *s == 0).count(),
-            samples_agent_down: leader.iter().filter(|(_, s)| *s == 2).count(),
+            samples_no_leader: leader.iter().filter(|(_, s, _)| *s == 0).count(),
+            samples_agent_down: leader.iter().filter(|(_, s, _)| *s == 2).count(),
             writes_ok: writes.iter().filter(|w| w.1).count(),
             writes_total: writes.len(),
             max_write_latency: Duration::from_millis(writes.iter().map(|w| w.2).max().unwrap_or(0)),
@@ -149,6 +166,7 @@ impl ProbeReport {
                     )
                 })
                 .collect(),
+            leader_samples: leader,
         }
     }
 
@@ -240,16 +258,16 @@ impl Drop for Probe<'_> {
 #[test]
 fn probe_report_measures_gaps_from_the_last_leader_sample_to_the_next() {
     let text = "\
-l 1000 1
+l 1000 1 10.0.0.1:8300
 w 1001 1 20 0 true
-l 1200 1
+l 1200 1 10.0.0.1:8300
 w 1201 0 15 0 No_cluster_leader
-l 1400 0
-l 1600 2
+l 1400 0 -
+l 1600 2 -
 w 1401 1 900 0 true
-l 1800 1
-l 2000 0
-l 2200 1
+l 1800 1 10.0.0.2:8300
+l 2000 0 -
+l 2200 1 10.0.0.2:8300
 end
 ";
     let r = ProbeReport::parse(text);
@@ -262,6 +280,10 @@ end
     assert_eq!(r.max_write_latency, Duration::from_millis(900));
     assert_eq!(r.failed_writes, ["+0.2s curl=0 No_cluster_leader"]);
     assert!((r.write_ratio() - 2.0 / 3.0).abs() < 1e-9);
+    assert_eq!(r.new_leader_seen_at(1100, "10.0.0.1:8300"), Some(1800));
+    assert_eq!(r.new_leader_seen_at(1900, "10.0.0.1:8300"), Some(2200));
+    assert_eq!(r.new_leader_seen_at(0, "10.0.0.2:8300"), Some(1000));
+    assert_eq!(r.new_leader_seen_at(2300, "10.0.0.1:8300"), None);
 
     // Ending without a leader: the gap runs to the last sample.
     let r = ProbeReport::parse("l 0 1\nl 200 0\nl 400 0\nend\n");
