@@ -272,6 +272,54 @@ fn restart_batches_clients_in_order_and_refuses_bad_flags() {
         .contains("--step-timeout");
     assert_eq!(pids(&lab), before, "a refused run restarted an agent");
 
+    // An unhealthy cluster (client3's agent stopped): nothing is restarted, every host is
+    // reported "not restarted" with Consul's finding, exit 1.
+    let (stop, start): (&[&str], &[&str]) = match lab.host("client3").init.as_str() {
+        "systemd" => (
+            &["systemctl", "stop", "consul"],
+            &["systemctl", "start", "consul"],
+        ),
+        _ => (
+            &["supervisorctl", "stop", "consul"],
+            &["supervisorctl", "start", "consul"],
+        ),
+    };
+    lab.exec("client3", stop).success();
+    let out = lab
+        .consulctl(&[
+            "restart",
+            "-i",
+            inv,
+            "--step-timeout",
+            "5",
+            "--output",
+            "json",
+        ])
+        .code(1);
+    let result = json(&out);
+    assert!(steps(&result).is_empty(), "{result:#}");
+    let stopped = result["stopped"].as_str().expect("stopped");
+    assert!(
+        stopped.contains("not healthy before restarting server1") && stopped.contains("client3"),
+        "{stopped}"
+    );
+    for h in result["hosts"].as_array().unwrap() {
+        assert_eq!(h["status"], "failed", "{h}");
+        assert!(
+            h["error"].as_str().unwrap().starts_with("not restarted:"),
+            "{h}"
+        );
+    }
+    lab.exec("client3", start).success();
+    let unchanged = pids(&lab);
+    for h in ["server1", "client1", "client2"] {
+        assert_eq!(
+            unchanged[h], before[h],
+            "{h} restarted although the cluster was unhealthy"
+        );
+    }
+    let before = unchanged;
+
     // --batch 1, clients only: one client at a time, in inventory order; the server untouched.
     let out = lab
         .consulctl(&[
