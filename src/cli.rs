@@ -30,6 +30,9 @@ pub enum Command {
     Status(StatusArgs),
     /// Run a playbook (TOML steps over built-in tasks and plain commands) on the inventory.
     Run(RunArgs),
+    /// Rolling restart: servers one at a time (followers first, the leader last), then clients
+    /// in batches, gated on Consul's health (leader, voters, alive members, autopilot).
+    Restart(RestartArgs),
     /// Local lab hosts (Docker containers with sshd) to try consulctl on.
     Lab {
         #[command(subcommand)]
@@ -109,6 +112,25 @@ pub struct StatusArgs {
 
     #[arg(short = 'o', long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct RestartArgs {
+    #[command(flatten)]
+    pub inv: InventoryArgs,
+
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+
+    /// Clients restarted at once: a number (`3`) or a percentage of the selected clients
+    /// (`25%`, rounded down); at least 1.
+    #[arg(long, default_value = "25%", value_name = "N|PCT%")]
+    pub batch: String,
+
+    /// The longest each step may wait, in seconds: for a healthy cluster before it, for the
+    /// agent to come back, for the cluster to be healthy with it back.
+    #[arg(long, default_value_t = 120, value_name = "SECS")]
+    pub step_timeout: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

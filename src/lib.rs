@@ -23,6 +23,8 @@ pub mod playbook;
 pub mod progress;
 pub mod recap;
 pub mod remote;
+pub mod restart;
+pub mod rolling;
 pub mod selector;
 pub mod source;
 pub mod ssh;
@@ -64,6 +66,7 @@ async fn dispatch(cli: Cli) -> Result<(), Error> {
         Command::Plan(args) => apply::plan(&args, cli.debug_log.as_deref()).await,
         Command::Status(args) => status::run(&args, cli.debug_log.as_deref()).await,
         Command::Run(args) => apply::run_file(&args, cli.debug_log.as_deref()).await,
+        Command::Restart(args) => restart::run(&args, cli.debug_log.as_deref()).await,
         Command::Lab { command } => match command {
             LabCommand::Up(args) => lab::up(&args, cli.debug_log.as_deref()).await,
             LabCommand::Down(args) => lab::down(&args).await,

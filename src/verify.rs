@@ -111,9 +111,10 @@ pub fn parse_api_output(out: &str) -> BTreeMap<String, (u16, String)> {
     map
 }
 
-const LEADER: &str = "/v1/status/leader";
-const RAFT: &str = "/v1/operator/raft/configuration?stale";
-const MEMBERS: &str = "/v1/agent/members";
+/// API paths `read_view` asks (pub: other readers pass them to `API` too).
+pub const LEADER: &str = "/v1/status/leader";
+pub const RAFT: &str = "/v1/operator/raft/configuration?stale";
+pub const MEMBERS: &str = "/v1/agent/members";
 
 /// Read leader, raft configuration and members through one host's agent (one round trip).
 pub async fn read_view(conn: &Connection, http: &str) -> Result<ClusterView> {

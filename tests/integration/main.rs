@@ -7,4 +7,6 @@
 mod harness;
 mod lab;
 mod lifecycle;
+mod probe;
+mod restart;
 mod rollout;
