@@ -17,6 +17,7 @@ pub mod inventory;
 pub mod lab;
 pub mod log;
 pub mod model;
+pub mod node;
 pub mod plan;
 pub mod playbook;
 pub mod progress;
@@ -32,7 +33,7 @@ pub mod version;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command, LabCommand};
+use crate::cli::{Cli, Command, LabCommand, NodeCommand};
 use crate::error::Error;
 
 /// Entry point: parse arguments, run the command, print the error once, return the exit code.
@@ -62,6 +63,9 @@ async fn dispatch(cli: Cli) -> Result<(), Error> {
         Command::Apply(args) => apply::run(&args, cli.debug_log.as_deref()).await,
         Command::Plan(args) => apply::plan(&args, cli.debug_log.as_deref()).await,
         Command::Status(args) => status::run(&args, cli.debug_log.as_deref()).await,
+        Command::Node { command } => match command {
+            NodeCommand::Remove(args) => node::remove(&args, cli.debug_log.as_deref()).await,
+        },
         Command::Lab { command } => match command {
             LabCommand::Up(args) => lab::up(&args, cli.debug_log.as_deref()).await,
             LabCommand::Down(args) => lab::down(&args).await,
