@@ -159,36 +159,145 @@ pub fn quorum_after_removal(
 // ------------------------------------------------------------------------------------------
 
 /// Remove the `[[hosts]]` entries (or inline `hosts = [...]` elements) whose `name` is in
-/// `names`, keeping every other byte of the file: comments, blank lines, key order. Comments
-/// directly above a removed `[[hosts]]` header go with it. Returns the new text and the names
+/// `names`, keeping every other byte of the file. A `[[hosts]]` entry is cut out of the text
+/// as: its header through its last value (sub-tables such as `[hosts.ssh]` included, to the
+/// end of that line), the comment lines directly above the header (no blank line between),
+/// and one blank line that separated it from what came before (or after). Comments separated
+/// from the header by a blank line (section headings) stay. Returns the new text and the names
 /// that were found.
 pub fn remove_hosts_from_inventory(text: &str, names: &[String]) -> Result<(String, Vec<String>)> {
-    let mut doc: toml_edit::DocumentMut = text.parse().context("parsing the inventory")?;
+    let doc = toml_edit::ImDocument::parse(text.to_owned()).context("parsing the inventory")?;
     let mut found = Vec::new();
     let name_of =
         |t: &dyn toml_edit::TableLike| t.get("name").and_then(|v| v.as_str()).map(str::to_string);
-    match doc.get_mut("hosts") {
+    let new = match doc.as_table().get("hosts") {
         Some(toml_edit::Item::ArrayOfTables(aot)) => {
-            aot.retain(|t| match name_of(t) {
-                Some(n) if names.contains(&n) => {
-                    found.push(n);
-                    false
-                }
-                _ => true,
-            });
+            let mut ranges = Vec::new();
+            for t in aot.iter() {
+                let Some(n) = name_of(t).filter(|n| names.contains(n)) else {
+                    continue;
+                };
+                let (Some(span), Some(end)) = (t.span(), table_end(t)) else {
+                    bail!("cannot locate the [[hosts]] entry of {n} in the file");
+                };
+                ranges.push(entry_range(text, span.start, end));
+                found.push(n);
+            }
+            let mut out = text.to_string();
+            ranges.sort_by_key(|r| std::cmp::Reverse(r.start));
+            for r in ranges {
+                out.replace_range(r, "");
+            }
+            out
         }
-        Some(toml_edit::Item::Value(toml_edit::Value::Array(arr))) => {
-            arr.retain(|v| match v.as_inline_table().and_then(|t| name_of(t)) {
-                Some(n) if names.contains(&n) => {
-                    found.push(n);
-                    false
-                }
-                _ => true,
-            });
+        Some(toml_edit::Item::Value(toml_edit::Value::Array(_))) => {
+            // Inline `hosts = [ {...}, ... ]`: let toml_edit re-render that one array.
+            let mut doc: toml_edit::DocumentMut = text.parse().context("parsing the inventory")?;
+            if let Some(arr) = doc.get_mut("hosts").and_then(|h| h.as_array_mut()) {
+                arr.retain(|v| match v.as_inline_table().and_then(|t| name_of(t)) {
+                    Some(n) if names.contains(&n) => {
+                        found.push(n);
+                        false
+                    }
+                    _ => true,
+                });
+            }
+            doc.to_string()
         }
         _ => bail!("the inventory has no [[hosts]] entries"),
+    };
+    // Never hand back a file that lost more (or other) than asked.
+    let check: toml_edit::DocumentMut = new
+        .parse()
+        .context("internal: the edited inventory does not parse")?;
+    let before = host_names(doc.as_table());
+    let after = host_names(check.as_table());
+    let expected: Vec<String> = before
+        .iter()
+        .filter(|n| !found.contains(n))
+        .cloned()
+        .collect();
+    if after != expected {
+        bail!("internal: editing the inventory would leave hosts {after:?}, expected {expected:?}");
     }
-    Ok((doc.to_string(), found))
+    Ok((new, found))
+}
+
+fn host_names(root: &toml_edit::Table) -> Vec<String> {
+    let name = |t: &dyn toml_edit::TableLike| {
+        t.get("name")
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_string()
+    };
+    match root.get("hosts") {
+        Some(toml_edit::Item::ArrayOfTables(aot)) => aot.iter().map(|t| name(t)).collect(),
+        Some(toml_edit::Item::Value(toml_edit::Value::Array(arr))) => arr
+            .iter()
+            .filter_map(|v| v.as_inline_table().map(|t| name(t)))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The end (byte offset) of a parsed table's last value, its explicit sub-tables included.
+fn table_end(t: &toml_edit::Table) -> Option<usize> {
+    let mut end = t.span()?.end;
+    for (_, item) in t.iter() {
+        match item {
+            toml_edit::Item::Table(sub) => {
+                if let Some(e) = table_end(sub) {
+                    end = end.max(e);
+                }
+            }
+            toml_edit::Item::ArrayOfTables(aot) => {
+                for sub in aot.iter() {
+                    if let Some(e) = table_end(sub) {
+                        end = end.max(e);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Some(end)
+}
+
+/// The byte range of a `[[hosts]]` entry whose header starts at `start` and whose last value
+/// ends at `end`: whole lines, the comments directly above, one separating blank line.
+fn entry_range(text: &str, start: usize, end: usize) -> std::ops::Range<usize> {
+    let line_start = |i: usize| text[..i].rfind('\n').map(|p| p + 1).unwrap_or(0);
+    let line_end = |i: usize| {
+        text[i..]
+            .find('\n')
+            .map(|p| i + p + 1)
+            .unwrap_or(text.len())
+    };
+    let mut a = line_start(start);
+    let mut b = line_end(end.saturating_sub(1).max(start));
+    // Comment lines directly above the header belong to it.
+    while a > 0 {
+        let prev = line_start(a - 1);
+        if text[prev..a].trim_start().starts_with('#') {
+            a = prev;
+        } else {
+            break;
+        }
+    }
+    // One blank line that separated it: the one before, else the one after.
+    if a > 0 {
+        let prev = line_start(a - 1);
+        if text[prev..a].trim().is_empty() {
+            return prev..b;
+        }
+    }
+    if b < text.len() {
+        let next = line_end(b);
+        if text[b..next].trim().is_empty() {
+            b = next;
+        }
+    }
+    a..b
 }
 
 /// Rewrite the inventory file without the given hosts (atomically, same permissions).
@@ -1493,7 +1602,7 @@ tags = [ "web",  "lab" ]
     #[test]
     fn inventory_edit_of_inline_hosts() {
         let text = "hosts = [\n  { name = \"a\", address = \"10.0.0.1\", role = \"server\" },\n  { name = \"b\", address = \"10.0.0.2\", role = \"client\" },\n]\n\n[cluster]\ndatacenter = \"dc1\"\n";
-        let (out, found) = remove_hosts_from_inventory(&text, &names(&["b"])).unwrap();
+        let (out, found) = remove_hosts_from_inventory(text, &names(&["b"])).unwrap();
         assert_eq!(found, names(&["b"]));
         assert!(out.contains("name = \"a\""), "{out}");
         assert!(!out.contains("name = \"b\""), "{out}");
@@ -1582,8 +1691,18 @@ tags = [ "web",  "lab" ]
         // Stand-in init commands on PATH.
         let bin = tmp.path().join("bin");
         std::fs::create_dir(&bin).unwrap();
-        fake_consul(&bin, "exit 0");
-        std::fs::rename(bin.join("consul"), bin.join("systemctl")).unwrap();
+        // (pidof/pgrep too: consul agents of lab containers show in this machine's /proc.)
+        for cmd in ["systemctl", "pidof", "pgrep"] {
+            fake_consul(
+                &bin,
+                if cmd == "systemctl" {
+                    "exit 0"
+                } else {
+                    "exit 1"
+                },
+            );
+            std::fs::rename(bin.join("consul"), bin.join(cmd)).unwrap();
+        }
         let script = format!("PATH={}:$PATH\n{STOP}", s(&bin));
         let out = sh(
             &script,
@@ -1623,7 +1742,7 @@ tags = [ "web",  "lab" ]
     fn snapshot_script_streams_the_bytes_and_reports_size_and_sha() {
         let tmp = tempfile::tempdir().unwrap();
         // A "snapshot" with NUL bytes and invalid UTF-8.
-        let consul = fake_consul(tmp.path(), "printf 'a\\000\\377\\nb' > \"$3\"; echo saved");
+        let consul = fake_consul(tmp.path(), "printf 'a\\000\\377\\nb' > \"$4\"; echo saved");
         let out = sh(SNAPSHOT, &[&consul, "127.0.0.1:8500"]);
         assert!(out.status.success(), "{out:?}");
         assert_eq!(out.stdout, b"a\0\xff\nb");
@@ -1634,7 +1753,7 @@ tags = [ "web",  "lab" ]
             stderr.contains(&format!("consulctl-snapshot sha256 {sha}")),
             "{stderr}"
         );
-        let empty = fake_consul(tmp.path(), ": > \"$3\"");
+        let empty = fake_consul(tmp.path(), ": > \"$4\"");
         let out = sh(SNAPSHOT, &[&empty, "127.0.0.1:8500"]);
         assert_eq!(out.status.code(), Some(4));
     }
