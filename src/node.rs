@@ -706,9 +706,12 @@ async fn run_targets(ctx: &Ctx<'_>, names: &[String]) -> Result<(Vec<Target>, Ve
                         t.fail("quorum", format!("refusing: {problem}; --force overrides"));
                         continue;
                     }
-                    let w = format!("--force: {problem}; going on anyway");
-                    eprintln!("WARNING: {w}");
-                    warnings.push(w);
+                    // Already said up front for the same numbers: say it once.
+                    if !warnings.iter().any(|w| w.contains(&problem)) {
+                        let w = format!("--force: {problem}; going on anyway");
+                        eprintln!("WARNING: {w}");
+                        warnings.push(w);
+                    }
                 }
             }
             Err(e) if !force => {
@@ -1160,7 +1163,7 @@ async fn snapshot(ctx: &Ctx<'_>, node: &str, agents: &[Agent<'_>]) -> Result<Sna
         });
     }
     bail!(
-        "consul snapshot save failed: {}; nothing was changed on {node}",
+        "no snapshot could be taken: {}; nothing was changed on {node}",
         errors.join("; ")
     )
 }
@@ -1316,16 +1319,15 @@ fn report(
 fn to_text(r: &Report) -> String {
     let mut s = String::new();
     for h in &r.hosts {
-        s.push_str(&format!("{} ({}): {}\n", h.name, h.role.as_str(), h.status));
+        let status = match &h.phase {
+            Some(phase) => format!("{} in {phase}", h.status),
+            None => h.status.to_string(),
+        };
+        s.push_str(&format!("{} ({}): {status}\n", h.name, h.role.as_str()));
         for a in &h.actions {
             s.push_str(&format!("  - {a}\n"));
         }
-        if let Some(e) = &h.error {
-            for (i, line) in e.lines().enumerate() {
-                let lead = if i == 0 { "  ! " } else { "    " };
-                s.push_str(&format!("{lead}{line}\n"));
-            }
-        }
+        // (A failure's message is in the recap below.)
         s.push('\n');
     }
     for w in &r.warnings {

@@ -212,7 +212,13 @@ fn remove_two_of_five_servers_keeps_three_voters_and_all_data() {
 #[test]
 fn remove_refused_when_it_would_break_quorum() {
     let started = Instant::now();
-    let lab = Lab::new("quorum").servers(3).init(LabInit::Mixed).up();
+    // One client too: `apply` on an inventory without clients fails at its "start clients"
+    // step (`role:client` matches no host), a rollout bug outside this test.
+    let lab = Lab::new("quorum")
+        .servers(3)
+        .clients(1)
+        .init(LabInit::Mixed)
+        .up();
     let inv = lab.inventory_str();
     lab.consulctl(&["apply", "-i", inv]).success();
     disable_autopilot_cleanup(&lab, "server2");
