@@ -559,6 +559,18 @@ fn selector_for(sel: &str, cluster: &Cluster) -> Result<Option<Selector>, Error>
     if sel == "all" {
         return Ok(None);
     }
+    // A playbook step for a role the inventory has no hosts of (e.g. no clients) is empty,
+    // not an error: the selector matches nothing.
+    if let Some(role) = sel.strip_prefix("role:") {
+        let empty = match role {
+            "server" => cluster.servers().next().is_none(),
+            "client" => cluster.clients().next().is_none(),
+            _ => false,
+        };
+        if empty {
+            return Ok(Some(Selector::nothing()));
+        }
+    }
     Selector::parse(sel, cluster)
         .map(Some)
         .map_err(|e| Error::Input(anyhow!("playbook step hosts = {sel:?}: {e}")))
@@ -728,21 +740,21 @@ pub async fn run_playbook(
     for step in &playbook.steps {
         progress.println(&format!("==> {}", step.title));
         match step.task {
-            Task::Connect => connect(&mut runs, &p, &progress).await,
-            Task::GatherFacts => gather_facts(&mut runs, &p, &progress).await,
+            Task::Connect => connect(&mut runs, p, &progress).await,
+            Task::GatherFacts => gather_facts(&mut runs, p, &progress).await,
             Task::Validate => {
-                binds = validate(&mut runs, &p, &progress);
-                refine(&mut runs, &p, &progress).await;
-                lock_hosts(&mut runs, &p, &progress, &holder).await;
+                binds = validate(&mut runs, p, &progress);
+                refine(&mut runs, p, &progress).await;
+                lock_hosts(&mut runs, p, &progress, &holder).await;
             }
-            Task::Upload => upload(&mut runs, &p, &progress).await,
-            Task::Configure => configure(&mut runs, &p, &progress, &timestamp).await,
-            Task::Start => start(&mut runs, &p, &progress, &step.hosts, &binds).await?,
+            Task::Upload => upload(&mut runs, p, &progress).await,
+            Task::Configure => configure(&mut runs, p, &progress, &timestamp).await,
+            Task::Start => start(&mut runs, p, &progress, &step.hosts, &binds).await?,
             Task::Verify => {
                 verify_result = Some(
                     verify(
                         &runs,
-                        &p,
+                        p,
                         &progress,
                         &binds,
                         Duration::from_secs(verify_timeout),

@@ -33,6 +33,11 @@ pub enum Command {
     /// Rolling restart: servers one at a time (followers first, the leader last), then clients
     /// in batches, gated on Consul's health (leader, voters, alive members, autopilot).
     Restart(RestartArgs),
+    /// Operate on single nodes: `node remove` takes hosts out of the cluster for good.
+    Node {
+        #[command(subcommand)]
+        command: NodeCommand,
+    },
     /// Local lab hosts (Docker containers with sshd) to try consulctl on.
     Lab {
         #[command(subcommand)]
@@ -137,6 +142,48 @@ pub struct RestartArgs {
 pub enum Output {
     Text,
     Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NodeCommand {
+    /// Take hosts out of the cluster: snapshot (servers), `consul leave`, wait for `left`,
+    /// stop and disable the agent, move config and data dirs aside (nothing is deleted).
+    Remove(NodeRemoveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NodeRemoveArgs {
+    /// Host names from the inventory.
+    #[arg(required = true, value_name = "NAME")]
+    pub names: Vec<String>,
+
+    /// The inventory file (TOML).
+    #[arg(short = 'i', long = "inventory", value_name = "FILE")]
+    pub inventory: PathBuf,
+
+    /// Go on when the quorum check refuses (with a warning), and force-leave hosts that SSH
+    /// cannot reach or whose agent is not running, from a live server.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Remove the hosts' `[[hosts]]` entries from the inventory (comments and layout kept).
+    #[arg(long)]
+    pub update_inventory: bool,
+
+    /// Also move the consul binary aside.
+    #[arg(long)]
+    pub remove_binary: bool,
+
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+
+    /// Add unknown SSH host keys to the known_hosts file instead of refusing them.
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
+
+    /// How long to wait for each remote step and for Consul to confirm a removal, in seconds.
+    #[arg(long, default_value_t = 120, value_name = "SECS")]
+    pub timeout: u64,
 }
 
 #[derive(Debug, Subcommand)]

@@ -18,6 +18,7 @@ pub mod lab;
 pub mod lock;
 pub mod log;
 pub mod model;
+pub mod node;
 pub mod plan;
 pub mod playbook;
 pub mod progress;
@@ -35,7 +36,7 @@ pub mod version;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command, LabCommand};
+use crate::cli::{Cli, Command, LabCommand, NodeCommand};
 use crate::error::Error;
 
 /// Entry point: parse arguments, run the command, print the error once, return the exit code.
@@ -67,6 +68,9 @@ async fn dispatch(cli: Cli) -> Result<(), Error> {
         Command::Status(args) => status::run(&args, cli.debug_log.as_deref()).await,
         Command::Run(args) => apply::run_file(&args, cli.debug_log.as_deref()).await,
         Command::Restart(args) => restart::run(&args, cli.debug_log.as_deref()).await,
+        Command::Node { command } => match command {
+            NodeCommand::Remove(args) => node::remove(&args, cli.debug_log.as_deref()).await,
+        },
         Command::Lab { command } => match command {
             LabCommand::Up(args) => lab::up(&args, cli.debug_log.as_deref()).await,
             LabCommand::Down(args) => lab::down(&args).await,

@@ -45,6 +45,8 @@ pub async fn run(args: &RestartArgs, debug_log: Option<&Path>) -> Result<(), Err
     let started = Instant::now();
     let opts = opts(args)?;
     let p = apply::prepare(&args.inv, "restart", debug_log).await?;
+    // Two operators must not change the same cluster at once.
+    let _lock = crate::lock::RunLock::acquire(&p.cluster.state_dir(), "restart")?;
     let mut runs: Vec<HostRun> = p.selected.iter().cloned().map(HostRun::new_pub).collect();
     let progress = Progress::new(runs.iter().map(|r| r.host.name.as_str()));
     progress.println("==> connect");
@@ -64,7 +66,7 @@ pub async fn run(args: &RestartArgs, debug_log: Option<&Path>) -> Result<(), Err
     let roll = rolling::rolling_restart(&mut runs, &p, &progress, &binds, &targets, &opts).await?;
     progress.println("==> verify");
     let verify = apply::verify(&runs, &p, &progress, &binds, opts.step_timeout).await;
-    apply::disconnect(&mut runs).await;
+    apply::disconnect(&mut runs, None).await;
     for r in &runs {
         progress.finish(
             &r.host.name,
@@ -127,6 +129,7 @@ fn results(runs: &[HostRun]) -> Vec<HostResult> {
             round_trips: r
                 .round_trips
                 .max(r.conn.as_ref().map(|c| c.round_trips()).unwrap_or(0)),
+            pending_restart: Vec::new(),
         })
         .collect()
 }
@@ -202,6 +205,7 @@ mod tests {
                 concurrency: 32,
                 templates: None,
                 accept_new_host_keys: false,
+                allow_downgrade: false,
             },
             output: Output::Text,
             batch: batch.into(),

@@ -105,6 +105,11 @@ impl Selector {
     }
 
     /// Is `host` selected?
+    /// A selector that matches no host (a playbook step for a role the inventory lacks).
+    pub fn nothing() -> Selector {
+        Selector { terms: Vec::new() }
+    }
+
     pub fn matches(&self, host: &Host) -> bool {
         self.terms.iter().any(|t| t.matches(host))
     }

@@ -124,6 +124,64 @@ impl Connection {
         args: &[String],
         stdin: Option<&[u8]>,
     ) -> Result<Output> {
+        let (status, stdout, stderr, elapsed) = self.exec(name, script, args, stdin).await?;
+        let output = Output {
+            status,
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        };
+        tracing::debug!(
+            host = %self.host,
+            command = name,
+            args = ?args,
+            status = output.status,
+            elapsed_ms = elapsed.as_millis() as u64,
+            stdout = %truncate(&output.stdout, 4000),
+            stderr = %truncate(&output.stderr, 4000),
+            "remote command"
+        );
+        self.check_ran(name, &output, output.stdout.is_empty())?;
+        Ok(output)
+    }
+
+    /// Like `run`, but stdout is kept as raw bytes (binary-safe: snapshots, archives). The
+    /// returned `Output::stdout` is empty; the bytes come second. Only their length is logged.
+    pub async fn run_bytes(
+        &self,
+        name: &str,
+        script: &str,
+        args: &[String],
+        stdin: Option<&[u8]>,
+    ) -> Result<(Output, Vec<u8>)> {
+        let (status, stdout, stderr, elapsed) = self.exec(name, script, args, stdin).await?;
+        let output = Output {
+            status,
+            stdout: String::new(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        };
+        tracing::debug!(
+            host = %self.host,
+            command = name,
+            args = ?args,
+            status = output.status,
+            elapsed_ms = elapsed.as_millis() as u64,
+            stdout_bytes = stdout.len(),
+            stderr = %truncate(&output.stderr, 4000),
+            "remote command"
+        );
+        self.check_ran(name, &output, stdout.is_empty())?;
+        Ok((output, stdout))
+    }
+
+    /// Spawn `sh -c SCRIPT sh ARGS...` (through `sudo -n` when needed) and collect its exit
+    /// status, stdout and stderr.
+    async fn exec(
+        &self,
+        name: &str,
+        script: &str,
+        args: &[String],
+        stdin: Option<&[u8]>,
+    ) -> Result<(i32, Vec<u8>, Vec<u8>, Duration)> {
         self.round_trips.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
         let mut cmd = if self.sudo {
@@ -156,21 +214,17 @@ impl Connection {
             .wait_with_output()
             .await
             .with_context(|| format!("{}: remote command `{name}` did not finish", self.host))?;
-        let output = Output {
-            status: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        };
-        tracing::debug!(
-            host = %self.host,
-            command = name,
-            args = ?args,
-            status = output.status,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            stdout = %truncate(&output.stdout, 4000),
-            stderr = %truncate(&output.stderr, 4000),
-            "remote command"
-        );
+        Ok((
+            out.status.code().unwrap_or(-1),
+            out.stdout,
+            out.stderr,
+            started.elapsed(),
+        ))
+    }
+
+    /// The failures that mean the command did not run at all: sudo wanting a password, the
+    /// connection lost (ssh's 255 with nothing on stdout).
+    fn check_ran(&self, name: &str, output: &Output, stdout_empty: bool) -> Result<()> {
         if self.sudo && output.status != 0 && output.stderr.contains("a password is required") {
             bail!(
                 "{}: the SSH user cannot run `sudo -n` without a password; give it passwordless sudo \
@@ -178,14 +232,14 @@ impl Connection {
                 self.host
             );
         }
-        if output.status == 255 && output.stdout.is_empty() {
+        if output.status == 255 && stdout_empty {
             bail!(
                 "{}: SSH connection lost during `{name}`: {}",
                 self.host,
                 output.tail(3)
             );
         }
-        Ok(output)
+        Ok(())
     }
 
     /// Like `run`, but a non-zero exit is an error carrying the last lines of output.

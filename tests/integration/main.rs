@@ -7,6 +7,7 @@
 mod harness;
 mod lab;
 mod lifecycle;
+mod node;
 mod probe;
 mod restart;
 mod rollout;
