@@ -658,7 +658,8 @@ pub async fn disconnect(runs: &mut [HostRun], holder: Option<&Holder>) {
     futures::future::join_all(conns.into_iter().map(|c| c.close())).await;
 }
 
-fn results(runs: &[HostRun]) -> Vec<HostResult> {
+/// Per-host results for the recap (hosts with changed actions are `changed`).
+pub fn results(runs: &[HostRun]) -> Vec<HostResult> {
     runs.iter()
         .map(|r| HostResult {
             name: r.host.name.clone(),

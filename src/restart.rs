@@ -14,7 +14,7 @@ use crate::apply::{self, HostRun};
 use crate::cli::{Output, RestartArgs};
 use crate::error::Error;
 use crate::progress::Progress;
-use crate::recap::{HostResult, HostStatus, Recap};
+use crate::recap::Recap;
 use crate::rolling::{self, BatchSpec, RollReport, RollingOpts, StepRecord};
 
 /// What `restart --output json` prints: the recap (`hosts`, `totals`, `verify`, ...) plus the
@@ -75,7 +75,7 @@ pub async fn run(args: &RestartArgs, debug_log: Option<&Path>) -> Result<(), Err
     }
     progress.clear();
     let recap = Recap::new(
-        results(&runs),
+        apply::results(&runs),
         Some(verify),
         started.elapsed(),
         p.debug_log.display().to_string(),
@@ -105,33 +105,6 @@ pub async fn run(args: &RestartArgs, debug_log: Option<&Path>) -> Result<(), Err
         )));
     }
     Ok(())
-}
-
-/// Per-host results for the recap (restarted hosts are `changed`).
-fn results(runs: &[HostRun]) -> Vec<HostResult> {
-    runs.iter()
-        .map(|r| HostResult {
-            name: r.host.name.clone(),
-            status: if r.failed.is_some() {
-                HostStatus::Failed
-            } else if r.changed > 0 {
-                HostStatus::Changed
-            } else {
-                HostStatus::Ok
-            },
-            changed: r.changed,
-            error: r.failed.as_ref().map(|(_, e)| e.clone()),
-            phase: r.failed.as_ref().map(|(p, _)| p.clone()),
-            duration_ms: r
-                .done_at
-                .map(|t| t.duration_since(r.started).as_millis() as u64)
-                .unwrap_or(0),
-            round_trips: r
-                .round_trips
-                .max(r.conn.as_ref().map(|c| c.round_trips()).unwrap_or(0)),
-            pending_restart: Vec::new(),
-        })
-        .collect()
 }
 
 fn secs(ms: u64) -> String {
