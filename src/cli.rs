@@ -33,6 +33,13 @@ pub enum Command {
     /// Rolling restart: servers one at a time (followers first, the leader last), then clients
     /// in batches, gated on Consul's health (leader, voters, alive members, autopilot).
     Restart(RestartArgs),
+    /// Find why nodes cannot join or the cluster is unhealthy: agent state, Consul's view and
+    /// recent log on every host; per problem the evidence, the cause and the fixing command.
+    /// Exit 0 when healthy, 1 when problems were found.
+    Doctor(DoctorArgs),
+    /// Repair: `recover NODE` restarts a node with a fresh data dir (the old one moved aside);
+    /// `recover quorum` restores a leader when most servers are gone for good (peers.json).
+    Recover(RecoverArgs),
     /// Operate on single nodes: `node remove` takes hosts out of the cluster for good.
     Node {
         #[command(subcommand)]
@@ -136,6 +143,57 @@ pub struct RestartArgs {
     /// agent to come back, for the cluster to be healthy with it back.
     #[arg(long, default_value_t = 120, value_name = "SECS")]
     pub step_timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub inv: InventoryArgs,
+
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+
+    /// How many of the agent's most recent log lines to read per host.
+    #[arg(long, default_value_t = 300, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100000))]
+    pub log_lines: u32,
+
+    /// Only log lines of the last MINUTES count as evidence (older ones describe problems that
+    /// may be long fixed).
+    #[arg(long, default_value_t = 10, value_name = "MINUTES", value_parser = clap::value_parser!(u32).range(1..=100000))]
+    pub since: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct RecoverArgs {
+    /// A host name from the inventory, or `quorum` to restore a leader from the surviving
+    /// servers after most of them are gone for good.
+    #[arg(value_name = "NODE|quorum")]
+    pub target: String,
+
+    /// The inventory file (TOML).
+    #[arg(short = 'i', long = "inventory", value_name = "FILE")]
+    pub inventory: PathBuf,
+
+    /// Go on when a server's recovery would leave the cluster below quorum while it is down,
+    /// or when `recover quorum` finds a leader (with a warning).
+    #[arg(long)]
+    pub force: bool,
+
+    /// How many moved-aside data dirs (`<data_dir>.stale-<UTC>`) to keep per host; older ones
+    /// are deleted, the newest never.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub keep: u32,
+
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+
+    /// Add unknown SSH host keys to the known_hosts file instead of refusing them.
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
+
+    /// How long to wait for the node (or, for `quorum`, a leader) to come back, in seconds.
+    #[arg(long, default_value_t = 120, value_name = "SECS")]
+    pub timeout: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -9,6 +9,8 @@ pub mod agent_config;
 pub mod apply;
 pub mod cli;
 pub mod desired;
+pub mod diagnose;
+pub mod doctor;
 pub mod error;
 pub mod execute;
 pub mod facts;
@@ -22,6 +24,7 @@ pub mod node;
 pub mod plan;
 pub mod playbook;
 pub mod progress;
+pub mod recover;
 pub mod recap;
 pub mod remote;
 pub mod restart;
@@ -68,6 +71,8 @@ async fn dispatch(cli: Cli) -> Result<(), Error> {
         Command::Status(args) => status::run(&args, cli.debug_log.as_deref()).await,
         Command::Run(args) => apply::run_file(&args, cli.debug_log.as_deref()).await,
         Command::Restart(args) => restart::run(&args, cli.debug_log.as_deref()).await,
+        Command::Doctor(args) => doctor::run(&args, cli.debug_log.as_deref()).await,
+        Command::Recover(args) => recover::run(&args, cli.debug_log.as_deref()).await,
         Command::Node { command } => match command {
             NodeCommand::Remove(args) => node::remove(&args, cli.debug_log.as_deref()).await,
         },

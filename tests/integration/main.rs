@@ -9,5 +9,6 @@ mod lab;
 mod lifecycle;
 mod node;
 mod probe;
+mod recovery;
 mod restart;
 mod rollout;
