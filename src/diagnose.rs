@@ -2194,7 +2194,10 @@ mod tests {
             }
         }
         let findings = diagnose(&expected(), &obs);
-        assert!(codes(&findings).contains(&"node-id-conflict"), "{findings:#?}");
+        assert!(
+            codes(&findings).contains(&"node-id-conflict"),
+            "{findings:#?}"
+        );
     }
 
     #[test]

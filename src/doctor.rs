@@ -187,7 +187,10 @@ pub fn expected(cluster: &Cluster, binds: &BTreeMap<String, IpAddr>) -> Expected
                 bind: binds.get(&h.name).copied(),
             })
             .collect(),
-        encrypt_fingerprint: cluster.encrypt.as_ref().map(|k| key_fingerprint(k.expose())),
+        encrypt_fingerprint: cluster
+            .encrypt
+            .as_ref()
+            .map(|k| key_fingerprint(k.expose())),
     }
 }
 
@@ -308,9 +311,7 @@ pub async fn run(args: &DoctorArgs, debug_log: Option<&Path>) -> Result<(), Erro
         .iter()
         .enumerate()
         .map(|(i, r)| {
-            let read = reads
-                .remove(&i)
-                .unwrap_or_else(|| Err(anyhow!("not read")));
+            let read = reads.remove(&i).unwrap_or_else(|| Err(anyhow!("not read")));
             observation(r, binds.get(&r.host.name).copied(), read, window_ms)
         })
         .collect();

@@ -66,8 +66,7 @@ pub fn quorum_while_down(
     target_addr: Option<&str>,
 ) -> Option<String> {
     let voters: Vec<&RaftPeer> = raft.iter().filter(|s| s.voter).collect();
-    let is_target =
-        |s: &RaftPeer| s.node == target || target_addr.is_some_and(|a| a == s.address);
+    let is_target = |s: &RaftPeer| s.node == target || target_addr.is_some_and(|a| a == s.address);
     if !voters.iter().any(|s| is_target(s)) {
         return None;
     }
@@ -77,7 +76,8 @@ pub fn quorum_while_down(
         .filter(|s| {
             members.iter().any(|m| {
                 m.status == 1
-                    && (m.name == s.node || s.address.rsplit_once(':').map(|(ip, _)| ip) == Some(&m.addr))
+                    && (m.name == s.node
+                        || s.address.rsplit_once(':').map(|(ip, _)| ip) == Some(&m.addr))
             })
         })
         .count();
@@ -156,7 +156,9 @@ impl Ctx {
         if let Some((phase, err)) = &r.failed {
             bail!("{name}: {phase}: {err}");
         }
-        r.conn.as_ref().with_context(|| format!("{name}: not connected"))
+        r.conn
+            .as_ref()
+            .with_context(|| format!("{name}: not connected"))
     }
 
     fn http(&self, host: &Host) -> String {
@@ -230,7 +232,13 @@ impl Ctx {
 }
 
 /// Connect to `selected` and gather facts.
-async fn setup(args: &RecoverArgs, cluster: Cluster, selected: Vec<Host>, debug_log: Option<&Path>, command: &str) -> Result<Ctx, Error> {
+async fn setup(
+    args: &RecoverArgs,
+    cluster: Cluster,
+    selected: Vec<Host>,
+    debug_log: Option<&Path>,
+    command: &str,
+) -> Result<Ctx, Error> {
     let templates = Templates::load(None).map_err(Error::Input)?;
     let log_path = debug_log
         .map(Path::to_path_buf)
@@ -394,7 +402,10 @@ async fn recover_node(ctx: &mut Ctx, args: &RecoverArgs) -> Result<(), Error> {
                 )));
             }
             eprintln!("WARNING: --force: {problem}; going on anyway");
-            ctx.did(&name, format!("WARNING: --force past the quorum check: {problem}"));
+            ctx.did(
+                &name,
+                format!("WARNING: --force past the quorum check: {problem}"),
+            );
         }
     }
 
@@ -485,7 +496,10 @@ async fn recover_node(ctx: &mut Ctx, args: &RecoverArgs) -> Result<(), Error> {
         .find_map(|l| l.strip_prefix("pid "))
         .unwrap_or("?")
         .to_string();
-    ctx.did(&name, format!("started the agent with an empty data dir (pid {pid})"));
+    ctx.did(
+        &name,
+        format!("started the agent with an empty data dir (pid {pid})"),
+    );
 
     // Wait until Consul reports it back.
     ctx.progress
@@ -514,16 +528,25 @@ async fn recover_node(ctx: &mut Ctx, args: &RecoverArgs) -> Result<(), Error> {
                     // The entry under the old node ID, when Consul did not replace it itself.
                     if let Some(old) = old_id.as_deref() {
                         let new_id = member.and_then(|m| m.tags.get("id")).map(String::as_str);
-                        let lingering = peers.iter().any(|p| p.id == old) && new_id.is_some_and(|n| n != old);
+                        let lingering =
+                            peers.iter().any(|p| p.id == old) && new_id.is_some_and(|n| n != old);
                         if lingering && !removed_old && reading.view.leader.is_some() {
-                            let via = via.iter().find(|r| r.host.name != name).copied().or(via.first().copied());
+                            let via = via
+                                .iter()
+                                .find(|r| r.host.name != name)
+                                .copied()
+                                .or(via.first().copied());
                             if let Some(v) = via {
                                 let conn = v.conn.as_ref().expect("live");
                                 let out = conn
                                     .run(
                                         "recover: remove old raft peer",
                                         REMOVE_PEER,
-                                        &[path_arg(&v.host.paths.binary), ctx.http(&v.host), old.to_string()],
+                                        &[
+                                            path_arg(&v.host.paths.binary),
+                                            ctx.http(&v.host),
+                                            old.to_string(),
+                                        ],
                                         None,
                                     )
                                     .await?;
@@ -532,20 +555,33 @@ async fn recover_node(ctx: &mut Ctx, args: &RecoverArgs) -> Result<(), Error> {
                                     let msg = format!("consul operator raft remove-peer -id={old} (its entry under the old node ID lingered; through {})", v.host.name);
                                     ctx.did(&name, msg);
                                 } else {
-                                    problems.push(format!("removing the old raft entry {old}: {}", out.tail(3)));
+                                    problems.push(format!(
+                                        "removing the old raft entry {old}: {}",
+                                        out.tail(3)
+                                    ));
                                 }
                             }
                         }
                         if lingering {
-                            problems.push(format!("the raft entry under the old node ID {old} is still there"));
+                            problems.push(format!(
+                                "the raft entry under the old node ID {old} is still there"
+                            ));
                         }
                     }
                     match &reading.autopilot {
-                        Ok(h) => match h.servers.iter().find(|s| s.name == name || Some(&s.address) == target_addr.as_ref()) {
-                            Some(s) if s.healthy && s.voter => {}
-                            Some(s) => problems.push(format!("{name}: autopilot healthy {}, voter {}", s.healthy, s.voter)),
-                            None => problems.push(format!("{name} is not among autopilot's servers yet")),
-                        },
+                        Ok(h) => {
+                            match h.servers.iter().find(|s| {
+                                s.name == name || Some(&s.address) == target_addr.as_ref()
+                            }) {
+                                Some(s) if s.healthy && s.voter => {}
+                                Some(s) => problems.push(format!(
+                                    "{name}: autopilot healthy {}, voter {}",
+                                    s.healthy, s.voter
+                                )),
+                                None => problems
+                                    .push(format!("{name} is not among autopilot's servers yet")),
+                            }
+                        }
                         Err(e) => problems.push(format!("autopilot: {e}")),
                     }
                 }
@@ -563,11 +599,9 @@ async fn recover_node(ctx: &mut Ctx, args: &RecoverArgs) -> Result<(), Error> {
             Err(e) => last = format!("{e:#}"),
         }
         if Instant::now() >= deadline {
-            return Err(anyhow!(
-                "{name} did not come back within {}s: {last}",
-                args.timeout
-            )
-            .into());
+            return Err(
+                anyhow!("{name} did not come back within {}s: {last}", args.timeout).into(),
+            );
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
@@ -595,36 +629,79 @@ async fn recover_quorum(ctx: &mut Ctx, args: &RecoverArgs) -> Result<(), Error> 
     }
     ctx.progress.println(&format!(
         "==> survivors: {}; gone: {}",
-        survivors.iter().map(|h| h.name.as_str()).collect::<Vec<_>>().join(", "),
-        if lost.is_empty() { "none".to_string() } else { lost.join(", ") }
+        survivors
+            .iter()
+            .map(|h| h.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        if lost.is_empty() {
+            "none".to_string()
+        } else {
+            lost.join(", ")
+        }
     ));
     // A cluster with a leader needs no peers.json.
-    let live: Vec<String> = ctx.live_servers("").iter().map(|r| r.host.name.clone()).collect();
+    let live: Vec<String> = ctx
+        .live_servers("")
+        .iter()
+        .map(|r| r.host.name.clone())
+        .collect();
     let via: Vec<&HostRun> = live.iter().filter_map(|n| ctx.run_of(n)).collect();
     if let Ok((reading, _)) = ctx.read(&via).await {
         if let Some(leader) = &reading.view.leader {
             let problem = format!("the cluster has a leader ({leader}); recover quorum is for an outage where most servers are gone");
             if !args.force {
-                return Err(Error::Input(anyhow!("refusing: {problem}. Nothing was changed; --force overrides")));
+                return Err(Error::Input(anyhow!(
+                    "refusing: {problem}. Nothing was changed; --force overrides"
+                )));
             }
             eprintln!("WARNING: --force: {problem}; going on anyway");
         }
     }
 
     // Stop every survivor and copy its data dir aside.
-    ctx.progress.println("==> stop the surviving servers, copy their data dirs aside");
+    ctx.progress
+        .println("==> stop the surviving servers, copy their data dirs aside");
     let suffix = format!(".pre-recovery-{}", ctx.timestamp);
     let mut ids: Vec<(String, IpAddr)> = Vec::new();
     for h in &survivors {
         let conn = ctx.conn(&h.name)?;
-        let out = timed(args, conn.run("recover: stop", STOP, &[h.init.as_str().into(), path_arg(&h.paths.data_dir)], None)).await?;
+        let out = timed(
+            args,
+            conn.run(
+                "recover: stop",
+                STOP,
+                &[h.init.as_str().into(), path_arg(&h.paths.data_dir)],
+                None,
+            ),
+        )
+        .await?;
         if !out.success() {
             return Err(anyhow!("stopping the agent on {}: {}", h.name, out.tail(8)).into());
         }
-        let id = out.stdout.lines().find_map(|l| l.strip_prefix("old_node_id ")).map(str::to_string);
+        let id = out
+            .stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("old_node_id "))
+            .map(str::to_string);
         ctx.did(&h.name, "stopped the agent");
         let conn = ctx.conn(&h.name)?;
-        let out = timed(args, conn.run("recover: copy data dir", DATA, &[path_arg(&h.paths.data_dir), "copy".into(), suffix.clone(), ".pre-recovery-".into(), args.keep.to_string()], None)).await?;
+        let out = timed(
+            args,
+            conn.run(
+                "recover: copy data dir",
+                DATA,
+                &[
+                    path_arg(&h.paths.data_dir),
+                    "copy".into(),
+                    suffix.clone(),
+                    ".pre-recovery-".into(),
+                    args.keep.to_string(),
+                ],
+                None,
+            ),
+        )
+        .await?;
         if !out.success() {
             return Err(anyhow!("copying the data dir on {}: {}", h.name, out.tail(8)).into());
         }
@@ -633,7 +710,10 @@ async fn recover_quorum(ctx: &mut Ctx, args: &RecoverArgs) -> Result<(), Error> 
                 let (from, to) = rest.split_once(' ').unwrap_or((rest, ""));
                 ctx.did(&h.name, format!("copied the data dir {from} to {to}"));
             } else if let Some(p) = line.strip_prefix("pruned ") {
-                ctx.did(&h.name, format!("deleted {p} (only the newest {} are kept)", args.keep));
+                ctx.did(
+                    &h.name,
+                    format!("deleted {p} (only the newest {} are kept)", args.keep),
+                );
             }
         }
         match id {
@@ -655,9 +735,22 @@ async fn recover_quorum(ctx: &mut Ctx, args: &RecoverArgs) -> Result<(), Error> 
     ctx.progress.println("==> write raft/peers.json and start");
     for h in &survivors {
         let conn = ctx.conn(&h.name)?;
-        conn.run_ok("recover: write peers.json", PEERS, &[path_arg(&h.paths.data_dir)], Some(peers.as_bytes()))
-            .await?;
-        ctx.did(&h.name, format!("wrote {} with {} voter{}", h.paths.data_dir.join("raft/peers.json").display(), ids.len(), if ids.len() == 1 { "" } else { "s" }));
+        conn.run_ok(
+            "recover: write peers.json",
+            PEERS,
+            &[path_arg(&h.paths.data_dir)],
+            Some(peers.as_bytes()),
+        )
+        .await?;
+        ctx.did(
+            &h.name,
+            format!(
+                "wrote {} with {} voter{}",
+                h.paths.data_dir.join("raft/peers.json").display(),
+                ids.len(),
+                if ids.len() == 1 { "" } else { "s" }
+            ),
+        );
     }
     for h in &survivors {
         let conn = ctx.conn(&h.name)?;
@@ -672,7 +765,9 @@ async fn recover_quorum(ctx: &mut Ctx, args: &RecoverArgs) -> Result<(), Error> 
             path_arg(&h.paths.log_dir),
             "0".into(),
         ];
-        let out = conn.run("recover: start", crate::execute::SERVICE, &sargs, None).await?;
+        let out = conn
+            .run("recover: start", crate::execute::SERVICE, &sargs, None)
+            .await?;
         if !out.success() {
             return Err(anyhow!("the agent on {} did not start: {}", h.name, out.tail(15)).into());
         }
@@ -689,13 +784,22 @@ async fn recover_quorum(ctx: &mut Ctx, args: &RecoverArgs) -> Result<(), Error> 
         let via: Vec<&HostRun> = names.iter().filter_map(|n| ctx.run_of(n)).collect();
         match ctx.read(&via).await {
             Ok((reading, peers)) if reading.view.leader.is_some() => {
-                let want: BTreeSet<String> = ids.iter().map(|(_, ip)| verify::raft_addr(*ip)).collect();
-                let have: BTreeSet<String> = peers.iter().filter(|p| p.voter).map(|p| p.address.clone()).collect();
+                let want: BTreeSet<String> =
+                    ids.iter().map(|(_, ip)| verify::raft_addr(*ip)).collect();
+                let have: BTreeSet<String> = peers
+                    .iter()
+                    .filter(|p| p.voter)
+                    .map(|p| p.address.clone())
+                    .collect();
                 if want.is_subset(&have) {
                     let leader = reading.view.leader.clone().unwrap_or_default();
                     ctx.did(
                         &names[0],
-                        format!("leader {leader} elected {:.1}s after the start; voters: {}", t0.elapsed().as_secs_f64(), have.into_iter().collect::<Vec<_>>().join(", ")),
+                        format!(
+                            "leader {leader} elected {:.1}s after the start; voters: {}",
+                            t0.elapsed().as_secs_f64(),
+                            have.into_iter().collect::<Vec<_>>().join(", ")
+                        ),
                     );
                     if !lost.is_empty() {
                         ctx.progress.println(&format!(
@@ -718,7 +822,10 @@ async fn recover_quorum(ctx: &mut Ctx, args: &RecoverArgs) -> Result<(), Error> 
     }
 }
 
-async fn timed<T>(args: &RecoverArgs, fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+async fn timed<T>(
+    args: &RecoverArgs,
+    fut: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
     match tokio::time::timeout(Duration::from_secs(args.timeout), fut).await {
         Ok(r) => r,
         Err(_) => bail!("no answer within {}s", args.timeout),
@@ -773,24 +880,49 @@ mod tests {
 
     #[test]
     fn recovering_one_of_three_healthy_servers_keeps_quorum() {
-        let raft = [peer("s1", "10.0.0.1", true), peer("s2", "10.0.0.2", true), peer("s3", "10.0.0.3", true)];
-        let members = [member("s1", "10.0.0.1", 1), member("s2", "10.0.0.2", 1), member("s3", "10.0.0.3", 1)];
-        assert_eq!(quorum_while_down(&raft, &members, "s3", Some("10.0.0.3:8300")), None);
+        let raft = [
+            peer("s1", "10.0.0.1", true),
+            peer("s2", "10.0.0.2", true),
+            peer("s3", "10.0.0.3", true),
+        ];
+        let members = [
+            member("s1", "10.0.0.1", 1),
+            member("s2", "10.0.0.2", 1),
+            member("s3", "10.0.0.3", 1),
+        ];
+        assert_eq!(
+            quorum_while_down(&raft, &members, "s3", Some("10.0.0.3:8300")),
+            None
+        );
     }
 
     #[test]
     fn recovering_a_server_while_another_is_failed_is_refused() {
-        let raft = [peer("s1", "10.0.0.1", true), peer("s2", "10.0.0.2", true), peer("s3", "10.0.0.3", true)];
-        let members = [member("s1", "10.0.0.1", 1), member("s2", "10.0.0.2", 4), member("s3", "10.0.0.3", 1)];
+        let raft = [
+            peer("s1", "10.0.0.1", true),
+            peer("s2", "10.0.0.2", true),
+            peer("s3", "10.0.0.3", true),
+        ];
+        let members = [
+            member("s1", "10.0.0.1", 1),
+            member("s2", "10.0.0.2", 4),
+            member("s3", "10.0.0.3", 1),
+        ];
         let p = quorum_while_down(&raft, &members, "s3", Some("10.0.0.3:8300")).unwrap();
-        assert!(p.contains("1 of the 3 voters would be alive; the quorum needs 2"), "{p}");
+        assert!(
+            p.contains("1 of the 3 voters would be alive; the quorum needs 2"),
+            "{p}"
+        );
     }
 
     #[test]
     fn a_server_that_is_not_a_voter_needs_no_quorum_check() {
         let raft = [peer("s1", "10.0.0.1", true)];
         let members = [member("s1", "10.0.0.1", 1)];
-        assert_eq!(quorum_while_down(&raft, &members, "s2", Some("10.0.0.2:8300")), None);
+        assert_eq!(
+            quorum_while_down(&raft, &members, "s2", Some("10.0.0.2:8300")),
+            None
+        );
     }
 
     #[test]
@@ -803,8 +935,14 @@ mod tests {
     #[test]
     fn peers_json_is_raft_protocol_3() {
         let json = peers_json(&[
-            ("adf4238a-882b-9ddc-4a9d-5b6758e4159e".into(), "10.1.0.1".parse().unwrap()),
-            ("8b6dda82-3103-11e7-93ae-92361f002671".into(), "10.1.0.2".parse().unwrap()),
+            (
+                "adf4238a-882b-9ddc-4a9d-5b6758e4159e".into(),
+                "10.1.0.1".parse().unwrap(),
+            ),
+            (
+                "8b6dda82-3103-11e7-93ae-92361f002671".into(),
+                "10.1.0.2".parse().unwrap(),
+            ),
         ]);
         let v: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(

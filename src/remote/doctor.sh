@@ -112,7 +112,9 @@ systemd)
     journalctl -u consul -n "$lines" --no-pager -o cat 2>/dev/null | sed 's/^/log /'
     ;;
 supervisord)
-    for f in "$logd/consul.err.log" "$logd/consul.out.log"; do
+    # Consul logs to stdout; stderr holds only `==> Error ...` lines of failed starts, which
+    # come at the end of a run: after the stdout log they read in the right order.
+    for f in "$logd/consul.out.log" "$logd/consul.err.log"; do
         [ -f "$f" ] && tail -n "$lines" "$f" | sed 's/^/log /'
     done
     ;;

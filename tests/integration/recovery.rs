@@ -37,7 +37,8 @@ fn stop_agent(lab: &Lab, host: &str) {
     if lab.host(host).init == "systemd" {
         lab.exec(host, &["systemctl", "stop", "consul"]).success();
     } else {
-        lab.exec(host, &["supervisorctl", "stop", "consul"]).success();
+        lab.exec(host, &["supervisorctl", "stop", "consul"])
+            .success();
     }
 }
 
@@ -107,7 +108,10 @@ fn node_id_conflict_found_by_doctor_and_fixed_by_recover() {
     // Healthy: exit 0, nothing found.
     let out = lab.consulctl(&["doctor", "-i", inv]).success();
     assert!(out.stdout.contains("healthy"), "{out}");
-    let report = json(&lab.consulctl(&["doctor", "-i", inv, "-o", "json"]).success());
+    let report = json(
+        &lab.consulctl(&["doctor", "-i", inv, "-o", "json"])
+            .success(),
+    );
     assert_eq!(report["healthy"], true, "{report:#}");
     assert_eq!(report["findings"].as_array().unwrap().len(), 0);
 
@@ -125,9 +129,10 @@ fn node_id_conflict_found_by_doctor_and_fixed_by_recover() {
     // Consul itself refuses client2's join (its log says why).
     let log = "journalctl -u consul --no-pager -o cat 2>/dev/null; cat /var/log/consul/*.log 2>/dev/null; true";
     assert!(
-        wait_until(60, || ["client2", "server1"]
-            .iter()
-            .any(|h| lab.exec(h, &["sh", "-c", log]).stdout.contains("conflicting node ID"))),
+        wait_until(60, || ["client2", "server1"].iter().any(|h| lab
+            .exec(h, &["sh", "-c", log])
+            .stdout
+            .contains("conflicting node ID"))),
         "Consul never logged the node ID conflict"
     );
 
@@ -141,7 +146,9 @@ fn node_id_conflict_found_by_doctor_and_fixed_by_recover() {
         "{report:#}"
     );
     assert!(
-        conflicts[0]["fix"].to_string().contains("consulctl recover"),
+        conflicts[0]["fix"]
+            .to_string()
+            .contains("consulctl recover"),
         "{report:#}"
     );
     let text = lab.consulctl(&["doctor", "-i", inv]).code(1);
@@ -164,11 +171,17 @@ fn node_id_conflict_found_by_doctor_and_fixed_by_recover() {
         .success()
         .out()
         .to_string();
-    assert_eq!(moved_id, id1, "the moved-aside data dir keeps the cloned node-id");
+    assert_eq!(
+        moved_id, id1,
+        "the moved-aside data dir keeps the cloned node-id"
+    );
 
     // Afterwards doctor no longer reports a conflict.
     let report = json(&lab.consulctl(&["doctor", "-i", inv, "-o", "json"]));
-    assert!(findings(&report, "node-id-conflict").is_empty(), "{report:#}");
+    assert!(
+        findings(&report, "node-id-conflict").is_empty(),
+        "{report:#}"
+    );
 }
 
 const KEY_A: &str = "pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s=";
@@ -205,7 +218,8 @@ fn stale_keyring_found_by_doctor_and_fixed_by_recover() {
     .success();
     start_agent(&lab, "client2");
     assert!(
-        wait_until(60, || member(&lab, "server1", "client2").map(|m| m.0) != Some(1)),
+        wait_until(60, || member(&lab, "server1", "client2").map(|m| m.0)
+            != Some(1)),
         "client2 still alive with a foreign key"
     );
 
@@ -213,17 +227,24 @@ fn stale_keyring_found_by_doctor_and_fixed_by_recover() {
     let keys = findings(&report, "gossip-key");
     assert!(!keys.is_empty(), "{report:#}");
     assert!(
-        keys.iter().any(|f| names(f).contains(&"client2".to_string())),
+        keys.iter()
+            .any(|f| names(f).contains(&"client2".to_string())),
         "{report:#}"
     );
     assert!(
-        keys.iter()
-            .any(|f| f["cause"].as_str().unwrap().to_lowercase().contains("keyring")),
+        keys.iter().any(|f| f["cause"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("keyring")),
         "{report:#}"
     );
     // The key itself is never printed.
     let out = lab.consulctl(&["doctor", "-i", inv]);
-    assert!(!out.stdout.contains(KEY_A) && !out.stdout.contains(KEY_B), "{out}");
+    assert!(
+        !out.stdout.contains(KEY_A) && !out.stdout.contains(KEY_B),
+        "{out}"
+    );
 
     lab.consulctl(&["recover", "client2", "-i", inv]).success();
     assert_eq!(member(&lab, "server1", "client2").map(|m| m.0), Some(1));
@@ -313,7 +334,7 @@ fn lost_quorum_recovered_from_the_survivor_then_replacements_join() {
         lab.docker(&["rm", "-f", "-v", &lab.container(h)]).success();
     }
     assert!(
-        wait_until(60, || api(&lab, "server1", "/v1/status/leader") == Value::from("")),
+        wait_until(60, || api(&lab, "server1", "/v1/status/leader") == ""),
         "server1 still reports a leader"
     );
     let report = json(&lab.consulctl(&["doctor", "-i", inv, "-o", "json"]).code(1));
@@ -342,7 +363,10 @@ fn lost_quorum_recovered_from_the_survivor_then_replacements_join() {
         took < Duration::from_secs(60),
         "recover quorum took {took:?} to a leader"
     );
-    eprintln!("MEASURED recover_quorum_to_leader={:.1}s", took.as_secs_f64());
+    eprintln!(
+        "MEASURED recover_quorum_to_leader={:.1}s",
+        took.as_secs_f64()
+    );
     assert_eq!(voters(&lab, "server1"), vec!["server1".to_string()]);
     assert_eq!(kv_keys(&lab, "server1"), 100);
     assert_eq!(
