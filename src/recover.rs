@@ -37,6 +37,8 @@ pub const STOP: &str = include_str!("remote/recover-stop.sh");
 pub const DATA: &str = include_str!("remote/recover-data.sh");
 pub const PEERS: &str = include_str!("remote/recover-peers.sh");
 pub const REMOVE_PEER: &str = include_str!("remote/recover-remove-peer.sh");
+/// Prints `<data dir>/node-id` (nothing when it is missing). Args: 1=data dir.
+const NODE_ID: &str = "cat -- \"$1/node-id\" 2>/dev/null; exit 0";
 
 const READ_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -231,6 +233,105 @@ impl Ctx {
     }
 }
 
+impl Ctx {
+    /// Stop the agent and wait until it is gone; the node ID its data dir held.
+    async fn stop(&mut self, args: &RecoverArgs, host: &Host) -> Result<Option<String>> {
+        let conn = self.conn(&host.name)?;
+        let fargs = [host.init.as_str().into(), path_arg(&host.paths.data_dir)];
+        let out = timed(args, conn.run("recover: stop", STOP, &fargs, None)).await?;
+        if !out.success() {
+            bail!("stopping the agent on {}: {}", host.name, out.tail(8));
+        }
+        let id = out
+            .stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("old_node_id "))
+            .map(str::to_string);
+        self.did(
+            &host.name,
+            format!("stopped the agent ({})", host.init.as_str()),
+        );
+        Ok(id)
+    }
+
+    /// Move (`move`) or copy (`copy`) the data dir aside to `<data_dir><prefix><UTC>`, keeping
+    /// the newest `--keep` of those.
+    async fn set_aside(
+        &mut self,
+        args: &RecoverArgs,
+        host: &Host,
+        mode: &str,
+        prefix: &str,
+    ) -> Result<()> {
+        let conn = self.conn(&host.name)?;
+        let dargs = [
+            path_arg(&host.paths.data_dir),
+            mode.to_string(),
+            format!("{prefix}{}", self.timestamp),
+            prefix.to_string(),
+            args.keep.to_string(),
+        ];
+        let out = timed(
+            args,
+            conn.run("recover: set the data dir aside", DATA, &dargs, None),
+        )
+        .await?;
+        for line in out.stdout.lines() {
+            let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
+            let (from, to) = rest.split_once(' ').unwrap_or((rest, ""));
+            match word {
+                "moved" => self.did(
+                    &host.name,
+                    format!("moved the data dir {from} aside to {to}"),
+                ),
+                "copied" => self.did(&host.name, format!("copied the data dir {from} to {to}")),
+                "pruned" => self.did(
+                    &host.name,
+                    format!("deleted {rest} (only the newest {} are kept)", args.keep),
+                ),
+                "absent" => self.did(&host.name, format!("{rest} did not exist")),
+                _ => {}
+            }
+        }
+        if !out.success() {
+            bail!(
+                "setting the data dir aside on {}: {}; the agent is stopped",
+                host.name,
+                out.tail(8)
+            );
+        }
+        Ok(())
+    }
+
+    /// Start the agent and wait until it answers locally; its PID.
+    async fn start(&mut self, args: &RecoverArgs, host: &Host) -> Result<String> {
+        let sargs = vec![
+            host.init.as_str().to_string(),
+            "start".into(),
+            "0".into(),
+            "0".into(),
+            path_arg(&host.paths.binary),
+            self.http(host),
+            args.timeout.to_string(),
+            path_arg(&host.paths.log_dir),
+            "0".into(),
+        ];
+        let conn = self.conn(&host.name)?;
+        let out = conn
+            .run("recover: start", crate::execute::SERVICE, &sargs, None)
+            .await?;
+        if !out.success() {
+            bail!("the agent on {} did not start: {}", host.name, out.tail(15));
+        }
+        Ok(out
+            .stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("pid "))
+            .unwrap_or("?")
+            .to_string())
+    }
+}
+
 /// Connect to `selected` and gather facts.
 async fn setup(
     args: &RecoverArgs,
@@ -411,91 +512,9 @@ async fn recover_node(ctx: &mut Ctx, args: &RecoverArgs) -> Result<(), Error> {
 
     // Stop, move the data dir aside, start.
     ctx.progress.println(&format!("==> recover {name}"));
-    let conn = ctx.conn(&name)?;
-    let out = timed(
-        args,
-        conn.run(
-            "recover: stop",
-            STOP,
-            &[host.init.as_str().into(), path_arg(&host.paths.data_dir)],
-            None,
-        ),
-    )
-    .await?;
-    if !out.success() {
-        return Err(anyhow!("stopping the agent on {name}: {}", out.tail(8)).into());
-    }
-    let old_id = out
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("old_node_id "))
-        .map(str::to_string);
-    ctx.did(&name, format!("stopped the agent ({})", host.init.as_str()));
-
-    let suffix = format!(".stale-{}", ctx.timestamp);
-    let conn = ctx.conn(&name)?;
-    let out = timed(
-        args,
-        conn.run(
-            "recover: move data dir aside",
-            DATA,
-            &[
-                path_arg(&host.paths.data_dir),
-                "move".into(),
-                suffix,
-                ".stale-".into(),
-                args.keep.to_string(),
-            ],
-            None,
-        ),
-    )
-    .await?;
-    for line in out.stdout.lines() {
-        if let Some(rest) = line.strip_prefix("moved ") {
-            let (from, to) = rest.split_once(' ').unwrap_or((rest, ""));
-            ctx.did(&name, format!("moved the data dir {from} aside to {to}"));
-        } else if let Some(p) = line.strip_prefix("pruned ") {
-            ctx.did(
-                &name,
-                format!("deleted {p} (only the newest {} are kept)", args.keep),
-            );
-        } else if let Some(p) = line.strip_prefix("absent ") {
-            ctx.did(&name, format!("{p} did not exist"));
-        }
-    }
-    if !out.success() {
-        return Err(anyhow!(
-            "moving the data dir aside on {name}: {}; the agent is stopped",
-            out.tail(8)
-        )
-        .into());
-    }
-
-    let http = ctx.http(&host);
-    let conn = ctx.conn(&name)?;
-    let sargs = vec![
-        host.init.as_str().to_string(),
-        "start".into(),
-        "0".into(),
-        "0".into(),
-        path_arg(&host.paths.binary),
-        http,
-        args.timeout.to_string(),
-        path_arg(&host.paths.log_dir),
-        "0".into(),
-    ];
-    let out = conn
-        .run("recover: start", crate::execute::SERVICE, &sargs, None)
-        .await?;
-    if !out.success() {
-        return Err(anyhow!("the agent on {name} did not start: {}", out.tail(15)).into());
-    }
-    let pid = out
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("pid "))
-        .unwrap_or("?")
-        .to_string();
+    let old_id = ctx.stop(args, &host).await?;
+    ctx.set_aside(args, &host, "move", ".stale-").await?;
+    let pid = ctx.start(args, &host).await?;
     ctx.did(
         &name,
         format!("started the agent with an empty data dir (pid {pid})"),
@@ -662,71 +681,35 @@ async fn recover_quorum(ctx: &mut Ctx, args: &RecoverArgs) -> Result<(), Error> 
     // Stop every survivor and copy its data dir aside.
     ctx.progress
         .println("==> stop the surviving servers, copy their data dirs aside");
-    let suffix = format!(".pre-recovery-{}", ctx.timestamp);
+    // Every survivor's node ID first (read-only): a server without one holds no raft state.
     let mut ids: Vec<(String, IpAddr)> = Vec::new();
     for h in &survivors {
         let conn = ctx.conn(&h.name)?;
-        let out = timed(
-            args,
-            conn.run(
-                "recover: stop",
-                STOP,
-                &[h.init.as_str().into(), path_arg(&h.paths.data_dir)],
+        let out = conn
+            .run_ok(
+                "recover: read node-id",
+                NODE_ID,
+                &[path_arg(&h.paths.data_dir)],
                 None,
-            ),
-        )
-        .await?;
-        if !out.success() {
-            return Err(anyhow!("stopping the agent on {}: {}", h.name, out.tail(8)).into());
-        }
-        let id = out
-            .stdout
-            .lines()
-            .find_map(|l| l.strip_prefix("old_node_id "))
-            .map(str::to_string);
-        ctx.did(&h.name, "stopped the agent");
-        let conn = ctx.conn(&h.name)?;
-        let out = timed(
-            args,
-            conn.run(
-                "recover: copy data dir",
-                DATA,
-                &[
-                    path_arg(&h.paths.data_dir),
-                    "copy".into(),
-                    suffix.clone(),
-                    ".pre-recovery-".into(),
-                    args.keep.to_string(),
-                ],
-                None,
-            ),
-        )
-        .await?;
-        if !out.success() {
-            return Err(anyhow!("copying the data dir on {}: {}", h.name, out.tail(8)).into());
-        }
-        for line in out.stdout.lines() {
-            if let Some(rest) = line.strip_prefix("copied ") {
-                let (from, to) = rest.split_once(' ').unwrap_or((rest, ""));
-                ctx.did(&h.name, format!("copied the data dir {from} to {to}"));
-            } else if let Some(p) = line.strip_prefix("pruned ") {
-                ctx.did(
-                    &h.name,
-                    format!("deleted {p} (only the newest {} are kept)", args.keep),
-                );
-            }
-        }
-        match id {
-            Some(id) => ids.push((id, ctx.binds[&h.name])),
+            )
+            .await?;
+        match out.stdout.split_whitespace().next() {
+            Some(id) => ids.push((id.to_string(), ctx.binds[&h.name])),
             None => {
                 return Err(anyhow!(
-                    "{}: {} has no node-id: this server holds no raft state to recover from",
+                    "{}: {} is missing: this server holds no raft state to recover from; remove it \
+                     from the inventory's servers for the recovery and let `apply` add it afterwards. \
+                     Nothing was changed",
                     h.name,
                     h.paths.data_dir.join("node-id").display()
                 )
                 .into())
             }
         }
+    }
+    for h in &survivors {
+        ctx.stop(args, h).await?;
+        ctx.set_aside(args, h, "copy", ".pre-recovery-").await?;
     }
 
     // The same peers.json on every survivor, then start them all.
@@ -753,25 +736,8 @@ async fn recover_quorum(ctx: &mut Ctx, args: &RecoverArgs) -> Result<(), Error> 
         );
     }
     for h in &survivors {
-        let conn = ctx.conn(&h.name)?;
-        let sargs = vec![
-            h.init.as_str().to_string(),
-            "start".into(),
-            "0".into(),
-            "0".into(),
-            path_arg(&h.paths.binary),
-            ctx.http(h),
-            args.timeout.to_string(),
-            path_arg(&h.paths.log_dir),
-            "0".into(),
-        ];
-        let out = conn
-            .run("recover: start", crate::execute::SERVICE, &sargs, None)
-            .await?;
-        if !out.success() {
-            return Err(anyhow!("the agent on {} did not start: {}", h.name, out.tail(15)).into());
-        }
-        ctx.did(&h.name, "started the agent");
+        let pid = ctx.start(args, h).await?;
+        ctx.did(&h.name, format!("started the agent (pid {pid})"));
     }
 
     // Wait for a leader among the survivors.
@@ -930,6 +896,152 @@ mod tests {
         let raft = [peer("s1", "10.0.0.1", true)];
         let members = [member("s1", "10.0.0.1", 1)];
         assert!(quorum_while_down(&raft, &members, "s1", None).is_some());
+    }
+
+    /// Run a remote script locally with `sh -c SCRIPT sh ARGS...`, as on a host.
+    fn sh(script: &str, args: &[&str], stdin: Option<&str>) -> std::process::Output {
+        use std::io::Write;
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .arg("sh")
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut pipe = child.stdin.take().unwrap();
+        if let Some(input) = stdin {
+            pipe.write_all(input.as_bytes()).unwrap();
+        }
+        drop(pipe);
+        child.wait_with_output().unwrap()
+    }
+
+    #[test]
+    fn data_dir_moved_aside_recreated_empty_and_only_the_newest_kept() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("consul");
+        std::fs::create_dir(&data).unwrap();
+        std::fs::write(data.join("node-id"), "cloned").unwrap();
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o750)).unwrap();
+        for ts in ["20240101T000000Z", "20240102T000000Z", "20240103T000000Z"] {
+            std::fs::create_dir(tmp.path().join(format!("consul.stale-{ts}"))).unwrap();
+        }
+        let d = data.to_str().unwrap();
+        let out = sh(
+            DATA,
+            &[d, "move", ".stale-20250101T000000Z", ".stale-", "3"],
+            None,
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains(&format!("moved {d} {d}.stale-20250101T000000Z")),
+            "{stdout}"
+        );
+        // The data dir is back, empty, with its mode.
+        assert_eq!(std::fs::read_dir(&data).unwrap().count(), 0);
+        let mode = std::fs::metadata(&data).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o750);
+        // The moved one keeps its contents; of four stale dirs the oldest went.
+        let moved = tmp.path().join("consul.stale-20250101T000000Z/node-id");
+        assert_eq!(std::fs::read_to_string(moved).unwrap(), "cloned");
+        assert!(
+            stdout.contains("pruned") && stdout.contains("20240101T000000Z"),
+            "{stdout}"
+        );
+        let mut left: Vec<String> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            vec![
+                "consul",
+                "consul.stale-20240102T000000Z",
+                "consul.stale-20240103T000000Z",
+                "consul.stale-20250101T000000Z"
+            ]
+        );
+        // The same suffix twice is refused and touches nothing.
+        let again = sh(
+            DATA,
+            &[d, "move", ".stale-20250101T000000Z", ".stale-", "3"],
+            None,
+        );
+        assert_eq!(again.status.code(), Some(4));
+    }
+
+    #[test]
+    fn keep_one_never_deletes_the_newest_copy() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("consul");
+        std::fs::create_dir(&data).unwrap();
+        std::fs::write(data.join("raft.db"), "state").unwrap();
+        let d = data.to_str().unwrap();
+        for ts in ["20240101T000000Z", "20240102T000000Z"] {
+            let out = sh(
+                DATA,
+                &[
+                    d,
+                    "copy",
+                    &format!(".pre-recovery-{ts}"),
+                    ".pre-recovery-",
+                    "1",
+                ],
+                None,
+            );
+            assert!(out.status.success());
+        }
+        // copy leaves the data dir in place; only the newest copy is kept.
+        assert_eq!(
+            std::fs::read_to_string(data.join("raft.db")).unwrap(),
+            "state"
+        );
+        assert!(!tmp
+            .path()
+            .join("consul.pre-recovery-20240101T000000Z")
+            .exists());
+        assert_eq!(
+            std::fs::read_to_string(
+                tmp.path()
+                    .join("consul.pre-recovery-20240102T000000Z/raft.db")
+            )
+            .unwrap(),
+            "state"
+        );
+    }
+
+    #[test]
+    fn peers_json_written_from_stdin_into_the_raft_dir() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path().to_str().unwrap();
+        let json = peers_json(&[("id-1".into(), "10.1.0.1".parse().unwrap())]);
+        let out = sh(PEERS, &[d], Some(&json));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            std::fs::read_to_string(tmp.path().join("raft/peers.json")).unwrap(),
+            json
+        );
+        let out = sh(NODE_ID, &[d], None);
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+        std::fs::write(tmp.path().join("node-id"), "abc").unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&sh(NODE_ID, &[d], None).stdout),
+            "abc"
+        );
     }
 
     #[test]

@@ -409,6 +409,15 @@ impl Lab {
             .stdout
     }
 
+    /// Keep only the named hosts in the lab's inventory (the other containers stay up, unused).
+    pub fn keep_hosts(&self, keep: &[&str]) {
+        let text = std::fs::read_to_string(&self.inventory).unwrap();
+        let mut doc: toml_edit::DocumentMut = text.parse().unwrap();
+        let hosts = doc["hosts"].as_array_of_tables_mut().unwrap();
+        hosts.retain(|t| keep.contains(&t["name"].as_str().unwrap()));
+        std::fs::write(&self.inventory, doc.to_string()).unwrap();
+    }
+
     /// Runs `consulctl lab down` now (Drop then does nothing more than a final sweep).
     pub fn down(&mut self) -> Out {
         self.down = true;

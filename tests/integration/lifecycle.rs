@@ -22,15 +22,6 @@ fn pid(lab: &Lab, host: &str) -> String {
         .to_string()
 }
 
-/// Keep only the named hosts in the lab's inventory (the other containers stay up, unused).
-fn keep_hosts(lab: &Lab, keep: &[&str]) {
-    let text = std::fs::read_to_string(lab.inventory()).unwrap();
-    let mut doc: toml_edit::DocumentMut = text.parse().unwrap();
-    let hosts = doc["hosts"].as_array_of_tables_mut().unwrap();
-    hosts.retain(|t| keep.contains(&t["name"].as_str().unwrap()));
-    std::fs::write(lab.inventory(), doc.to_string()).unwrap();
-}
-
 /// Issue 3, acceptance 1: add 2 servers and 1 client to a running 3 + 2 cluster by editing the
 /// inventory: 5 voters, every member alive, the existing agents not restarted, data intact.
 #[test]
@@ -43,7 +34,7 @@ fn adding_servers_and_a_client_joins_them_without_restarting_anyone() {
     let inv = lab.inventory_str();
     let full = std::fs::read_to_string(lab.inventory()).unwrap();
     let first = ["server1", "server2", "server3", "client1", "client2"];
-    keep_hosts(&lab, &first);
+    lab.keep_hosts(&first);
     lab.consulctl(&["apply", "-i", inv])
         .success()
         .contains("3 voters, 5 alive members");

@@ -262,15 +262,6 @@ fn stale_keyring_found_by_doctor_and_fixed_by_recover() {
     assert_eq!(stale_dirs(&lab, "client2", ".stale-").len(), 1);
 }
 
-/// Keep only the named hosts in the lab's inventory (the other containers stay up, unused).
-fn keep_hosts(lab: &Lab, keep: &[&str]) {
-    let text = std::fs::read_to_string(lab.inventory()).unwrap();
-    let mut doc: toml_edit::DocumentMut = text.parse().unwrap();
-    let hosts = doc["hosts"].as_array_of_tables_mut().unwrap();
-    hosts.retain(|t| keep.contains(&t["name"].as_str().unwrap()));
-    std::fs::write(lab.inventory(), doc.to_string()).unwrap();
-}
-
 fn voters(lab: &Lab, via: &str) -> Vec<String> {
     let raft = api(lab, via, "/v1/operator/raft/configuration");
     let mut v: Vec<String> = raft["Servers"]
@@ -315,7 +306,7 @@ fn lost_quorum_recovered_from_the_survivor_then_replacements_join() {
         .up();
     let inv = lab.inventory_str();
     let full = std::fs::read_to_string(lab.inventory()).unwrap();
-    keep_hosts(&lab, &["server1", "server2", "server3", "client1"]);
+    lab.keep_hosts(&["server1", "server2", "server3", "client1"]);
     lab.consulctl(&["apply", "-i", inv])
         .success()
         .contains("3 voters, 4 alive members");
@@ -377,7 +368,7 @@ fn lost_quorum_recovered_from_the_survivor_then_replacements_join() {
 
     // Replacements: server4 and server5 in place of the lost ones.
     std::fs::write(lab.inventory(), &full).unwrap();
-    keep_hosts(&lab, &["server1", "server4", "server5", "client1"]);
+    lab.keep_hosts(&["server1", "server4", "server5", "client1"]);
     lab.consulctl(&["apply", "-i", inv])
         .success()
         .contains("3 voters, 4 alive members");
