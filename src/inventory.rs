@@ -1486,6 +1486,9 @@ impl<'a> Ctx<'a> {
                 ssh,
                 paths: paths.0,
                 extra_config,
+                dns: None,
+                services: Vec::new(),
+                prepare: crate::model::PrepareSpec::default(),
             });
         }
 

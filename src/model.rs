@@ -142,6 +142,115 @@ pub struct Host {
     pub paths: Paths,
     /// Extra agent config keys, merged cluster -> role -> host (later wins, tables merge deeply).
     pub extra_config: serde_json::Map<String, serde_json::Value>,
+    /// DNS on the host (`[dns]`, `[servers.dns]`/`[clients.dns]`, host `dns`; per key, later
+    /// wins). None: consulctl leaves the host's DNS alone.
+    pub dns: Option<DnsSpec>,
+    /// Services attached to this host (`[[services]]` whose `on` selector matches it), in
+    /// inventory order.
+    pub services: Vec<ServiceSpec>,
+    /// Host preparation before install (`[prepare]`, role `prepare`, host `prepare`; per key,
+    /// later wins).
+    pub prepare: PrepareSpec,
+}
+
+/// How a host resolves names, and how the cluster's domain reaches the local agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DnsSpec {
+    /// Upstream nameservers (resolv.conf `nameserver`, or dnsmasq/resolved upstreams when
+    /// forwarding is on). More than 3 is a warning when they go into resolv.conf.
+    pub nameservers: Vec<IpAddr>,
+    /// `search` domains.
+    pub search: Vec<String>,
+    /// resolv.conf `options` (e.g. `timeout:1`, `attempts:1`, `single-request-reopen`, `rotate`).
+    pub options: Vec<String>,
+    /// How `<domain>` queries reach the agent's DNS port.
+    pub forward: DnsForward,
+    /// The file to manage (default `/etc/resolv.conf`).
+    pub resolv_conf: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DnsForward {
+    /// systemd-resolved when it manages resolv.conf on the host, else dnsmasq.
+    Auto,
+    /// dnsmasq on 127.0.0.1:53: `server=/<domain>/127.0.0.1#<dns port>`, upstreams from
+    /// `nameservers`; resolv.conf points at 127.0.0.1.
+    Dnsmasq,
+    /// A systemd-resolved drop-in: `DNS=127.0.0.1:<dns port>`, `Domains=~<domain>`.
+    Resolved,
+    /// No forwarding: resolv.conf gets the nameservers as given.
+    None,
+}
+
+impl DnsForward {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DnsForward::Auto => "auto",
+            DnsForward::Dnsmasq => "dnsmasq",
+            DnsForward::Resolved => "resolved",
+            DnsForward::None => "none",
+        }
+    }
+}
+
+/// A service definition (`[[services]]`), written as one managed HCL file in the config dir.
+/// String values may hold the placeholders `{{ bind_addr }}`, `{{ node_name }}` and
+/// `{{ address }}` (the SSH address), filled in per host when rendering.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServiceSpec {
+    pub name: String,
+    /// Defaults to `name`.
+    pub id: Option<String>,
+    pub port: Option<u16>,
+    pub address: Option<String>,
+    pub tags: Vec<String>,
+    pub meta: std::collections::BTreeMap<String, String>,
+    pub checks: Vec<CheckSpec>,
+}
+
+impl ServiceSpec {
+    pub fn id(&self) -> &str {
+        self.id.as_deref().unwrap_or(&self.name)
+    }
+
+    /// Any script check: needs `enable_local_script_checks = true` on the agent.
+    pub fn has_script_check(&self) -> bool {
+        self.checks
+            .iter()
+            .any(|c| matches!(c.kind, CheckKind::Script(_)))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckSpec {
+    /// Check name (Consul defaults it when absent).
+    pub name: Option<String>,
+    pub kind: CheckKind,
+    /// Go duration, e.g. `10s`.
+    pub interval: String,
+    pub timeout: Option<String>,
+    pub deregister_critical_service_after: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckKind {
+    /// `host:port`.
+    Tcp(String),
+    /// URL.
+    Http(String),
+    /// argv of a local script check.
+    Script(Vec<String>),
+}
+
+/// What to do on a host before Consul is installed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PrepareSpec {
+    /// System services to stop and disable (the seed's `cups`, `rpcbind`).
+    pub disable_services: Vec<String>,
+    /// Packages to install through the host's package manager when missing (e.g. `dnsmasq`).
+    pub packages: Vec<String>,
 }
 
 impl Host {
@@ -160,6 +269,9 @@ impl Host {
             ssh: SshTarget::default(),
             paths: Paths::vendor_default(),
             extra_config: Default::default(),
+            dns: None,
+            services: Vec::new(),
+            prepare: PrepareSpec::default(),
         }
     }
 }
