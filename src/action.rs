@@ -42,12 +42,37 @@ pub enum Action {
     Restart { reasons: Vec<String> },
     /// Only settings Consul re-reads changed: `consul reload`, no restart.
     Reload { keys: Vec<String> },
+    /// Move a managed file that is no longer wanted (a removed service) aside into the backup
+    /// dir; files without consulctl's mark are never touched.
+    RemoveFile { path: PathBuf },
+    /// Install missing packages (`prepare.packages`) with these commands.
+    InstallPackages {
+        packages: Vec<String>,
+        commands: Vec<Vec<String>>,
+    },
+    /// `systemctl disable --now` for these units (`prepare.disable_services`).
+    DisableUnits { units: Vec<String> },
+    /// (Re)start a helper service whose config changed or that is not running: dnsmasq
+    /// (systemd unit, or the supervisord program on hosts without systemd),
+    /// systemd-resolved, NetworkManager (reload).
+    RestartHelper { service: String, supervisor: bool },
+    /// Set `PEERDNS=no` in RHEL network scripts so DHCP stops rewriting resolv.conf.
+    SetPeerDnsNo { files: Vec<PathBuf> },
 }
 
 impl Action {
     /// Does this action belong to the configure phase (directories and files)?
     pub fn is_configure(&self) -> bool {
-        matches!(self, Action::CreateDirs { .. } | Action::WriteFile { .. })
+        matches!(
+            self,
+            Action::CreateDirs { .. }
+                | Action::WriteFile { .. }
+                | Action::RemoveFile { .. }
+                | Action::InstallPackages { .. }
+                | Action::DisableUnits { .. }
+                | Action::RestartHelper { .. }
+                | Action::SetPeerDnsNo { .. }
+        )
     }
 
     /// Does this action belong to the phase that starts or restarts agents?
@@ -107,6 +132,9 @@ impl fmt::Display for Action {
                     FileKind::AgentConfig => "agent config",
                     FileKind::SystemdUnit => "systemd unit",
                     FileKind::SupervisorProgram => "supervisord program",
+                    FileKind::ServiceDefinition => "service definition",
+                    FileKind::ResolvConf => "resolv.conf",
+                    FileKind::HelperConfig => "helper config",
                 };
                 let verb = if current.is_some() {
                     "update"
@@ -125,6 +153,37 @@ impl fmt::Display for Action {
             Action::Start => write!(f, "start consul"),
             Action::Restart { reasons } => write!(f, "restart consul ({})", reasons.join(", ")),
             Action::Reload { keys } => write!(f, "reload consul ({} changed)", keys.join(", ")),
+            Action::RemoveFile { path } => {
+                write!(f, "remove {} (moved to the backup dir)", path.display())
+            }
+            Action::InstallPackages { packages, commands } => {
+                write!(f, "install packages {}:", packages.join(", "))?;
+                for c in commands {
+                    write!(f, "\n      $ {}", shell_words(c))?;
+                }
+                Ok(())
+            }
+            Action::DisableUnits { units } => {
+                write!(f, "stop and disable {}", units.join(", "))
+            }
+            Action::RestartHelper {
+                service,
+                supervisor,
+            } => {
+                if *supervisor {
+                    write!(
+                        f,
+                        "(re)start {service} (supervisord program {})",
+                        crate::plumbing::DNSMASQ_PROGRAM
+                    )
+                } else {
+                    write!(f, "enable and (re)start {service}")
+                }
+            }
+            Action::SetPeerDnsNo { files } => {
+                let list: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
+                write!(f, "set PEERDNS=no in {}", list.join(", "))
+            }
         }
     }
 }

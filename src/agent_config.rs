@@ -199,6 +199,11 @@ pub fn agent_config(ctx: &HostContext) -> anyhow::Result<Map<String, Value>> {
     c.insert("retry_join".into(), json!(join));
     c.insert("retry_interval".into(), json!(RETRY_INTERVAL));
 
+    // Script checks (the seed's `check_udp.sh`) only run with local script checks enabled.
+    if host.services.iter().any(|s| s.has_script_check()) {
+        c.insert("enable_local_script_checks".into(), json!(true));
+    }
+
     let extra = check_extra(host, &version, &features, &host.extra_config)?;
     deep_merge(&mut c, &extra);
     Ok(c)
@@ -539,6 +544,9 @@ mod tests {
             ssh: SshTarget::default(),
             paths,
             extra_config: extra,
+            dns: None,
+            services: vec![],
+            prepare: Default::default(),
         }
     }
 

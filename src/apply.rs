@@ -315,8 +315,11 @@ fn plan_one(
         retry_join: retry_join.to_vec(),
         supervisor_program,
     };
-    let desired =
+    let mut desired =
         agent_config::render_host(&p.templates, &ctx).context("rendering the configuration")?;
+    let plumbing = crate::plumbing::render(&p.cluster, host, facts, bind_addr)
+        .context("host plumbing (dns, services, prepare)")?;
+    desired.extend(plumbing.files.iter().cloned());
     let binary = match (&p.cluster.consul.source, &p.binary) {
         (InstallSource::Package { manager }, _) => {
             let m = source::resolve_package_manager(*manager, facts).map_err(|e| anyhow!(e))?;
@@ -329,13 +332,14 @@ fn plan_one(
         },
         (_, None) => return Err(anyhow!("internal: no prepared binary")),
     };
-    let plan = plan::plan_host(&PlanInput {
+    let mut plan = plan::plan_host(&PlanInput {
         host,
         facts,
         desired: &desired,
         binary: &binary,
         version: p.cluster.consul.version,
     });
+    plan::add_plumbing(&mut plan, &plumbing, facts.agent_running(host.init));
     Ok((desired, plan))
 }
 
@@ -923,13 +927,20 @@ fn plan_text(
             continue;
         }
         if r.plan.is_empty() {
-            out.push_str(&format!("{}: no changes\n\n", r.host.name));
+            out.push_str(&format!("{}: no changes\n", r.host.name));
+            for n in &r.plan.notes {
+                out.push_str(&format!("  note: {n}\n"));
+            }
+            out.push('\n');
             continue;
         }
         to_change += 1;
         out.push_str(&format!("{}: {} actions\n", r.host.name, r.plan.len()));
         for a in &r.plan.actions {
             out.push_str(&format!("  - {a}\n"));
+        }
+        for n in &r.plan.notes {
+            out.push_str(&format!("  note: {n}\n"));
         }
         let empty = BTreeMap::new();
         let files = match current.get(&r.host.name) {

@@ -33,6 +33,9 @@ pub enum Command {
     /// Rolling restart: servers one at a time (followers first, the leader last), then clients
     /// in batches, gated on Consul's health (leader, voters, alive members, autopilot).
     Restart(RestartArgs),
+    /// What Consul's catalog holds per service, with check status, beside what the inventory
+    /// declares. Exit 1 when a declared service is missing from the catalog.
+    Services(ServicesArgs),
     /// Find why nodes cannot join or the cluster is unhealthy: agent state, Consul's view and
     /// recent log on every host; per problem the evidence, the cause and the fixing command.
     /// Exit 0 when healthy, 1 when problems were found.
@@ -143,6 +146,15 @@ pub struct RestartArgs {
     /// agent to come back, for the cluster to be healthy with it back.
     #[arg(long, default_value_t = 120, value_name = "SECS")]
     pub step_timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ServicesArgs {
+    #[command(flatten)]
+    pub inv: InventoryArgs,
+
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
 }
 
 #[derive(Debug, Args)]

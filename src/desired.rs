@@ -13,6 +13,14 @@ pub enum FileKind {
     SystemdUnit,
     /// supervisord program file.
     SupervisorProgram,
+    /// A service definition in the config dir (`consulctl-service-<id>.hcl`): validated with
+    /// the agent config; a change is applied with `consul reload`.
+    ServiceDefinition,
+    /// resolv.conf: written in place (it may be a bind mount that cannot be renamed over).
+    ResolvConf,
+    /// Config of a helper service (dnsmasq, systemd-resolved, NetworkManager): a change
+    /// restarts that service, never the agent.
+    HelperConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

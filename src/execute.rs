@@ -16,6 +16,8 @@ use crate::ssh::Connection;
 pub const INSTALL_BINARY: &str = include_str!("remote/install-binary.sh");
 pub const CONFIGURE: &str = include_str!("remote/configure.sh");
 pub const SERVICE: &str = include_str!("remote/service.sh");
+pub const PREPARE: &str = include_str!("remote/prepare.sh");
+pub const HELPER_SERVICE: &str = include_str!("remote/helper-service.sh");
 /// Where HashiCorp packages install the binary.
 pub const PACKAGE_BINARY: &str = "/usr/bin/consul";
 
@@ -74,9 +76,73 @@ pub async fn configure(
 ) -> Result<Vec<String>> {
     let dirs = plan.dirs();
     let files: Vec<_> = plan.file_writes().collect();
-    if dirs.is_empty() && files.is_empty() {
-        return Ok(Vec::new());
+    let removals: Vec<&Path> = plan
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::RemoveFile { path } => Some(path.as_path()),
+            _ => None,
+        })
+        .collect();
+    // Host preparation first: packages (dnsmasq ...) and units in the way.
+    for action in &plan.actions {
+        match action {
+            Action::InstallPackages { commands, .. } => {
+                for argv in commands {
+                    let mut args = vec!["command".to_string()];
+                    args.extend(argv.iter().cloned());
+                    conn.run_ok(&crate::action::shell_words(argv), PREPARE, &args, None)
+                        .await?;
+                }
+            }
+            Action::DisableUnits { units } => {
+                let mut args = vec!["disable".to_string()];
+                args.extend(units.iter().cloned());
+                conn.run_ok("disable units", PREPARE, &args, None).await?;
+            }
+            _ => {}
+        }
     }
+    let written = if dirs.is_empty() && files.is_empty() && removals.is_empty() {
+        Vec::new()
+    } else {
+        configure_files(conn, host, plan, timestamp, &dirs, &files, &removals).await?
+    };
+    // After the files: network scripts, then the helper services that read them.
+    for action in &plan.actions {
+        match action {
+            Action::SetPeerDnsNo { files } => {
+                let mut args = vec!["peerdns".to_string(), backup_dir(timestamp)];
+                args.extend(files.iter().map(|f| path_arg(f)));
+                conn.run_ok("PEERDNS=no", PREPARE, &args, None).await?;
+            }
+            Action::RestartHelper {
+                service,
+                supervisor,
+            } => {
+                let args = vec![
+                    service.clone(),
+                    flag(*supervisor),
+                    crate::plumbing::DNSMASQ_PROGRAM.to_string(),
+                ];
+                conn.run_ok(&format!("restart {service}"), HELPER_SERVICE, &args, None)
+                    .await?;
+            }
+            _ => {}
+        }
+    }
+    Ok(written)
+}
+
+async fn configure_files(
+    conn: &Connection,
+    host: &Host,
+    plan: &HostPlan,
+    timestamp: &str,
+    dirs: &[std::path::PathBuf],
+    files: &[&crate::desired::DesiredFile],
+    removals: &[&Path],
+) -> Result<Vec<String>> {
     // Validate with the binary that will run this config: a staged new one if there is one.
     let validator = if stages_binary(plan) {
         format!("{}.consulctl-new", path_arg(&host.paths.binary))
@@ -102,8 +168,14 @@ pub async fn configure(
         args.push(format!("{:o}", file.mode));
         args.push(match file.kind {
             FileKind::AgentConfig => "agent_config".into(),
+            FileKind::ServiceDefinition => "service".into(),
+            FileKind::ResolvConf => "inplace".into(),
             _ => "other".into(),
         });
+    }
+    if !removals.is_empty() {
+        args.push("--".into());
+        args.extend(removals.iter().map(|p| path_arg(p)));
     }
     let data = tar.into_inner()?;
     let out = conn.run("configure", CONFIGURE, &args, Some(&data)).await?;

@@ -75,6 +75,8 @@ pub fn script_args(host: &Host) -> Vec<String> {
             args.push(SUPERVISOR_PROGRAM_RHEL.to_string());
         }
     }
+    // Host plumbing (DNS, preparation): `--` then `file:`/`unit:`/`pkg:`/`proc:` queries.
+    args.extend(crate::plumbing::fact_queries(host));
     args
 }
 
@@ -110,6 +112,17 @@ pub struct Facts {
     pub consul_pid: Option<u32>,
     /// Host clock, seconds since the epoch, when the facts were read.
     pub epoch: i64,
+    /// Host plumbing files asked about that are symlinks: path -> target (`readlink`).
+    pub links: BTreeMap<PathBuf, PathBuf>,
+    /// systemd units asked about: name -> (is-active, is-enabled). Only on systemd hosts.
+    pub units: BTreeMap<String, (String, String)>,
+    /// Packages asked about: name -> installed.
+    pub packages: BTreeMap<String, bool>,
+    /// Processes asked about: name -> one runs.
+    pub procs: BTreeMap<String, bool>,
+    /// RHEL network scripts `/etc/sysconfig/network-scripts/ifcfg-*`: path -> PEERDNS value
+    /// (`-` when not set).
+    pub ifcfg: BTreeMap<PathBuf, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -305,6 +318,45 @@ impl Facts {
                     ));
                 }
                 "epoch" => f.epoch = val.parse().map_err(|_| bad("not a number of seconds"))?,
+                "link" => {
+                    // Paths come from the inventory (no spaces in the ones consulctl manages);
+                    // the target is the rest of the line.
+                    let (path, target) = val
+                        .split_once(' ')
+                        .filter(|(p, t)| !p.is_empty() && !t.is_empty())
+                        .ok_or_else(|| bad("expected `link PATH TARGET`"))?;
+                    f.links.insert(PathBuf::from(path), PathBuf::from(target));
+                }
+                "unit" => {
+                    let mut it = val.split(' ');
+                    match (it.next(), it.next(), it.next(), it.next()) {
+                        (Some(u), Some(a), Some(e), None) if !u.is_empty() => {
+                            f.units
+                                .insert(u.to_string(), (a.to_string(), e.to_string()));
+                        }
+                        _ => return Err(bad("expected `unit NAME ACTIVE ENABLED`")),
+                    }
+                }
+                "pkg" | "proc" => {
+                    let (name, flag) = match val.split_once(' ') {
+                        Some((n, "1")) if !n.is_empty() => (n, true),
+                        Some((n, "0")) if !n.is_empty() => (n, false),
+                        _ => return Err(bad("expected `NAME 0|1`")),
+                    };
+                    let map = if key == "pkg" {
+                        &mut f.packages
+                    } else {
+                        &mut f.procs
+                    };
+                    map.insert(name.to_string(), flag);
+                }
+                "ifcfg" => {
+                    let (v, path) = val
+                        .split_once(' ')
+                        .filter(|(v, p)| !v.is_empty() && !p.is_empty())
+                        .ok_or_else(|| bad("expected `ifcfg PEERDNS PATH`"))?;
+                    f.ifcfg.insert(PathBuf::from(path), v.to_string());
+                }
                 _ => return Err(bad("not a fact this consulctl knows")),
             }
         }
@@ -603,6 +655,9 @@ mod tests {
             ssh: SshTarget::default(),
             paths,
             extra_config: Default::default(),
+            dns: None,
+            services: vec![],
+            prepare: Default::default(),
         }
     }
 

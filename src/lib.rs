@@ -23,6 +23,7 @@ pub mod model;
 pub mod node;
 pub mod plan;
 pub mod playbook;
+pub mod plumbing;
 pub mod progress;
 pub mod recap;
 pub mod recover;
@@ -30,6 +31,7 @@ pub mod remote;
 pub mod restart;
 pub mod rolling;
 pub mod selector;
+pub mod services;
 pub mod source;
 pub mod ssh;
 pub mod status;
@@ -71,6 +73,7 @@ async fn dispatch(cli: Cli) -> Result<(), Error> {
         Command::Status(args) => status::run(&args, cli.debug_log.as_deref()).await,
         Command::Run(args) => apply::run_file(&args, cli.debug_log.as_deref()).await,
         Command::Restart(args) => restart::run(&args, cli.debug_log.as_deref()).await,
+        Command::Services(args) => services::run(&args, cli.debug_log.as_deref()).await,
         Command::Doctor(args) => doctor::run(&args, cli.debug_log.as_deref()).await,
         Command::Recover(args) => recover::run(&args, cli.debug_log.as_deref()).await,
         Command::Node { command } => match command {

@@ -35,6 +35,9 @@ pub struct HostPlan {
     /// nothing else needs one (e.g. `retry_join` after servers were added: gossip finds new
     /// servers anyway).
     pub pending_restart: Vec<String>,
+    /// Decisions worth telling the operator (e.g. DNS configured through systemd-resolved).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl HostPlan {
@@ -89,6 +92,7 @@ pub fn plan_host(input: &PlanInput) -> HostPlan {
     } = input;
     let mut actions = Vec::new();
     let mut restart_reasons = Vec::new();
+    let mut reload_keys: Vec<String> = Vec::new();
 
     // The binary.
     match binary {
@@ -152,6 +156,13 @@ pub fn plan_host(input: &PlanInput) -> HostPlan {
                     init_files_changed = true;
                     restart_reasons.push(format!("{} changed", kind_word(file.kind)));
                 }
+                FileKind::ServiceDefinition => {
+                    if !reload_keys.iter().any(|k| k == "services") {
+                        reload_keys.push("services".into());
+                    }
+                }
+                // Not the agent's: their own services are restarted by plumbing's actions.
+                FileKind::ResolvConf | FileKind::HelperConfig => {}
             }
         }
         actions.push(Action::WriteFile {
@@ -194,11 +205,14 @@ pub fn plan_host(input: &PlanInput) -> HostPlan {
         actions.push(Action::Restart {
             reasons: restart_reasons,
         });
+    } else if !reload_keys.is_empty() {
+        actions.push(Action::Reload { keys: reload_keys });
     }
 
     HostPlan {
         actions,
         pending_restart: Vec::new(),
+        notes: Vec::new(),
     }
 }
 
@@ -276,7 +290,10 @@ pub fn refine_with_current_config(plan: &mut HostPlan, old_config: &str, new_con
     };
     match classify_config_change(old_config, new_config) {
         ConfigChange::Restart(_) => {}
-        ConfigChange::Reload(keys) => plan.actions[pos] = Action::Reload { keys },
+        ConfigChange::Reload(keys) => {
+            plan.actions[pos] = Action::Reload { keys };
+            merge_reloads(plan);
+        }
         ConfigChange::Pending(keys) => {
             plan.actions.remove(pos);
             plan.pending_restart = keys;
@@ -287,11 +304,86 @@ pub fn refine_with_current_config(plan: &mut HostPlan, old_config: &str, new_con
     }
 }
 
+/// One `consul reload` for all reloadable changes.
+fn merge_reloads(plan: &mut HostPlan) {
+    let mut keys: Vec<String> = Vec::new();
+    let mut first = None;
+    plan.actions.retain(|a| match a {
+        Action::Reload { keys: k } => {
+            keys.extend(
+                k.iter()
+                    .filter(|x| !keys.contains(x))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            );
+            if first.is_none() {
+                first = Some(());
+                true
+            } else {
+                false
+            }
+        }
+        _ => true,
+    });
+    for a in plan.actions.iter_mut() {
+        if let Action::Reload { keys: k } = a {
+            *k = keys.clone();
+        }
+    }
+}
+
+/// Add the host plumbing (services removed, packages, units, helper restarts) to a plan.
+/// Removed service definitions need a `consul reload` unless the agent starts or restarts
+/// anyway. Package installs and unit changes come first, helper restarts last.
+pub fn add_plumbing(plan: &mut HostPlan, p: &crate::plumbing::Plumbing, running: bool) {
+    let mut front: Vec<Action> = Vec::new();
+    let mut back: Vec<Action> = Vec::new();
+    for a in &p.actions {
+        match a {
+            Action::InstallPackages { .. } | Action::DisableUnits { .. } => front.push(a.clone()),
+            _ => back.push(a.clone()),
+        }
+    }
+    for path in &p.remove {
+        back.push(Action::RemoveFile { path: path.clone() });
+    }
+    let agent_restarts = plan
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::Start | Action::Restart { .. }));
+    let has_reload_for_services = plan
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::Reload { keys } if keys.iter().any(|k| k == "services")));
+    // Service actions stay last: helpers (configure phase) go before them.
+    let service_at = plan
+        .actions
+        .iter()
+        .position(|a| a.is_service())
+        .unwrap_or(plan.actions.len());
+    let tail = plan.actions.split_off(service_at);
+    let mut actions = front;
+    actions.append(&mut plan.actions);
+    actions.extend(back);
+    actions.extend(tail);
+    plan.actions = actions;
+    plan.notes.extend(p.notes.iter().cloned());
+    if running && !p.remove.is_empty() && !agent_restarts && !has_reload_for_services {
+        plan.actions.push(Action::Reload {
+            keys: vec!["services".into()],
+        });
+        merge_reloads(plan);
+    }
+}
+
 fn kind_word(kind: FileKind) -> &'static str {
     match kind {
         FileKind::AgentConfig => "config",
         FileKind::SystemdUnit => "unit",
         FileKind::SupervisorProgram => "program",
+        FileKind::ServiceDefinition => "service definition",
+        FileKind::ResolvConf => "resolv.conf",
+        FileKind::HelperConfig => "helper config",
     }
 }
 
@@ -435,6 +527,13 @@ mod tests {
                 Action::Start => "start".into(),
                 Action::Restart { reasons } => format!("restart:{}", reasons.join("+")),
                 Action::Reload { keys } => format!("reload:{}", keys.join("+")),
+                Action::RemoveFile { path } => format!("remove:{}", path.display()),
+                Action::InstallPackages { packages, .. } => {
+                    format!("packages:{}", packages.join("+"))
+                }
+                Action::DisableUnits { units } => format!("disable:{}", units.join("+")),
+                Action::RestartHelper { service, .. } => format!("helper:{service}"),
+                Action::SetPeerDnsNo { files } => format!("peerdns:{}", files.len()),
             })
             .collect()
     }
@@ -673,6 +772,7 @@ mod tests {
                 reasons: vec!["binary changed".into(), "config changed".into()],
             }],
             pending_restart: vec![],
+            notes: vec![],
         };
         refine_with_current_config(&mut p, BASE, &BASE.replace("INFO", "DEBUG"));
         assert!(matches!(p.actions[0], Action::Restart { .. }));
@@ -685,6 +785,7 @@ mod tests {
                 reasons: vec!["config changed".into()],
             }],
             pending_restart: vec![],
+            notes: vec![],
         };
         let mut p = restart();
         refine_with_current_config(&mut p, BASE, &BASE.replace("INFO", "DEBUG"));

@@ -1,10 +1,14 @@
 # Stage, validate and install managed files. A tar stream on stdin holds the new files,
 # named 0, 1, 2, ... in the order of the file arguments.
 # Args: 1=consul binary, 2=config dir, 3=backup dir, then dirs to create until "--",
-#       then one triple per file: destination, octal mode, kind (agent_config|other).
-# Agent config files are validated together with the rest of the config dir by
-# `consul validate` in a staging dir; nothing live changes unless that passes.
-# Replaced files are copied to the backup dir first. Prints "changed PATH" per written file.
+#       then one triple per file: destination, octal mode, kind (agent_config|service|inplace|other),
+#       then optionally "--" and managed files to remove (moved into the backup dir).
+# Agent config and service files are validated together with the rest of the config dir by
+# `consul validate` in a staging dir (files to remove left out); nothing live changes unless
+# that passes. Replaced files are copied to the backup dir first; `inplace` files (resolv.conf,
+# which may be a bind mount) are rewritten in place rather than renamed over.
+# Files to remove must start with consulctl's mark; others are never touched.
+# Prints "changed PATH" per written file, "removed PATH" per removed one.
 set -eu
 bin=$1; confdir=$2; backup=$3
 shift 3
@@ -14,6 +18,34 @@ while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do
   shift
 done
 [ "$#" -gt 0 ] && shift
+# Split the triples from the removals (after a second "--").
+n=$#
+removals=
+for a in "$@"; do
+  if [ -n "$removals" ]; then
+    continue
+  fi
+  if [ "$a" = "--" ]; then
+    removals=1
+    continue
+  fi
+  set -- "$@" "$a"
+done
+# "$@" = original args + the triples; the removals are the original args after "--".
+remove_list=$(
+  seen=
+  i=0
+  for a in "$@"; do
+    i=$((i + 1))
+    [ "$i" -le "$n" ] || break
+    if [ -n "$seen" ]; then
+      printf '%s\n' "$a"
+    elif [ "$a" = "--" ]; then
+      seen=1
+    fi
+  done
+)
+shift "$n"
 stage=$(mktemp -d /tmp/consulctl-stage.XXXXXX)
 trap 'rm -rf "$stage"' EXIT
 mkdir "$stage/new" "$stage/validate"
@@ -37,12 +69,22 @@ for_each_file() {
   done
 }
 stage_agent_config() {
-  if [ "$4" = agent_config ]; then
+  if [ "$4" = agent_config ] || [ "$4" = service ]; then
     cp "$1" "$stage/validate/$(basename "$2")"
     need_validate=1
   fi
 }
 for_each_file stage_agent_config "$@"
+if [ -n "$remove_list" ]; then
+  while IFS= read -r r; do
+    [ -n "$r" ] || continue
+    [ -f "$r" ] && head -n 1 "$r" | grep -q 'Managed by consulctl' || continue
+    rm -f "$stage/validate/$(basename "$r")"
+    need_validate=1
+  done <<EOF_REMOVE
+$remove_list
+EOF_REMOVE
+fi
 if [ "$need_validate" = 1 ]; then
   if ! out=$("$bin" validate "$stage/validate" 2>&1); then
     echo "consul validate rejected the new configuration:" >&2
@@ -51,7 +93,7 @@ if [ "$need_validate" = 1 ]; then
   fi
 fi
 install_file() {
-  src=$1; dest=$2; mode=$3
+  src=$1; dest=$2; mode=$3; kind=$4
   if [ -f "$dest" ] && cmp -s "$src" "$dest"; then
     chmod "$mode" "$dest"
     echo "mode $dest"
@@ -62,10 +104,30 @@ install_file() {
     mkdir -p "$backup$(dirname "$dest")"
     cp -p "$dest" "$backup$dest"
   fi
-  tmp="$dest.consulctl-tmp"
-  cp "$src" "$tmp"
-  chmod "$mode" "$tmp"
-  mv -f "$tmp" "$dest"
+  if [ "$kind" = inplace ] && [ -f "$dest" ]; then
+    cat "$src" >"$dest"
+    chmod "$mode" "$dest"
+  else
+    tmp="$dest.consulctl-tmp"
+    cp "$src" "$tmp"
+    chmod "$mode" "$tmp"
+    mv -f "$tmp" "$dest"
+  fi
   echo "changed $dest"
 }
 for_each_file install_file "$@"
+if [ -n "$remove_list" ]; then
+  while IFS= read -r r; do
+    [ -n "$r" ] || continue
+    [ -f "$r" ] || continue
+    if ! head -n 1 "$r" | grep -q 'Managed by consulctl'; then
+      echo "not removing $r: consulctl did not write it" >&2
+      continue
+    fi
+    mkdir -p "$backup$(dirname "$r")"
+    mv -f "$r" "$backup$r"
+    echo "removed $r"
+  done <<EOF_REMOVE
+$remove_list
+EOF_REMOVE
+fi

@@ -28,7 +28,71 @@ for a in "$@"; do
 done
 bin=$1 cfg=$2 data=$3 logd=$4 unit=$5
 shift 5
-# "$@" now holds the supervisord program candidates.
+# "$@" now holds the supervisord program candidates, then optionally "--" and host plumbing
+# queries: file:PATH (hashed like the managed files; `link PATH TARGET` when a symlink),
+# unit:NAME (`unit NAME ACTIVE ENABLED`, systemd hosts), pkg:NAME (`pkg NAME 0|1`),
+# proc:NAME (`proc NAME 0|1`: a process of that name runs).
+pkg_installed() {
+    if command -v dpkg-query >/dev/null 2>&1; then
+        case $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) in
+        *'install ok installed'*) return 0 ;;
+        esac
+        return 1
+    fi
+    command -v rpm >/dev/null 2>&1 && rpm -q --quiet "$1" 2>/dev/null
+}
+# Answers one plumbing query (not file:, which is hashed with the managed files).
+answer() {
+    case $1 in
+    unit:*)
+        _p1=
+        [ -r /proc/1/comm ] && read -r _p1 </proc/1/comm
+        if [ "$_p1" = systemd ] && command -v systemctl >/dev/null 2>&1; then
+            _s=$(systemctl is-active "${1#unit:}" 2>/dev/null)
+            _e=$(systemctl is-enabled "${1#unit:}" 2>/dev/null)
+            printf 'unit %s %s %s\n' "${1#unit:}" "${_s:-unknown}" "${_e:-not-found}"
+        fi
+        ;;
+    pkg:*)
+        if pkg_installed "${1#pkg:}"; then _i=1; else _i=0; fi
+        printf 'pkg %s %s\n' "${1#pkg:}" "$_i"
+        ;;
+    proc:*)
+        if (pidof "${1#proc:}" || pgrep -x "${1#proc:}") >/dev/null 2>&1; then _i=1; else _i=0; fi
+        printf 'proc %s %s\n' "${1#proc:}" "$_i"
+        ;;
+    esac
+}
+queries=
+n=$#
+for a in "$@"; do
+    if [ "$a" = -- ]; then
+        queries=1
+        continue
+    fi
+    if [ -n "$queries" ]; then
+        case $a in
+        file:*)
+            [ -L "${a#file:}" ] && printf 'link %s %s\n' "${a#file:}" "$(readlink "${a#file:}")"
+            set -- "$@" "${a#file:}"
+            ;;
+        *) answer "$a" ;;
+        esac
+    else
+        set -- "$@" "$a"
+    fi
+done
+shift "$n"
+if [ -n "$queries" ]; then
+    # RHEL network scripts: PEERDNS in each ifcfg file ("-" when it is not set).
+    for f in /etc/sysconfig/network-scripts/ifcfg-*; do
+        [ -f "$f" ] || continue
+        case $f in *ifcfg-lo) continue ;; esac
+        v=$(sed -n 's/^PEERDNS=["'"'"']\{0,1\}\([A-Za-z]*\).*/\1/p' "$f" | tail -n 1)
+        printf 'ifcfg %s %s\n' "${v:--}" "$f"
+    done
+fi
+# "$@": program candidates then plumbing files; both are hashed below.
 
 have() { command -v "$1" >/dev/null 2>&1; }
 
@@ -244,6 +308,7 @@ for d in /etc/supervisor/conf.d /etc/supervisord.d; do
         break
     fi
 done
+
 
 printf 'epoch %s\n' "$(date +%s)"
 wait
