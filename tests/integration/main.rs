@@ -8,6 +8,7 @@ mod harness;
 mod lab;
 mod lifecycle;
 mod node;
+mod plumbing;
 mod probe;
 mod recovery;
 mod restart;
