@@ -35,9 +35,10 @@ use toml_edit::{ImDocument, Item};
 
 use crate::error::Error;
 use crate::model::{
-    BindAddr, Cluster, ConsulSpec, Host, HostKeyPolicy, Init, InstallSource, PackageManager, Paths,
-    Role, Secret, SshTarget,
+    BindAddr, CheckKind, CheckSpec, Cluster, ConsulSpec, DnsForward, DnsSpec, Host, HostKeyPolicy,
+    Init, InstallSource, PackageManager, Paths, PrepareSpec, Role, Secret, ServiceSpec, SshTarget,
 };
+use crate::selector::Selector;
 use crate::version::Version;
 
 /// Read, parse and validate an inventory file. Every problem is an `Error::Input` naming the
@@ -176,9 +177,12 @@ mod raw {
         pub ssh: Option<Ssh>,
         pub paths: Option<Paths>,
         pub config: V,
+        pub dns: Option<Dns>,
+        pub prepare: Option<Prepare>,
         pub servers: Option<Role>,
         pub clients: Option<Role>,
         pub hosts: Option<Vec<Host>>,
+        pub services: Option<Vec<Service>>,
     }
 
     #[derive(Debug, Default, Deserialize)]
@@ -247,6 +251,8 @@ mod raw {
         pub ssh: Option<Ssh>,
         pub paths: Option<Paths>,
         pub config: V,
+        pub dns: Option<Dns>,
+        pub prepare: Option<Prepare>,
     }
 
     #[derive(Debug, Default, Deserialize)]
@@ -263,6 +269,55 @@ mod raw {
         pub ssh: Option<Ssh>,
         pub paths: Option<Paths>,
         pub config: V,
+        pub dns: Option<Dns>,
+        pub prepare: Option<Prepare>,
+    }
+
+    /// `[dns]`, `[servers.dns]`/`[clients.dns]`, a host's `dns`.
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(deny_unknown_fields, expecting = "a table of DNS settings")]
+    pub struct Dns {
+        pub nameservers: V,
+        pub search: V,
+        pub options: V,
+        pub forward: V,
+        pub resolv_conf: V,
+    }
+
+    /// `[prepare]`, `[servers.prepare]`/`[clients.prepare]`, a host's `prepare`.
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(
+        deny_unknown_fields,
+        expecting = "a table of host preparation settings"
+    )]
+    pub struct Prepare {
+        pub disable_services: V,
+        pub packages: V,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(deny_unknown_fields, expecting = "a table ([[services]])")]
+    pub struct Service {
+        pub name: V,
+        pub id: V,
+        pub on: V,
+        pub port: V,
+        pub address: V,
+        pub tags: V,
+        pub meta: V,
+        pub checks: Option<Vec<Check>>,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(deny_unknown_fields, expecting = "a table ([[services.checks]])")]
+    pub struct Check {
+        pub name: V,
+        pub tcp: V,
+        pub http: V,
+        pub args: V,
+        pub interval: V,
+        pub timeout: V,
+        pub deregister_critical_service_after: V,
     }
 }
 
@@ -358,6 +413,26 @@ struct Layer {
     ssh: SshLayer,
     paths: PathsLayer,
     config: Map<String, Json>,
+    /// `None`: this layer has no dns table.
+    dns: Option<DnsLayer>,
+    prepare: PrepareLayer,
+}
+
+/// One layer's `dns` table: the keys it gives.
+#[derive(Debug, Default, Clone)]
+struct DnsLayer {
+    nameservers: Option<Src<Vec<IpAddr>>>,
+    search: Option<Vec<String>>,
+    options: Option<Vec<String>>,
+    forward: Option<Src<DnsForward>>,
+    resolv_conf: Option<PathBuf>,
+}
+
+/// One layer's `prepare` table: the keys it gives.
+#[derive(Debug, Default, Clone)]
+struct PrepareLayer {
+    disable_services: Option<Vec<String>>,
+    packages: Option<Vec<String>>,
 }
 
 /// Where a layer's keys live: scalars (`cluster.init`, `servers.init`, `hosts[0].init`) and
@@ -388,7 +463,8 @@ const MANAGED_CONFIG_KEYS: &[(&str, &str)] = &[
 
 /// The top-level keys, for the hint when one of them ends up inside a table.
 const TOP_LEVEL_KEYS: &[&str] = &[
-    "cluster", "consul", "ssh", "paths", "config", "servers", "clients", "hosts",
+    "cluster", "consul", "ssh", "paths", "config", "dns", "prepare", "servers", "clients", "hosts",
+    "services",
 ];
 
 const LOG_LEVELS: &[&str] = &["TRACE", "DEBUG", "INFO", "WARN", "ERR"];
@@ -930,6 +1006,8 @@ impl<'a> Ctx<'a> {
         ssh: Option<&raw::Ssh>,
         paths: Option<&raw::Paths>,
         config: &raw::V,
+        dns: Option<&raw::Dns>,
+        prepare: Option<&raw::Prepare>,
     ) -> Layer {
         let s = &keys.scalars;
         let t = &keys.tables;
@@ -941,6 +1019,8 @@ impl<'a> Ctx<'a> {
             ssh: self.ssh_layer(&t.k("ssh"), ssh),
             paths: self.paths_layer(&t.k("paths"), paths),
             config: self.config(&t.k("config"), config),
+            dns: self.dns_layer(&t.k("dns"), dns),
+            prepare: self.prepare_layer(&t.k("prepare"), prepare),
         }
     }
 
@@ -962,6 +1042,8 @@ impl<'a> Ctx<'a> {
             r.ssh.as_ref(),
             r.paths.as_ref(),
             &r.config,
+            r.dns.as_ref(),
+            r.prepare.as_ref(),
         )
     }
 
@@ -1041,6 +1123,8 @@ impl<'a> Ctx<'a> {
             raw.ssh.as_ref(),
             raw.paths.as_ref(),
             &raw.config,
+            raw.dns.as_ref(),
+            raw.prepare.as_ref(),
         );
 
         // [consul]
@@ -1075,13 +1159,30 @@ impl<'a> Ctx<'a> {
         let client_layer = self.role_layer("clients", raw.clients.as_ref());
 
         // [[hosts]]
-        let hosts = self.hosts(
+        // Every name given, valid or not: `on` selectors are checked against these even when
+        // some host has problems of its own.
+        let host_names: Vec<String> = raw
+            .hosts
+            .iter()
+            .flatten()
+            .filter_map(|h| match &h.name {
+                Some(toml::Value::String(n)) => Some(n.clone()),
+                _ => None,
+            })
+            .collect();
+        let mut hosts = self.hosts(
             raw.hosts,
             &cluster_layer,
             &server_layer,
             &client_layer,
             version,
         );
+
+        // [[services]], attached to the hosts their `on` selects.
+        let services_ok = self.services(raw.services, &host_names, hosts.as_mut());
+        if !services_ok {
+            return None;
+        }
 
         let (Some(name), Some(datacenter), Some(domain), Some(version), Some(source), Some(hosts)) =
             (name, datacenter, domain, version, source, hosts)
@@ -1275,6 +1376,8 @@ impl<'a> Ctx<'a> {
         // Fixed bind address -> (key it came from, whether it came from `address`).
         let mut binds: HashMap<IpAddr, (KeyPath, bool)> = HashMap::new();
         let mut reported: Vec<String> = Vec::new();
+        // (host, where its dns.nameservers came from), for the checks across hosts.
+        let mut dns_checks: Vec<(String, KeyPath)> = Vec::new();
         let no_role = Layer::default();
 
         for (i, h) in raw_hosts.iter().enumerate() {
@@ -1391,6 +1494,8 @@ impl<'a> Ctx<'a> {
                 h.ssh.as_ref(),
                 h.paths.as_ref(),
                 &h.config,
+                h.dns.as_ref(),
+                h.prepare.as_ref(),
             );
             let role_layer = match role {
                 Some(Role::Server) => servers,
@@ -1461,6 +1566,12 @@ impl<'a> Ctx<'a> {
             for layer in layers.iter().rev() {
                 merge_deep(&mut extra_config, &layer.config);
             }
+            let dns = resolve_dns(&layers);
+            let nameservers_key = layers
+                .iter()
+                .filter_map(|l| l.dns.as_ref())
+                .find_map(|d| d.nameservers.as_ref())
+                .map(|(_, key)| key.clone());
 
             let (Some(name), Some((address, _)), Some(role), Some((bind, _, _))) =
                 (name, address, role, bind)
@@ -1486,11 +1597,15 @@ impl<'a> Ctx<'a> {
                 ssh,
                 paths: paths.0,
                 extra_config,
-                dns: None,
+                dns,
                 services: Vec::new(),
-                prepare: crate::model::PrepareSpec::default(),
+                prepare: resolve_prepare(&layers),
             });
+            if let (Some(host), Some(key)) = (out.last(), nameservers_key) {
+                dns_checks.push((host.name.clone(), key));
+            }
         }
+        self.check_dns(&out, &dns_checks);
 
         // Cluster shape.
         let servers_n = raw_hosts
@@ -1637,6 +1752,1178 @@ impl<'a> Ctx<'a> {
             }
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// [dns], [prepare], [[services]]
+
+const DNS_FORWARDS: &[(&str, DnsForward)] = &[
+    ("auto", DnsForward::Auto),
+    ("dnsmasq", DnsForward::Dnsmasq),
+    ("resolved", DnsForward::Resolved),
+    ("none", DnsForward::None),
+];
+
+/// The resolv.conf options glibc knows (resolv.conf(5)), with the range of `N` for those
+/// written `name:N` (glibc's RES_MAXNDOTS, RES_MAXRETRANS, RES_MAXRETRY).
+const RESOLV_OPTIONS: &[(&str, Option<(u32, u32)>)] = &[
+    ("ndots", Some((0, 15))),
+    ("timeout", Some((1, 30))),
+    ("attempts", Some((1, 5))),
+    ("rotate", None),
+    ("no-check-names", None),
+    ("inet6", None),
+    ("edns0", None),
+    ("single-request", None),
+    ("single-request-reopen", None),
+    ("no-tld-query", None),
+    ("use-vc", None),
+    ("no-reload", None),
+    ("trust-ad", None),
+    ("no-aaaa", None),
+];
+
+/// glibc reads at most this many `nameserver` lines (MAXNS).
+const MAX_NAMESERVERS: usize = 3;
+/// glibc's limit on `search` domains (MAXDNSRCH).
+const MAX_SEARCH: usize = 6;
+
+/// The placeholders service strings may hold, filled in per host when rendering.
+const PLACEHOLDERS: &[&str] = &["{{ bind_addr }}", "{{ node_name }}", "{{ address }}"];
+
+/// Services consulctl itself relies on on the hosts: `prepare.disable_services` refuses them.
+const NEEDED_UNITS: &[&str] = &["consul", "ssh", "sshd", "supervisord", "supervisor"];
+
+const ON_FORMS: &str = "expected comma-separated host names, tag:NAME, role:server or role:client";
+
+/// Consul's limits on service `meta` (agent/structs: metaMaxKeyPairs, metaKeyMaxLength,
+/// metaValueMaxLength).
+const META_MAX_PAIRS: usize = 64;
+const META_KEY_MAX: usize = 128;
+const META_VALUE_MAX: usize = 512;
+
+/// One term of a service's `on`, checked against the host names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum OnTerm {
+    Name(String),
+    Tag(String),
+    Role(Role),
+}
+
+impl Ctx<'_> {
+    /// An array of strings, each turned into a `T` by `rule` (`Err`: what is allowed), with no
+    /// two the `same`. `None` (after reporting every problem) when anything is wrong.
+    fn list<T>(
+        &mut self,
+        key: &KeyPath,
+        v: &raw::V,
+        example: &str,
+        rule: impl Fn(&str) -> Result<T, String>,
+        same: impl Fn(&T, &T) -> bool,
+    ) -> Option<Vec<T>> {
+        let value = v.as_ref()?;
+        let toml::Value::Array(items) = value else {
+            self.bad(
+                key,
+                value,
+                format!("expected an array of strings such as {example}"),
+            );
+            return None;
+        };
+        let mut out: Vec<(T, usize)> = Vec::new();
+        let mut ok = true;
+        for (i, item) in items.iter().enumerate() {
+            let toml::Value::String(s) = item else {
+                self.bad(&key.i(i), item, "expected a string");
+                ok = false;
+                continue;
+            };
+            match rule(s) {
+                Ok(t) => {
+                    if let Some((_, first)) = out.iter().find(|(o, _)| same(o, &t)) {
+                        let first = key.i(*first);
+                        self.diag(
+                            &key.i(i),
+                            format!(
+                                "= {}: given twice (also {first}); remove one",
+                                json_quote(s)
+                            ),
+                        );
+                        ok = false;
+                    } else {
+                        out.push((t, i));
+                    }
+                }
+                Err(why) => {
+                    self.bad(&key.i(i), item, why);
+                    ok = false;
+                }
+            }
+        }
+        ok.then(|| out.into_iter().map(|(t, _)| t).collect())
+    }
+
+    fn dns_layer(&mut self, key: &KeyPath, r: Option<&raw::Dns>) -> Option<DnsLayer> {
+        let r = r?;
+        let nameservers = self
+            .list(
+                &key.k("nameservers"),
+                &r.nameservers,
+                "[\"10.0.0.2\", \"10.0.0.3\"]",
+                nameserver,
+                |a, b| a == b,
+            )
+            .map(|v| (v, key.k("nameservers")));
+        let mut search = self.list(
+            &key.k("search"),
+            &r.search,
+            "[\"example.com\"]",
+            |s| {
+                if is_domain(s) {
+                    Ok(s.to_owned())
+                } else {
+                    Err(
+                        "expected a DNS domain such as \"example.com\": labels of letters, \
+                         digits and \"-\" separated by dots"
+                            .into(),
+                    )
+                }
+            },
+            |a, b| {
+                a.trim_end_matches('.')
+                    .eq_ignore_ascii_case(b.trim_end_matches('.'))
+            },
+        );
+        if search.as_ref().is_some_and(|s| s.len() > MAX_SEARCH) {
+            let n = search.as_ref().map_or(0, Vec::len);
+            self.diag(
+                &key.k("search"),
+                format!("{n} search domains; at most {MAX_SEARCH} are allowed (glibc's limit)"),
+            );
+            search = None;
+        }
+        let options = self
+            .list(
+                &key.k("options"),
+                &r.options,
+                "[\"timeout:1\", \"attempts:1\", \"rotate\"]",
+                resolv_option,
+                |a, b| a.0 == b.0,
+            )
+            .map(|v| v.into_iter().map(|(_, full)| full).collect());
+        Some(DnsLayer {
+            nameservers,
+            search,
+            options,
+            forward: self
+                .choice(&key.k("forward"), &r.forward, DNS_FORWARDS)
+                .map(|f| (f, key.k("forward"))),
+            resolv_conf: self
+                .remote_path(&key.k("resolv_conf"), &r.resolv_conf)
+                .map(|(p, _)| p),
+        })
+    }
+
+    fn prepare_layer(&mut self, key: &KeyPath, r: Option<&raw::Prepare>) -> PrepareLayer {
+        let Some(r) = r else {
+            return PrepareLayer::default();
+        };
+        PrepareLayer {
+            disable_services: self.list(
+                &key.k("disable_services"),
+                &r.disable_services,
+                "[\"cups\", \"rpcbind\"]",
+                unit_name,
+                |a, b| a == b,
+            ),
+            packages: self.list(
+                &key.k("packages"),
+                &r.packages,
+                "[\"dnsmasq\"]",
+                package_name,
+                |a, b| a == b,
+            ),
+        }
+    }
+
+    /// Checks across hosts on the resolved DNS settings; `nameservers` pairs each host with
+    /// where its `dns.nameservers` came from.
+    fn check_dns(&mut self, hosts: &[Host], nameservers: &[(String, KeyPath)]) {
+        // More nameservers than glibc reads, going into resolv.conf as they are.
+        let mut too_many: Vec<(KeyPath, usize, Vec<&str>)> = Vec::new();
+        for (name, key) in nameservers {
+            let Some(dns) = hosts
+                .iter()
+                .find(|h| h.name == *name)
+                .and_then(|h| h.dns.as_ref())
+            else {
+                continue;
+            };
+            if dns.forward != DnsForward::None || dns.nameservers.len() <= MAX_NAMESERVERS {
+                continue;
+            }
+            match too_many.iter_mut().find(|(k, _, _)| k == key) {
+                Some((_, _, names)) => names.push(name),
+                None => too_many.push((key.clone(), dns.nameservers.len(), vec![name])),
+            }
+        }
+        for (key, n, names) in too_many {
+            let line = self.line_of(&key);
+            self.warn(format!(
+                "{key} ({line}): {n} nameservers with forward = \"none\" for {}: glibc uses only \
+                 the first {MAX_NAMESERVERS} in resolv.conf, the rest are ignored",
+                names.join(", ")
+            ));
+        }
+
+        // Forwarding the Consul domain to an agent whose DNS port is off.
+        let dns_off: Vec<&str> = hosts
+            .iter()
+            .filter(|h| {
+                h.dns
+                    .as_ref()
+                    .is_some_and(|d| d.forward != DnsForward::None)
+                    && h.extra_config
+                        .get("ports")
+                        .and_then(|p| p.get("dns"))
+                        .and_then(Json::as_i64)
+                        .is_some_and(|p| p < 0)
+            })
+            .map(|h| h.name.as_str())
+            .collect();
+        if !dns_off.is_empty() {
+            self.warn(format!(
+                "dns.forward sends the Consul domain to the local agent's DNS port on {}, but \
+                 their config sets ports.dns = -1 (DNS off): queries for the Consul domain will \
+                 fail there; set forward = \"none\" for them or turn the DNS port on",
+                dns_off.join(", ")
+            ));
+        }
+    }
+
+    /// Validate `[[services]]` and attach each to the hosts its `on` selects (when `hosts` is
+    /// known). `host_names`: every host name the inventory gives. False when anything is
+    /// wrong (reported).
+    fn services(
+        &mut self,
+        raw: Option<Vec<raw::Service>>,
+        host_names: &[String],
+        hosts: Option<&mut Vec<Host>>,
+    ) -> bool {
+        let Some(raw) = raw else {
+            return true;
+        };
+        let ks = KeyPath::root().k("services");
+        // The hosts as a cluster, for `Selector`; the other fields are not looked at.
+        let probe = hosts.as_ref().map(|hosts| Cluster {
+            inventory_path: self.path.to_path_buf(),
+            name: String::new(),
+            datacenter: String::new(),
+            domain: String::new(),
+            consul: ConsulSpec {
+                version: Version::new(0, 0, 0),
+                source: InstallSource::Package {
+                    manager: PackageManager::Auto,
+                },
+            },
+            encrypt: None,
+            hosts: hosts.to_vec(),
+            warnings: Vec::new(),
+        });
+
+        let mut ok = true;
+        // Per entry: the spec and which hosts (indices into `hosts`) it goes to.
+        let mut resolved: Vec<Option<(ServiceSpec, Vec<usize>)>> = Vec::new();
+        for (i, r) in raw.iter().enumerate() {
+            let k = ks.i(i);
+            let spec = self.service(&k, r);
+            let on = match &r.on {
+                None => {
+                    self.missing(
+                        &k.k("on"),
+                        format!(
+                            "which hosts get the service: {ON_FORMS}, e.g. on = \"role:client\""
+                        ),
+                    );
+                    None
+                }
+                Some(_) => self
+                    .string(&k.k("on"), &r.on)
+                    .and_then(|s| self.on_terms(&k.k("on"), &s, host_names)),
+            };
+            let (Some(spec), Some(on)) = (spec, on) else {
+                ok = false;
+                resolved.push(None);
+                continue;
+            };
+            let Some(probe) = &probe else {
+                resolved.push(None);
+                continue;
+            };
+            let on_text = match &r.on {
+                Some(toml::Value::String(s)) => s.clone(),
+                _ => String::new(),
+            };
+            let selected = self.select(&k.k("on"), &on_text, &on, &spec.name, probe);
+            resolved.push(Some((spec, selected)));
+        }
+        let Some(hosts) = hosts else {
+            return ok;
+        };
+
+        // Two entries with one id on one host: Consul keeps only the last.
+        let mut clashes: Vec<(usize, usize, Vec<&str>)> = Vec::new();
+        for (h, host) in hosts.iter().enumerate() {
+            let mut ids: Vec<(&str, usize)> = Vec::new();
+            for (i, entry) in resolved.iter().enumerate() {
+                let Some((spec, on)) = entry else {
+                    continue;
+                };
+                if !on.contains(&h) {
+                    continue;
+                }
+                match ids.iter().find(|(id, _)| *id == spec.id()) {
+                    Some(&(_, first)) => {
+                        match clashes.iter_mut().find(|(f, s, _)| *f == first && *s == i) {
+                            Some((_, _, names)) => names.push(&host.name),
+                            None => clashes.push((first, i, vec![&host.name])),
+                        }
+                    }
+                    None => ids.push((spec.id(), i)),
+                }
+            }
+        }
+        let clashes: Vec<(usize, usize, String)> = clashes
+            .into_iter()
+            .map(|(f, s, names)| (f, s, names.join(", ")))
+            .collect();
+        for (first, second, names) in &clashes {
+            let id_key = |i: usize| {
+                if raw[i].id.is_some() {
+                    ks.i(i).k("id")
+                } else {
+                    ks.i(i).k("name")
+                }
+            };
+            let id = resolved[*second]
+                .as_ref()
+                .map(|(s, _)| s.id().to_owned())
+                .unwrap_or_default();
+            let first_key = id_key(*first);
+            let line = self.line_of(&first_key);
+            let hosts_word = if names.contains(", ") {
+                "hosts"
+            } else {
+                "host"
+            };
+            self.diag(
+                &id_key(*second),
+                format!(
+                    "= {}: duplicate service id on {hosts_word} {names}: services[{first}] \
+                     ({line}) has the same id and is attached there too; give one of them its \
+                     own id = \"...\"",
+                    json_quote(&id)
+                ),
+            );
+            ok = false;
+        }
+        if !ok {
+            return false;
+        }
+
+        // Attach, in inventory order.
+        for (h, host) in hosts.iter_mut().enumerate() {
+            for (spec, on) in resolved.iter().flatten() {
+                if on.contains(&h) {
+                    host.services.push(spec.clone());
+                }
+            }
+        }
+
+        // Script checks need the agent to allow them.
+        for (i, (spec, _)) in resolved
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| e.as_ref().map(|e| (i, e)))
+        {
+            let Some(j) = spec
+                .checks
+                .iter()
+                .position(|c| matches!(c.kind, CheckKind::Script(_)))
+            else {
+                continue;
+            };
+            let refusing: Vec<&str> = hosts
+                .iter()
+                .filter(|h| h.services.iter().any(|s| s == spec) && !allows_scripts(h))
+                .map(|h| h.name.as_str())
+                .collect();
+            if !refusing.is_empty() {
+                let key = ks.i(i).k("checks").i(j).k("args");
+                let line = self.line_of(&key);
+                self.warn(format!(
+                    "{key} ({line}): a script check, but the config of {} sets \
+                     enable_local_script_checks = false: Consul refuses script checks there",
+                    refusing.join(", ")
+                ));
+            }
+        }
+        true
+    }
+
+    /// One `[[services]]` entry, without `on`.
+    fn service(&mut self, k: &KeyPath, r: &raw::Service) -> Option<ServiceSpec> {
+        let mut ok = true;
+        let name = match &r.name {
+            None => {
+                self.missing(
+                    &k.k("name"),
+                    "the Consul service name: letters, digits, \"-\" and \"_\"",
+                );
+                None
+            }
+            Some(v) => self.string(&k.k("name"), &r.name).and_then(|s| {
+                if is_service_ident(&s) {
+                    Some(s)
+                } else {
+                    self.bad(
+                        &k.k("name"),
+                        v,
+                        "expected a service name of letters, digits, \"-\" and \"_\"",
+                    );
+                    None
+                }
+            }),
+        };
+        if let Some(n) = &name {
+            let mut why = Vec::new();
+            if n.contains('_') {
+                why.push("\"_\" is not allowed in DNS names, so Consul DNS cannot answer for it");
+            } else if !is_dns_label(n) {
+                why.push(
+                    "it is not a valid DNS label (at most 63 characters, no \"-\" at either end)",
+                );
+            }
+            if n.chars().any(|c| c.is_ascii_uppercase()) {
+                why.push(
+                    "DNS ignores case while the catalog API does not, so it has two spellings",
+                );
+            }
+            if !why.is_empty() {
+                let key = k.k("name");
+                let line = self.line_of(&key);
+                self.warn(format!(
+                    "{key} ({line}) = {} is not DNS-friendly: {}; use lowercase letters, digits \
+                     and \"-\"",
+                    json_quote(n),
+                    why.join("; ")
+                ));
+            }
+        }
+        let id = self.string(&k.k("id"), &r.id).and_then(|s| {
+            if is_service_ident(&s) {
+                Some(s)
+            } else {
+                let v = r.id.clone()?;
+                self.bad(
+                    &k.k("id"),
+                    &v,
+                    "expected a service id of letters, digits, \"-\" and \"_\"",
+                );
+                ok = false;
+                None
+            }
+        });
+        let port = self
+            .int_in(&k.k("port"), &r.port, 1, 65535)
+            .map(|p| p as u16);
+        if r.port.is_some() && port.is_none() {
+            ok = false;
+        }
+        let address = self.templated(&k.k("address"), &r.address);
+        if r.address.is_some() && address.is_none() {
+            ok = false;
+        }
+        let tags = match &r.tags {
+            None => Some(Vec::new()),
+            Some(_) => self.list(
+                &k.k("tags"),
+                &r.tags,
+                "[\"http\", \"upyun\"]",
+                |s| {
+                    if s.is_empty() {
+                        Err("tags must not be empty".into())
+                    } else {
+                        placeholders(s).map(|()| s.to_owned())
+                    }
+                },
+                |a, b| a == b,
+            ),
+        };
+        let meta = self.meta(&k.k("meta"), &r.meta);
+        let mut checks = Vec::new();
+        for (j, c) in r.checks.iter().flatten().enumerate() {
+            match self.check(&k.k("checks").i(j), c) {
+                Some(c) => checks.push(c),
+                None => ok = false,
+            }
+        }
+        let (Some(name), Some(tags), Some(meta)) = (name, tags, meta) else {
+            return None;
+        };
+        ok.then_some(ServiceSpec {
+            name,
+            id,
+            port,
+            address,
+            tags,
+            meta,
+            checks,
+        })
+    }
+
+    /// A string that may hold placeholders; not empty.
+    fn templated(&mut self, key: &KeyPath, v: &raw::V) -> Option<String> {
+        let s = self.string(key, v)?;
+        let value = v.as_ref()?;
+        if s.trim().is_empty() {
+            self.bad(key, value, "expected a value, not an empty string");
+            return None;
+        }
+        match placeholders(&s) {
+            Ok(()) => Some(s),
+            Err(why) => {
+                self.bad(key, value, why);
+                None
+            }
+        }
+    }
+
+    fn meta(
+        &mut self,
+        key: &KeyPath,
+        v: &raw::V,
+    ) -> Option<std::collections::BTreeMap<String, String>> {
+        let mut out = std::collections::BTreeMap::new();
+        let table = match v {
+            None => return Some(out),
+            Some(toml::Value::Table(t)) => t,
+            Some(other) => {
+                self.bad(
+                    key,
+                    other,
+                    "expected a table of strings such as { team = \"db\" }",
+                );
+                return None;
+            }
+        };
+        let mut ok = true;
+        if table.len() > META_MAX_PAIRS {
+            self.diag(
+                key,
+                format!(
+                    "{} entries; Consul allows at most {META_MAX_PAIRS}",
+                    table.len()
+                ),
+            );
+            ok = false;
+        }
+        for (name, value) in table {
+            let k = key.k(name);
+            let name_ok = !name.is_empty()
+                && name.len() <= META_KEY_MAX
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            if !name_ok {
+                self.diag(
+                    &k,
+                    format!(
+                        "invalid meta key {}: expected 1 to {META_KEY_MAX} letters, digits, \"_\" \
+                         and \"-\"",
+                        json_quote(name)
+                    ),
+                );
+                ok = false;
+                continue;
+            }
+            if name.starts_with("consul-") {
+                self.diag(
+                    &k,
+                    "meta keys starting with \"consul-\" are reserved for Consul",
+                );
+                ok = false;
+                continue;
+            }
+            match value {
+                toml::Value::String(s) if s.len() > META_VALUE_MAX => {
+                    self.bad(
+                        &k,
+                        value,
+                        format!("expected at most {META_VALUE_MAX} bytes (Consul's limit)"),
+                    );
+                    ok = false;
+                }
+                toml::Value::String(s) => match placeholders(s) {
+                    Ok(()) => {
+                        out.insert(name.clone(), s.clone());
+                    }
+                    Err(why) => {
+                        self.bad(&k, value, why);
+                        ok = false;
+                    }
+                },
+                other => {
+                    self.bad(&k, other, "expected a string");
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(out)
+    }
+
+    /// One `[[services.checks]]` entry.
+    fn check(&mut self, k: &KeyPath, r: &raw::Check) -> Option<CheckSpec> {
+        const KINDS: &str = "expected exactly one of \"tcp\" (host:port), \"http\" (a URL) or \
+                             \"args\" (a script and its arguments)";
+        let mut ok = true;
+        let name = match &r.name {
+            None => None,
+            Some(_) => {
+                let n = self.templated(&k.k("name"), &r.name);
+                ok &= n.is_some();
+                n
+            }
+        };
+        let given: Vec<&str> = [("tcp", &r.tcp), ("http", &r.http), ("args", &r.args)]
+            .iter()
+            .filter(|(_, v)| v.is_some())
+            .map(|(n, _)| *n)
+            .collect();
+        let kind = match given.as_slice() {
+            [] => {
+                self.diag(k, format!("no check kind; {KINDS}"));
+                None
+            }
+            ["tcp"] => self.tcp_target(&k.k("tcp"), &r.tcp).map(CheckKind::Tcp),
+            ["http"] => self.http_target(&k.k("http"), &r.http).map(CheckKind::Http),
+            ["args"] => self
+                .script_args(&k.k("args"), &r.args)
+                .map(CheckKind::Script),
+            several => {
+                let names: Vec<String> = several.iter().map(|n| format!("\"{n}\"")).collect();
+                self.diag(
+                    k,
+                    format!("{} given together; {KINDS}", names.join(" and ")),
+                );
+                None
+            }
+        };
+        let interval = match &r.interval {
+            None => {
+                self.missing(
+                    &k.k("interval"),
+                    "how often the check runs, a Go duration such as \"10s\"",
+                );
+                None
+            }
+            Some(_) => self.duration(&k.k("interval"), &r.interval, true),
+        };
+        let timeout = self.duration(&k.k("timeout"), &r.timeout, false);
+        ok &= r.timeout.is_none() || timeout.is_some();
+        let deregister = self.duration(
+            &k.k("deregister_critical_service_after"),
+            &r.deregister_critical_service_after,
+            false,
+        );
+        ok &= r.deregister_critical_service_after.is_none() || deregister.is_some();
+        let (Some(kind), Some(interval), true) = (kind, interval, ok) else {
+            return None;
+        };
+        Some(CheckSpec {
+            name,
+            kind,
+            interval,
+            timeout,
+            deregister_critical_service_after: deregister,
+        })
+    }
+
+    /// `host:port`, placeholders allowed in the host.
+    fn tcp_target(&mut self, key: &KeyPath, v: &raw::V) -> Option<String> {
+        let s = self.templated(key, v)?;
+        let sample = fill_placeholders(&s);
+        let valid = match sample.rsplit_once(':') {
+            Some((host, port)) => {
+                let host = host
+                    .strip_prefix('[')
+                    .and_then(|h| h.strip_suffix(']'))
+                    .unwrap_or(host);
+                !host.is_empty()
+                    && !host.chars().any(|c| c.is_whitespace() || c == '/')
+                    && port.parse::<u16>().is_ok_and(|p| p > 0)
+            }
+            None => false,
+        };
+        if valid {
+            Some(s)
+        } else {
+            self.bad(
+                key,
+                v.as_ref()?,
+                "expected host:port such as \"{{ bind_addr }}:80\" or \"127.0.0.1:3306\"",
+            );
+            None
+        }
+    }
+
+    /// An http(s) URL, placeholders allowed.
+    fn http_target(&mut self, key: &KeyPath, v: &raw::V) -> Option<String> {
+        let s = self.templated(key, v)?;
+        if valid_url(&fill_placeholders(&s)) {
+            Some(s)
+        } else {
+            self.bad(
+                key,
+                v.as_ref()?,
+                "expected an http:// or https:// URL such as \
+                 \"http://{{ bind_addr }}:80/health\"",
+            );
+            None
+        }
+    }
+
+    /// A script check's argv: a non-empty array of strings, the first one not empty.
+    fn script_args(&mut self, key: &KeyPath, v: &raw::V) -> Option<Vec<String>> {
+        let value = v.as_ref()?;
+        const WHAT: &str = "expected the script and its arguments as a non-empty array of \
+                            strings, such as [\"/usr/local/consul/script/check_udp.sh\"]";
+        let toml::Value::Array(items) = value else {
+            self.bad(key, value, WHAT);
+            return None;
+        };
+        if items.is_empty() {
+            self.bad(key, value, WHAT);
+            return None;
+        }
+        let mut out = Vec::with_capacity(items.len());
+        let mut ok = true;
+        for (i, item) in items.iter().enumerate() {
+            match item {
+                toml::Value::String(s) if i == 0 && s.trim().is_empty() => {
+                    self.bad(
+                        &key.i(i),
+                        item,
+                        "expected the script to run, not an empty string",
+                    );
+                    ok = false;
+                }
+                toml::Value::String(s) => match placeholders(s) {
+                    Ok(()) => out.push(s.clone()),
+                    Err(why) => {
+                        self.bad(&key.i(i), item, why);
+                        ok = false;
+                    }
+                },
+                other => {
+                    self.bad(&key.i(i), other, "expected a string");
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(out)
+    }
+
+    /// A Go duration (`10s`, `1m30s`, `500ms`); `positive`: not zero.
+    fn duration(&mut self, key: &KeyPath, v: &raw::V, positive: bool) -> Option<String> {
+        let s = self.string(key, v)?;
+        let value = v.as_ref()?;
+        match go_duration_nanos(&s) {
+            Some(n) if positive && n <= 0.0 => {
+                self.bad(key, value, "expected a duration above zero");
+                None
+            }
+            Some(_) => Some(s),
+            None => {
+                let hint = if !s.is_empty() && s.chars().all(|c| c.is_ascii_digit()) {
+                    " (add a unit)"
+                } else {
+                    ""
+                };
+                self.bad(
+                    key,
+                    value,
+                    format!(
+                        "expected a Go duration such as \"10s\", \"500ms\" or \"1m30s\": numbers \
+                         each followed by a unit: \"ns\", \"us\", \"ms\", \"s\", \"m\", \"h\"{hint}"
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// The terms of a service's `on`: syntax, and every host name must exist.
+    fn on_terms(&mut self, key: &KeyPath, s: &str, host_names: &[String]) -> Option<Vec<OnTerm>> {
+        let value = toml::Value::String(s.to_owned());
+        if s.trim().is_empty() {
+            self.bad(key, &value, format!("empty; {ON_FORMS}"));
+            return None;
+        }
+        let names: Vec<&str> = host_names.iter().map(String::as_str).collect();
+        let mut terms = Vec::new();
+        let mut ok = true;
+        for raw in s.split(',') {
+            let t = raw.trim();
+            let term = if t.is_empty() {
+                Err(format!("has an empty term; {ON_FORMS}"))
+            } else if let Some(tag) = t.strip_prefix("tag:") {
+                if tag.is_empty() {
+                    Err(format!("term `{t}` names no tag; {ON_FORMS}"))
+                } else {
+                    Ok(OnTerm::Tag(tag.to_owned()))
+                }
+            } else if let Some(role) = t.strip_prefix("role:") {
+                match role {
+                    "server" | "servers" => Ok(OnTerm::Role(Role::Server)),
+                    "client" | "clients" => Ok(OnTerm::Role(Role::Client)),
+                    _ => Err(format!(
+                        "term `{t}`: unknown role `{role}`; expected role:server or role:client"
+                    )),
+                }
+            } else if names.contains(&t) {
+                Ok(OnTerm::Name(t.to_owned()))
+            } else if t == "servers" {
+                Ok(OnTerm::Role(Role::Server))
+            } else if t == "clients" {
+                Ok(OnTerm::Role(Role::Client))
+            } else {
+                let hint = match suggest(t, &names) {
+                    Some(n) => format!(" (did you mean \"{n}\"?)"),
+                    None => String::new(),
+                };
+                Err(format!(
+                    "no host is named `{t}`{hint}; {ON_FORMS} (host names: {})",
+                    names_list(&names)
+                ))
+            };
+            match term {
+                Ok(term) => {
+                    if !terms.contains(&term) {
+                        terms.push(term);
+                    }
+                }
+                Err(why) => {
+                    self.bad(key, &value, why);
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(terms)
+    }
+
+    /// Which hosts of `probe` a checked `on` selects (indices); warns about terms that match
+    /// no host.
+    fn select(
+        &mut self,
+        key: &KeyPath,
+        on: &str,
+        terms: &[OnTerm],
+        service: &str,
+        probe: &Cluster,
+    ) -> Vec<usize> {
+        let mut selected = vec![false; probe.hosts.len()];
+        let mut empty: Vec<String> = Vec::new();
+        for term in terms {
+            let text = match term {
+                OnTerm::Name(n) => n.clone(),
+                OnTerm::Tag(t) => format!("tag:{t}"),
+                OnTerm::Role(r) => format!("role:{}", r.as_str()),
+            };
+            // The selector refuses a term that matches no host: that is only a warning here.
+            match Selector::parse(&text, probe) {
+                Ok(sel) => {
+                    for (h, host) in probe.hosts.iter().enumerate() {
+                        selected[h] |= sel.matches(host);
+                    }
+                }
+                Err(_) => empty.push(text),
+            }
+        }
+        if !empty.is_empty() {
+            let line = self.line_of(key);
+            let mut tags: Vec<&str> = Vec::new();
+            for t in probe.hosts.iter().flat_map(|h| &h.tags) {
+                if !tags.contains(&t.as_str()) {
+                    tags.push(t);
+                }
+            }
+            let terms = empty
+                .iter()
+                .map(|t| format!("`{t}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let outcome = if selected.iter().any(|s| *s) {
+                String::new()
+            } else {
+                format!("; service {} is on no host", json_quote(service))
+            };
+            self.warn(format!(
+                "{key} ({line}) = {}: {terms} matches no host{outcome} (tags: {})",
+                json_quote(on),
+                names_list(&tags)
+            ));
+        }
+        selected
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| **s)
+            .map(|(h, _)| h)
+            .collect()
+    }
+}
+
+fn resolve_dns(layers: &[&Layer; 3]) -> Option<DnsSpec> {
+    let tables: Vec<&DnsLayer> = layers.iter().filter_map(|l| l.dns.as_ref()).collect();
+    if tables.is_empty() {
+        return None;
+    }
+    Some(DnsSpec {
+        nameservers: tables
+            .iter()
+            .find_map(|d| d.nameservers.clone())
+            .map(|(v, _)| v)
+            .unwrap_or_default(),
+        search: tables
+            .iter()
+            .find_map(|d| d.search.clone())
+            .unwrap_or_default(),
+        options: tables
+            .iter()
+            .find_map(|d| d.options.clone())
+            .unwrap_or_default(),
+        forward: tables
+            .iter()
+            .find_map(|d| d.forward.clone())
+            .map_or(DnsForward::Auto, |(f, _)| f),
+        resolv_conf: tables
+            .iter()
+            .find_map(|d| d.resolv_conf.clone())
+            .unwrap_or_else(|| PathBuf::from("/etc/resolv.conf")),
+    })
+}
+
+fn resolve_prepare(layers: &[&Layer; 3]) -> PrepareSpec {
+    PrepareSpec {
+        disable_services: layers
+            .iter()
+            .find_map(|l| l.prepare.disable_services.clone())
+            .unwrap_or_default(),
+        packages: layers
+            .iter()
+            .find_map(|l| l.prepare.packages.clone())
+            .unwrap_or_default(),
+    }
+}
+
+/// Does the host's agent config allow script checks from config files? consulctl writes
+/// `enable_local_script_checks = true` for hosts with script checks; only an explicit
+/// `enable_local_script_checks = false` in the extra config (without `enable_script_checks =
+/// true`) switches them off.
+fn allows_scripts(host: &Host) -> bool {
+    let get = |k: &str| host.extra_config.get(k);
+    get("enable_local_script_checks") != Some(&Json::Bool(false))
+        || get("enable_script_checks") == Some(&Json::Bool(true))
+}
+
+/// A nameserver: an IP address (not unspecified or multicast).
+fn nameserver(s: &str) -> Result<IpAddr, String> {
+    match s.parse::<IpAddr>() {
+        Ok(ip) if ip.is_unspecified() || ip.is_multicast() => {
+            Err("expected a nameserver's address (not an unspecified or multicast address)".into())
+        }
+        Ok(ip) => Ok(ip),
+        Err(_) => Err(
+            "expected an IP address such as \"10.0.0.2\" (resolv.conf takes addresses, not names)"
+                .into(),
+        ),
+    }
+}
+
+/// A resolv.conf option: `(name, as written)`.
+fn resolv_option(s: &str) -> Result<(String, String), String> {
+    let (name, arg) = match s.split_once(':') {
+        Some((n, a)) => (n, Some(a)),
+        None => (s, None),
+    };
+    let Some((_, range)) = RESOLV_OPTIONS.iter().find(|(n, _)| *n == name) else {
+        let names: Vec<&str> = RESOLV_OPTIONS.iter().map(|(n, _)| *n).collect();
+        let mut m = String::from("unknown resolv.conf option");
+        if let Some(n) = suggest(name, &names) {
+            m.push_str(&format!("; did you mean \"{n}\"?"));
+        }
+        let allowed: Vec<String> = RESOLV_OPTIONS
+            .iter()
+            .map(|(n, r)| match r {
+                Some((lo, hi)) => format!("\"{n}:N\" (N {lo}-{hi})"),
+                None => format!("\"{n}\""),
+            })
+            .collect();
+        m.push_str(&format!(" (allowed: {})", allowed.join(", ")));
+        return Err(m);
+    };
+    match (range, arg) {
+        (Some((lo, hi)), Some(a)) => match a.parse::<u32>() {
+            Ok(n) if (*lo..=*hi).contains(&n) && !a.starts_with('+') => {
+                Ok((name.to_owned(), s.to_owned()))
+            }
+            _ => Err(format!(
+                "expected {name}:N with N a whole number from {lo} to {hi} (glibc's limits)"
+            )),
+        },
+        (Some((lo, hi)), None) => Err(format!(
+            "\"{name}\" takes a number: {name}:N with N from {lo} to {hi}"
+        )),
+        (None, Some(_)) => Err(format!("\"{name}\" takes no value; write \"{name}\"")),
+        (None, None) => Ok((name.to_owned(), s.to_owned())),
+    }
+}
+
+/// A systemd unit name to disable (`cups`, `rpcbind.socket`); not one consulctl needs.
+fn unit_name(s: &str) -> Result<String, String> {
+    let valid = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '@' | '.' | '_' | ':' | '-'));
+    if !valid {
+        return Err(
+            "expected a systemd unit name: letters, digits, \"@\", \".\", \"_\", \":\" and \"-\""
+                .into(),
+        );
+    }
+    let base = s.strip_suffix(".service").unwrap_or(s);
+    if NEEDED_UNITS.contains(&base) {
+        return Err(format!(
+            "consulctl needs this service (one of {}): disabling it would stop the agent or \
+             consulctl's own access",
+            quoted_list(NEEDED_UNITS)
+        ));
+    }
+    Ok(s.to_owned())
+}
+
+/// A package name as apt and yum/dnf take it: `[A-Za-z0-9][A-Za-z0-9+._-]*` (RPM names may
+/// hold capitals and `_`: `NetworkManager`), no version.
+fn package_name(s: &str) -> Result<String, String> {
+    let mut chars = s.chars();
+    let valid = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '.' | '-' | '_'));
+    if valid {
+        Ok(s.to_owned())
+    } else {
+        Err(
+            "expected a package name: letters, digits, \"+\", \".\", \"_\" and \"-\", \
+             starting with a letter or digit (no version)"
+                .into(),
+        )
+    }
+}
+
+/// Consul service name or id: `[A-Za-z0-9_-]+`.
+fn is_service_ident(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// Every `{{ ... }}` in `s` must be one of [`PLACEHOLDERS`], spelled exactly.
+fn placeholders(s: &str) -> Result<(), String> {
+    let mut rest = s;
+    while let Some(start) = rest.find("{{") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else {
+            return Err(format!(
+                "\"{{{{\" without a closing \"}}}}\"; allowed placeholders: {}",
+                quoted_list(PLACEHOLDERS)
+            ));
+        };
+        let found = &rest[start..start + 2 + end + 2];
+        if !PLACEHOLDERS.contains(&found) {
+            let inner = after[..end].trim();
+            let hint = match PLACEHOLDERS.iter().find(|p| p[3..p.len() - 3] == *inner) {
+                Some(p) => format!(" (write it as \"{p}\", one space inside the braces)"),
+                None => String::new(),
+            };
+            return Err(format!(
+                "unknown placeholder \"{found}\"{hint}; allowed: {}",
+                quoted_list(PLACEHOLDERS)
+            ));
+        }
+        rest = &after[end + 2..];
+    }
+    Ok(())
+}
+
+/// `s` with sample values in place of the placeholders, to check what is around them.
+fn fill_placeholders(s: &str) -> String {
+    s.replace("{{ bind_addr }}", "192.0.2.1")
+        .replace("{{ address }}", "host.example")
+        .replace("{{ node_name }}", "node")
+}
+
+/// Length in nanoseconds of a Go duration (`time.ParseDuration`) without a sign: one or more
+/// `<number><unit>`, the number with an optional fraction. `None` when malformed.
+fn go_duration_nanos(s: &str) -> Option<f64> {
+    const UNITS: &[(&str, f64)] = &[
+        ("ns", 1.0),
+        ("us", 1e3),
+        ("\u{b5}s", 1e3),
+        ("\u{3bc}s", 1e3),
+        ("ms", 1e6),
+        ("s", 1e9),
+        ("m", 60e9),
+        ("h", 3600e9),
+    ];
+    if s.is_empty() {
+        return None;
+    }
+    let mut rest = s;
+    let mut total = 0.0;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let num = &rest[..num_len];
+        if num.is_empty() || num == "." || num.matches('.').count() > 1 {
+            return None;
+        }
+        let value: f64 = num.parse().ok()?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let unit = &rest[..unit_len];
+        let (_, scale) = UNITS.iter().find(|(u, _)| *u == unit)?;
+        total += value * scale;
+        rest = &rest[unit_len..];
+    }
+    Some(total)
+}
+
+/// Names for a message: all, or the first 20 and a count.
+fn names_list(names: &[&str]) -> String {
+    if names.is_empty() {
+        return "(none)".into();
+    }
+    let mut s = names
+        .iter()
+        .take(20)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > 20 {
+        s.push_str(&format!(", ... ({} in all)", names.len()));
+    }
+    s
 }
 
 fn resolve_ssh(layers: &[&Layer; 3]) -> SshTarget {
@@ -2151,6 +3438,9 @@ source = { package = "auto" }
         assert_eq!(h.ssh, SshTarget::default());
         assert!(h.extra_config.is_empty());
         assert!(h.tags.is_empty());
+        assert_eq!(h.dns, None);
+        assert!(h.services.is_empty());
+        assert_eq!(h.prepare, PrepareSpec::default());
     }
 
     #[test]
@@ -2202,6 +3492,7 @@ source = { package = "auto" }
                 "performance": { "raft_multiplier": 1 },
                 "dns_config": { "enable_truncate": true, "only_passing": false },
                 "telemetry": { "disable_hostname": true },
+                "enable_local_script_checks": true,
                 "ui_config": { "enabled": true },
             })
         );
@@ -2243,8 +3534,104 @@ source = { package = "auto" }
                 "performance": { "raft_multiplier": 1 },
                 "dns_config": { "enable_truncate": true, "only_passing": true },
                 "telemetry": { "disable_hostname": true },
+                "enable_local_script_checks": true,
                 "ports": { "dns": -1, "http": 8501 },
             })
+        );
+
+        // DNS: host over role over cluster, key by key.
+        let ns: Vec<IpAddr> = ["10.1.0.2", "10.1.0.3", "2001:db8::53"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect();
+        let options = ["timeout:1", "attempts:1", "single-request-reopen", "rotate"];
+        assert_eq!(
+            s1.dns,
+            Some(DnsSpec {
+                nameservers: ns.clone(),
+                search: vec!["servers.example.com".into()],
+                options: options.iter().map(|o| o.to_string()).collect(),
+                forward: DnsForward::None,
+                resolv_conf: "/etc/resolv.conf".into(),
+            })
+        );
+        let d2 = s2.dns.as_ref().unwrap();
+        assert_eq!(d2.options, ["ndots:2"]);
+        assert_eq!(d2.search, ["servers.example.com"]);
+        assert_eq!(d2.forward, DnsForward::None);
+        assert_eq!(d2.resolv_conf, PathBuf::from("/etc/resolv.conf.consul"));
+        let da = a.dns.as_ref().unwrap();
+        assert_eq!(da.forward, DnsForward::None);
+        assert_eq!(da.search, ["example.com", "corp.example."]);
+        assert_eq!(da.nameservers, ns);
+
+        // prepare: the most specific list wins whole.
+        assert_eq!(
+            s1.prepare,
+            PrepareSpec {
+                disable_services: vec!["cups".into(), "rpcbind".into()],
+                packages: vec![],
+            }
+        );
+        assert_eq!(s2.prepare.packages, ["dnsmasq", "bind-utils"]);
+        assert_eq!(s2.prepare.disable_services, ["cups", "rpcbind"]);
+        assert_eq!(
+            a.prepare.disable_services,
+            ["cups", "rpcbind", "postfix.service"]
+        );
+        assert_eq!(a.prepare.packages, ["dnsmasq"]);
+
+        // services: web on the client and s1, ntp on the host tagged ssd (s1), in file order.
+        let names = |h: &Host| {
+            h.services
+                .iter()
+                .map(|s| s.name.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(s1), ["web", "ntp"]);
+        assert_eq!(names(s2), Vec::<String>::new());
+        assert_eq!(names(a), ["web"]);
+        let web = &a.services[0];
+        assert_eq!(web.id(), "web-80");
+        assert_eq!(web.port, Some(80));
+        assert_eq!(web.address.as_deref(), Some("{{ bind_addr }}"));
+        assert_eq!(web.tags, ["http", "upyun"]);
+        assert_eq!(
+            web.meta,
+            [("node", "{{ node_name }}"), ("team", "web")]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        );
+        assert_eq!(
+            web.checks,
+            [
+                CheckSpec {
+                    name: Some("web tcp".into()),
+                    kind: CheckKind::Tcp("{{ bind_addr }}:80".into()),
+                    interval: "10s".into(),
+                    timeout: Some("1s".into()),
+                    deregister_critical_service_after: None,
+                },
+                CheckSpec {
+                    name: None,
+                    kind: CheckKind::Http("http://{{ address }}:80/health".into()),
+                    interval: "1m30s".into(),
+                    timeout: None,
+                    deregister_critical_service_after: Some("90m".into()),
+                },
+            ]
+        );
+        assert_eq!(&s1.services[0], web);
+        let ntp = &s1.services[1];
+        assert_eq!(ntp.id(), "ntp");
+        assert!(ntp.has_script_check());
+        assert_eq!(
+            ntp.checks[0].kind,
+            CheckKind::Script(vec![
+                "/usr/local/consul/script/check_udp.sh".into(),
+                "123".into()
+            ])
         );
     }
 
@@ -2257,6 +3644,12 @@ source = { package = "auto" }
         assert!(c.clients().count() >= 1);
         assert_eq!(c.host("server1").unwrap().paths, Paths::vendor_default());
         assert_eq!(c.host("server1").unwrap().init, Init::Systemd);
+        // [dns], [prepare] and [[services]] are commented out there.
+        assert!(c
+            .hosts
+            .iter()
+            .all(|h| h.dns.is_none() && h.services.is_empty()));
+        assert_eq!(c.host("web1").unwrap().prepare, PrepareSpec::default());
     }
 
     #[test]
@@ -2298,7 +3691,63 @@ source = { package = "auto" }
                     assert!(!x.contains_key("ui_config"));
                 }
             }
+            // The seed's resolv.conf and install script.
+            let dns = h.dns.as_ref().expect("dns");
+            assert_eq!(dns.forward, DnsForward::None, "{}", h.name);
+            assert_eq!(
+                dns.options,
+                ["timeout:1", "attempts:1", "single-request-reopen", "rotate"]
+            );
+            assert!(!dns.nameservers.is_empty() && dns.nameservers.len() <= 3);
+            assert_eq!(dns.resolv_conf, PathBuf::from("/etc/resolv.conf"));
+            assert_eq!(h.prepare.disable_services, ["cups", "rpcbind"]);
         }
+        let services = |name: &str| -> Vec<&str> {
+            c.host(name)
+                .unwrap()
+                .services
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect()
+        };
+        assert!(services("192.168.30.17").is_empty());
+        assert_eq!(services("192.168.30.7"), ["mysql", "ntp", "ssh"]);
+        assert_eq!(services("192.168.30.21"), ["kafka", "ntp", "ssh"]);
+        assert_eq!(services("192.168.30.22"), ["es", "ssh"]);
+        let mysql = &c.host("192.168.30.7").unwrap().services[0];
+        assert_eq!(mysql.tags, ["tcp", "upyun"]);
+        assert_eq!(
+            mysql.checks,
+            [CheckSpec {
+                name: None,
+                kind: CheckKind::Tcp("{{ bind_addr }}:3306".into()),
+                interval: "10s".into(),
+                timeout: Some("1s".into()),
+                deregister_critical_service_after: None,
+            }]
+        );
+        assert_eq!(
+            c.host("192.168.30.22").unwrap().services[0].tags,
+            ["http", "upyun"]
+        );
+        let ntp = &c.host("192.168.30.7").unwrap().services[1];
+        assert_eq!(
+            ntp.checks[0].kind,
+            CheckKind::Script(vec!["/usr/local/consul/script/check_udp.sh".into()])
+        );
+        assert_eq!(
+            (
+                ntp.checks[0].interval.as_str(),
+                ntp.checks[0].timeout.as_deref()
+            ),
+            ("60s", Some("10s"))
+        );
+        let ssh = &c.host("192.168.30.21").unwrap().services[2];
+        assert_eq!(ssh.port, Some(22));
+        assert_eq!(
+            ssh.checks[0].kind,
+            CheckKind::Tcp("{{ bind_addr }}:22".into())
+        );
     }
 
     #[test]
@@ -3277,6 +4726,819 @@ x = 1
             c.warnings
         );
         assert!(c.warnings[0].contains("s1, s2, s3"), "{:?}", c.warnings);
+    }
+
+    // ---- dns ----------------------------------------------------------------------------
+
+    /// `THREE` plus a client c1 (line 5, tagged "web"), `HEAD` on lines 7-12, then `extra`
+    /// from line 13.
+    fn with_client(extra: &str) -> String {
+        let hosts = THREE.replace(
+            "]\n",
+            "  { name = \"c1\", address = \"10.0.0.21\", role = \"client\", tags = [\"web\"] },\n]\n",
+        );
+        format!("{hosts}{HEAD}{extra}")
+    }
+
+    #[test]
+    fn dns_table_gives_defaults() {
+        let c = ok(&doc("[dns]\n"));
+        for h in &c.hosts {
+            assert_eq!(
+                h.dns,
+                Some(DnsSpec {
+                    nameservers: vec![],
+                    search: vec![],
+                    options: vec![],
+                    forward: DnsForward::Auto,
+                    resolv_conf: "/etc/resolv.conf".into(),
+                })
+            );
+        }
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    }
+
+    #[test]
+    fn dns_keys_layer_host_over_role_over_cluster() {
+        let text = format!(
+            "{}{HEAD}[dns]\nnameservers = [\"10.0.0.53\"]\nsearch = [\"example.com\"]\n\
+             options = [\"timeout:1\"]\n[servers.dns]\nforward = \"none\"\n\
+             search = [\"srv.example.com\"]\n",
+            s2_with("dns = { search = [\"s2.example.com\"], resolv_conf = \"/run/resolv.conf\" }")
+        );
+        let c = ok(&text);
+        let s1 = c.host("s1").unwrap().dns.clone().unwrap();
+        assert_eq!(s1.nameservers, ["10.0.0.53".parse::<IpAddr>().unwrap()]);
+        assert_eq!(s1.search, ["srv.example.com"]);
+        assert_eq!(s1.options, ["timeout:1"]);
+        assert_eq!(s1.forward, DnsForward::None);
+        assert_eq!(s1.resolv_conf, PathBuf::from("/etc/resolv.conf"));
+        let s2 = c.host("s2").unwrap().dns.clone().unwrap();
+        assert_eq!(s2.search, ["s2.example.com"]);
+        assert_eq!(s2.forward, DnsForward::None);
+        assert_eq!(s2.nameservers, s1.nameservers);
+        assert_eq!(s2.resolv_conf, PathBuf::from("/run/resolv.conf"));
+    }
+
+    #[test]
+    fn dns_only_for_hosts_with_a_dns_table() {
+        let c = ok(&with_client("[clients.dns]\nforward = \"resolved\"\n"));
+        assert_eq!(c.host("s1").unwrap().dns, None);
+        assert_eq!(
+            c.host("c1").unwrap().dns.as_ref().map(|d| d.forward),
+            Some(DnsForward::Resolved)
+        );
+        let c = ok(&hosts_doc(&s2_with("dns = {}")));
+        assert_eq!(c.host("s1").unwrap().dns, None);
+        assert!(c.host("s2").unwrap().dns.is_some());
+    }
+
+    #[test]
+    fn bad_nameserver_is_rejected() {
+        let d = only(
+            &doc("[dns]\nnameservers = [\"10.0.0.2\", \"ns1.example\"]\n"),
+            "dns.nameservers[1]",
+            13,
+            "dns.nameservers[1] = \"ns1.example\": expected an IP address",
+        );
+        assert_eq!(d.column, Some(28));
+        only(
+            &doc("[dns]\nnameservers = [\"0.0.0.0\"]\n"),
+            "dns.nameservers[0]",
+            13,
+            "not an unspecified or multicast address",
+        );
+        only(
+            &doc("[dns]\nnameservers = [\"10.0.0.2\", \"10.0.0.2\"]\n"),
+            "dns.nameservers[1]",
+            13,
+            "given twice (also dns.nameservers[0])",
+        );
+        only(
+            &doc("[dns]\nnameservers = \"10.0.0.2\"\n"),
+            "dns.nameservers",
+            13,
+            "expected an array of strings such as [\"10.0.0.2\", \"10.0.0.3\"]",
+        );
+    }
+
+    #[test]
+    fn unknown_resolv_conf_option_is_rejected() {
+        let d = only(
+            &doc("[dns]\noptions = [\"rotate\", \"timout:1\"]\n"),
+            "dns.options[1]",
+            13,
+            "dns.options[1] = \"timout:1\": unknown resolv.conf option; did you mean \"timeout\"?",
+        );
+        for allowed in [
+            "\"ndots:N\" (N 0-15)",
+            "\"single-request-reopen\"",
+            "\"no-aaaa\"",
+        ] {
+            assert!(d.message.contains(allowed), "{allowed} not in {d}");
+        }
+    }
+
+    #[test]
+    fn resolv_conf_option_values_are_checked() {
+        for (bad, needle) in [
+            (
+                "attempts:9",
+                "expected attempts:N with N a whole number from 1 to 5",
+            ),
+            ("ndots:16", "from 0 to 15"),
+            ("timeout:x", "from 1 to 30"),
+            ("timeout", "\"timeout\" takes a number"),
+            ("rotate:1", "\"rotate\" takes no value"),
+        ] {
+            only(
+                &doc(&format!("[dns]\noptions = [\"{bad}\"]\n")),
+                "dns.options[0]",
+                13,
+                needle,
+            );
+        }
+        only(
+            &doc("[dns]\noptions = [\"timeout:1\", \"timeout:2\"]\n"),
+            "dns.options[1]",
+            13,
+            "given twice (also dns.options[0])",
+        );
+        let c = ok(&doc(
+            "[dns]\noptions = [\"ndots:0\", \"timeout:30\", \"attempts:5\", \"edns0\", \"trust-ad\"]\n",
+        ));
+        assert_eq!(c.hosts[0].dns.as_ref().unwrap().options.len(), 5);
+    }
+
+    #[test]
+    fn bad_search_domain_is_rejected() {
+        only(
+            &doc("[dns]\nsearch = [\"example.com\", \"exa mple.com\"]\n"),
+            "dns.search[1]",
+            13,
+            "dns.search[1] = \"exa mple.com\": expected a DNS domain",
+        );
+        let seven: Vec<String> = (1..=7).map(|i| format!("\"d{i}.example\"")).collect();
+        only(
+            &doc(&format!("[dns]\nsearch = [{}]\n", seven.join(", "))),
+            "dns.search",
+            13,
+            "7 search domains; at most 6 are allowed (glibc's limit)",
+        );
+    }
+
+    #[test]
+    fn bad_forward_is_rejected() {
+        only(
+            &hosts_doc(&s2_with("dns = { forward = \"systemd\" }")),
+            "hosts[1].dns.forward",
+            3,
+            "hosts[1].dns.forward = \"systemd\": expected one of \"auto\", \"dnsmasq\", \
+             \"resolved\", \"none\"",
+        );
+    }
+
+    #[test]
+    fn relative_resolv_conf_is_rejected() {
+        only(
+            &doc("[servers.dns]\nresolv_conf = \"etc/resolv.conf\"\n"),
+            "servers.dns.resolv_conf",
+            13,
+            "servers.dns.resolv_conf = \"etc/resolv.conf\": expected an absolute path",
+        );
+    }
+
+    #[test]
+    fn unknown_dns_key_is_rejected() {
+        only(
+            &doc("[dns]\nnameserver = [\"10.0.0.2\"]\n"),
+            "dns.nameserver",
+            13,
+            "unknown key; did you mean \"nameservers\"?",
+        );
+    }
+
+    #[test]
+    fn more_than_three_nameservers_with_forward_none_is_a_warning() {
+        let four = "nameservers = [\"10.0.0.2\", \"10.0.0.3\", \"10.0.0.4\", \"10.0.0.5\"]\n";
+        let c = ok(&with_client(&format!(
+            "[dns]\n{four}[servers.dns]\nforward = \"none\"\n"
+        )));
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+        let w = &c.warnings[0];
+        assert!(
+            w.contains(
+                "dns.nameservers (line 14): 4 nameservers with forward = \"none\" for s1, s2, s3: \
+                 glibc uses only the first 3"
+            ),
+            "{w}"
+        );
+        // Forwarded through dnsmasq or resolved, they are upstreams: no limit.
+        let c = ok(&doc(&format!("[dns]\n{four}forward = \"dnsmasq\"\n")));
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        assert_eq!(c.hosts[0].dns.as_ref().unwrap().nameservers.len(), 4);
+    }
+
+    #[test]
+    fn forwarding_to_a_disabled_dns_port_is_a_warning() {
+        let c = ok(&with_client(
+            "[dns]\n[clients]\nconfig = { ports = { dns = -1 } }\n",
+        ));
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+        assert!(
+            c.warnings[0].contains("DNS port on c1, but their config sets ports.dns = -1"),
+            "{:?}",
+            c.warnings
+        );
+        let c = ok(&with_client(
+            "[dns]\n[clients]\nconfig = { ports = { dns = -1 } }\ndns = { forward = \"none\" }\n",
+        ));
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    }
+
+    // ---- prepare --------------------------------------------------------------------------
+
+    #[test]
+    fn prepare_lists_layer_whole() {
+        let text = format!(
+            "{}{HEAD}[prepare]\ndisable_services = [\"cups\", \"rpcbind\"]\n\
+             packages = [\"dnsmasq\"]\n[servers.prepare]\npackages = [\"bind-utils\", \"g++\"]\n",
+            s2_with("prepare = { disable_services = [\"avahi-daemon.socket\"] }")
+        );
+        let c = ok(&text);
+        let s1 = &c.host("s1").unwrap().prepare;
+        assert_eq!(s1.disable_services, ["cups", "rpcbind"]);
+        assert_eq!(s1.packages, ["bind-utils", "g++"]);
+        let s2 = &c.host("s2").unwrap().prepare;
+        assert_eq!(s2.disable_services, ["avahi-daemon.socket"]);
+        assert_eq!(s2.packages, ["bind-utils", "g++"]);
+    }
+
+    #[test]
+    fn bad_package_name_is_rejected() {
+        for bad in ["-x", "dnsmasq=2.80", ""] {
+            only(
+                &doc(&format!("[prepare]\npackages = [\"dnsmasq\", \"{bad}\"]\n")),
+                "prepare.packages[1]",
+                13,
+                &format!("prepare.packages[1] = \"{bad}\": expected a package name"),
+            );
+        }
+        only(
+            &doc("[prepare]\npackages = [\"dnsmasq\", \"dnsmasq\"]\n"),
+            "prepare.packages[1]",
+            13,
+            "given twice",
+        );
+    }
+
+    #[test]
+    fn bad_unit_name_is_rejected() {
+        only(
+            &doc("[clients.prepare]\ndisable_services = [\"cups service\"]\n"),
+            "clients.prepare.disable_services[0]",
+            13,
+            "clients.prepare.disable_services[0] = \"cups service\": expected a systemd unit name",
+        );
+        for needed in ["sshd", "consul.service", "supervisord"] {
+            only(
+                &doc(&format!("[prepare]\ndisable_services = [\"{needed}\"]\n")),
+                "prepare.disable_services[0]",
+                13,
+                "consulctl needs this service",
+            );
+        }
+        let c = ok(&doc(
+            "[prepare]\ndisable_services = [\"getty@tty1\", \"rpcbind.socket\", \"sys-kernel-debug.mount\"]\n",
+        ));
+        assert_eq!(c.hosts[0].prepare.disable_services.len(), 3);
+    }
+
+    // ---- services -------------------------------------------------------------------------
+
+    #[test]
+    fn service_is_attached_to_exactly_the_hosts_on_selects() {
+        let text = with_client(
+            r#"[config]
+enable_local_script_checks = true
+[[services]]
+name = "web"
+on = "tag:web,s2"
+port = 80
+checks = [{ tcp = "{{ bind_addr }}:80", interval = "10s", timeout = "1s" }]
+[[services]]
+name = "ssh"
+on = "role:client"
+address = "{{ address }}"
+[[services.checks]]
+name = "sshd on {{ node_name }}"
+tcp = "{{ bind_addr }}:22"
+interval = "500ms"
+[[services.checks]]
+http = "https://{{ bind_addr }}:8443/health?full=1"
+interval = "1h"
+[[services.checks]]
+args = ["/usr/local/consul/script/check_udp.sh"]
+interval = "60s"
+timeout = "10s"
+deregister_critical_service_after = "1m"
+[[services]]
+name = "ui"
+on = "servers"
+"#,
+        );
+        let c = ok(&text);
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        let on = |name: &str| -> Vec<String> {
+            c.hosts
+                .iter()
+                .filter(|h| h.services.iter().any(|s| s.name == name))
+                .map(|h| h.name.clone())
+                .collect()
+        };
+        assert_eq!(on("web"), ["s2", "c1"]);
+        assert_eq!(on("ssh"), ["c1"]);
+        assert_eq!(on("ui"), ["s1", "s2", "s3"]);
+        // Inventory order on each host.
+        let c1: Vec<&str> = c
+            .host("c1")
+            .unwrap()
+            .services
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
+        assert_eq!(c1, ["web", "ssh"]);
+
+        let ssh = &c.host("c1").unwrap().services[1];
+        assert_eq!(ssh.id, None);
+        assert_eq!(ssh.id(), "ssh");
+        assert_eq!(ssh.port, None);
+        assert_eq!(ssh.address.as_deref(), Some("{{ address }}"));
+        let kinds: Vec<&CheckKind> = ssh.checks.iter().map(|c| &c.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                &CheckKind::Tcp("{{ bind_addr }}:22".into()),
+                &CheckKind::Http("https://{{ bind_addr }}:8443/health?full=1".into()),
+                &CheckKind::Script(vec!["/usr/local/consul/script/check_udp.sh".into()]),
+            ]
+        );
+        assert_eq!(
+            ssh.checks[0].name.as_deref(),
+            Some("sshd on {{ node_name }}")
+        );
+        assert_eq!(ssh.checks[0].interval, "500ms");
+        assert_eq!(ssh.checks[2].timeout.as_deref(), Some("10s"));
+        assert_eq!(
+            ssh.checks[2].deregister_critical_service_after.as_deref(),
+            Some("1m")
+        );
+        assert!(ssh.has_script_check());
+        let web = &c.host("s2").unwrap().services[0];
+        assert_eq!(web.port, Some(80));
+        assert_eq!(web.checks[0].timeout.as_deref(), Some("1s"));
+        assert!(!web.has_script_check());
+    }
+
+    #[test]
+    fn service_without_on_is_rejected() {
+        only(
+            &doc("[[services]]\nname = \"web\"\n"),
+            "services[0].on",
+            12,
+            "services[0].on: missing required key; which hosts get the service",
+        );
+        only(
+            &doc("[[services]]\non = \"s1\"\n"),
+            "services[0].name",
+            12,
+            "missing required key; the Consul service name",
+        );
+    }
+
+    #[test]
+    fn on_naming_an_unknown_host_is_rejected() {
+        let d = only(
+            &doc("[[services]]\nname = \"web\"\non = \"s1,s9\"\n"),
+            "services[0].on",
+            14,
+            "services[0].on = \"s1,s9\": no host is named `s9`",
+        );
+        assert!(d.message.contains("did you mean \"s1\"?"), "{d}");
+        assert!(d.message.contains("(host names: s1, s2, s3)"), "{d}");
+        for (bad, needle) in [
+            ("role:master", "unknown role `master`"),
+            ("tag:", "names no tag"),
+            ("s1,,s2", "has an empty term"),
+            ("", "empty;"),
+        ] {
+            only(
+                &doc(&format!("[[services]]\nname = \"web\"\non = \"{bad}\"\n")),
+                "services[0].on",
+                14,
+                needle,
+            );
+        }
+    }
+
+    #[test]
+    fn on_matching_no_host_is_a_warning() {
+        let c = ok(&doc(
+            "[[services]]\nname = \"web\"\non = \"tag:nope\"\n[[services]]\nname = \"api\"\n\
+             on = \"s1,role:client\"\n",
+        ));
+        assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
+        assert!(
+            c.warnings[0].contains(
+                "services[0].on (line 14) = \"tag:nope\": `tag:nope` matches no host; service \
+                 \"web\" is on no host"
+            ),
+            "{:?}",
+            c.warnings
+        );
+        assert!(
+            c.warnings[1].contains("services[1].on (line 17) = \"s1,role:client\": `role:client` matches no host (tags:"),
+            "{:?}",
+            c.warnings
+        );
+        assert!(c
+            .hosts
+            .iter()
+            .all(|h| h.services.iter().all(|s| s.name != "web")));
+        assert_eq!(c.host("s1").unwrap().services[0].name, "api");
+    }
+
+    #[test]
+    fn non_dns_friendly_service_name_is_a_warning() {
+        let c = ok(&doc("[[services]]\nname = \"web_api\"\non = \"s1\"\n"));
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+        assert!(
+            c.warnings[0].contains(
+                "services[0].name (line 13) = \"web_api\" is not DNS-friendly: \"_\" is not \
+                 allowed in DNS names"
+            ),
+            "{:?}",
+            c.warnings
+        );
+        let c = ok(&doc("[[services]]\nname = \"Web\"\non = \"s1\"\n"));
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+        assert!(
+            c.warnings[0].contains("DNS ignores case"),
+            "{:?}",
+            c.warnings
+        );
+        only(
+            &doc("[[services]]\nname = \"web.api\"\non = \"s1\"\n"),
+            "services[0].name",
+            13,
+            "expected a service name of letters, digits",
+        );
+        only(
+            &doc("[[services]]\nname = \"web\"\nid = \"web 1\"\non = \"s1\"\n"),
+            "services[0].id",
+            14,
+            "expected a service id of letters, digits",
+        );
+    }
+
+    #[test]
+    fn check_with_two_kinds_or_none_is_rejected() {
+        let svc = "[[services]]\nname = \"web\"\non = \"s1\"\n[[services.checks]]\n";
+        only(
+            &doc(&format!(
+                "{svc}tcp = \"{{{{ bind_addr }}}}:80\"\nhttp = \"http://x/\"\ninterval = \"10s\"\n"
+            )),
+            "services[0].checks[0]",
+            15,
+            "services[0].checks[0]: \"tcp\" and \"http\" given together; expected exactly one of",
+        );
+        only(
+            &doc(&format!("{svc}interval = \"10s\"\n")),
+            "services[0].checks[0]",
+            15,
+            "no check kind; expected exactly one of \"tcp\" (host:port), \"http\" (a URL) or \
+             \"args\"",
+        );
+    }
+
+    #[test]
+    fn bad_check_values_are_rejected() {
+        let svc = "[[services]]\nname = \"web\"\non = \"s1\"\n[[services.checks]]\n";
+        for (body, key, needle) in [
+            ("tcp = \"{{ bind_addr }}\"", "tcp", "expected host:port"),
+            ("tcp = \"{{ bind_addr }}:0\"", "tcp", "expected host:port"),
+            (
+                "http = \"{{ bind_addr }}/health\"",
+                "http",
+                "expected an http:// or https:// URL",
+            ),
+            ("args = []", "args", "non-empty array of strings"),
+            (
+                "args = \"/bin/check\"",
+                "args",
+                "non-empty array of strings",
+            ),
+            ("args = [\"\"]", "args[0]", "expected the script to run"),
+            ("args = [\"/bin/check\", 1]", "args[1]", "expected a string"),
+        ] {
+            only(
+                &doc(&format!("{svc}{body}\ninterval = \"10s\"\n")),
+                &format!("services[0].checks[0].{key}"),
+                16,
+                needle,
+            );
+        }
+        only(
+            &doc(&format!("{svc}tcp = \"127.0.0.1:22\"\n")),
+            "services[0].checks[0].interval",
+            15,
+            "missing required key; how often the check runs",
+        );
+    }
+
+    #[test]
+    fn bad_duration_is_rejected() {
+        let svc = "[[services]]\nname = \"web\"\non = \"s1\"\n[[services.checks]]\n\
+                   tcp = \"127.0.0.1:22\"\n";
+        for (key, bad) in [
+            ("interval", "10"),
+            ("interval", "10sec"),
+            ("interval", "-5s"),
+            ("interval", "0s"),
+            ("timeout", "1.5.0s"),
+            ("timeout", "s"),
+            ("deregister_critical_service_after", "1 m"),
+        ] {
+            let extra = if key == "interval" {
+                String::new()
+            } else {
+                "interval = \"10s\"\n".into()
+            };
+            only(
+                &doc(&format!("{svc}{extra}{key} = \"{bad}\"\n")),
+                &format!("services[0].checks[0].{key}"),
+                if key == "interval" { 17 } else { 18 },
+                &format!("= \"{bad}\": expected a "),
+            );
+        }
+        let d = only(
+            &doc(&format!("{svc}interval = \"10\"\n")),
+            "services[0].checks[0].interval",
+            17,
+            "(add a unit)",
+        );
+        assert!(
+            d.message.contains("expected a Go duration such as \"10s\""),
+            "{d}"
+        );
+    }
+
+    #[test]
+    fn go_durations_parse_like_go() {
+        for (s, nanos) in [
+            ("10s", 10e9),
+            ("500ms", 0.5e9),
+            ("1m30s", 90e9),
+            ("1h", 3600e9),
+            ("1.5h", 5400e9),
+            ("2h45m0.5s", 9900.5e9),
+            ("100us", 1e5),
+            ("100\u{b5}s", 1e5),
+            ("7ns", 7.0),
+            (".5s", 0.5e9),
+            ("0s", 0.0),
+        ] {
+            assert_eq!(go_duration_nanos(s), Some(nanos), "{s}");
+        }
+        for bad in [
+            "", "10", "s", "1x", "1.2.3s", "-1s", "1 s", "1s ", ".s", "1d",
+        ] {
+            assert_eq!(go_duration_nanos(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn unknown_placeholder_is_rejected() {
+        let d = only(
+            &doc("[[services]]\nname = \"web\"\non = \"s1\"\naddress = \"{{ bind_ip }}\"\n"),
+            "services[0].address",
+            15,
+            "services[0].address = \"{{ bind_ip }}\": unknown placeholder \"{{ bind_ip }}\"; \
+             allowed: \"{{ bind_addr }}\", \"{{ node_name }}\", \"{{ address }}\"",
+        );
+        assert_eq!(d.column, Some(11));
+        only(
+            &doc("[[services]]\nname = \"web\"\non = \"s1\"\ntags = [\"{{bind_addr}}\"]\n"),
+            "services[0].tags[0]",
+            15,
+            "(write it as \"{{ bind_addr }}\", one space inside the braces)",
+        );
+        only(
+            &doc("[[services]]\nname = \"web\"\non = \"s1\"\nmeta = { at = \"{{ node_name \" }\n"),
+            "services[0].meta.at",
+            15,
+            "\"{{\" without a closing \"}}\"",
+        );
+        only(
+            &doc(
+                "[[services]]\nname = \"web\"\non = \"s1\"\n[[services.checks]]\n\
+                 tcp = \"{{ GetPrivateIP }}:80\"\ninterval = \"10s\"\n",
+            ),
+            "services[0].checks[0].tcp",
+            16,
+            "unknown placeholder \"{{ GetPrivateIP }}\"",
+        );
+    }
+
+    #[test]
+    fn bad_service_values_are_rejected() {
+        let svc = "[[services]]\nname = \"web\"\non = \"s1\"\n";
+        for (body, key, needle) in [
+            ("port = 0", "port", "expected an integer from 1 to 65535"),
+            (
+                "tags = [\"http\", \"http\"]",
+                "tags[1]",
+                "given twice (also services[0].tags[0])",
+            ),
+            ("tags = [\"\"]", "tags[0]", "tags must not be empty"),
+            (
+                "meta = { \"te am\" = \"x\" }",
+                "meta.\"te am\"",
+                "invalid meta key \"te am\"",
+            ),
+            (
+                "meta = { consul-x = \"x\" }",
+                "meta.consul-x",
+                "reserved for Consul",
+            ),
+            ("meta = { team = 1 }", "meta.team", "expected a string"),
+            ("meta = \"team=db\"", "meta", "expected a table of strings"),
+            ("address = \"\"", "address", "not an empty string"),
+        ] {
+            only(
+                &doc(&format!("{svc}{body}\n")),
+                &format!("services[0].{key}"),
+                15,
+                needle,
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_service_key_is_rejected() {
+        only(
+            &doc("[[services]]\nname = \"web\"\non = \"s1\"\ncheck = []\n"),
+            "services[0].check",
+            15,
+            "unknown key; did you mean \"checks\"?",
+        );
+        only(
+            &doc("[[services]]\nname = \"web\"\non = \"s1\"\n[[services.checks]]\ntcp = \"x:1\"\ninterval = \"1s\"\nttl = \"5s\"\n"),
+            "services[0].checks[0].ttl",
+            18,
+            "unknown key",
+        );
+        only(
+            &doc("[services]\nname = \"web\"\n"),
+            "services",
+            12,
+            "services = a table: expected an array of tables",
+        );
+    }
+
+    #[test]
+    fn duplicate_service_id_on_a_host_is_rejected() {
+        let text = with_client(
+            "[[services]]\nname = \"web\"\non = \"role:server\"\n\
+             [[services]]\nname = \"api\"\nid = \"web\"\non = \"s2,c1\"\n\
+             [[services]]\nname = \"web\"\non = \"c1\"\n",
+        );
+        let diags = errs(&text);
+        assert_eq!(diags.len(), 2, "{}", render(&inv_path(), &diags));
+        let d = check(
+            &diags,
+            "services[1].id",
+            18,
+            "services[1].id = \"web\": duplicate service id on host s2: services[0] (line 14) \
+             has the same id and is attached there too",
+        );
+        assert_eq!(d.column, Some(6));
+        // Without an id, the name is the id.
+        check(
+            &diags,
+            "services[2].name",
+            21,
+            "services[2].name = \"web\": duplicate service id on host c1: services[1] (line 18)",
+        );
+        // The same id on different hosts is fine.
+        let c = ok(&with_client(
+            "[[services]]\nname = \"web\"\non = \"role:server\"\n\
+             [[services]]\nname = \"web\"\non = \"c1\"\nport = 8080\n",
+        ));
+        assert_eq!(c.host("c1").unwrap().services[0].port, Some(8080));
+        // Several hosts in one message.
+        let diags = errs(&doc(
+            "[[services]]\nname = \"web\"\non = \"s1,s2\"\n[[services]]\nname = \"web\"\n\
+             on = \"role:server\"\n",
+        ));
+        check(
+            &diags,
+            "services[1].name",
+            16,
+            "duplicate service id on hosts s1, s2: services[0] (line 13)",
+        );
+    }
+
+    #[test]
+    fn script_check_with_script_checks_switched_off_is_a_warning() {
+        let text = doc(
+            "[[services]]\nname = \"ntp\"\non = \"s1\"\n[[services.checks]]\n\
+             args = [\"/usr/local/consul/script/check_udp.sh\"]\ninterval = \"60s\"\n",
+        );
+        // consulctl switches local script checks on by itself.
+        let c = ok(&text);
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        let off = format!("{text}[servers]\nconfig = {{ enable_local_script_checks = false }}\n");
+        let c = ok(&off);
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+        assert!(
+            c.warnings[0].contains(
+                "services[0].checks[0].args (line 16): a script check, but the config of s1 \
+                 sets enable_local_script_checks = false"
+            ),
+            "{:?}",
+            c.warnings
+        );
+        let c = ok(&format!(
+            "{text}[servers]\nconfig = {{ enable_local_script_checks = false, enable_script_checks = true }}\n"
+        ));
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    }
+
+    #[test]
+    fn service_problems_are_reported_even_when_a_host_has_problems() {
+        let text = format!(
+            "{}{HEAD}[[services]]\nname = \"web\"\non = \"s9\"\n",
+            THREE.replace("10.0.0.2", "10.0.0.256")
+        );
+        let diags = errs(&text);
+        assert_eq!(diags.len(), 2, "{}", render(&inv_path(), &diags));
+        check(&diags, "hosts[1].address", 3, "not a valid IP address");
+        check(&diags, "services[0].on", 14, "no host is named `s9`");
+    }
+
+    #[test]
+    fn load_reports_every_dns_prepare_and_service_problem() {
+        let path = fixtures().join("services-errors.toml");
+        let err = load(&path).unwrap_err();
+        assert_eq!(err.code(), 2);
+        let shown = err.to_string();
+        let p = path.display();
+        let expected = [
+            format!("16 problems in {p}:"),
+            format!("  {p}:13:28: dns.nameservers[1] = \"ns1.example\": expected an IP address"),
+            format!("  {p}:14:26: dns.search[1] = \"bad_domain.example\": expected a DNS domain"),
+            format!(
+                "  {p}:15:25: dns.options[1] = \"timout:2\": unknown resolv.conf option; did you \
+                 mean \"timeout\"?"
+            ),
+            format!(
+                "  {p}:15:37: dns.options[2] = \"attempts:9\": expected attempts:N with N a whole \
+                 number from 1 to 5"
+            ),
+            format!(
+                "  {p}:16:11: dns.forward = \"systemd\": expected one of \"auto\", \"dnsmasq\""
+            ),
+            format!(
+                "  {p}:17:15: dns.resolv_conf = \"etc/resolv.conf\": expected an absolute path"
+            ),
+            format!(
+                "  {p}:20:29: prepare.disable_services[1] = \"rpc bind\": expected a systemd unit \
+                 name"
+            ),
+            format!("  {p}:21:24: prepare.packages[1] = \"dnsmasq=2.80\": expected a package name"),
+            format!("  {p}:28:1: services[0].on: missing required key"),
+            format!("  {p}:33:6: services[1].on = \"s1,db9\": no host is named `db9`"),
+            format!("  {p}:34:8: services[1].port = 70000: expected an integer from 1 to 65535"),
+            format!(
+                "  {p}:35:11: services[1].address = \"{{{{ bind_ip }}}}\": unknown placeholder"
+            ),
+            format!("  {p}:37:1: services[1].checks[0]: \"tcp\" and \"http\" given together"),
+            format!("  {p}:42:1: services[1].checks[1]: no check kind"),
+            format!("  {p}:43:12: services[1].checks[1].interval = \"10\": expected a Go duration"),
+            format!(
+                "  {p}:50:8: services[3].name = \"api\": duplicate service id on host s1: \
+                 services[2] (line 46)"
+            ),
+        ];
+        let lines: Vec<&str> = shown.lines().collect();
+        assert_eq!(lines.len(), expected.len(), "{shown}");
+        for (got, want) in lines.iter().zip(&expected) {
+            assert!(
+                got.starts_with(want.as_str()),
+                "want `{want}`, got `{got}`\nall:\n{shown}"
+            );
+        }
     }
 
     // ---- collecting, rendering, load ------------------------------------------------------

@@ -261,10 +261,16 @@ pub fn service_config(host: &Host, svc: &ServiceSpec, bind_addr: IpAddr) -> Map<
         s.insert("port".into(), json!(port));
     }
     if !svc.tags.is_empty() {
-        s.insert("tags".into(), json!(svc.tags));
+        let tags: Vec<String> = svc.tags.iter().map(|t| fill(t, host, bind_addr)).collect();
+        s.insert("tags".into(), json!(tags));
     }
     if !svc.meta.is_empty() {
-        s.insert("meta".into(), json!(svc.meta));
+        let meta: Map<String, Value> = svc
+            .meta
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(fill(v, host, bind_addr))))
+            .collect();
+        s.insert("meta".into(), Value::Object(meta));
     }
     if !svc.checks.is_empty() {
         let checks: Vec<Value> = svc
@@ -273,7 +279,7 @@ pub fn service_config(host: &Host, svc: &ServiceSpec, bind_addr: IpAddr) -> Map<
             .map(|c| {
                 let mut m = Map::new();
                 if let Some(name) = &c.name {
-                    m.insert("name".into(), json!(name));
+                    m.insert("name".into(), json!(fill(name, host, bind_addr)));
                 }
                 match &c.kind {
                     CheckKind::Tcp(t) => m.insert("tcp".into(), json!(fill(t, host, bind_addr))),
@@ -514,7 +520,8 @@ fn push_helper(
     let changed = facts
         .files
         .get(&path)
-        .is_none_or(|f| f.sha256 != crate::hash::sha256_hex(text.as_bytes()));
+        .map(|f| f.sha256 != crate::hash::sha256_hex(text.as_bytes()))
+        .unwrap_or(true);
     p.files.push(DesiredFile {
         path,
         content: text,

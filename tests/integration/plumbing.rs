@@ -169,7 +169,8 @@ timeout = "2s"
         "client1's web check never went critical"
     );
     assert!(
-        wait_until(30, || getent(&lab, "client3", "web.service.consul") == vec![a2.clone()]),
+        wait_until(30, || getent(&lab, "client3", "web.service.consul")
+            == vec![a2.clone()]),
         "getent after the check failed: {:?}",
         getent(&lab, "client3", "web.service.consul")
     );
@@ -195,7 +196,10 @@ timeout = "2s"
         ntp_check()
     );
     let (status, _) = ntp_check().unwrap();
-    let report = json(&lab.consulctl(&["services", "-i", inv, "-o", "json"]).success());
+    let report = json(
+        &lab.consulctl(&["services", "-i", inv, "-o", "json"])
+            .success(),
+    );
     let ntp = report["services"]
         .as_array()
         .unwrap()
@@ -206,7 +210,10 @@ timeout = "2s"
     assert_eq!(ntp["instances"][0]["checks"][0]["name"], "ntp udp");
     assert_eq!(ntp["instances"][0]["checks"][0]["status"], status.as_str());
     let text = lab.consulctl(&["services", "-i", inv]).success();
-    assert!(text.stdout.contains(&format!("ntp udp: {status}")), "{text}");
+    assert!(
+        text.stdout.contains(&format!("ntp udp: {status}")),
+        "{text}"
+    );
     assert!(text.stdout.contains("web tcp: critical"), "{text}");
 
     // Remove `web` from the inventory: deregistered by a reload, nobody restarted.
@@ -219,9 +226,7 @@ timeout = "2s"
         format!("{}{}", &inv_text[..start], &inv_text[end..]),
     )
     .unwrap();
-    let out = lab
-        .consulctl(&["apply", "-i", inv, "-o", "json"])
-        .success();
+    let out = lab.consulctl(&["apply", "-i", inv, "-o", "json"]).success();
     let recap = json(&out);
     assert_eq!(recap["totals"]["failed"], 0, "{recap:#}");
     let services = api(&lab, "server1", "/v1/catalog/services");
@@ -235,7 +240,11 @@ timeout = "2s"
     assert!(!gone.ok(), "the service file is still there");
     let backup = lab.exec(
         "client1",
-        &["sh", "-c", "ls /var/backups/consulctl/*/etc/consul.d/consulctl-service-web.hcl"],
+        &[
+            "sh",
+            "-c",
+            "ls /var/backups/consulctl/*/etc/consul.d/consulctl-service-web.hcl",
+        ],
     );
     assert!(backup.ok(), "the removed file was not kept: {backup}");
 
@@ -259,7 +268,10 @@ fn resolv_conf_as_configured_and_resolved_hosts_through_resolved() {
     let inv = lab.inventory_str();
     // Nameservers on the lab's own network (nothing is sent to them in this test).
     let ns: Vec<String> = lab.hosts().iter().map(|h| h.address.clone()).collect();
-    let original = lab.exec("client1", &["cat", "/etc/resolv.conf"]).success().stdout;
+    let original = lab
+        .exec("client1", &["cat", "/etc/resolv.conf"])
+        .success()
+        .stdout;
     append(
         &lab,
         &format!(
@@ -278,7 +290,9 @@ options = ["timeout:1", "attempts:1", "single-request-reopen", "rotate"]
         for t in hosts.iter_mut() {
             if t["name"].as_str() == Some("client1") {
                 t["dns"] = toml_edit::Item::Value(
-                    "{ forward = \"none\" }".parse::<toml_edit::Value>().unwrap(),
+                    "{ forward = \"none\" }"
+                        .parse::<toml_edit::Value>()
+                        .unwrap(),
                 );
             }
         }
@@ -289,7 +303,10 @@ options = ["timeout:1", "attempts:1", "single-request-reopen", "rotate"]
         "no warning about more than 3 nameservers:\n{out}"
     );
 
-    let resolv = lab.exec("client1", &["cat", "/etc/resolv.conf"]).success().stdout;
+    let resolv = lab
+        .exec("client1", &["cat", "/etc/resolv.conf"])
+        .success()
+        .stdout;
     let want = format!(
         "nameserver {}\nnameserver {}\nnameserver {}\nnameserver {}\nsearch lab.internal\noptions timeout:1 attempts:1 single-request-reopen rotate\n",
         ns[0], ns[1], ns[2], ns[0]
@@ -305,11 +322,17 @@ options = ["timeout:1", "attempts:1", "single-request-reopen", "rotate"]
     assert_eq!(backup, original, "the previous resolv.conf is kept");
 
     // client2: still resolved's symlink, a drop-in forwards *.consul to the agent.
-    let link = lab.exec("client2", &["readlink", "/etc/resolv.conf"]).success();
+    let link = lab
+        .exec("client2", &["readlink", "/etc/resolv.conf"])
+        .success();
     assert!(link.stdout.contains("systemd/resolve"), "{link}");
     lab.exec(
         "client2",
-        &["test", "-f", "/etc/systemd/resolved.conf.d/consulctl-consul.conf"],
+        &[
+            "test",
+            "-f",
+            "/etc/systemd/resolved.conf.d/consulctl-consul.conf",
+        ],
     )
     .success();
     let server_ip = lab.host("server1").address.clone();
@@ -322,5 +345,8 @@ options = ["timeout:1", "attempts:1", "single-request-reopen", "rotate"]
 
     let plan = lab.consulctl(&["plan", "-i", inv]).success();
     assert!(plan.stdout.contains("0 to change"), "{plan}");
-    assert!(plan.stdout.contains("systemd-resolved"), "the note about resolved: {plan}");
+    assert!(
+        plan.stdout.contains("systemd-resolved"),
+        "the note about resolved: {plan}"
+    );
 }
