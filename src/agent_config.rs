@@ -564,6 +564,7 @@ mod tests {
                 },
             },
             encrypt: Some(Secret::new(TEST_KEY)),
+            encrypt_auto: false,
             hosts: vec![
                 host("consul-server-1", 11, Role::Server, Init::Systemd),
                 host("consul-server-2", 12, Role::Server, Init::Systemd),

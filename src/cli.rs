@@ -43,6 +43,12 @@ pub enum Command {
     /// Repair: `recover NODE` restarts a node with a fresh data dir (the old one moved aside);
     /// `recover quorum` restores a leader when most servers are gone for good (peers.json).
     Recover(RecoverArgs),
+    /// Gossip encryption keys: `keys rotate` installs a new key on every member, switches to
+    /// it and removes the old one, every member alive throughout.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Operate on single nodes: `node remove` takes hosts out of the cluster for good.
     Node {
         #[command(subcommand)]
@@ -253,6 +259,29 @@ pub struct NodeRemoveArgs {
 
     /// How long to wait for each remote step and for Consul to confirm a removal, in seconds.
     #[arg(long, default_value_t = 120, value_name = "SECS")]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Rotate the gossip key of `encrypt = "auto"`: install the new key on all members, use
+    /// it, remove the old one (Consul keyring operations), rewrite the agent configs (no
+    /// restart), then update the secrets file.
+    Rotate(KeysRotateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KeysRotateArgs {
+    /// The inventory file (TOML).
+    #[arg(short = 'i', long = "inventory", value_name = "FILE")]
+    pub inventory: PathBuf,
+
+    /// Add unknown SSH host keys to the known_hosts file instead of refusing them.
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
+
+    /// How long to wait for each keyring step to reach every member, in seconds.
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
     pub timeout: u64,
 }
 

@@ -250,9 +250,14 @@ pub async fn read_files(
     }
     let args: Vec<String> = paths.iter().map(|p| path_arg(p)).collect();
     // The tar stream is binary: run it through base64 so it survives the text pipe.
+    // Read as bytes: the files may hold secrets (the gossip key), and `run_bytes` logs only
+    // the length of what it reads.
     let script = format!("{{ {} ; }} | base64", READ_FILES.trim_end());
-    let out = conn.run_ok("read files", &script, &args, None).await?;
-    let compact: String = out.stdout.split_whitespace().collect();
+    let (out, bytes) = conn.run_bytes("read files", &script, &args, None).await?;
+    if !out.success() {
+        anyhow::bail!("read files failed (exit {}): {}", out.status, out.tail(6));
+    }
+    let compact: String = String::from_utf8_lossy(&bytes).split_whitespace().collect();
     let raw = base64::engine::general_purpose::STANDARD
         .decode(compact)
         .context("decoding file contents")?;

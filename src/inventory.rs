@@ -51,7 +51,15 @@ pub fn load(path: &Path) -> Result<Cluster, Error> {
             path.display()
         ))
     })?;
-    parse(path, &text).map_err(|diags| Error::input(anyhow::anyhow!(render(path, &diags))))
+    let mut cluster =
+        parse(path, &text).map_err(|diags| Error::input(anyhow::anyhow!(render(path, &diags))))?;
+    if cluster.encrypt_auto {
+        let key = crate::secrets::gossip_key(path).map_err(|e| {
+            Error::input(e.context(format!("{}: cluster.encrypt = \"auto\"", path.display())))
+        })?;
+        cluster.encrypt = Some(key);
+    }
+    Ok(cluster)
 }
 
 /// Parse and validate inventory `text` read from `path` (used in messages and to resolve
@@ -1110,7 +1118,13 @@ impl<'a> Ctx<'a> {
                 }
             }),
         };
-        let encrypt = self.encrypt(&kc.k("encrypt"), &rc.encrypt);
+        // `encrypt = "auto"`: the key lives in the secrets file, resolved by `load`.
+        let encrypt_auto = matches!(&rc.encrypt, Some(toml::Value::String(s)) if s == "auto");
+        let encrypt = if encrypt_auto {
+            None
+        } else {
+            self.encrypt(&kc.k("encrypt"), &rc.encrypt)
+        };
         let cluster_layer = self.layer(
             &LayerKeys {
                 scalars: kc.clone(),
@@ -1196,6 +1210,7 @@ impl<'a> Ctx<'a> {
             domain,
             consul: ConsulSpec { version, source },
             encrypt,
+            encrypt_auto,
             hosts,
             warnings: std::mem::take(&mut self.warnings),
         })
@@ -2027,6 +2042,7 @@ impl Ctx<'_> {
                 },
             },
             encrypt: None,
+            encrypt_auto: false,
             hosts: hosts.to_vec(),
             warnings: Vec::new(),
         });
@@ -4645,6 +4661,16 @@ x = 1
     }
 
     // ---- encrypt ----------------------------------------------------------------------------
+
+    #[test]
+    fn encrypt_auto_leaves_the_key_to_the_secrets_file() {
+        let c = ok(&doc("").replace("[cluster]\n", "[cluster]\nencrypt = \"auto\"\n"));
+        assert!(c.encrypt_auto);
+        assert!(
+            c.encrypt.is_none(),
+            "parse is pure: load() fills the key in"
+        );
+    }
 
     #[test]
     fn malformed_encrypt_key_is_rejected() {

@@ -16,6 +16,7 @@ pub mod execute;
 pub mod facts;
 pub mod hash;
 pub mod inventory;
+pub mod keys;
 pub mod lab;
 pub mod lock;
 pub mod log;
@@ -30,6 +31,7 @@ pub mod recover;
 pub mod remote;
 pub mod restart;
 pub mod rolling;
+pub mod secrets;
 pub mod selector;
 pub mod services;
 pub mod source;
@@ -41,7 +43,7 @@ pub mod version;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command, LabCommand, NodeCommand};
+use crate::cli::{Cli, Command, KeysCommand, LabCommand, NodeCommand};
 use crate::error::Error;
 
 /// Entry point: parse arguments, run the command, print the error once, return the exit code.
@@ -76,6 +78,9 @@ async fn dispatch(cli: Cli) -> Result<(), Error> {
         Command::Services(args) => services::run(&args, cli.debug_log.as_deref()).await,
         Command::Doctor(args) => doctor::run(&args, cli.debug_log.as_deref()).await,
         Command::Recover(args) => recover::run(&args, cli.debug_log.as_deref()).await,
+        Command::Keys { command } => match command {
+            KeysCommand::Rotate(args) => keys::rotate(&args, cli.debug_log.as_deref()).await,
+        },
         Command::Node { command } => match command {
             NodeCommand::Remove(args) => node::remove(&args, cli.debug_log.as_deref()).await,
         },

@@ -21,8 +21,11 @@ pub struct Cluster {
     pub datacenter: String,
     pub domain: String,
     pub consul: ConsulSpec,
-    /// Gossip encryption key (base64), if the user gave one.
+    /// Gossip encryption key (base64): given in the inventory, or (`encrypt = "auto"`) read
+    /// from / generated into the secrets file beside the inventory by `inventory::load`.
     pub encrypt: Option<Secret>,
+    /// `encrypt = "auto"`: the key lives in the secrets file (`secrets.rs`), not the inventory.
+    pub encrypt_auto: bool,
     pub hosts: Vec<Host>,
     /// Non-fatal findings (e.g. an even number of servers).
     pub warnings: Vec<String>,

@@ -267,7 +267,12 @@ pub fn classify_config_change(old: &str, new: &str) -> ConfigChange {
     if changed.is_empty() {
         return ConfigChange::Nothing;
     }
-    let pending = |k: &String| PENDING_KEYS.contains(&k.as_str());
+    // A new gossip key on an agent that has one: the agent's keyring (serf/local.keyring)
+    // wins over the config at every start, so the config value only matters for a fresh data
+    // dir (`keys rotate` changes the keyring itself). Turning encryption on or off is a restart.
+    let key_swap =
+        |k: &String| k == "encrypt" && old.contains_key("encrypt") && new.contains_key("encrypt");
+    let pending = |k: &String| PENDING_KEYS.contains(&k.as_str()) || key_swap(k);
     let reloadable = |k: &String| RELOADABLE_KEYS.contains(&k.as_str());
     if changed.iter().all(pending) {
         ConfigChange::Pending(changed)
@@ -728,6 +733,21 @@ mod tests {
     }
 
     const BASE: &str = "datacenter = \"dc1\"\nlog_level = \"INFO\"\nretry_join = [\"10.0.0.1\"]\nbootstrap_expect = 3\nserver = true\n";
+
+    #[test]
+    fn a_new_gossip_key_waits_for_the_next_restart_but_turning_encryption_on_restarts() {
+        assert_eq!(
+            classify_config_change("encrypt = \"a\"\n", "encrypt = \"b\"\n"),
+            ConfigChange::Pending(vec!["encrypt".into()])
+        );
+        assert_eq!(
+            classify_config_change(
+                "log_level = \"INFO\"\n",
+                "log_level = \"INFO\"\nencrypt = \"b\"\n"
+            ),
+            ConfigChange::Restart(vec!["encrypt".into()])
+        );
+    }
 
     #[test]
     fn join_list_only_change_is_a_pending_restart() {

@@ -595,6 +595,7 @@ mod tests {
                 },
             },
             encrypt: None,
+            encrypt_auto: false,
             hosts: vec![],
             warnings: vec![],
         }

@@ -996,6 +996,7 @@ mod tests {
                 },
             },
             encrypt: None,
+            encrypt_auto: false,
             hosts,
             warnings: Vec::new(),
         };

@@ -387,6 +387,7 @@ mod tests {
                 },
             },
             encrypt: None,
+            encrypt_auto: false,
             hosts: vec![],
             warnings: vec![],
         };

@@ -13,3 +13,4 @@ mod probe;
 mod recovery;
 mod restart;
 mod rollout;
+mod security;

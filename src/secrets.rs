@@ -1,0 +1,170 @@
+//! The secrets file beside an inventory: `<dir>/<inventory stem>.secrets.toml`, mode 0600,
+//! git-ignored (`*.secrets.toml`). It holds what consulctl generates and must keep: the gossip
+//! key of `encrypt = "auto"` (and, during `keys rotate`, the key being rolled out).
+//! Values never appear in output or logs: they are [`Secret`]s.
+
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use base64::Engine;
+
+use crate::model::Secret;
+
+pub const GOSSIP_KEY: &str = "gossip_key";
+/// A new gossip key being rolled out by `keys rotate` (kept so that an interrupted rotation
+/// does not lose it).
+pub const GOSSIP_KEY_NEXT: &str = "gossip_key_next";
+
+/// Where the secrets of this inventory live.
+pub fn path_for(inventory: &Path) -> PathBuf {
+    let stem = inventory
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "inventory".into());
+    inventory
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join(format!("{stem}.secrets.toml"))
+}
+
+/// The secrets file's values (a flat table of strings).
+#[derive(Debug, Default, Clone)]
+pub struct Secrets {
+    path: PathBuf,
+    table: toml::Table,
+}
+
+impl Secrets {
+    /// Read the secrets file (missing: empty). Refuses a file others can read.
+    pub fn load(inventory: &Path) -> Result<Secrets> {
+        let path = path_for(inventory);
+        let table = match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let mode = std::fs::metadata(&path)?.permissions().mode() & 0o777;
+                if mode & 0o077 != 0 {
+                    bail!(
+                        "{} is readable by others (mode {mode:o}); it holds secrets: chmod 600 it",
+                        path.display()
+                    );
+                }
+                text.parse::<toml::Table>()
+                    .with_context(|| format!("{}: not valid TOML", path.display()))?
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => toml::Table::new(),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        Ok(Secrets { path, table })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn get(&self, key: &str) -> Option<Secret> {
+        self.table
+            .get(key)
+            .and_then(|v| v.as_str())
+            .map(|s| Secret::new(s.to_string()))
+    }
+
+    pub fn set(&mut self, key: &str, value: &Secret) {
+        self.table
+            .insert(key.into(), toml::Value::String(value.expose().to_string()));
+    }
+
+    pub fn remove(&mut self, key: &str) {
+        self.table.remove(key);
+    }
+
+    /// Write the file: created 0600, replaced atomically (a temp file renamed over it).
+    pub fn save(&self) -> Result<()> {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let tmp = dir.join(format!(
+            ".{}.tmp-{}",
+            self.path.file_name().unwrap_or_default().to_string_lossy(),
+            std::process::id()
+        ));
+        let text = format!(
+            "# consulctl secrets for {}: keep private (mode 0600), never commit.\n{}",
+            self.path.display(),
+            toml::to_string(&self.table)?
+        );
+        {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)
+                .with_context(|| format!("creating {}", tmp.display()))?;
+            f.write_all(text.as_bytes())?;
+            f.sync_all()?;
+        }
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::rename(&tmp, &self.path)
+            .with_context(|| format!("writing {}", self.path.display()))?;
+        Ok(())
+    }
+}
+
+/// A new gossip key: 32 random bytes, standard base64 (what `consul keygen` prints).
+pub fn new_gossip_key() -> Result<Secret> {
+    let mut bytes = [0u8; 32];
+    getrandom::getrandom(&mut bytes)
+        .map_err(|e| anyhow::anyhow!("reading random bytes for a gossip key: {e}"))?;
+    Ok(Secret::new(
+        base64::engine::general_purpose::STANDARD.encode(bytes),
+    ))
+}
+
+/// The gossip key of `encrypt = "auto"`: from the secrets file, generated and stored there
+/// the first time.
+pub fn gossip_key(inventory: &Path) -> Result<Secret> {
+    let mut s = Secrets::load(inventory)?;
+    if let Some(k) = s.get(GOSSIP_KEY) {
+        return Ok(k);
+    }
+    let key = new_gossip_key()?;
+    s.set(GOSSIP_KEY, &key);
+    s.save()?;
+    eprintln!(
+        "generated a gossip encryption key into {} (mode 0600; keep it, never commit it)",
+        s.path().display()
+    );
+    Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_key_is_generated_once_stored_private_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let inv = dir.path().join("prod.toml");
+        let k1 = gossip_key(&inv).unwrap();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(k1.expose())
+            .unwrap();
+        assert_eq!(bytes.len(), 32);
+        let file = dir.path().join("prod.secrets.toml");
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let k2 = gossip_key(&inv).unwrap();
+        assert_eq!(k1, k2);
+        assert_ne!(new_gossip_key().unwrap(), k1);
+    }
+
+    #[test]
+    fn a_secrets_file_others_can_read_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let inv = dir.path().join("prod.toml");
+        let file = dir.path().join("prod.secrets.toml");
+        std::fs::write(&file, "gossip_key = \"x\"\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = Secrets::load(&inv).unwrap_err();
+        assert!(format!("{e:#}").contains("chmod 600"), "{e:#}");
+    }
+}
