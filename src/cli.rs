@@ -320,6 +320,9 @@ pub struct LabUpArgs {
     /// Only start the hosts and write the inventory; do not run `apply`.
     #[arg(long)]
     pub no_apply: bool,
+
+    #[command(flatten)]
+    pub dns: crate::lab::LabDnsArgs,
 }
 
 #[derive(Debug, Args)]

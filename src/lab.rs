@@ -8,7 +8,12 @@
 //!   (no registry is needed); the supervisord and systemd images are built `FROM` it;
 //! - each lab is a labelled network (`consulctl.lab=<name>`) with labelled containers at fixed
 //!   addresses, a per-lab SSH key and known_hosts under `<cache>/labs/<name>/`, and a generated
-//!   inventory file (`inventory/<name>.toml` by default).
+//!   inventory file (`inventory/<name>.toml` by default);
+//! - DNS plumbing: every image has `dnsmasq` (never started by the lab) and the systemd image
+//!   has `systemd-resolved` (disabled). `--resolved-hosts` starts systemd hosts in "resolved
+//!   mode" (CAP_SYS_ADMIN; `/sbin/init consulctl.lab.resolved`), where the image's units replace
+//!   Docker's bind-mounted `/etc/resolv.conf` with the stub symlink and run systemd-resolved
+//!   (`lab/resolved-mode.sh`).
 
 use std::ffi::OsStr;
 use std::fmt::Write as _;
@@ -38,11 +43,16 @@ pub const LAB_CONSUL_VERSION: &str = "1.8.7";
 /// The base image: what `debootstrap` installs.
 const DEBIAN_SUITE: &str = "bookworm";
 const DEBIAN_MIRROR: &str = "http://deb.debian.org/debian";
+///
+/// `dnsmasq` and `systemd-resolved` are for host DNS plumbing: both are installed but not
+/// enabled (the systemd image disables them, the supervisord image purges `systemd-resolved`);
+/// consulctl configures and starts whichever it uses. `netcat-openbsd` serves script checks.
 const BASE_PACKAGES: &str = "openssh-server,iproute2,procps,supervisor,systemd,systemd-sysv,dbus,\
-                             ca-certificates,curl,dnsutils,netcat-openbsd,sudo,unzip,gzip,zstd,less";
+                             ca-certificates,curl,dnsutils,netcat-openbsd,sudo,unzip,gzip,zstd,less,\
+                             dnsmasq,systemd-resolved";
 /// Bump to force a rebuild of the base image when its recipe changes in a way the inputs
-/// below do not show.
-const BASE_RECIPE_REV: &str = "base-1";
+/// below do not show (base-2: `/etc/resolv.conf` is reset to a plain file after debootstrap).
+const BASE_RECIPE_REV: &str = "base-2";
 
 /// Where the lab's consul `.deb` comes from.
 const CONSUL_SUITE_LINE: &str = "deb http://deb.debian.org/debian bullseye main";
@@ -54,6 +64,10 @@ const COMMON_FILES: &[(&str, &str)] = &[
 ];
 const SUPERVISORD_FILES: &[(&str, &str)] = &[
     ("Dockerfile", include_str!("../lab/supervisord.Dockerfile")),
+    (
+        "setup-supervisord.sh",
+        include_str!("../lab/setup-supervisord.sh"),
+    ),
     (
         "supervisord-entrypoint.sh",
         include_str!("../lab/supervisord-entrypoint.sh"),
@@ -70,7 +84,27 @@ const SYSTEMD_FILES: &[(&str, &str)] = &[
         "ssh-hostkeys.service",
         include_str!("../lab/ssh-hostkeys.service"),
     ),
+    (
+        "resolved-lab.conf",
+        include_str!("../lab/resolved-lab.conf"),
+    ),
+    ("resolved-mode.sh", include_str!("../lab/resolved-mode.sh")),
+    (
+        "resolved-mode.service",
+        include_str!("../lab/resolved-mode.service"),
+    ),
+    (
+        "resolved-docker-dns.service",
+        include_str!("../lab/resolved-docker-dns.service"),
+    ),
 ];
+
+/// The word a resolved-mode host's PID 1 gets as argument (`/sbin/init consulctl.lab.resolved`):
+/// in a container systemd reads its arguments as the kernel command line, and the image's
+/// resolved-mode units run only with it (`ConditionKernelCommandLine=`).
+const RESOLVED_MODE_ARG: &str = "consulctl.lab.resolved";
+/// Where `/etc/resolv.conf` points on a resolved-mode host.
+pub const RESOLVED_STUB_LINK: &str = "../run/systemd/resolve/stub-resolv.conf";
 
 /// How long one host may take to answer SSH (and, for systemd, to finish booting).
 const HOST_READY_TIMEOUT: Duration = Duration::from_secs(180);
@@ -132,6 +166,33 @@ pub struct LabHost {
     pub address: Ipv4Addr,
     /// SSH user written into the inventory for this host: `root` or [`SUDO_USER`].
     pub ssh_user: &'static str,
+    /// Resolved mode (systemd hosts only): `/etc/resolv.conf` is systemd-resolved's stub symlink
+    /// instead of Docker's bind mount. See [`LabDnsArgs::resolved_hosts`].
+    pub resolved_mode: bool,
+}
+
+/// `lab up` options for host DNS plumbing. Meant to be flattened into `LabUpArgs`
+/// (`#[command(flatten)] pub dns: crate::lab::LabDnsArgs`) and passed to [`up_with_dns`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
+pub struct LabDnsArgs {
+    /// Systemd hosts whose /etc/resolv.conf belongs to systemd-resolved, not Docker
+    /// ("resolved mode"; e.g. `client1`; comma-separated or repeatable; default: none).
+    ///
+    /// Docker bind-mounts its own /etc/resolv.conf into every container, so that file cannot be
+    /// renamed over, removed or made a symlink. A resolved-mode host runs with the extra
+    /// capability SYS_ADMIN (and AppArmor unconfined). At every boot it unmounts Docker's file;
+    /// at first boot it makes /etc/resolv.conf the symlink to
+    /// ../run/systemd/resolve/stub-resolv.conf and enables and starts systemd-resolved. Docker's
+    /// DNS server (127.0.0.11) becomes the DNS server of the host's uplink (eth0, domain `~.`),
+    /// so container names resolve as on other lab hosts. Other systemd hosts keep Docker's
+    /// resolv.conf, with systemd-resolved and dnsmasq installed but disabled; supervisord hosts
+    /// have dnsmasq (not started) and no systemd-resolved.
+    #[arg(
+        long = "resolved-hosts",
+        value_name = "HOST,...",
+        value_delimiter = ','
+    )]
+    pub resolved_hosts: Vec<String>,
 }
 
 /// Lab names go into container, network and node names: lowercase letters, digits and `-`.
@@ -208,9 +269,48 @@ pub fn plan_hosts(
             init,
             address: Ipv4Addr::from(base + offset),
             ssh_user: if i % 2 == 0 { SUDO_USER } else { "root" },
+            resolved_mode: false,
         });
     }
     Ok(hosts)
+}
+
+/// Puts the named hosts into resolved mode. Pure. Every name must be a planned systemd host.
+pub fn mark_resolved_hosts(hosts: &mut [LabHost], names: &[String]) -> anyhow::Result<()> {
+    for name in names {
+        let name = name.trim();
+        if name.is_empty() {
+            bail!("--resolved-hosts: empty host name");
+        }
+        let systemd_hosts = || {
+            let names: Vec<&str> = hosts
+                .iter()
+                .filter(|h| h.init == Init::Systemd)
+                .map(|h| h.name.as_str())
+                .collect();
+            if names.is_empty() {
+                "none (use --init systemd or mixed)".to_owned()
+            } else {
+                names.join(", ")
+            }
+        };
+        let Some(i) = hosts.iter().position(|h| h.name == name) else {
+            bail!(
+                "--resolved-hosts: this lab has no host {name:?} (its systemd hosts: {})",
+                systemd_hosts()
+            );
+        };
+        if hosts[i].init != Init::Systemd {
+            bail!(
+                "--resolved-hosts: {name} runs {}, but resolved mode needs systemd \
+                 (this lab's systemd hosts: {})",
+                hosts[i].init.as_str(),
+                systemd_hosts()
+            );
+        }
+        hosts[i].resolved_mode = true;
+    }
+    Ok(())
 }
 
 /// What goes into a generated inventory besides the hosts.
@@ -264,6 +364,12 @@ pub fn render_inventory(spec: &InventorySpec<'_>, hosts: &[LabHost]) -> String {
     let _ = writeln!(s, "performance = {{ raft_multiplier = 1 }}");
     for h in hosts {
         let _ = writeln!(s);
+        if h.resolved_mode {
+            let _ = writeln!(
+                s,
+                "# resolved mode: /etc/resolv.conf -> {RESOLVED_STUB_LINK} (systemd-resolved)"
+            );
+        }
         let _ = writeln!(s, "[[hosts]]");
         let _ = writeln!(s, "name = {}", toml_str(&h.name));
         let _ = writeln!(s, "address = {}", toml_str(&h.address.to_string()));
@@ -655,6 +761,7 @@ async fn build_base_image(tag: &str, build_root: &Path) -> anyhow::Result<PathBu
     for dir in ["var/cache/apt/archives", "var/lib/apt/lists"] {
         empty_dir_files(&rootfs.join(dir))?;
     }
+    reset_resolv_conf(&rootfs)?;
     // Mounts debootstrap may have left must not end up in the tarball (nor be deleted through).
     unmount_under(&rootfs);
 
@@ -671,6 +778,28 @@ async fn build_base_image(tag: &str, build_root: &Path) -> anyhow::Result<PathBu
         elapsed(t_import)
     );
     Ok(rootfs)
+}
+
+/// Makes the tree's `/etc/resolv.conf` a plain placeholder file. debootstrap copies the build
+/// host's file in, and `systemd-resolved`'s postinst turns it into a symlink to
+/// `../run/systemd/resolve/stub-resolv.conf`, which does not exist in a container: Docker
+/// bind-mounts its own resolv.conf over this path in every container (and `docker build` step),
+/// and a dangling symlink there would redirect that mount into `/run`.
+fn reset_resolv_conf(rootfs: &Path) -> anyhow::Result<()> {
+    let etc = rootfs.join("etc");
+    for name in ["resolv.conf", ".resolv.conf.systemd-resolved.bak"] {
+        let p = etc.join(name);
+        // symlink_metadata: never follow a link out of the tree.
+        if p.symlink_metadata().is_ok() {
+            std::fs::remove_file(&p).with_context(|| format!("removing {}", p.display()))?;
+        }
+    }
+    let p = etc.join("resolv.conf");
+    std::fs::write(
+        &p,
+        "# consulctl lab: Docker bind-mounts its own resolv.conf here in every container.\n",
+    )
+    .with_context(|| format!("writing {}", p.display()))
 }
 
 /// Removes the regular files directly in `dir` (keeps subdirectories such as `partial/`).
@@ -1023,10 +1152,35 @@ async fn start_host(
             args.extend(["-v", "/sys/fs/cgroup:/sys/fs/cgroup:ro"].map(str::to_owned));
         }
     }
+    if host.resolved_mode {
+        // umount(2) of Docker's /etc/resolv.conf bind mount needs CAP_SYS_ADMIN (Docker's
+        // default seccomp profile then allows it); Docker's default AppArmor profile, where
+        // AppArmor is on, denies every umount.
+        args.extend(
+            [
+                "--cap-add",
+                "SYS_ADMIN",
+                "--security-opt",
+                "apparmor=unconfined",
+                "--label",
+                "consulctl.lab.dns=resolved",
+            ]
+            .map(str::to_owned),
+        );
+    }
     args.push(image.to_owned());
-    docker(&args)
-        .await
-        .with_context(|| format!("starting {container}"))?;
+    if host.resolved_mode {
+        args.extend(["/sbin/init", RESOLVED_MODE_ARG].map(str::to_owned));
+    }
+    docker(&args).await.with_context(|| {
+        if host.resolved_mode {
+            format!(
+                "starting {container} in resolved mode (it needs `docker run --cap-add SYS_ADMIN`)"
+            )
+        } else {
+            format!("starting {container}")
+        }
+    })?;
 
     // The lab key, for root and deploy (sshd's AuthorizedKeysFile includes this file).
     docker(&[
@@ -1046,6 +1200,9 @@ async fn start_host(
     if host.init == Init::Systemd {
         wait_for_systemd(&container, deadline).await?;
     }
+    if host.resolved_mode {
+        check_resolved_mode(&container).await?;
+    }
     let key = docker(&[
         "exec",
         &container,
@@ -1059,6 +1216,48 @@ async fn start_host(
         (Some(kind @ "ssh-ed25519"), Some(b64)) => Ok(format!("{kind} {b64}")),
         _ => bail!("unexpected SSH host key in {container}: {:?}", key.trim()),
     }
+}
+
+/// Run in a resolved-mode host after boot; says what is wrong and fails, or succeeds quietly.
+const RESOLVED_MODE_CHECK: &str = r#"
+test "$(readlink /etc/resolv.conf)" = ../run/systemd/resolve/stub-resolv.conf ||
+  { echo "/etc/resolv.conf is not the symlink to ../run/systemd/resolve/stub-resolv.conf"; exit 1; }
+if awk '$5 == "/etc/resolv.conf" || $5 == "/run/systemd/resolve/stub-resolv.conf"' \
+     /proc/self/mountinfo | grep -q .; then
+  echo "Docker's resolv.conf is still mounted"; exit 1
+fi
+for u in systemd-resolved.service consulctl-lab-resolved-docker-dns.service; do
+  systemctl is-active --quiet "$u" || { echo "$u is not active"; exit 1; }
+done
+"#;
+
+/// After boot: a resolved-mode host has the stub symlink (no Docker mount over it) and
+/// systemd-resolved answering with the uplink's DNS server set.
+async fn check_resolved_mode(container: &str) -> anyhow::Result<()> {
+    if let Err(e) = docker(&["exec", container, "sh", "-c", RESOLVED_MODE_CHECK]).await {
+        let journal = docker(&[
+            "exec",
+            container,
+            "journalctl",
+            "-b",
+            "--no-pager",
+            "-n",
+            "30",
+            "-u",
+            "consulctl-lab-resolved-mode.service",
+            "-u",
+            "systemd-resolved.service",
+            "-u",
+            "consulctl-lab-resolved-docker-dns.service",
+        ])
+        .await
+        .unwrap_or_else(|e| e.to_string());
+        bail!(
+            "{container}: resolved mode did not come up: {e:#}\njournal:\n{}",
+            journal.trim_end()
+        );
+    }
+    Ok(())
 }
 
 async fn container_failure(container: &str, what: &str) -> anyhow::Error {
@@ -1206,6 +1405,15 @@ async fn generate_keypair(state: &Path, lab: &str) -> anyhow::Result<(PathBuf, S
 /// `consulctl lab up`: images (if missing), consul .deb (if missing), network, hosts,
 /// known_hosts, inventory; then `apply` and `status` unless `--no-apply`.
 pub async fn up(args: &LabUpArgs, debug_log: Option<&Path>) -> Result<(), Error> {
+    up_with_dns(args, &LabDnsArgs::default(), debug_log).await
+}
+
+/// [`up`] with the DNS plumbing options (`--resolved-hosts`).
+pub async fn up_with_dns(
+    args: &LabUpArgs,
+    dns: &LabDnsArgs,
+    debug_log: Option<&Path>,
+) -> Result<(), Error> {
     let lab = args.name.as_str();
     validate_lab_name(lab).map_err(Error::input)?;
     if args.servers == 0 {
@@ -1215,7 +1423,9 @@ pub async fn up(args: &LabUpArgs, debug_log: Option<&Path>) -> Result<(), Error>
     let probe_net = args
         .subnet
         .unwrap_or_else(|| "10.213.0.0/24".parse().expect("valid net"));
-    plan_hosts(args.servers, args.clients, args.init, probe_net.trunc()).map_err(Error::input)?;
+    let mut probe = plan_hosts(args.servers, args.clients, args.init, probe_net.trunc())
+        .map_err(Error::input)?;
+    mark_resolved_hosts(&mut probe, &dns.resolved_hosts).map_err(Error::input)?;
 
     let t_all = Instant::now();
     let cache = cache_dir().map_err(Error::Runtime)?;
@@ -1251,7 +1461,9 @@ pub async fn up(args: &LabUpArgs, debug_log: Option<&Path>) -> Result<(), Error>
 
     let t_hosts = Instant::now();
     let subnet = create_network(lab, args.subnet).await?;
-    let hosts = plan_hosts(args.servers, args.clients, args.init, subnet).map_err(Error::input)?;
+    let mut hosts =
+        plan_hosts(args.servers, args.clients, args.init, subnet).map_err(Error::input)?;
+    mark_resolved_hosts(&mut hosts, &dns.resolved_hosts).map_err(Error::input)?;
     println!(
         "lab: starting {} hosts on {} ({})",
         hosts.len(),
@@ -1321,12 +1533,17 @@ pub async fn up(args: &LabUpArgs, debug_log: Option<&Path>) -> Result<(), Error>
     );
     for h in &hosts {
         println!(
-            "  {:<10} {:<15} {:<7} {:<12} {}",
+            "  {:<10} {:<15} {:<7} {:<12} {}{}",
             h.name,
             h.address,
             h.role.as_str(),
             h.init.as_str(),
-            container_name(lab, &h.name)
+            container_name(lab, &h.name),
+            if h.resolved_mode {
+                "  (resolved mode)"
+            } else {
+                ""
+            }
         );
     }
 
@@ -1464,6 +1681,60 @@ mod tests {
     }
 
     #[test]
+    fn resolved_hosts_must_be_planned_systemd_hosts() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let mut hosts = plan_hosts(1, 2, LabInit::Mixed, net("10.213.5.0/24")).unwrap();
+        assert!(hosts.iter().all(|h| !h.resolved_mode));
+        // server1 systemd, client1 supervisord, client2 systemd.
+        mark_resolved_hosts(&mut hosts, &names(&["client2", "server1", "client2"])).unwrap();
+        let marked: Vec<&str> = hosts
+            .iter()
+            .filter(|h| h.resolved_mode)
+            .map(|h| h.name.as_str())
+            .collect();
+        assert_eq!(marked, ["server1", "client2"]);
+
+        let err = mark_resolved_hosts(&mut hosts, &names(&["client1"])).unwrap_err();
+        assert!(
+            err.to_string().contains("client1 runs supervisord"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("server1, client2"), "{err}");
+        let err = mark_resolved_hosts(&mut hosts, &names(&["client9"])).unwrap_err();
+        assert!(err.to_string().contains("no host \"client9\""), "{err}");
+        assert!(mark_resolved_hosts(&mut hosts, &names(&[""])).is_err());
+
+        let mut sup = plan_hosts(1, 1, LabInit::Supervisord, net("10.213.5.0/24")).unwrap();
+        let err = mark_resolved_hosts(&mut sup, &names(&["server1"])).unwrap_err();
+        assert!(
+            err.to_string().contains("none (use --init systemd"),
+            "{err}"
+        );
+        mark_resolved_hosts(&mut sup, &[]).unwrap();
+    }
+
+    #[test]
+    fn resolved_hosts_flag_parses_lists() {
+        use clap::Parser as _;
+        #[derive(clap::Parser)]
+        struct T {
+            #[command(flatten)]
+            dns: LabDnsArgs,
+        }
+        let t = T::try_parse_from(["t"]).unwrap();
+        assert!(t.dns.resolved_hosts.is_empty());
+        let t = T::try_parse_from([
+            "t",
+            "--resolved-hosts",
+            "client1,server1",
+            "--resolved-hosts",
+            "client3",
+        ])
+        .unwrap();
+        assert_eq!(t.dns.resolved_hosts, ["client1", "server1", "client3"]);
+    }
+
+    #[test]
     fn many_servers_push_clients_to_the_next_ten() {
         let hosts = plan_hosts(12, 1, LabInit::Supervisord, net("10.213.5.0/24")).unwrap();
         assert_eq!(hosts[11].address.to_string(), "10.213.5.22");
@@ -1506,7 +1777,8 @@ mod tests {
 
     #[test]
     fn inventory_has_the_agreed_shape() {
-        let hosts = plan_hosts(2, 2, LabInit::Mixed, net("10.213.5.0/24")).unwrap();
+        let mut hosts = plan_hosts(2, 2, LabInit::Mixed, net("10.213.5.0/24")).unwrap();
+        mark_resolved_hosts(&mut hosts, &["server1".to_owned()]).unwrap();
         let text = render_inventory(
             &InventorySpec {
                 lab: "lab",
@@ -1547,6 +1819,12 @@ mod tests {
         assert!(hosts_v[0].get("ssh").is_none());
         assert_eq!(hosts_v[2]["role"].as_str(), Some("client"));
         assert_eq!(hosts_v[2]["tags"][0].as_str(), Some("lab"));
+        // Resolved mode is a comment only: the schema is unchanged.
+        assert!(text.contains(
+            "# resolved mode: /etc/resolv.conf -> ../run/systemd/resolve/stub-resolv.conf \
+             (systemd-resolved)\n[[hosts]]\nname = \"server1\""
+        ));
+        assert_eq!(text.matches("# resolved mode").count(), 1);
     }
 
     #[test]

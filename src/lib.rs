@@ -85,7 +85,9 @@ async fn dispatch(cli: Cli) -> Result<(), Error> {
             NodeCommand::Remove(args) => node::remove(&args, cli.debug_log.as_deref()).await,
         },
         Command::Lab { command } => match command {
-            LabCommand::Up(args) => lab::up(&args, cli.debug_log.as_deref()).await,
+            LabCommand::Up(args) => {
+                lab::up_with_dns(&args, &args.dns, cli.debug_log.as_deref()).await
+            }
             LabCommand::Down(args) => lab::down(&args).await,
         },
     }

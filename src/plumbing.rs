@@ -396,6 +396,12 @@ fn dns_files(
             for ns in &dns.nameservers {
                 text.push_str(&format!("server={ns}\n"));
             }
+            if dns.nameservers.is_empty() {
+                p.notes.push(format!(
+                    "dns.nameservers is empty: dnsmasq answers *.{domain} only (give the upstream \
+                     nameservers in dns.nameservers)"
+                ));
+            }
             push_helper(p, facts, DNSMASQ_CONF, text, 0o644, "dnsmasq", host.init);
             if host.init == Init::Supervisord || facts.pid1 != "systemd" {
                 let dir = facts.supervisor_include_dir.clone().context(
