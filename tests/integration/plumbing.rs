@@ -270,7 +270,9 @@ fn resolv_conf_as_configured_and_resolved_hosts_through_resolved() {
         .up();
     let inv = lab.inventory_str();
     // Nameservers on the lab's own network (nothing is sent to them in this test).
-    let ns: Vec<String> = lab.hosts().iter().map(|h| h.address.clone()).collect();
+    let mut ns: Vec<String> = lab.hosts().iter().map(|h| h.address.clone()).collect();
+    let spare = ns[0].rsplit_once('.').unwrap().0.to_string() + ".250";
+    ns.push(spare);
     let original = lab
         .exec("client1", &["cat", "/etc/resolv.conf"])
         .success()
@@ -284,7 +286,7 @@ nameservers = ["{}", "{}", "{}", "{}"]
 search = ["lab.internal"]
 options = ["timeout:1", "attempts:1", "single-request-reopen", "rotate"]
 "#,
-            ns[0], ns[1], ns[2], ns[0]
+            ns[0], ns[1], ns[2], ns[3]
         ),
     );
     // client1 writes resolv.conf itself; client2 (resolved stub) forwards through resolved.
@@ -312,7 +314,7 @@ options = ["timeout:1", "attempts:1", "single-request-reopen", "rotate"]
         .stdout;
     let want = format!(
         "nameserver {}\nnameserver {}\nnameserver {}\nnameserver {}\nsearch lab.internal\noptions timeout:1 attempts:1 single-request-reopen rotate\n",
-        ns[0], ns[1], ns[2], ns[0]
+        ns[0], ns[1], ns[2], ns[3]
     );
     assert!(resolv.ends_with(&want), "client1 resolv.conf:\n{resolv}");
     let backup = lab
