@@ -135,6 +135,7 @@ impl fmt::Display for Action {
                     FileKind::ServiceDefinition => "service definition",
                     FileKind::ResolvConf => "resolv.conf",
                     FileKind::HelperConfig => "helper config",
+                    FileKind::TlsFile => "tls file",
                 };
                 let verb = if current.is_some() {
                     "update"

@@ -18,8 +18,9 @@
 //! Keys newer than the target version are errors too, rather than a failed `consul validate`
 //! on the host: `tls` (1.12), `ports.grpc_tls` (1.14), `acl.tokens.initial_management` (1.11).
 //!
-//! TLS and ACL are not configured from the inventory yet; [`tls_config`], [`acl_config`] and
-//! [`grpc_port`] hold the per-version mapping so that work plugs in with [`deep_merge`].
+//! `tls = "auto"` ([`auto_tls_config`], [`tls_files`]) uses [`tls_config`] and [`grpc_port`]
+//! for the per-version keys; ACLs are not configured from the inventory yet ([`acl_config`]
+//! holds their mapping so that work plugs in with [`deep_merge`]).
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -152,6 +153,9 @@ pub fn render_host(t: &Templates, ctx: &HostContext) -> anyhow::Result<Vec<Desir
             });
         }
     }
+    if ctx.cluster.tls_auto {
+        files.extend(tls_files(ctx)?);
+    }
     Ok(files)
 }
 
@@ -204,9 +208,106 @@ pub fn agent_config(ctx: &HostContext) -> anyhow::Result<Map<String, Value>> {
         c.insert("enable_local_script_checks".into(), json!(true));
     }
 
+    if cluster.tls_auto {
+        deep_merge(&mut c, &auto_tls_config(&features, host));
+    }
+
     let extra = check_extra(host, &version, &features, &host.extra_config)?;
     deep_merge(&mut c, &extra);
     Ok(c)
+}
+
+/// Directory of the TLS files on a host (`tls = "auto"`).
+pub fn tls_dir(host: &Host) -> PathBuf {
+    host.paths.config_dir.join("tls")
+}
+
+/// The agent config of `tls = "auto"`: RPC verified both ways with `verify_server_hostname`
+/// on servers, HTTPS on 8501 without client certificates, clients without a certificate of
+/// their own (`auto_encrypt { tls = true }`, signed by the servers' Connect CA, which is why
+/// servers get `connect { enabled = true }` and `auto_encrypt { allow_tls = true }`).
+/// From 1.14 the gRPC TLS port (8503) too. The HTTP port (8500) stays as it is.
+pub fn auto_tls_config(f: &Features, host: &Host) -> Map<String, Value> {
+    let dir = tls_dir(host);
+    let server = host.role == Role::Server;
+    let settings = TlsSettings {
+        ca_file: dir.join(TLS_CA_FILE),
+        cert_file: dir.join(TLS_CERT_FILE),
+        key_file: dir.join(TLS_KEY_FILE),
+        verify_incoming_rpc: server,
+        verify_incoming_https: false,
+        verify_outgoing: true,
+        verify_server_hostname: true,
+    };
+    let mut out = tls_config(f, &settings);
+    if !server {
+        // Clients have no certificate files: auto_encrypt gives them theirs.
+        let holder = match out.get_mut("tls").and_then(|t| t.get_mut("defaults")) {
+            Some(Value::Object(d)) => d,
+            _ => &mut out,
+        };
+        holder.remove("cert_file");
+        holder.remove("key_file");
+    }
+    let mut ports = json!({ "https": HTTPS_PORT });
+    if f.grpc_tls {
+        deep_merge(
+            ports.as_object_mut().expect("object"),
+            grpc_port(f, GRPC_TLS_PORT, true)["ports"]
+                .as_object()
+                .expect("object"),
+        );
+    }
+    out.insert("ports".into(), ports);
+    if server {
+        out.insert("connect".into(), json!({ "enabled": true }));
+        out.insert("auto_encrypt".into(), json!({ "allow_tls": true }));
+    } else {
+        out.insert("auto_encrypt".into(), json!({ "tls": true }));
+    }
+    out
+}
+
+/// File names inside [`tls_dir`].
+pub const TLS_CA_FILE: &str = "ca.pem";
+pub const TLS_CERT_FILE: &str = "server.pem";
+pub const TLS_KEY_FILE: &str = "server-key.pem";
+/// The HTTPS API port of `tls = "auto"`.
+pub const HTTPS_PORT: u16 = 8501;
+/// The gRPC TLS port from 1.14 (`ports.grpc_tls`).
+pub const GRPC_TLS_PORT: u16 = 8503;
+
+/// The TLS files of `tls = "auto"` for one host: the CA everywhere, the server certificate
+/// and key (a secret: never diffed or logged) only on servers.
+fn tls_files(ctx: &HostContext) -> anyhow::Result<Vec<DesiredFile>> {
+    let host = ctx.host;
+    let material = crate::tls::for_host(ctx.cluster, host, ctx.bind_addr)
+        .with_context(|| format!("host {}: TLS certificates", host.name))?;
+    let dir = tls_dir(host);
+    let mut files = vec![DesiredFile {
+        path: dir.join(TLS_CA_FILE),
+        content: material.ca_pem,
+        mode: 0o644,
+        kind: FileKind::TlsFile,
+        secret: false,
+    }];
+    if let Some(server) = material.server {
+        files.push(DesiredFile {
+            path: dir.join(TLS_CERT_FILE),
+            content: server.cert_pem,
+            mode: 0o644,
+            kind: FileKind::TlsFile,
+            secret: false,
+        });
+        files.push(DesiredFile {
+            path: dir.join(TLS_KEY_FILE),
+            content: server.key_pem.expose().to_string(),
+            mode: 0o640,
+            kind: FileKind::TlsFile,
+            secret: true,
+        });
+    }
+    Ok(files)
 }
 
 /// Merges `overlay` into `base`: overlay values win; where both hold an object they merge key
@@ -565,6 +666,7 @@ mod tests {
             },
             encrypt: Some(Secret::new(TEST_KEY)),
             encrypt_auto: false,
+            tls_auto: false,
             hosts: vec![
                 host("consul-server-1", 11, Role::Server, Init::Systemd),
                 host("consul-server-2", 12, Role::Server, Init::Systemd),
@@ -945,6 +1047,106 @@ mod tests {
             );
             insta::assert_snapshot!(format!("tls_acl_grpc_{v}"), text);
         }
+    }
+
+    /// `tls = "auto"`: the agent config of a server and a client per version, and the files
+    /// each gets (contents of the PEM files are random: only their names, kinds and modes).
+    #[test]
+    fn golden_tls_auto_per_version() {
+        let tmp = tempfile::tempdir().unwrap();
+        for v in VERSIONS {
+            let mut c = cluster(v);
+            c.tls_auto = true;
+            c.inventory_path = tmp.path().join("prod.toml");
+            let mut text = String::new();
+            for name in ["consul-server-1", "app-1"] {
+                let files = render(&c, name).unwrap();
+                text.push_str(&format!("# {name}\n{}\n", files[0].content));
+                for f in &files[1..] {
+                    text.push_str(&format!(
+                        "==> {} ({:?}, mode {:o}, secret: {})\n",
+                        f.path.display(),
+                        f.kind,
+                        f.mode,
+                        f.secret
+                    ));
+                }
+                text.push('\n');
+            }
+            insta::assert_snapshot!(format!("tls_auto_{v}"), text);
+        }
+    }
+
+    #[test]
+    fn tls_auto_files_per_role() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut c = cluster("1.8.7");
+        c.tls_auto = true;
+        c.inventory_path = tmp.path().join("prod.toml");
+        let server = render(&c, "consul-server-1").unwrap();
+        let tls: Vec<&DesiredFile> = server
+            .iter()
+            .filter(|f| f.kind == FileKind::TlsFile)
+            .collect();
+        let names: Vec<String> = tls.iter().map(|f| f.path.display().to_string()).collect();
+        assert_eq!(
+            names,
+            [
+                "/etc/consul.d/tls/ca.pem",
+                "/etc/consul.d/tls/server.pem",
+                "/etc/consul.d/tls/server-key.pem"
+            ]
+        );
+        assert_eq!(
+            tls.iter().map(|f| (f.mode, f.secret)).collect::<Vec<_>>(),
+            [(0o644, false), (0o644, false), (0o640, true)]
+        );
+        assert!(tls[2].content.contains("PRIVATE KEY"));
+        let cert = crate::tls::parse(&tls[1].content).unwrap();
+        assert!(cert.sans.dns.contains("server.upyun.consul"));
+        assert!(cert.sans.dns.contains("consul-server-1"));
+        assert!(cert.sans.ips.contains(&ip(11)));
+        assert!(crate::tls::verifies(&tls[1].content, &tls[0].content).unwrap());
+        // Local copies under the state dir.
+        let dir = tmp.path().join(".consulctl/upyun/tls");
+        for f in [
+            "ca.pem",
+            "ca-key.pem",
+            "consul-server-1.pem",
+            "consul-server-1-key.pem",
+        ] {
+            assert!(dir.join(f).exists(), "{f}");
+        }
+
+        // Clients: the CA only, and no certificate keys in their config.
+        let client = render(&c, "app-1").unwrap();
+        let tls: Vec<&DesiredFile> = client
+            .iter()
+            .filter(|f| f.kind == FileKind::TlsFile)
+            .collect();
+        assert_eq!(tls.len(), 1);
+        assert!(tls[0].path.ends_with("tls/ca.pem"));
+        let config = agent_config(&ctx(&c, "app-1")).unwrap();
+        assert!(!config.contains_key("cert_file") && !config.contains_key("key_file"));
+        assert_eq!(config["auto_encrypt"], json!({ "tls": true }));
+        let config = agent_config(&ctx(&c, "consul-server-1")).unwrap();
+        assert_eq!(config["auto_encrypt"], json!({ "allow_tls": true }));
+        assert_eq!(config["ports"]["https"], json!(8501));
+
+        // 1.12+: the same inside `tls.defaults`.
+        let mut c = cluster("1.21.0");
+        c.tls_auto = true;
+        c.inventory_path = tmp.path().join("prod.toml");
+        let config = agent_config(&ctx(&c, "app-1")).unwrap();
+        let defaults = config["tls"]["defaults"].as_object().unwrap();
+        assert!(!defaults.contains_key("cert_file") && !defaults.contains_key("key_file"));
+        assert_eq!(config["tls"]["https"]["verify_incoming"], json!(false));
+        let config = agent_config(&ctx(&c, "consul-server-1")).unwrap();
+        assert_eq!(config["ports"], json!({ "https": 8501, "grpc_tls": 8503 }));
+        assert_eq!(
+            config["tls"]["internal_rpc"]["verify_incoming"],
+            json!(true)
+        );
     }
 
     #[test]

@@ -953,6 +953,11 @@ fn plan_text(
         };
         for f in r.plan.file_writes() {
             let path = f.path.display().to_string();
+            if f.kind == crate::desired::FileKind::TlsFile {
+                // Certificates are noise in a diff, private keys must never be shown.
+                out.push_str(&format!("  {path}: TLS file changed (content not shown)\n"));
+                continue;
+            }
             let old = files.get(&path).map(String::as_str).unwrap_or("");
             out.push_str(&unified_diff(
                 &path,

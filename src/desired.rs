@@ -21,6 +21,9 @@ pub enum FileKind {
     /// Config of a helper service (dnsmasq, systemd-resolved, NetworkManager): a change
     /// restarts that service, never the agent.
     HelperConfig,
+    /// A certificate or key of `tls = "auto"` (`<config dir>/tls/`): installed before the
+    /// agent config is validated (it names them); a change restarts the agent.
+    TlsFile,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

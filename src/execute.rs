@@ -170,6 +170,7 @@ async fn configure_files(
             FileKind::AgentConfig => "agent_config".into(),
             FileKind::ServiceDefinition => "service".into(),
             FileKind::ResolvConf => "inplace".into(),
+            FileKind::TlsFile => "tls".into(),
             _ => "other".into(),
         });
     }

@@ -204,6 +204,7 @@ mod raw {
         pub client_addr: V,
         pub log_level: V,
         pub encrypt: V,
+        pub tls: V,
     }
 
     #[derive(Debug, Default, Deserialize)]
@@ -1125,6 +1126,19 @@ impl<'a> Ctx<'a> {
         } else {
             self.encrypt(&kc.k("encrypt"), &rc.encrypt)
         };
+        // `tls = "auto"`: consulctl's CA and certificates (`tls.rs`); `false` is the same as absent.
+        let tls_auto = match &rc.tls {
+            None | Some(toml::Value::Boolean(false)) => false,
+            Some(toml::Value::String(s)) if s == "auto" => true,
+            Some(v) => {
+                self.bad(
+                    &kc.k("tls"),
+                    v,
+                    "expected \"auto\" (consulctl creates a CA and server certificates) or false",
+                );
+                false
+            }
+        };
         let cluster_layer = self.layer(
             &LayerKeys {
                 scalars: kc.clone(),
@@ -1211,6 +1225,7 @@ impl<'a> Ctx<'a> {
             consul: ConsulSpec { version, source },
             encrypt,
             encrypt_auto,
+            tls_auto,
             hosts,
             warnings: std::mem::take(&mut self.warnings),
         })
@@ -2043,6 +2058,7 @@ impl Ctx<'_> {
             },
             encrypt: None,
             encrypt_auto: false,
+            tls_auto: false,
             hosts: hosts.to_vec(),
             warnings: Vec::new(),
         });
@@ -4684,6 +4700,28 @@ x = 1
             );
             let d = only(&text, "cluster.encrypt", 8, needle);
             assert!(!d.to_string().contains(bad), "the key is a secret: {d}");
+        }
+    }
+
+    // ---- tls --------------------------------------------------------------------------------
+
+    #[test]
+    fn tls_auto_is_parsed_and_false_is_off() {
+        let c = ok(&doc("").replace("[cluster]\n", "[cluster]\ntls = \"auto\"\n"));
+        assert!(c.tls_auto);
+        let c = ok(&doc("").replace("[cluster]\n", "[cluster]\ntls = false\n"));
+        assert!(!c.tls_auto);
+        assert!(!ok(&doc("")).tls_auto);
+    }
+
+    #[test]
+    fn other_tls_values_are_rejected() {
+        for bad in ["\"yes\"", "true", "1"] {
+            let text = custom(
+                &format!("tls = {bad}\n"),
+                "version = \"1.8.7\"\nsource = { package = \"auto\" }\n",
+            );
+            only(&text, "cluster.tls", 8, "expected \"auto\"");
         }
     }
 

@@ -38,6 +38,7 @@ pub mod source;
 pub mod ssh;
 pub mod status;
 pub mod templates;
+pub mod tls;
 pub mod verify;
 pub mod version;
 

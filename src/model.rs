@@ -26,6 +26,9 @@ pub struct Cluster {
     pub encrypt: Option<Secret>,
     /// `encrypt = "auto"`: the key lives in the secrets file (`secrets.rs`), not the inventory.
     pub encrypt_auto: bool,
+    /// `tls = "auto"`: consulctl's own CA and per-server certificates (`tls.rs`), stored under
+    /// `state_dir()/tls`; HTTPS on 8501, auto_encrypt for clients.
+    pub tls_auto: bool,
     pub hosts: Vec<Host>,
     /// Non-fatal findings (e.g. an even number of servers).
     pub warnings: Vec<String>,

@@ -152,6 +152,8 @@ pub fn plan_host(input: &PlanInput) -> HostPlan {
         if !same_content {
             match file.kind {
                 FileKind::AgentConfig => restart_reasons.push("config changed".to_string()),
+                // Consul 1.8 does not reliably reload certificates on `consul reload`.
+                FileKind::TlsFile => restart_reasons.push("tls changed".to_string()),
                 FileKind::SystemdUnit | FileKind::SupervisorProgram => {
                     init_files_changed = true;
                     restart_reasons.push(format!("{} changed", kind_word(file.kind)));
@@ -389,6 +391,7 @@ fn kind_word(kind: FileKind) -> &'static str {
         FileKind::ServiceDefinition => "service definition",
         FileKind::ResolvConf => "resolv.conf",
         FileKind::HelperConfig => "helper config",
+        FileKind::TlsFile => "tls",
     }
 }
 

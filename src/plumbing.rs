@@ -602,6 +602,7 @@ mod tests {
             },
             encrypt: None,
             encrypt_auto: false,
+            tls_auto: false,
             hosts: vec![],
             warnings: vec![],
         }

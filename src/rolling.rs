@@ -997,6 +997,7 @@ mod tests {
             },
             encrypt: None,
             encrypt_auto: false,
+            tls_auto: false,
             hosts,
             warnings: Vec::new(),
         };

@@ -1,7 +1,7 @@
 # Stage, validate and install managed files. A tar stream on stdin holds the new files,
 # named 0, 1, 2, ... in the order of the file arguments.
 # Args: 1=consul binary, 2=config dir, 3=backup dir, then dirs to create until "--",
-#       then one triple per file: destination, octal mode, kind (agent_config|service|inplace|other),
+#       then one triple per file: destination, octal mode, kind (agent_config|service|inplace|tls|other),
 #       then optionally "--" and managed files to remove (moved into the backup dir).
 # Agent config and service files are validated together with the rest of the config dir by
 # `consul validate` in a staging dir (files to remove left out); nothing live changes unless
@@ -85,13 +85,6 @@ if [ -n "$remove_list" ]; then
 $remove_list
 EOF_REMOVE
 fi
-if [ "$need_validate" = 1 ]; then
-  if ! out=$("$bin" validate "$stage/validate" 2>&1); then
-    echo "consul validate rejected the new configuration:" >&2
-    echo "$out" >&2
-    exit 3
-  fi
-fi
 install_file() {
   src=$1; dest=$2; mode=$3; kind=$4
   if [ -f "$dest" ] && cmp -s "$src" "$dest"; then
@@ -115,7 +108,24 @@ install_file() {
   fi
   echo "changed $dest"
 }
-for_each_file install_file "$@"
+# TLS files (kind tls) go live before validation: the new agent config names them at their
+# final paths, and the running agent only reads them when it (re)starts.
+install_tls_first() {
+  [ "$4" = tls ] || return 0
+  install_file "$@"
+}
+for_each_file install_tls_first "$@"
+if [ "$need_validate" = 1 ]; then
+  if ! out=$("$bin" validate "$stage/validate" 2>&1); then
+    echo "consul validate rejected the new configuration:" >&2
+    echo "$out" >&2
+    exit 3
+  fi
+fi
+install_rest() {
+  [ "$4" = tls ] || install_file "$@"
+}
+for_each_file install_rest "$@"
 if [ -n "$remove_list" ]; then
   while IFS= read -r r; do
     [ -n "$r" ] || continue

@@ -264,9 +264,9 @@ else
     fi
 fi
 
-# --- managed files: config dir *.hcl/*.json, systemd unit, supervisord candidates ------------
+# --- managed files: config dir *.hcl/*.json, tls/*.pem, systemd unit, supervisord candidates ------------
 n=$#
-for f in "$@" "$unit" "$cfg"/*.hcl "$cfg"/*.json; do
+for f in "$@" "$unit" "$cfg"/*.hcl "$cfg"/*.json "$cfg"/tls/*.pem; do
     [ -f "$f" ] || continue
     case $f in *"$nl"*) continue ;; esac
     set -- "$@" "$f"
