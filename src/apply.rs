@@ -179,6 +179,22 @@ pub async fn connect(runs: &mut [HostRun], p: &Prepared, progress: &Progress) {
     .await;
 }
 
+/// Connect to the selected hosts and gather their facts, announcing both phases; the progress
+/// bars are cleared afterwards (for commands that then print their own steps).
+pub async fn connect_and_gather(p: &Prepared) -> (Vec<HostRun>, Progress) {
+    let mut runs: Vec<HostRun> = p.selected.iter().cloned().map(HostRun::new).collect();
+    let progress = Progress::new(runs.iter().map(|r| r.host.name.as_str()));
+    progress.println("==> connect");
+    connect(&mut runs, p, &progress).await;
+    progress.println("==> gather facts");
+    gather_facts(&mut runs, p, &progress).await;
+    for r in &runs {
+        progress.finish(&r.host.name, "");
+    }
+    progress.clear();
+    (runs, progress)
+}
+
 pub async fn gather_facts(runs: &mut [HostRun], p: &Prepared, progress: &Progress) {
     each_host(
         runs,

@@ -16,11 +16,10 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Deserialize;
 
-use crate::apply::{self, HostRun};
+use crate::apply;
 use crate::cli::{ApplyArgs, InventoryArgs, KeysRotateArgs, Output};
 use crate::error::Error;
 use crate::model::{Role, Secret};
-use crate::progress::Progress;
 use crate::secrets::{self, Secrets, GOSSIP_KEY, GOSSIP_KEY_NEXT};
 use crate::ssh::Connection;
 use crate::verify;
@@ -149,16 +148,7 @@ pub async fn rotate(args: &KeysRotateArgs, debug_log: Option<&Path>) -> Result<(
     let mut store = Secrets::load(&args.inventory).map_err(Error::Input)?;
     let lock = crate::lock::RunLock::acquire(&p.cluster.state_dir(), "keys rotate")?;
 
-    let mut runs: Vec<HostRun> = p.selected.iter().cloned().map(HostRun::new_pub).collect();
-    let progress = Progress::new(runs.iter().map(|r| r.host.name.as_str()));
-    progress.println("==> connect");
-    apply::connect(&mut runs, &p, &progress).await;
-    progress.println("==> gather facts");
-    apply::gather_facts(&mut runs, &p, &progress).await;
-    for r in &runs {
-        progress.finish(&r.host.name, "");
-    }
-    progress.clear();
+    let (mut runs, _progress) = apply::connect_and_gather(&p).await;
     let binds = apply::bind_addrs(&p.cluster, &runs);
     let agents: Vec<Agent> = runs
         .iter()

@@ -539,16 +539,7 @@ pub async fn remove(args: &NodeRemoveArgs, debug_log: Option<&Path>) -> Result<(
     };
     // Two operators must not change the same cluster at once.
     let _lock = crate::lock::RunLock::acquire(&p.cluster.state_dir(), "node remove")?;
-    let mut runs: Vec<HostRun> = p.selected.iter().cloned().map(HostRun::new_pub).collect();
-    let progress = Progress::new(runs.iter().map(|r| r.host.name.as_str()));
-    progress.println("==> connect");
-    apply::connect(&mut runs, &p, &progress).await;
-    progress.println("==> gather facts");
-    apply::gather_facts(&mut runs, &p, &progress).await;
-    for r in &runs {
-        progress.finish(&r.host.name, "");
-    }
-    progress.clear();
+    let (mut runs, progress) = apply::connect_and_gather(&p).await;
     let binds = apply::bind_addrs(&p.cluster, &runs);
     let ctx = Ctx {
         cluster: &p.cluster,

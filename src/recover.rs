@@ -359,16 +359,7 @@ async fn setup(
         allow_downgrade: false,
         concurrency: 32,
     };
-    let mut runs: Vec<HostRun> = p.selected.iter().cloned().map(HostRun::new_pub).collect();
-    let progress = Progress::new(runs.iter().map(|r| r.host.name.as_str()));
-    progress.println("==> connect");
-    apply::connect(&mut runs, &p, &progress).await;
-    progress.println("==> gather facts");
-    apply::gather_facts(&mut runs, &p, &progress).await;
-    for r in &runs {
-        progress.finish(&r.host.name, "");
-    }
-    progress.clear();
+    let (runs, progress) = apply::connect_and_gather(&p).await;
     let binds = apply::bind_addrs(&p.cluster, &runs);
     Ok(Ctx {
         p,

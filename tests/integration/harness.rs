@@ -107,6 +107,20 @@ impl Out {
     }
 }
 
+/// Polls `f` every 500 ms until it returns true (true) or `secs` pass (false).
+pub fn wait_until(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if f() {
+            return true;
+        }
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+}
+
 /// Runs a command to completion, capturing everything. Panics only if it cannot start.
 pub fn run(program: &str, args: &[&str]) -> Out {
     run_in(program, args, None)

@@ -2,11 +2,10 @@
 //! resolv.conf. Everything is checked on the hosts and through Consul's own API.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::harness::{Lab, LabInit, Out};
+use crate::harness::{wait_until, Lab, LabInit, Out};
 
 fn json(out: &Out) -> Value {
     serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{out}"))
@@ -15,19 +14,6 @@ fn json(out: &Out) -> Value {
 fn api(lab: &Lab, host: &str, path: &str) -> Value {
     let body = lab.consul_api(host, path);
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("{host} {path}: not JSON ({e}): {body}"))
-}
-
-fn wait_until(secs: u64, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if f() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
 }
 
 fn edit(lab: &Lab, f: impl FnOnce(&mut toml_edit::DocumentMut)) {

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::harness::{Lab, LabInit, Out};
+use crate::harness::{wait_until, Lab, LabInit, Out};
 
 const DATA_DIR: &str = "/opt/consul";
 
@@ -59,20 +59,6 @@ fn stale_dirs(lab: &Lab, host: &str, suffix: &str) -> Vec<String> {
         .split_whitespace()
         .map(str::to_owned)
         .collect()
-}
-
-/// Poll `f` every 500 ms until it returns true or `secs` pass.
-fn wait_until(secs: u64, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if f() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
 }
 
 fn findings<'a>(report: &'a Value, code: &str) -> Vec<&'a Value> {
