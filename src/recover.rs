@@ -194,16 +194,17 @@ impl Ctx {
             let conn = r.conn.as_ref().expect("live");
             let http = self.http(&r.host);
             let res = tokio::time::timeout(READ_TIMEOUT, async {
-                let reading = rolling::read_state(conn, &http).await?;
-                let out = conn
-                    .run(
-                        "consul api",
-                        verify::API,
-                        &[http.clone(), verify::RAFT.into()],
-                        None,
-                    )
-                    .await?;
+                // One round trip: leader, raft (with server IDs), members, autopilot.
+                let args = [
+                    http.clone(),
+                    verify::LEADER.into(),
+                    verify::RAFT.into(),
+                    verify::MEMBERS.into(),
+                    rolling::AUTOPILOT.into(),
+                ];
+                let out = conn.run("consul api", verify::API, &args, None).await?;
                 let map = verify::parse_api_output(&out.stdout);
+                let reading = rolling::reading_from(conn.host(), &map)?;
                 let peers = map
                     .get(verify::RAFT)
                     .filter(|(c, _)| *c == 200)

@@ -404,8 +404,15 @@ pub async fn read_state(conn: &Connection, http: &str) -> Result<Reading> {
         AUTOPILOT.into(),
     ];
     let out = conn.run("consul api", verify::API, &args, None).await?;
-    let map = verify::parse_api_output(&out.stdout);
-    let view = verify::view_from_api(conn.host(), &map)?;
+    reading_from(conn.host(), &verify::parse_api_output(&out.stdout))
+}
+
+/// A reading from parsed `api.sh` answers that include leader, raft, members and autopilot.
+pub fn reading_from(
+    via: &str,
+    map: &std::collections::BTreeMap<String, (u16, String)>,
+) -> Result<Reading> {
+    let view = verify::view_from_api(via, map)?;
     let autopilot = match map.get(AUTOPILOT) {
         Some((code, body)) => parse_autopilot(*code, body).map_err(|e| format!("{e:#}")),
         None => Err(format!("no answer for {AUTOPILOT}")),
