@@ -58,6 +58,14 @@ pub enum Action {
     RestartHelper { service: String, supervisor: bool },
     /// Set `PEERDNS=no` in RHEL network scripts so DHCP stops rewriting resolv.conf.
     SetPeerDnsNo { files: Vec<PathBuf> },
+    /// The agent's system user: create it (a system user with its own group, no login shell)
+    /// when missing; give it these dirs (mode 0750), `recursive` ones with everything inside.
+    OwnDirs {
+        user: String,
+        create_user: bool,
+        dirs: Vec<PathBuf>,
+        recursive: Vec<PathBuf>,
+    },
 }
 
 impl Action {
@@ -66,6 +74,7 @@ impl Action {
         matches!(
             self,
             Action::CreateDirs { .. }
+                | Action::OwnDirs { .. }
                 | Action::WriteFile { .. }
                 | Action::RemoveFile { .. }
                 | Action::InstallPackages { .. }
@@ -184,6 +193,19 @@ impl fmt::Display for Action {
             Action::SetPeerDnsNo { files } => {
                 let list: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
                 write!(f, "set PEERDNS=no in {}", list.join(", "))
+            }
+            Action::OwnDirs {
+                user,
+                create_user,
+                dirs,
+                recursive,
+            } => {
+                if *create_user {
+                    write!(f, "create system user {user}; ")?;
+                }
+                let mut list: Vec<String> = dirs.iter().map(|p| p.display().to_string()).collect();
+                list.extend(recursive.iter().map(|p| format!("{} (recursively)", p.display())));
+                write!(f, "owner {user}:{user}, mode 750: {}", list.join(", "))
             }
         }
     }

@@ -48,7 +48,11 @@ pub struct HostContext<'a> {
 /// File name of the agent config inside `paths.config_dir`.
 pub const AGENT_CONFIG_FILE: &str = "consul.hcl";
 /// The user the agent runs as (systemd `User=`/`Group=`, supervisord `user=`).
-pub const RUN_AS: &str = "root";
+/// Who owns the agent's config files on a host: its user (and the group of that name), or
+/// nobody in particular (root's files, unchecked) when the agent runs as root.
+pub fn agent_owner(host: &Host) -> Option<String> {
+    (host.user != "root").then(|| host.user.clone())
+}
 /// `retry_interval`: Consul's default of 30s makes an agent that starts before the servers
 /// wait 30s between attempts. 5s costs nothing.
 pub const RETRY_INTERVAL: &str = "5s";
@@ -110,6 +114,7 @@ pub fn render_host(t: &Templates, ctx: &HostContext) -> anyhow::Result<Vec<Desir
         mode: 0o640,
         kind: FileKind::AgentConfig,
         secret: holds_secrets(&config),
+        owner: agent_owner(host),
     }];
 
     let binary = unit_safe_path(host, "paths.binary", &host.paths.binary)?;
@@ -117,8 +122,8 @@ pub fn render_host(t: &Templates, ctx: &HostContext) -> anyhow::Result<Vec<Desir
     let mut c = tera::Context::new();
     c.insert("binary", binary);
     c.insert("config_dir", config_dir);
-    c.insert("user", RUN_AS);
-    c.insert("group", RUN_AS);
+    c.insert("user", &host.user);
+    c.insert("group", &host.user);
     match host.init {
         Init::Systemd => {
             c.insert(
@@ -134,6 +139,7 @@ pub fn render_host(t: &Templates, ctx: &HostContext) -> anyhow::Result<Vec<Desir
                 mode: 0o644,
                 kind: FileKind::SystemdUnit,
                 secret: false,
+                owner: None,
             });
         }
         Init::Supervisord => {
@@ -150,6 +156,7 @@ pub fn render_host(t: &Templates, ctx: &HostContext) -> anyhow::Result<Vec<Desir
                 mode: 0o644,
                 kind: FileKind::SupervisorProgram,
                 secret: false,
+                owner: None,
             });
         }
     }
@@ -210,6 +217,33 @@ pub fn agent_config(ctx: &HostContext) -> anyhow::Result<Map<String, Value>> {
 
     if cluster.tls_auto {
         deep_merge(&mut c, &auto_tls_config(&features, host));
+    }
+    if cluster.acl {
+        // Default deny; the node's own token (created by consulctl after the bootstrap, see
+        // `acl.rs`) is the agent token and the default one (DNS and local reads of the
+        // catalog; no KV, no writes beyond this node and its declared services).
+        let token = cluster
+            .acl_tokens
+            .agents
+            .get(&host.name)
+            .map(|t| t.secret.clone());
+        if token.is_none() {
+            anyhow::bail!("host {}: no ACL agent token in the secrets file", host.name);
+        }
+        deep_merge(
+            &mut c,
+            &acl_config(
+                &features,
+                &AclSettings {
+                    enabled: true,
+                    default_policy: "deny".into(),
+                    enable_token_persistence: false,
+                    initial_management_token: None,
+                    agent_token: token.clone(),
+                    default_token: token,
+                },
+            ),
+        );
     }
 
     let extra = check_extra(host, &version, &features, &host.extra_config)?;
@@ -290,6 +324,7 @@ fn tls_files(ctx: &HostContext) -> anyhow::Result<Vec<DesiredFile>> {
         mode: 0o644,
         kind: FileKind::TlsFile,
         secret: false,
+        owner: agent_owner(host),
     }];
     if let Some(server) = material.server {
         files.push(DesiredFile {
@@ -298,6 +333,7 @@ fn tls_files(ctx: &HostContext) -> anyhow::Result<Vec<DesiredFile>> {
             mode: 0o644,
             kind: FileKind::TlsFile,
             secret: false,
+            owner: agent_owner(host),
         });
         files.push(DesiredFile {
             path: dir.join(TLS_KEY_FILE),
@@ -305,6 +341,7 @@ fn tls_files(ctx: &HostContext) -> anyhow::Result<Vec<DesiredFile>> {
             mode: 0o640,
             kind: FileKind::TlsFile,
             secret: true,
+            owner: agent_owner(host),
         });
     }
     Ok(files)
@@ -539,6 +576,8 @@ pub struct AclSettings {
     pub initial_management_token: Option<Secret>,
     /// The agent's own token.
     pub agent_token: Option<Secret>,
+    /// The token of requests that carry none (DNS, local API calls without a token).
+    pub default_token: Option<Secret>,
 }
 
 /// The `acl { ... }` block: the management token is `tokens.initial_management` from 1.11,
@@ -555,6 +594,9 @@ pub fn acl_config(f: &Features, acl: &AclSettings) -> Map<String, Value> {
     }
     if let Some(t) = &acl.agent_token {
         tokens.insert("agent".into(), json!(t.expose()));
+    }
+    if let Some(t) = &acl.default_token {
+        tokens.insert("default".into(), json!(t.expose()));
     }
     let mut block = Map::new();
     block.insert("enabled".into(), json!(acl.enabled));
@@ -642,6 +684,8 @@ mod tests {
             bind: BindAddr::Fixed(ip(last)),
             client_addr: "127.0.0.1".into(),
             log_level: "info".into(),
+            user: "consul".into(),
+            api_tls: false,
             ssh: SshTarget::default(),
             paths,
             extra_config: extra,
@@ -667,6 +711,8 @@ mod tests {
             encrypt: Some(Secret::new(TEST_KEY)),
             encrypt_auto: false,
             tls_auto: false,
+            acl: false,
+            acl_tokens: Default::default(),
             hosts: vec![
                 host("consul-server-1", 11, Role::Server, Init::Systemd),
                 host("consul-server-2", 12, Role::Server, Init::Systemd),
@@ -1027,6 +1073,7 @@ mod tests {
             default_policy: "deny".into(),
             enable_token_persistence: true,
             initial_management_token: Some(Secret::new("00000000-0000-0000-0000-000000000001")),
+            default_token: None,
             agent_token: Some(Secret::new("00000000-0000-0000-0000-000000000002")),
         };
         for v in VERSIONS {
@@ -1158,6 +1205,7 @@ mod tests {
             enable_token_persistence: false,
             initial_management_token: Some(Secret::new("t")),
             agent_token: None,
+            default_token: None,
         };
         let tokens = |v: &str| acl_config(&f(v), &acl)["acl"]["tokens"].clone();
         assert_eq!(tokens("1.10.12"), json!({ "master": "t" }));

@@ -169,12 +169,19 @@ async fn each_host<'a, F, Fut>(
 
 pub async fn connect(runs: &mut [HostRun], p: &Prepared, progress: &Progress) {
     let accept_new = p.accept_new;
-    each_host(runs, p.concurrency, progress, "connect", |r| async move {
+    let cluster = p.cluster.clone();
+    each_host(runs, p.concurrency, progress, "connect", |r| {
+        let cluster = cluster.clone();
+        async move {
         match Connection::connect(&r.host, accept_new).await {
-            Ok(c) => r.conn = Some(c),
+            Ok(c) => {
+                c.set_consul_env(crate::verify::consul_env(&cluster, &r.host));
+                r.conn = Some(c)
+            }
             Err(e) => r.fail("connect", &e),
         }
         r.mark();
+        }
     })
     .await;
 }
@@ -623,6 +630,12 @@ pub async fn verify(
         progress.set(&r.host.name, "verify");
     }
     let started = Instant::now();
+    // No host to ask: nothing to wait for.
+    let timeout = if via.is_empty() {
+        Duration::ZERO
+    } else {
+        timeout
+    };
     let result = crate::verify::wait_healthy(&p.cluster, binds, &via, timeout).await;
     tracing::info!(
         phase = "verify",
@@ -652,6 +665,79 @@ pub async fn verify(
             problems,
         },
     }
+}
+
+/// `acl = true`: bootstrap the ACL system through a server unless the secrets file has the
+/// management token (it is stored there at once, then given to every connection), then make
+/// each node's agent policy and token exist. A failure fails the server it went through.
+pub async fn acl(
+    runs: &mut [HostRun],
+    p: &Prepared,
+    progress: &Progress,
+    binds: &BTreeMap<String, IpAddr>,
+) {
+    if !p.cluster.acl {
+        return;
+    }
+    let started = Instant::now();
+    // Through a server; with `--limit` to clients only, through a client (it forwards).
+    let Some(i) = runs
+        .iter()
+        .position(|r| r.alive() && r.host.role == Role::Server && r.conn.is_some())
+        .or_else(|| runs.iter().position(|r| r.alive() && r.conn.is_some()))
+    else {
+        tracing::warn!("ACLs: no reachable host to go through");
+        return;
+    };
+    let mut token = p.cluster.acl_tokens.management.clone();
+    let res: Result<usize> = async {
+        let r = &runs[i];
+        progress.set(&r.host.name, "ACLs");
+        let conn = r.conn.as_ref().expect("connected");
+        let bind = binds
+            .get(&r.host.name)
+            .copied()
+            .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+        let http = crate::verify::http_addr(&r.host, bind);
+        let mut written = 0;
+        if token.is_none() {
+            let secrets = crate::secrets::path_for(&p.cluster.inventory_path);
+            let t = crate::acl::bootstrap(conn, &http, &secrets, Duration::from_secs(90)).await?;
+            crate::secrets::save_management_token(&p.cluster.inventory_path, &t)
+                .context("storing the management token")?;
+            progress.println(&format!(
+                "    ACL system bootstrapped; the management token is in {} (mode 0600)",
+                secrets.display()
+            ));
+            token = Some(t);
+            written += 1;
+        }
+        // From here on every script gets the token.
+        for r in runs.iter() {
+            if let Some(c) = r.conn.as_ref() {
+                let mut env = c.consul_env();
+                env.token = token.clone();
+                c.set_consul_env(env);
+            }
+        }
+        let mut cluster = (*p.cluster).clone();
+        cluster.acl_tokens.management = token.clone();
+        let conn = runs[i].conn.as_ref().expect("connected");
+        written += crate::acl::ensure_agent_tokens(conn, &http, &cluster).await?;
+        Ok(written)
+    }
+    .await;
+    let r = &mut runs[i];
+    match res {
+        Ok(n) => r.changed += n,
+        Err(e) => r.fail("acl", &e),
+    }
+    r.mark();
+    tracing::info!(
+        phase = "acl",
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "phase done"
+    );
 }
 
 /// Release the host locks this run holds, then close every connection.
@@ -771,17 +857,24 @@ pub async fn run_playbook(
             Task::Upload => upload(&mut runs, p, &progress).await,
             Task::Configure => configure(&mut runs, p, &progress, &timestamp).await,
             Task::Start => start(&mut runs, p, &progress, &step.hosts, &binds).await?,
+            Task::Acl => acl(&mut runs, p, &progress, &binds).await,
             Task::Verify => {
-                verify_result = Some(
-                    verify(
-                        &runs,
-                        p,
-                        &progress,
-                        &binds,
-                        Duration::from_secs(verify_timeout),
-                    )
-                    .await,
+                let mut v = verify(
+                    &runs,
+                    p,
+                    &progress,
+                    &binds,
+                    Duration::from_secs(verify_timeout),
                 )
+                .await;
+                if !v.healthy && runs.iter().any(|r| r.conn.is_some()) {
+                    // Say why, as `doctor` would: a wrong gossip key, a node-ID conflict ...
+                    progress.println("==> Verify failed: reading the hosts' agent logs and state");
+                    let why =
+                        crate::doctor::explain(&p.cluster, &runs, &binds, p.concurrency).await;
+                    v.problems.extend(why);
+                }
+                verify_result = Some(v);
             }
             Task::Disconnect => disconnect(&mut runs, Some(&holder)).await,
             Task::Command => command_step(&mut runs, p, &progress, step).await?,

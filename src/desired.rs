@@ -36,9 +36,20 @@ pub struct DesiredFile {
     pub kind: FileKind,
     /// Holds secrets: its content and diffs are never printed or logged.
     pub secret: bool,
+    /// Owner (user and group of the same name) the file must have; None: root's, unchecked.
+    /// The agent's config files belong to its user (`[consul] user`).
+    pub owner: Option<String>,
 }
 
 impl DesiredFile {
+    /// Does the file on the host (as the facts saw it) have this file's owner?
+    pub fn owner_matches(&self, user: &str, group: &str) -> bool {
+        match &self.owner {
+            None => true,
+            Some(o) => o == user && o == group,
+        }
+    }
+
     pub fn sha256(&self) -> String {
         crate::hash::sha256_hex(self.content.as_bytes())
     }

@@ -232,9 +232,12 @@ fn observation(
         host: r.host.name.clone(),
         ..Default::default()
     };
+    // A host that failed a later phase (start, acl ...) was still reached: read it.
     if let Some((phase, err)) = &r.failed {
-        obs.unreachable = Some(format!("{phase}: {err}"));
-        return obs;
+        if r.conn.is_none() || phase == "connect" || phase == "gather facts" {
+            obs.unreachable = Some(format!("{phase}: {err}"));
+            return obs;
+        }
     }
     if let Some(f) = &r.facts {
         obs.addresses = f.addresses.clone();
@@ -253,7 +256,9 @@ fn observation(
             obs.foreign_listeners = ev
                 .listeners
                 .iter()
-                .filter(|(_, p)| p != "consul")
+                // "?": ss could not tell the process (no ptrace access to another user's
+                // process, as in containers): not evidence of a foreign program.
+                .filter(|(_, p)| p != "consul" && p != "?")
                 .cloned()
                 .collect();
             obs.api = agent_api(&r.host, bind, &ev);
@@ -295,26 +300,7 @@ pub async fn run(args: &DoctorArgs, debug_log: Option<&Path>) -> Result<(), Erro
     for r in runs.iter().filter(|r| r.failed.is_none()) {
         progress.set(&r.host.name, "reading agent state and log");
     }
-    let lines = args.log_lines;
-    let window_ms = i64::from(args.since) * 60_000;
-    let reads: Vec<(usize, Result<(Evidence, i64)>)> =
-        futures::stream::iter(runs.iter().enumerate().filter(|(_, r)| r.failed.is_none()))
-            .map(|(i, r)| {
-                let bind = binds.get(&r.host.name).copied();
-                async move { (i, read_host(r, bind, lines).await) }
-            })
-            .buffer_unordered(p.concurrency)
-            .collect()
-            .await;
-    let mut reads: BTreeMap<usize, Result<(Evidence, i64)>> = reads.into_iter().collect();
-    let observations: Vec<Observation> = runs
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let read = reads.remove(&i).unwrap_or_else(|| Err(anyhow!("not read")));
-            observation(r, binds.get(&r.host.name).copied(), read, window_ms)
-        })
-        .collect();
+    let observations = observe(&runs, &binds, p.concurrency, args.log_lines, args.since).await;
     for r in &runs {
         progress.finish(&r.host.name, "");
     }
@@ -364,6 +350,57 @@ pub async fn run(args: &DoctorArgs, debug_log: Option<&Path>) -> Result<(), Erro
             p.debug_log.display()
         )))
     }
+}
+
+/// Read every connected host with the doctor script (one round trip each, `concurrency` at
+/// a time) into observations for [`diagnose::diagnose`].
+pub async fn observe(
+    runs: &[HostRun],
+    binds: &BTreeMap<String, IpAddr>,
+    concurrency: usize,
+    lines: u32,
+    since_min: u32,
+) -> Vec<Observation> {
+    let window_ms = i64::from(since_min) * 60_000;
+    let reads: Vec<(usize, Result<(Evidence, i64)>)> =
+        futures::stream::iter(runs.iter().enumerate().filter(|(_, r)| r.conn.is_some()))
+            .map(|(i, r)| {
+                let bind = binds.get(&r.host.name).copied();
+                async move { (i, read_host(r, bind, lines).await) }
+            })
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
+    let mut reads: BTreeMap<usize, Result<(Evidence, i64)>> = reads.into_iter().collect();
+    runs.iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let read = reads.remove(&i).unwrap_or_else(|| Err(anyhow!("not read")));
+            observation(r, binds.get(&r.host.name).copied(), read, window_ms)
+        })
+        .collect()
+}
+
+/// Why a rollout did not verify: the doctor's findings on the hosts of this run (the last
+/// 5 minutes of logs), one line each: "CODE (HOSTS): cause; fix: ...".
+pub async fn explain(
+    cluster: &Cluster,
+    runs: &[HostRun],
+    binds: &BTreeMap<String, IpAddr>,
+    concurrency: usize,
+) -> Vec<String> {
+    let obs = observe(runs, binds, concurrency, 200, 5).await;
+    let findings = diagnose::diagnose(&expected(cluster, binds), &obs);
+    findings
+        .iter()
+        .map(|f| {
+            let mut line = format!("{} ({}): {}", f.code, f.hosts.join(", "), f.cause);
+            if !f.fix.is_empty() {
+                line.push_str(&format!("; fix: {}", f.fix.join("; ")));
+            }
+            line
+        })
+        .collect()
 }
 
 pub fn to_text(r: &Report) -> String {

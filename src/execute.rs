@@ -21,6 +21,8 @@ pub const HELPER_SERVICE: &str = include_str!("remote/helper-service.sh");
 /// Where HashiCorp packages install the binary.
 pub const PACKAGE_BINARY: &str = "/usr/bin/consul";
 
+pub const OWN_DIRS: &str = include_str!("remote/own-dirs.sh");
+
 pub const READ_FILES: &str = include_str!("remote/read-files.sh");
 
 /// Where replaced files are kept on the host: `/var/backups/consulctl/<UTC timestamp>`.
@@ -103,6 +105,22 @@ pub async fn configure(
             _ => {}
         }
     }
+    // The agent's user before the files (they are given to it).
+    for action in &plan.actions {
+        if let Action::OwnDirs {
+            user,
+            create_user,
+            dirs,
+            recursive,
+        } = action
+        {
+            let mut args = vec![user.clone(), flag(*create_user)];
+            args.extend(dirs.iter().map(|d| path_arg(d)));
+            args.push("--".into());
+            args.extend(recursive.iter().map(|d| path_arg(d)));
+            conn.run_ok("own dirs", OWN_DIRS, &args, None).await?;
+        }
+    }
     let written = if dirs.is_empty() && files.is_empty() && removals.is_empty() {
         Vec::new()
     } else {
@@ -173,6 +191,7 @@ async fn configure_files(
             FileKind::TlsFile => "tls".into(),
             _ => "other".into(),
         });
+        args.push(file.owner.clone().unwrap_or_else(|| "-".into()));
     }
     if !removals.is_empty() {
         args.push("--".into());

@@ -75,8 +75,14 @@ pub fn script_args(host: &Host) -> Vec<String> {
             args.push(SUPERVISOR_PROGRAM_RHEL.to_string());
         }
     }
-    // Host plumbing (DNS, preparation): `--` then `file:`/`unit:`/`pkg:`/`proc:` queries.
-    args.extend(crate::plumbing::fact_queries(host));
+    // Host plumbing (DNS, preparation): `--` then `file:`/`unit:`/`pkg:`/`proc:` queries,
+    // and `user:NAME` (the agent's user: does it exist, does it own the data dir).
+    let mut q = crate::plumbing::fact_queries(host);
+    if q.is_empty() {
+        q.push("--".into());
+    }
+    q.push(format!("user:{}", host.user));
+    args.extend(q);
     args
 }
 
@@ -123,6 +129,12 @@ pub struct Facts {
     /// RHEL network scripts `/etc/sysconfig/network-scripts/ifcfg-*`: path -> PEERDNS value
     /// (`-` when not set).
     pub ifcfg: BTreeMap<PathBuf, String>,
+    /// Owner, group and octal mode of the config, data, log and `<config>/tls` dirs that exist.
+    pub dir_stats: BTreeMap<PathBuf, (String, String, String)>,
+    /// Whether the agent's system user exists (None: not asked).
+    pub user_exists: Option<bool>,
+    /// Something in the data dir belongs to another user than the agent's.
+    pub data_foreign_owner: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -318,6 +330,24 @@ impl Facts {
                     ));
                 }
                 "epoch" => f.epoch = val.parse().map_err(|_| bad("not a number of seconds"))?,
+                "dirstat" => {
+                    let mut it = val.splitn(4, ' ');
+                    match (it.next(), it.next(), it.next(), it.next()) {
+                        (Some(u), Some(g), Some(m), Some(p))
+                            if !u.is_empty() && is_mode(m) && !p.is_empty() =>
+                        {
+                            f.dir_stats
+                                .insert(PathBuf::from(p), (u.into(), g.into(), m.into()));
+                        }
+                        _ => return Err(bad("expected `dirstat USER GROUP MODE PATH`")),
+                    }
+                }
+                "user" => match val.rsplit_once(' ') {
+                    Some((_, "1")) => f.user_exists = Some(true),
+                    Some((_, "0")) => f.user_exists = Some(false),
+                    _ => return Err(bad("expected `user NAME 0|1`")),
+                },
+                "data_foreign_owner" => f.data_foreign_owner = val == "1",
                 "link" => {
                     // Paths come from the inventory (no spaces in the ones consulctl manages);
                     // the target is the rest of the line.
@@ -652,6 +682,8 @@ mod tests {
             bind: BindAddr::Cidr("10.0.0.0/24".parse().unwrap()),
             client_addr: "127.0.0.1".into(),
             log_level: "INFO".into(),
+            user: "consul".into(),
+            api_tls: false,
             ssh: SshTarget::default(),
             paths,
             extra_config: Default::default(),
@@ -682,12 +714,14 @@ mod tests {
                 "/etc/systemd/system/consul.service",
                 "/etc/supervisor/conf.d/consul.conf",
                 "/etc/supervisord.d/consul.ini",
+                "--",
+                "user:consul",
             ]
         );
         let mut paths = Paths::vendor_default();
         paths.supervisor_program = Some(p("/srv/sv/consul agent.conf"));
         let args = script_args(&host(paths));
-        assert_eq!(args.len(), 6);
+        assert_eq!(args.len(), 8);
         assert_eq!(args[5], "/srv/sv/consul agent.conf");
     }
 
@@ -1228,7 +1262,7 @@ mod tests {
             let f = Facts::parse(&out).unwrap();
             assert_eq!(f.consul, None);
             assert!(f.files.is_empty());
-            assert_eq!(f.dirs.len(), 3);
+            assert_eq!(f.dirs.len(), 4, "config, data, log and config/tls dirs");
             assert!(f.dirs.values().all(|e| !e));
         }
         assert!(!tmp.path().join("missing").exists());

@@ -59,6 +59,12 @@ pub fn load(path: &Path) -> Result<Cluster, Error> {
         })?;
         cluster.encrypt = Some(key);
     }
+    if cluster.acl {
+        let names: Vec<String> = cluster.hosts.iter().map(|h| h.name.clone()).collect();
+        cluster.acl_tokens = crate::secrets::acl_tokens(path, &names).map_err(|e| {
+            Error::input(e.context(format!("{}: cluster.acl = true", path.display())))
+        })?;
+    }
     Ok(cluster)
 }
 
@@ -205,6 +211,7 @@ mod raw {
         pub log_level: V,
         pub encrypt: V,
         pub tls: V,
+        pub acl: V,
     }
 
     #[derive(Debug, Default, Deserialize)]
@@ -212,6 +219,7 @@ mod raw {
     pub struct Consul {
         pub version: V,
         pub source: Option<Source>,
+        pub user: V,
     }
 
     #[derive(Debug, Default, Deserialize)]
@@ -1139,6 +1147,20 @@ impl<'a> Ctx<'a> {
                 false
             }
         };
+        // `acl = true`: default deny, bootstrapped by consulctl (`acl.rs`).
+        let acl = match &rc.acl {
+            None | Some(toml::Value::Boolean(false)) => false,
+            Some(toml::Value::Boolean(true)) => true,
+            Some(v) => {
+                self.bad(
+                    &kc.k("acl"),
+                    v,
+                    "expected true (default policy deny; consulctl bootstraps the ACL system and \
+                     keeps the tokens in the secrets file) or false",
+                );
+                false
+            }
+        };
         let cluster_layer = self.layer(
             &LayerKeys {
                 scalars: kc.clone(),
@@ -1181,6 +1203,21 @@ impl<'a> Ctx<'a> {
             }),
         };
         let source = self.source(&kv.k("source"), rcon.source.as_ref(), version);
+        let consul_user = match self.string(&kv.k("user"), &rcon.user) {
+            None => "consul".to_string(),
+            Some(u) if valid_user_name(&u) => u,
+            Some(_) => {
+                let v = rcon.user.clone().unwrap_or(toml::Value::Boolean(false));
+                self.bad(
+                    &kv.k("user"),
+                    &v,
+                    "expected a system user name such as \"consul\" (created when missing) or \
+                     \"root\": lower-case letters, digits, \"_\" and \"-\", starting with a letter \
+                     or \"_\", at most 32 characters",
+                );
+                "consul".to_string()
+            }
+        };
 
         // [servers], [clients]
         let server_layer = self.role_layer("servers", raw.servers.as_ref());
@@ -1212,11 +1249,15 @@ impl<'a> Ctx<'a> {
             return None;
         }
 
-        let (Some(name), Some(datacenter), Some(domain), Some(version), Some(source), Some(hosts)) =
+        let (Some(name), Some(datacenter), Some(domain), Some(version), Some(source), Some(mut hosts)) =
             (name, datacenter, domain, version, source, hosts)
         else {
             return None;
         };
+        for h in hosts.iter_mut() {
+            h.user = consul_user.clone();
+            h.api_tls = tls_auto && h.role == Role::Server;
+        }
         Some(Cluster {
             inventory_path: self.path.to_path_buf(),
             name,
@@ -1226,6 +1267,8 @@ impl<'a> Ctx<'a> {
             encrypt,
             encrypt_auto,
             tls_auto,
+            acl,
+            acl_tokens: Default::default(),
             hosts,
             warnings: std::mem::take(&mut self.warnings),
         })
@@ -1624,6 +1667,8 @@ impl<'a> Ctx<'a> {
                     .iter()
                     .find_map(|l| l.log_level.clone())
                     .unwrap_or_else(|| "INFO".into()),
+                user: "consul".into(),
+                api_tls: false,
                 ssh,
                 paths: paths.0,
                 extra_config,
@@ -2059,6 +2104,8 @@ impl Ctx<'_> {
             encrypt: None,
             encrypt_auto: false,
             tls_auto: false,
+            acl: false,
+            acl_tokens: Default::default(),
             hosts: hosts.to_vec(),
             warnings: Vec::new(),
         });
@@ -5653,4 +5700,12 @@ on = "servers"
             .to_string()
             .contains("does-not-exist.toml: cannot read the inventory"));
     }
+}
+
+/// A system user name `useradd` accepts on every distribution (the portable subset).
+fn valid_user_name(u: &str) -> bool {
+    let mut chars = u.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c == '_')
+        && u.len() <= 32
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
 }

@@ -4,6 +4,7 @@
 //! inventory (parse -> validate -> `model`) -> `facts` (one read-only command per host) ->
 //! `plan` (pure: desired state + facts -> actions) -> `execute` -> `verify` (ask Consul).
 
+pub mod acl;
 pub mod action;
 pub mod agent_config;
 pub mod apply;

@@ -29,6 +29,12 @@ pub struct Cluster {
     /// `tls = "auto"`: consulctl's own CA and per-server certificates (`tls.rs`), stored under
     /// `state_dir()/tls`; HTTPS on 8501, auto_encrypt for clients.
     pub tls_auto: bool,
+    /// `acl = true`: default policy deny, bootstrapped once by consulctl through the API; the
+    /// management token and each node's agent token live in the secrets file (`acl.rs`).
+    pub acl: bool,
+    /// The ACL tokens of `acl = true` (from / generated into the secrets file by
+    /// `inventory::load`; empty otherwise).
+    pub acl_tokens: AclTokens,
     pub hosts: Vec<Host>,
     /// Non-fatal findings (e.g. an even number of servers).
     pub warnings: Vec<String>,
@@ -57,6 +63,22 @@ impl Cluster {
             .unwrap_or_else(|| PathBuf::from("."));
         dir.join(".consulctl").join(&self.name)
     }
+}
+
+/// ACL tokens consulctl keeps in the secrets file.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AclTokens {
+    /// The management token from `PUT /v1/acl/bootstrap` (None until bootstrapped).
+    pub management: Option<Secret>,
+    /// Per node: the agent token (accessor ID, secret ID), generated before the agent first
+    /// starts so that its config never changes; created in Consul after bootstrap.
+    pub agents: std::collections::BTreeMap<String, AgentToken>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct AgentToken {
+    pub accessor: String,
+    pub secret: Secret,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -144,6 +166,13 @@ pub struct Host {
     /// `client_addr` for the agent (HTTP/DNS listen address); defaults to `127.0.0.1`.
     pub client_addr: String,
     pub log_level: String,
+    /// The system user the agent runs as (`[consul] user`, default `consul`, created when
+    /// missing; `root` as in the seed's supervisord layout). It and its group own the data dir,
+    /// the config dir and the agent's config files (0640).
+    pub user: String,
+    /// consulctl talks to this agent over HTTPS with the CA of `tls = "auto"` (servers of a
+    /// `tls = "auto"` cluster; clients' HTTPS certificates come from auto_encrypt).
+    pub api_tls: bool,
     pub ssh: SshTarget,
     pub paths: Paths,
     /// Extra agent config keys, merged cluster -> role -> host (later wins, tables merge deeply).
@@ -272,6 +301,8 @@ impl Host {
             bind,
             client_addr: "127.0.0.1".into(),
             log_level: "INFO".into(),
+            user: "consul".into(),
+            api_tls: false,
             ssh: SshTarget::default(),
             paths: Paths::vendor_default(),
             extra_config: Default::default(),

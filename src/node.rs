@@ -1651,7 +1651,7 @@ tags = [ "web",  "lab" ]
         let moved = format!("{conf_s}.removed-T");
 
         let failing = fake_consul(tmp.path(), "echo 'connection refused' >&2; exit 1");
-        let out = sh(LEAVE, &[&failing, "127.0.0.1:8500", &conf_s, ".removed-T"]);
+        let out = sh(LEAVE, &[&failing, "http://127.0.0.1:8500", &conf_s, ".removed-T"]);
         assert_eq!(out.status.code(), Some(4));
         assert!(String::from_utf8_lossy(&out.stderr).contains("connection refused"));
         assert!(conf.join("consul.hcl").exists(), "config dir put back");
@@ -1661,7 +1661,7 @@ tags = [ "web",  "lab" ]
             tmp.path(),
             "[ \"$1\" = leave ] && [ \"$2\" = -http-addr=http://127.0.0.1:8500 ] && echo 'Graceful leave complete'",
         );
-        let out = sh(LEAVE, &[&ok, "127.0.0.1:8500", &conf_s, ".removed-T"]);
+        let out = sh(LEAVE, &[&ok, "http://127.0.0.1:8500", &conf_s, ".removed-T"]);
         assert!(out.status.success(), "{out:?}");
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(stdout.contains(&format!("moved {conf_s}\n")), "{stdout}");
@@ -1740,7 +1740,7 @@ tags = [ "web",  "lab" ]
         let tmp = tempfile::tempdir().unwrap();
         // A "snapshot" with NUL bytes and invalid UTF-8.
         let consul = fake_consul(tmp.path(), "printf 'a\\000\\377\\nb' > \"$4\"; echo saved");
-        let out = sh(SNAPSHOT, &[&consul, "127.0.0.1:8500"]);
+        let out = sh(SNAPSHOT, &[&consul, "http://127.0.0.1:8500"]);
         assert!(out.status.success(), "{out:?}");
         assert_eq!(out.stdout, b"a\0\xff\nb");
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -1751,7 +1751,7 @@ tags = [ "web",  "lab" ]
             "{stderr}"
         );
         let empty = fake_consul(tmp.path(), ": > \"$4\"");
-        let out = sh(SNAPSHOT, &[&empty, "127.0.0.1:8500"]);
+        let out = sh(SNAPSHOT, &[&empty, "http://127.0.0.1:8500"]);
         assert_eq!(out.status.code(), Some(4));
     }
 
@@ -1762,7 +1762,7 @@ tags = [ "web",  "lab" ]
             tmp.path(),
             "if [ \"$2\" = -h ]; then echo '  -prune    Remove agent completely'; exit 1; fi; echo \"$@\"",
         );
-        let out = sh(FORCE_LEAVE, &[&with, "127.0.0.1:8500", "-n1"]);
+        let out = sh(FORCE_LEAVE, &[&with, "http://127.0.0.1:8500", "-n1"]);
         assert!(out.status.success(), "{out:?}");
         assert_eq!(
             String::from_utf8_lossy(&out.stdout),
@@ -1772,7 +1772,7 @@ tags = [ "web",  "lab" ]
             tmp.path(),
             "if [ \"$2\" = -h ]; then echo 'Usage: consul force-leave'; exit 1; fi; echo \"$@\"",
         );
-        let out = sh(FORCE_LEAVE, &[&without, "127.0.0.1:8500", "n1"]);
+        let out = sh(FORCE_LEAVE, &[&without, "http://127.0.0.1:8500", "n1"]);
         assert_eq!(
             String::from_utf8_lossy(&out.stdout),
             "no-prune\nforce-leave -http-addr=http://127.0.0.1:8500 -- n1\n"

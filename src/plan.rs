@@ -138,13 +138,18 @@ pub fn plan_host(input: &PlanInput) -> HostPlan {
         actions.push(Action::CreateDirs { paths: missing });
     }
 
+    // The agent's user and the dirs it owns.
+    if let Some(a) = own_dirs(host, facts, desired) {
+        actions.push(a);
+    }
+
     // Files.
     let mut init_files_changed = false;
     for file in desired.iter() {
         let current = facts.files.get(&file.path);
         let same_content = current.map(|c| c.sha256 == file.sha256()).unwrap_or(false);
         let same_mode = current
-            .map(|c| c.mode == format!("{:o}", file.mode))
+            .map(|c| c.mode == format!("{:o}", file.mode) && file.owner_matches(&c.owner, &c.group))
             .unwrap_or(false);
         if same_content && same_mode {
             continue;
@@ -216,6 +221,43 @@ pub fn plan_host(input: &PlanInput) -> HostPlan {
         pending_restart: Vec::new(),
         notes: Vec::new(),
     }
+}
+
+/// The dirs the agent's user must own (config dir, its `tls` subdir when TLS files go there,
+/// data dir), mode 0750; the data dir recursively when anything inside belongs to someone
+/// else (an agent that ran as root before). Nothing for agents that run as root.
+fn own_dirs(host: &Host, facts: &Facts, desired: &[DesiredFile]) -> Option<Action> {
+    if host.user == "root" {
+        return None;
+    }
+    let user = host.user.clone();
+    let create_user = facts.user_exists == Some(false);
+    let tls_dir = host.paths.config_dir.join("tls");
+    let mut wanted = vec![host.paths.config_dir.clone(), host.paths.data_dir.clone()];
+    if desired.iter().any(|f| f.path.starts_with(&tls_dir)) {
+        wanted.push(tls_dir);
+    }
+    let dirs: Vec<PathBuf> = wanted
+        .into_iter()
+        .filter(|d| match facts.dir_stats.get(d) {
+            Some((u, g, m)) => !(u == &user && g == &user && m == "750"),
+            None => true,
+        })
+        .collect();
+    let recursive = if facts.data_foreign_owner || create_user {
+        vec![host.paths.data_dir.clone()]
+    } else {
+        Vec::new()
+    };
+    if !create_user && dirs.is_empty() && recursive.is_empty() {
+        return None;
+    }
+    Some(Action::OwnDirs {
+        user,
+        create_user,
+        dirs,
+        recursive,
+    })
 }
 
 /// Settings Consul only reads at start, but that need no restart of a running agent: the join
@@ -430,6 +472,7 @@ mod tests {
                 mode: 0o640,
                 kind: FileKind::AgentConfig,
                 secret: false,
+                owner: None,
             },
             DesiredFile {
                 path: path.into(),
@@ -437,6 +480,7 @@ mod tests {
                 mode: 0o644,
                 kind,
                 secret: false,
+                owner: None,
             },
         ]
     }
@@ -470,6 +514,12 @@ mod tests {
         for d in ["/etc/consul.d", "/opt/consul", "/var/log/consul"] {
             f.dirs.insert(d.into(), true);
         }
+        // The agent's user exists and owns its dirs.
+        f.user_exists = Some(true);
+        for d in ["/etc/consul.d", "/opt/consul"] {
+            f.dir_stats
+                .insert(d.into(), ("consul".into(), "consul".into(), "750".into()));
+        }
         match init {
             Init::Systemd => {
                 f.systemd = Some(SystemdUnitState {
@@ -491,6 +541,7 @@ mod tests {
     fn fresh(init: Init) -> Facts {
         let mut f = Facts {
             pid1: converged(init).pid1,
+            user_exists: Some(false),
             ..Facts::default()
         };
         match init {
@@ -542,6 +593,17 @@ mod tests {
                 Action::DisableUnits { units } => format!("disable:{}", units.join("+")),
                 Action::RestartHelper { service, .. } => format!("helper:{service}"),
                 Action::SetPeerDnsNo { files } => format!("peerdns:{}", files.len()),
+                Action::OwnDirs {
+                    create_user,
+                    dirs,
+                    recursive,
+                    ..
+                } => format!(
+                    "own:{}{}{}",
+                    if *create_user { "user+" } else { "" },
+                    dirs.len(),
+                    if recursive.is_empty() { "" } else { "+r" }
+                ),
             })
             .collect()
     }
@@ -558,6 +620,7 @@ mod tests {
             [
                 "install_binary",
                 "dirs:3",
+                "own:user+2+r",
                 "write:/etc/consul.d/consul.hcl",
                 "write:/etc/systemd/system/consul.service",
                 "reload_init",
@@ -682,6 +745,65 @@ mod tests {
         Facts::parse(&std::fs::read_to_string(&path).unwrap()).unwrap()
     }
 
+    /// An agent that ran as root (the seed's layout) moving to the `consul` user: the user is
+    /// there, but the data dir holds root's files: chowned recursively; the config file's
+    /// owner drifts: rewritten in place (same content: no restart).
+    #[test]
+    fn agent_user_takes_over_root_owned_dirs_and_files() {
+        let mut f = converged(Init::Systemd);
+        f.data_foreign_owner = true;
+        f.dir_stats.insert(
+            "/etc/consul.d".into(),
+            ("root".into(), "root".into(), "755".into()),
+        );
+        let mut d = desired(Init::Systemd);
+        d[0].owner = Some("consul".into());
+        let p = plan(Init::Systemd, &f, &d);
+        assert_eq!(
+            kinds(&p),
+            ["own:1+r", "write:/etc/consul.d/consul.hcl"],
+            "{p:#?}"
+        );
+        match &p.actions[0] {
+            Action::OwnDirs {
+                dirs, recursive, ..
+            } => {
+                assert_eq!(dirs, &[PathBuf::from("/etc/consul.d")]);
+                assert_eq!(recursive, &[PathBuf::from("/opt/consul")]);
+            }
+            a => panic!("{a:?}"),
+        }
+        // Converged with the owner right: nothing.
+        let mut f = converged(Init::Systemd);
+        f.files
+            .get_mut(&PathBuf::from("/etc/consul.d/consul.hcl"))
+            .unwrap()
+            .owner = "consul".into();
+        f.files
+            .get_mut(&PathBuf::from("/etc/consul.d/consul.hcl"))
+            .unwrap()
+            .group = "consul".into();
+        assert!(plan(Init::Systemd, &f, &d).is_empty());
+    }
+
+    /// `[consul] user = "root"`: no user, no ownership changes.
+    #[test]
+    fn root_agents_get_no_user_or_ownership_actions() {
+        let mut f = fresh(Init::Systemd);
+        f.user_exists = Some(false);
+        let mut h = host(Init::Systemd);
+        h.user = "root".into();
+        let d = desired(Init::Systemd);
+        let p = plan_host(&PlanInput {
+            host: &h,
+            facts: &f,
+            desired: &d,
+            binary: &BinaryPlan::Upload { sha256: SHA.into() },
+            version: Version::new(1, 8, 7),
+        });
+        assert!(!kinds(&p).iter().any(|k| k.starts_with("own")), "{p:#?}");
+    }
+
     /// pyinfra-style: facts parsed from a real capture of a fresh Debian 12 host.
     #[test]
     fn captured_fresh_debian_host_plans_a_full_install() {
@@ -692,6 +814,7 @@ mod tests {
             [
                 "install_binary",
                 "dirs:3",
+                "own:2",
                 "write:/etc/consul.d/consul.hcl",
                 "write:/etc/supervisor/conf.d/consul.conf",
                 "reload_init",
@@ -718,6 +841,7 @@ mod tests {
         assert_eq!(
             kinds(&p),
             [
+                "own:2",
                 "write:/etc/consul.d/consul.hcl",
                 "write:/etc/supervisor/conf.d/consul.conf",
                 "reload_init",

@@ -82,6 +82,8 @@ pub enum Task {
     Configure,
     Start,
     Verify,
+    /// `acl = true`: bootstrap the ACL system once, create each node's agent policy and token.
+    Acl,
     Disconnect,
     /// Run `command` (an argv) on each host, `serial` at a time.
     Command,
@@ -96,6 +98,7 @@ fn task_name(t: Task) -> &'static str {
         Task::Configure => "configure",
         Task::Start => "start",
         Task::Verify => "verify",
+        Task::Acl => "acl",
         Task::Disconnect => "disconnect",
         Task::Command => "command",
     }
@@ -135,7 +138,7 @@ impl Playbook {
                 Task::Connect => &[],
                 Task::GatherFacts | Task::Command | Task::Disconnect => &[Task::Connect],
                 Task::Validate => &[Task::Connect, Task::GatherFacts],
-                Task::Upload | Task::Configure | Task::Start | Task::Verify => {
+                Task::Upload | Task::Configure | Task::Start | Task::Verify | Task::Acl => {
                     &[Task::Connect, Task::GatherFacts, Task::Validate]
                 }
             };
@@ -175,13 +178,14 @@ mod tests {
                 "Upload",
                 "Configure",
                 "Start servers",
+                "ACLs",
                 "Start clients",
                 "Verify",
                 "Disconnect"
             ]
         );
         assert_eq!(pb.steps[5].hosts, "role:server");
-        assert_eq!(pb.steps[6].hosts, "role:client");
+        assert_eq!(pb.steps[7].hosts, "role:client");
     }
 
     #[test]

@@ -340,6 +340,7 @@ fn service_file(
         mode: 0o640,
         kind: FileKind::ServiceDefinition,
         secret: false,
+        owner: crate::agent_config::agent_owner(host),
     })
 }
 
@@ -505,6 +506,7 @@ fn push_resolv(
         mode: 0o644,
         kind: FileKind::ResolvConf,
         secret: false,
+        owner: None,
     };
     let _ = facts;
     p.files.push(file);
@@ -534,6 +536,7 @@ fn push_helper(
         mode,
         kind: FileKind::HelperConfig,
         secret: false,
+        owner: None,
     });
     let under_supervisor =
         service == "dnsmasq" && (init == Init::Supervisord || facts.pid1 != "systemd");
@@ -603,6 +606,8 @@ mod tests {
             encrypt: None,
             encrypt_auto: false,
             tls_auto: false,
+            acl: false,
+            acl_tokens: Default::default(),
             hosts: vec![],
             warnings: vec![],
         }

@@ -1005,6 +1005,8 @@ mod tests {
             encrypt: None,
             encrypt_auto: false,
             tls_auto: false,
+            acl: false,
+            acl_tokens: Default::default(),
             hosts,
             warnings: Vec::new(),
         };

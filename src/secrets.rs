@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use base64::Engine;
 
-use crate::model::Secret;
+use crate::model::{AclTokens, AgentToken, Secret};
 
 pub const GOSSIP_KEY: &str = "gossip_key";
 /// A new gossip key being rolled out by `keys rotate` (kept so that an interrupted rotation
@@ -109,6 +109,104 @@ impl Secrets {
     }
 }
 
+pub const ACL_MANAGEMENT_TOKEN: &str = "acl_management_token";
+/// Table of node -> { accessor, secret }: each agent's ACL token.
+pub const ACL_AGENT_TOKENS: &str = "acl_agent_tokens";
+
+impl Secrets {
+    /// The agent tokens table (node -> (accessor, secret)).
+    pub fn agent_tokens(&self) -> std::collections::BTreeMap<String, AgentToken> {
+        let mut out = std::collections::BTreeMap::new();
+        if let Some(t) = self.table.get(ACL_AGENT_TOKENS).and_then(|v| v.as_table()) {
+            for (node, v) in t {
+                let acc = v.get("accessor").and_then(|x| x.as_str());
+                let sec = v.get("secret").and_then(|x| x.as_str());
+                if let (Some(a), Some(s)) = (acc, sec) {
+                    out.insert(
+                        node.clone(),
+                        AgentToken {
+                            accessor: a.to_string(),
+                            secret: Secret::new(s.to_string()),
+                        },
+                    );
+                }
+            }
+        }
+        out
+    }
+
+    pub fn set_agent_token(&mut self, node: &str, token: &AgentToken) {
+        let entry = self
+            .table
+            .entry(ACL_AGENT_TOKENS)
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if !entry.is_table() {
+            *entry = toml::Value::Table(toml::Table::new());
+        }
+        let mut t = toml::Table::new();
+        t.insert("accessor".into(), toml::Value::String(token.accessor.clone()));
+        t.insert(
+            "secret".into(),
+            toml::Value::String(token.secret.expose().to_string()),
+        );
+        entry
+            .as_table_mut()
+            .expect("table")
+            .insert(node.to_string(), toml::Value::Table(t));
+    }
+}
+
+/// A random UUID (version 4), as Consul's ACL accessor and secret IDs are.
+pub fn new_uuid() -> Result<String> {
+    let mut b = [0u8; 16];
+    getrandom::getrandom(&mut b).map_err(|e| anyhow::anyhow!("reading random bytes: {e}"))?;
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    Ok(format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    ))
+}
+
+/// The ACL tokens of `acl = true`: the management token once bootstrapped, and an agent token
+/// for every node (generated and stored here the first time a node is seen, before its agent
+/// ever starts, so that its config is written once).
+pub fn acl_tokens(inventory: &Path, nodes: &[String]) -> Result<AclTokens> {
+    let mut s = Secrets::load(inventory)?;
+    let mut agents = s.agent_tokens();
+    let mut added = 0;
+    for n in nodes {
+        if !agents.contains_key(n) {
+            let t = AgentToken {
+                accessor: new_uuid()?,
+                secret: Secret::new(new_uuid()?),
+            };
+            s.set_agent_token(n, &t);
+            agents.insert(n.clone(), t);
+            added += 1;
+        }
+    }
+    if added > 0 {
+        s.save()?;
+    }
+    Ok(AclTokens {
+        management: s.get(ACL_MANAGEMENT_TOKEN),
+        agents,
+    })
+}
+
+/// Store the management token returned by the ACL bootstrap.
+pub fn save_management_token(inventory: &Path, token: &Secret) -> Result<()> {
+    let mut s = Secrets::load(inventory)?;
+    s.set(ACL_MANAGEMENT_TOKEN, token);
+    s.save()
+}
+
 /// A new gossip key: 32 random bytes, standard base64 (what `consul keygen` prints).
 pub fn new_gossip_key() -> Result<Secret> {
     let mut bytes = [0u8; 32];
@@ -166,5 +264,32 @@ mod tests {
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
         let e = Secrets::load(&inv).unwrap_err();
         assert!(format!("{e:#}").contains("chmod 600"), "{e:#}");
+    }
+
+    #[test]
+    fn acl_agent_tokens_are_generated_once_per_node_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let inv = dir.path().join("prod.toml");
+        let names = vec!["s1".to_string(), "c1".to_string()];
+        let a = acl_tokens(&inv, &names).unwrap();
+        assert!(a.management.is_none());
+        assert_eq!(a.agents.len(), 2);
+        let t = &a.agents["s1"];
+        assert_eq!(t.accessor.len(), 36);
+        assert_eq!(&t.accessor[14..15], "4");
+        assert_ne!(t.accessor, t.secret.expose());
+        let b = acl_tokens(&inv, &["s1".to_string(), "c2".to_string()]).unwrap();
+        assert_eq!(b.agents["s1"], a.agents["s1"]);
+        assert_eq!(b.agents.len(), 3, "c1 kept, c2 added");
+        save_management_token(&inv, &Secret::new("m-1")).unwrap();
+        let c = acl_tokens(&inv, &names).unwrap();
+        assert_eq!(c.management, Some(Secret::new("m-1")));
+        assert_eq!(c.agents["c1"], a.agents["c1"]);
+        let mode = std::fs::metadata(dir.path().join("prod.secrets.toml"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600);
     }
 }

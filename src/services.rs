@@ -389,6 +389,8 @@ mod tests {
             encrypt: None,
             encrypt_auto: false,
             tls_auto: false,
+            acl: false,
+            acl_tokens: Default::default(),
             hosts: vec![],
             warnings: vec![],
         };

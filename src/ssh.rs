@@ -43,7 +43,39 @@ pub struct Connection {
     session: Session,
     sudo: bool,
     round_trips: AtomicU32,
+    /// What every script gets to talk to Consul's API (see [`PRELUDE`]).
+    consul_env: std::sync::Mutex<ConsulEnv>,
 }
+
+/// How scripts on a host reach Consul's API: the ACL token and the CA of an HTTPS API.
+/// Both reach the script on its stdin (never its arguments, which `ps` shows) and become
+/// `CONSUL_HTTP_TOKEN` / `CONSUL_CACERT` for the `consul` CLI and `ccurl` (curl reading its
+/// header and CA from a here-document, not the command line).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConsulEnv {
+    pub token: Option<crate::model::Secret>,
+    pub ca_file: Option<String>,
+}
+
+/// Put in front of every script. Defines `ccurl`: curl with the token as a header and the CA
+/// file, both from a config on fd 3 (a here-document: neither appears in `ps`).
+const PRELUDE: &str = r#"ccurl() {
+  _cc_h= _cc_c=
+  if [ -n "${CONSUL_HTTP_TOKEN:-}" ]; then _cc_h="header = \"X-Consul-Token: $CONSUL_HTTP_TOKEN\""; fi
+  if [ -n "${CONSUL_CACERT:-}" ]; then _cc_c="cacert = \"$CONSUL_CACERT\""; fi
+  curl -K /dev/fd/3 "$@" 3<<CONSULCTL_CURL_EOF
+$_cc_h
+$_cc_c
+CONSULCTL_CURL_EOF
+}
+"#;
+
+/// With a [`ConsulEnv`]: its two lines come first on stdin.
+const PRELUDE_ENV: &str = r#"IFS= read -r CONSUL_HTTP_TOKEN || :
+IFS= read -r CONSUL_CACERT || :
+if [ -n "$CONSUL_HTTP_TOKEN" ]; then export CONSUL_HTTP_TOKEN; else unset CONSUL_HTTP_TOKEN; fi
+if [ -n "$CONSUL_CACERT" ]; then export CONSUL_CACERT; else unset CONSUL_CACERT; fi
+"#;
 
 impl Connection {
     /// Open the master connection to a host. `accept_new` overrides a strict inventory policy.
@@ -102,7 +134,17 @@ impl Connection {
             session,
             sudo: ssh.needs_sudo(),
             round_trips: AtomicU32::new(0),
+            consul_env: std::sync::Mutex::new(ConsulEnv::default()),
         })
+    }
+
+    /// Set the token and CA the scripts on this host use for Consul's API.
+    pub fn set_consul_env(&self, env: ConsulEnv) {
+        *self.consul_env.lock().expect("consul env lock") = env;
+    }
+
+    pub fn consul_env(&self) -> ConsulEnv {
+        self.consul_env.lock().expect("consul env lock").clone()
     }
 
     pub fn host(&self) -> &str {
@@ -184,6 +226,30 @@ impl Connection {
     ) -> Result<(i32, Vec<u8>, Vec<u8>, Duration)> {
         self.round_trips.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
+        let env = self.consul_env();
+        let with_env = env != ConsulEnv::default();
+        let script = if with_env {
+            format!("{PRELUDE_ENV}{PRELUDE}{script}")
+        } else {
+            format!("{PRELUDE}{script}")
+        };
+        let mut input: Vec<u8> = Vec::new();
+        if with_env {
+            for line in [
+                env.token.as_ref().map(|t| t.expose()).unwrap_or(""),
+                env.ca_file.as_deref().unwrap_or(""),
+            ] {
+                if line.contains('\n') {
+                    bail!("{}: a token or CA path with a newline", self.host);
+                }
+                input.extend_from_slice(line.as_bytes());
+                input.push(b'\n');
+            }
+        }
+        if let Some(data) = stdin {
+            input.extend_from_slice(data);
+        }
+        let stdin = (with_env || stdin.is_some()).then_some(input.as_slice());
         let mut cmd = if self.sudo {
             let mut c = self.session.command("sudo");
             c.arg("-n").arg("--").arg("sh");
@@ -191,7 +257,7 @@ impl Connection {
         } else {
             self.session.command("sh")
         };
-        cmd.arg("-c").arg(script).arg("sh").args(args);
+        cmd.arg("-c").arg(&script).arg("sh").args(args);
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         cmd.stdin(if stdin.is_some() {
             Stdio::piped()

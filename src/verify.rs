@@ -70,16 +70,23 @@ impl Member {
     }
 }
 
-/// Where a host's agent answers HTTP: the first address of `client_addr` (loopback when it
-/// listens on all addresses), and `ports.http` from extra config or 8500.
+/// The base URL of a host's agent API as consulctl's scripts use it: the first address of
+/// `client_addr` (loopback when it listens on all addresses), and `ports.http` from extra
+/// config or 8500; `https://...:8501` (with the CA, see [`consul_env`]) where consulctl
+/// made the certificates (`tls = "auto"` servers).
 pub fn http_addr(host: &Host, bind: IpAddr) -> String {
+    let (scheme, key, default) = if host.api_tls {
+        ("https", "https", crate::agent_config::HTTPS_PORT as i64)
+    } else {
+        ("http", "http", 8500)
+    };
     let port = host
         .extra_config
         .get("ports")
-        .and_then(|p| p.get("http"))
+        .and_then(|p| p.get(key))
         .and_then(|p| p.as_i64())
         .filter(|p| *p > 0)
-        .unwrap_or(8500);
+        .unwrap_or(default);
     let tokens: Vec<&str> = host.client_addr.split_whitespace().collect();
     let ip: IpAddr = if tokens
         .iter()
@@ -90,8 +97,26 @@ pub fn http_addr(host: &Host, bind: IpAddr) -> String {
         tokens.iter().find_map(|t| t.parse().ok()).unwrap_or(bind)
     };
     match ip {
-        IpAddr::V6(v6) => format!("[{v6}]:{port}"),
-        IpAddr::V4(v4) => format!("{v4}:{port}"),
+        IpAddr::V6(v6) => format!("{scheme}://[{v6}]:{port}"),
+        IpAddr::V4(v4) => format!("{scheme}://{v4}:{port}"),
+    }
+}
+
+/// The token and CA consulctl's scripts on this host use for Consul's API: the management
+/// token of `acl = true` once bootstrapped, the generated CA where the API is HTTPS.
+pub fn consul_env(cluster: &crate::model::Cluster, host: &Host) -> crate::ssh::ConsulEnv {
+    crate::ssh::ConsulEnv {
+        token: if cluster.acl {
+            cluster.acl_tokens.management.clone()
+        } else {
+            None
+        },
+        ca_file: host.api_tls.then(|| {
+            crate::agent_config::tls_dir(host)
+                .join(crate::agent_config::TLS_CA_FILE)
+                .to_string_lossy()
+                .into_owned()
+        }),
     }
 }
 

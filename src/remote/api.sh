@@ -5,7 +5,7 @@ set -u
 http=$1
 shift
 for p in "$@"; do
-  body=$(curl -sS --max-time 5 -w '\n%{http_code}' "http://$http$p" 2>&1) || true
+  body=$(ccurl -sS --max-time 5 -w '\n%{http_code}' "$http$p" 2>&1) || true
   code=$(printf '%s\n' "$body" | tail -n 1)
   printf '=== %s %s\n' "$p" "$code"
   printf '%s\n' "$body" | sed '$d' | tr -d '\n'

@@ -1,7 +1,8 @@
 # Stage, validate and install managed files. A tar stream on stdin holds the new files,
 # named 0, 1, 2, ... in the order of the file arguments.
 # Args: 1=consul binary, 2=config dir, 3=backup dir, then dirs to create until "--",
-#       then one triple per file: destination, octal mode, kind (agent_config|service|inplace|tls|other),
+#       then four args per file: destination, octal mode, kind (agent_config|service|inplace|tls|other),
+#       owner (user and group of that name, or "-": left as it is, root's for new files),
 #       then optionally "--" and managed files to remove (moved into the backup dir).
 # Agent config and service files are validated together with the rest of the config dir by
 # `consul validate` in a staging dir (files to remove left out); nothing live changes unless
@@ -18,7 +19,7 @@ while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do
   shift
 done
 [ "$#" -gt 0 ] && shift
-# Split the triples from the removals (after a second "--").
+# Split the per-file args from the removals (after a second "--").
 n=$#
 removals=
 for a in "$@"; do
@@ -31,7 +32,7 @@ for a in "$@"; do
   fi
   set -- "$@" "$a"
 done
-# "$@" = original args + the triples; the removals are the original args after "--".
+# "$@" = original args + the per-file args; the removals are the original args after "--".
 remove_list=$(
   seen=
   i=0
@@ -59,13 +60,13 @@ fi
 i=0
 need_validate=0
 for_each_file() {
-  # $1 = callback; remaining = triples
+  # $1 = callback; remaining = four args per file
   cb=$1; shift
   i=0
-  while [ "$#" -ge 3 ]; do
-    "$cb" "$stage/new/$i" "$1" "$2" "$3"
+  while [ "$#" -ge 4 ]; do
+    "$cb" "$stage/new/$i" "$1" "$2" "$3" "$4"
     i=$((i + 1))
-    shift 3
+    shift 4
   done
 }
 stage_agent_config() {
@@ -86,9 +87,10 @@ $remove_list
 EOF_REMOVE
 fi
 install_file() {
-  src=$1; dest=$2; mode=$3; kind=$4
+  src=$1; dest=$2; mode=$3; kind=$4; owner=$5
   if [ -f "$dest" ] && cmp -s "$src" "$dest"; then
     chmod "$mode" "$dest"
+    [ "$owner" = - ] || chown "$owner:$owner" "$dest"
     echo "mode $dest"
     return 0
   fi
@@ -100,10 +102,12 @@ install_file() {
   if [ "$kind" = inplace ] && [ -f "$dest" ]; then
     cat "$src" >"$dest"
     chmod "$mode" "$dest"
+    [ "$owner" = - ] || chown "$owner:$owner" "$dest"
   else
     tmp="$dest.consulctl-tmp"
     cp "$src" "$tmp"
     chmod "$mode" "$tmp"
+    [ "$owner" = - ] || chown "$owner:$owner" "$tmp"
     mv -f "$tmp" "$dest"
   fi
   echo "changed $dest"

@@ -98,7 +98,7 @@ fi
 # --- what the agent answers ----------------------------------------------------------------
 if have curl; then
     for p in /v1/status/leader '/v1/operator/raft/configuration?stale' /v1/agent/members; do
-        body=$(curl -sS --max-time 5 -w '\n%{http_code}' "http://$http$p" 2>&1) || true
+        body=$(ccurl -sS --max-time 5 -w '\n%{http_code}' "$http$p" 2>&1) || true
         code=$(printf '%s\n' "$body" | tail -n 1)
         printf '=== %s %s\n' "$p" "$code"
         printf '%s\n' "$body" | sed '$d' | tr -d '\n'

@@ -76,6 +76,7 @@ for a in "$@"; do
             [ -L "${a#file:}" ] && printf 'link %s %s\n' "${a#file:}" "$(readlink "${a#file:}")"
             set -- "$@" "${a#file:}"
             ;;
+        user:*) want_user=${a#user:} ;;
         *) answer "$a" ;;
         esac
     else
@@ -279,13 +280,24 @@ if [ $# -gt 0 ]; then
 fi
 
 # --- directories ------------------------------------------------------------------------------
-for d in "$cfg" "$data" "$logd"; do
+for d in "$cfg" "$data" "$logd" "$cfg/tls"; do
     if [ -d "$d" ]; then
         printf 'dir 1 %s\n' "$d"
+        # owner, group and mode of the dir (and, for the data dir, whether anything inside
+        # belongs to another user: `chown -R` needed)
+        printf 'dirstat %s %s\n' "$(stat -c '%U %G %a' -- "$d" 2>/dev/null)" "$d"
     else
         printf 'dir 0 %s\n' "$d"
     fi
 done
+
+# --- the system user the agent runs as (first argument after the paths' "--": user:NAME) --
+[ -n "${want_user:-}" ] && { id -u "$want_user" >/dev/null 2>&1 && printf 'user %s 1\n' "$want_user" || printf 'user %s 0\n' "$want_user"; }
+if [ -n "${want_user:-}" ] && [ -d "$data" ]; then
+    # Anything in the data dir not owned by the agent's user (a `chown -R` is needed).
+    o=$(find "$data" ! -user "$want_user" -print -quit 2>/dev/null)
+    [ -n "$o" ] && printf 'data_foreign_owner 1\n'
+fi
 
 # --- commands, init state ----------------------------------------------------------------------
 cmds=

@@ -5,9 +5,9 @@
 set -u
 http=$1; method=$2
 if [ "$method" = GET ]; then
-  body=$(curl -sS --max-time 30 -w '\n%{http_code}' "http://$http/v1/operator/keyring" 2>&1) || true
+  body=$(ccurl -sS --max-time 30 -w '\n%{http_code}' "$http/v1/operator/keyring" 2>&1) || true
 else
-  body=$(curl -sS --max-time 30 -X "$method" --data-binary @- -w '\n%{http_code}' "http://$http/v1/operator/keyring" 2>&1) || true
+  body=$(ccurl -sS --max-time 30 -X "$method" --data-binary @- -w '\n%{http_code}' "$http/v1/operator/keyring" 2>&1) || true
 fi
 printf '=== %s\n' "$(printf '%s\n' "$body" | tail -n 1)"
 printf '%s\n' "$body" | sed '$d'

@@ -13,7 +13,7 @@ else
   echo no-prune
   set --
 fi
-if ! out=$("$bin" force-leave "$@" -http-addr="http://$http" -- "$node" 2>&1); then
+if ! out=$("$bin" force-leave "$@" -http-addr="$http" -- "$node" 2>&1); then
   echo "consul force-leave failed: $out" >&2
   exit 4
 fi

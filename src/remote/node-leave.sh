@@ -20,7 +20,7 @@ if [ -d "$conf" ]; then
   moved=1
   printf 'moved %s\n' "$conf"
 fi
-if out=$("$bin" leave -http-addr="http://$http" 2>&1); then
+if out=$("$bin" leave -http-addr="$http" 2>&1); then
   printf 'left %s\n' "$(printf '%s' "$out" | tr '\n' ' ')"
   exit 0
 fi

@@ -4,7 +4,7 @@ set -u
 bin=$1
 http=$2
 addr=$3
-if ! out=$("$bin" operator raft remove-peer -http-addr="http://$http" -address="$addr" 2>&1); then
+if ! out=$("$bin" operator raft remove-peer -http-addr="$http" -address="$addr" 2>&1); then
   echo "consul operator raft remove-peer failed: $out" >&2
   exit 4
 fi

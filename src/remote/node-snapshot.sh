@@ -8,7 +8,7 @@ http=$2
 umask 077
 dir=$(mktemp -d /tmp/consulctl-snapshot.XXXXXX) || exit 3
 trap 'rm -rf "$dir"' EXIT
-if ! out=$("$bin" snapshot save -http-addr="http://$http" "$dir/consul.snap" 2>&1); then
+if ! out=$("$bin" snapshot save -http-addr="$http" "$dir/consul.snap" 2>&1); then
   echo "consul snapshot save failed: $out" >&2
   exit 4
 fi

@@ -3,7 +3,7 @@
 # Args: 1=consul binary, 2=HTTP address of the local agent (host:port), 3=server ID.
 set -u
 bin=$1; http=$2; id=$3
-if ! out=$("$bin" operator raft remove-peer -http-addr="http://$http" -id="$id" 2>&1); then
+if ! out=$("$bin" operator raft remove-peer -http-addr="$http" -id="$id" 2>&1); then
   echo "consul operator raft remove-peer failed: $out" >&2
   exit 4
 fi

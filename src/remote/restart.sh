@@ -5,6 +5,11 @@
 # Prints `pid_before <pid|none>`, then `pid <pid>` once the new agent answers.
 # Exit 4 when it did not come back in time (its last log lines on stderr).
 set -u
+# The agent's HTTP API answers at all (any status: with ACLs a request may be refused
+# until the ACL system is bootstrapped; the listener being up is what counts here).
+answers() {
+  [ "$(ccurl -s -o /dev/null -w '%{http_code}' --max-time 2 "$http/v1/agent/self" 2>/dev/null)" != 000 ]
+}
 init=$1; bin=$2; http=$3; wait=$4; logdir=$5
 
 # The agent's PID as the init system knows it (pidof would also match a `consul members`).
@@ -42,7 +47,7 @@ n=0
 while [ "$n" -lt "$((wait * 4))" ]; do
   now=$(agent_pid)
   if [ -n "$now" ] && [ "$now" != "$before" ] &&
-    "$bin" members -http-addr="http://$http" >/dev/null 2>&1; then
+    answers; then
     echo "pid $now"
     exit 0
   fi

@@ -4,10 +4,15 @@
 #       4=enable (0|1), 5=consul binary, 6=HTTP address of the local agent (host:port),
 #       7=seconds to wait, 8=log dir (supervisord logs), 9=swap in a staged binary (0|1).
 set -eu
+# The agent's HTTP API answers at all (any status: with ACLs a request may be refused
+# until the ACL system is bootstrapped; the listener being up is what counts here).
+answers() {
+  [ "$(ccurl -s -o /dev/null -w '%{http_code}' --max-time 2 "$http/v1/agent/self" 2>/dev/null)" != 000 ]
+}
 init=$1; op=$2; reload=$3; enable=$4; bin=$5; http=$6; wait=$7; logdir=$8; swap=${9:-0}
 if [ "$op" = reload ]; then
   # Consul re-reads the reloadable parts of its config (log level, services, checks, ...).
-  "$bin" reload -http-addr="http://$http" >/dev/null
+  "$bin" reload -http-addr="$http" >/dev/null
   echo "pid $(pidof consul 2>/dev/null || pgrep -x consul 2>/dev/null || echo unknown)"
   exit 0
 fi
@@ -44,7 +49,7 @@ esac
 # Wait until the agent answers on its HTTP API, or give up with its last log lines.
 n=0
 while [ "$n" -lt "$((wait * 4))" ]; do
-  if "$bin" members -http-addr="http://$http" >/dev/null 2>&1; then
+  if answers; then
     echo "pid $(pidof consul 2>/dev/null || pgrep -x consul 2>/dev/null || echo unknown)"
     exit 0
   fi
