@@ -49,6 +49,12 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Certificates of `tls = "auto"`: `tls renew` reissues server certificates that expire
+    /// within a window and rolls them out with `consul reload` (no restart).
+    Tls {
+        #[command(subcommand)]
+        command: TlsCommand,
+    },
     /// Operate on single nodes: `node remove` takes hosts out of the cluster for good.
     Node {
         #[command(subcommand)]
@@ -283,6 +289,29 @@ pub struct KeysRotateArgs {
     /// How long to wait for each keyring step to reach every member, in seconds.
     #[arg(long, default_value_t = 60, value_name = "SECS")]
     pub timeout: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TlsCommand {
+    /// Reissue the server certificates of `tls = "auto"` that expire within `--within` days
+    /// (the old files are kept under `<state dir>/tls/retired/<UTC>/`), then roll them out:
+    /// `consul reload` on the servers, no restart.
+    Renew(TlsRenewArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TlsRenewArgs {
+    /// The inventory file (TOML).
+    #[arg(short = 'i', long = "inventory", value_name = "FILE")]
+    pub inventory: PathBuf,
+
+    /// Reissue certificates that expire within this many days (0: only expired ones).
+    #[arg(long, default_value_t = 30, value_name = "DAYS")]
+    pub within: u32,
+
+    /// Add unknown SSH host keys to the known_hosts file instead of refusing them.
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
 }
 
 #[derive(Debug, Subcommand)]

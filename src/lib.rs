@@ -45,7 +45,7 @@ pub mod version;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command, KeysCommand, LabCommand, NodeCommand};
+use crate::cli::{Cli, Command, KeysCommand, LabCommand, NodeCommand, TlsCommand};
 use crate::error::Error;
 
 /// Entry point: parse arguments, run the command, print the error once, return the exit code.
@@ -82,6 +82,9 @@ async fn dispatch(cli: Cli) -> Result<(), Error> {
         Command::Recover(args) => recover::run(&args, cli.debug_log.as_deref()).await,
         Command::Keys { command } => match command {
             KeysCommand::Rotate(args) => keys::rotate(&args, cli.debug_log.as_deref()).await,
+        },
+        Command::Tls { command } => match command {
+            TlsCommand::Renew(args) => tls::renew(&args, cli.debug_log.as_deref()).await,
         },
         Command::Node { command } => match command {
             NodeCommand::Remove(args) => node::remove(&args, cli.debug_log.as_deref()).await,

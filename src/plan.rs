@@ -157,8 +157,18 @@ pub fn plan_host(input: &PlanInput) -> HostPlan {
         if !same_content {
             match file.kind {
                 FileKind::AgentConfig => restart_reasons.push("config changed".to_string()),
-                // Consul 1.8 does not reliably reload certificates on `consul reload`.
-                FileKind::TlsFile => restart_reasons.push("tls changed".to_string()),
+                // A new certificate where TLS is on already: `consul reload` swaps it in
+                // (Consul >= 1.4.3 reloads TLS files; turning TLS on is a config change, a
+                // restart). A file that was not there before: a restart.
+                FileKind::TlsFile => {
+                    if current.is_some() {
+                        if !reload_keys.iter().any(|k| k == "tls") {
+                            reload_keys.push("tls".into());
+                        }
+                    } else {
+                        restart_reasons.push("tls changed".to_string());
+                    }
+                }
                 FileKind::SystemdUnit | FileKind::SupervisorProgram => {
                     init_files_changed = true;
                     restart_reasons.push(format!("{} changed", kind_word(file.kind)));

@@ -107,15 +107,7 @@ impl Connection {
             let hint = if detail.contains("Host key verification failed")
                 || detail.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
             {
-                format!(
-                    "\n  the host key of {} is unknown or changed; check it, then add it to {} \
-                     (or run with --accept-new-host-keys for a host you have not connected to yet)",
-                    host.address,
-                    ssh.known_hosts
-                        .as_ref()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_else(|| "~/.ssh/known_hosts".into())
-                )
+                host_key_hint(host, &detail)
             } else {
                 String::new()
             };
@@ -330,6 +322,93 @@ impl Connection {
     }
 }
 
+/// What to tell about a refused host key: for a changed key the fingerprint known_hosts
+/// expects and the one the host sent, for an unknown key how to accept it.
+fn host_key_hint(host: &Host, detail: &str) -> String {
+    let ssh = &host.ssh;
+    let file = ssh
+        .known_hosts
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "~/.ssh/known_hosts".into());
+    let seen = seen_fingerprint(detail);
+    let expected = expected_fingerprints(host);
+    if detail.contains("REMOTE HOST IDENTIFICATION HAS CHANGED") || seen.is_some() {
+        format!(
+            "\n  the host key of {} CHANGED: known_hosts ({file}) expects {}, the host sent {}; \
+             if the host was reinstalled, check the new key out of band, then remove the old one \
+             (`ssh-keygen -R {} -f {file}`) and connect with --accept-new-host-keys",
+            host.address,
+            if expected.is_empty() {
+                "another key".to_string()
+            } else {
+                expected.join(", ")
+            },
+            seen.unwrap_or_else(|| "another key".into()),
+            known_hosts_name(host),
+        )
+    } else {
+        format!(
+            "\n  the host key of {} is not in {file}; check it, then add it there (or run with \
+             --accept-new-host-keys for a host you have not connected to yet)",
+            host.address
+        )
+    }
+}
+
+/// The `SHA256:...` fingerprint ssh printed for the key the host sent.
+pub fn seen_fingerprint(detail: &str) -> Option<String> {
+    let at = detail.find("sent by the remote host is")?;
+    let rest = &detail[at..];
+    let start = rest.find("SHA256:")?;
+    let fp: String = rest[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '+' | '/' | '='))
+        .collect();
+    Some(fp.trim_end_matches('.').to_string())
+}
+
+/// How known_hosts names the host: `addr`, or `[addr]:port` for another port than 22.
+fn known_hosts_name(host: &Host) -> String {
+    if host.ssh.port == 22 {
+        host.address.clone()
+    } else {
+        format!("[{}]:{}", host.address, host.ssh.port)
+    }
+}
+
+/// The fingerprints known_hosts holds for the host (`ssh-keygen -F NAME -l`; local only).
+fn expected_fingerprints(host: &Host) -> Vec<String> {
+    let mut cmd = std::process::Command::new("ssh-keygen");
+    cmd.arg("-l").arg("-F").arg(known_hosts_name(host));
+    if let Some(f) = &host.ssh.known_hosts {
+        cmd.arg("-f").arg(f);
+    }
+    let Ok(out) = cmd.stderr(std::process::Stdio::null()).output() else {
+        return Vec::new();
+    };
+    parse_keygen_fingerprints(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// `ssh-keygen -l -F` output: "# Host X found: line N" comments, then "NAME TYPE SHA256:..."
+/// (or "NAME BITS SHA256:... (TYPE)") per key.
+pub fn parse_keygen_fingerprints(out: &str) -> Vec<String> {
+    out.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            let fp = words.iter().find(|w| w.starts_with("SHA256:"))?;
+            let kind = words
+                .iter()
+                .find(|w| w.starts_with('(') && w.ends_with(')'))
+                .map(|w| w.trim_matches(|c| c == '(' || c == ')').to_string())
+                .or_else(|| words.get(1).filter(|w| !w.starts_with("SHA256")).map(|w| w.to_string()))
+                .unwrap_or_default();
+            Some(format!("{fp} ({kind})"))
+        })
+        .collect()
+}
+
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
@@ -353,4 +432,82 @@ fn truncate(s: &str, max: usize) -> &str {
         end -= 1;
     }
     &s[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_of_a_changed_host_key() {
+        let detail = "failed to connect to the remote host: @@@@@@@@@@@@\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\n\
+            IT IS POSSIBLE THAT SOMEONE IS DOING SOMETHING NASTY!\n\
+            The fingerprint for the ED25519 key sent by the remote host is\n\
+            SHA256:abcDEF0123+/xyz.\nPlease contact your system administrator.";
+        assert_eq!(
+            seen_fingerprint(detail).as_deref(),
+            Some("SHA256:abcDEF0123+/xyz")
+        );
+        assert_eq!(seen_fingerprint("Permission denied (publickey)"), None);
+        let keygen = "# Host 10.0.0.1 found: line 3\n10.0.0.1 ED25519 SHA256:oldKEY123\n\
+                      10.0.0.1 256 SHA256:other456 (ECDSA)\n";
+        assert_eq!(
+            parse_keygen_fingerprints(keygen),
+            ["SHA256:oldKEY123 (ED25519)", "SHA256:other456 (ECDSA)"]
+        );
+    }
+
+    /// The prelude's `ccurl` passes the token and CA to curl in a config on fd 3: the
+    /// arguments (what `ps` shows) hold neither. Run with a fake curl on dash and bash.
+    #[test]
+    fn ccurl_keeps_the_token_out_of_the_arguments() {
+        let tmp = tempfile::tempdir().unwrap();
+        let fake = tmp.path().join("curl");
+        std::fs::write(
+            &fake,
+            "#!/bin/sh\necho \"args: $*\"\ncat /dev/fd/3\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        for shell in ["sh", "bash", "dash"] {
+            if std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("command -v {shell}"))
+                .output()
+                .map(|o| !o.status.success())
+                .unwrap_or(true)
+            {
+                continue;
+            }
+            let script = format!("{PRELUDE_ENV}{PRELUDE}set -eu\nccurl -sS http://127.0.0.1:1/v1/kv/x\n");
+            let mut child = std::process::Command::new(shell)
+                .arg("-c")
+                .arg(&script)
+                .env("PATH", format!("{}:/usr/bin:/bin", tmp.path().display()))
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(b"tok-123-secret\n/etc/consul.d/tls/ca.pem\n")
+                .unwrap();
+            let out = child.wait_with_output().unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            let args = text.lines().next().unwrap_or("");
+            assert!(args.starts_with("args: -K /dev/fd/3 -sS http"), "{shell}: {text}");
+            assert!(!args.contains("tok-123"), "{shell}: token in the arguments: {text}");
+            assert!(
+                text.contains("header = \"X-Consul-Token: tok-123-secret\""),
+                "{shell}: {text}"
+            );
+            assert!(
+                text.contains("cacert = \"/etc/consul.d/tls/ca.pem\""),
+                "{shell}: {text}"
+            );
+        }
+    }
 }

@@ -362,9 +362,124 @@ fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<()> {
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
 }
 
+/// Move the certificate and key of every named server whose certificate expires within
+/// `within_days` (or is missing or unreadable) into `dir/retired/<stamp>/`, so that the next
+/// render issues new ones. Returns (host, expiry as a Unix time, None when unreadable).
+pub fn retire_expiring(
+    dir: &Path,
+    hosts: &[String],
+    within_days: i64,
+    stamp: &str,
+) -> Result<Vec<(String, Option<i64>)>> {
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let limit = (now() + Duration::days(within_days)).unix_timestamp();
+    let mut retired = Vec::new();
+    for host in hosts {
+        let cert_path = dir.join(format!("{host}.pem"));
+        let key_path = dir.join(format!("{host}-key.pem"));
+        let Ok(pem) = std::fs::read_to_string(&cert_path) else {
+            continue; // never issued: apply issues it
+        };
+        let expiry = parse(&pem).ok().map(|i| i.not_after);
+        if expiry.is_some_and(|t| t >= limit) {
+            continue;
+        }
+        let to = dir.join("retired").join(stamp);
+        create_private_dir(&dir.join("retired"))?;
+        create_private_dir(&to)?;
+        for p in [&cert_path, &key_path] {
+            if p.exists() {
+                let dest = to.join(p.file_name().expect("file name"));
+                std::fs::rename(p, &dest)
+                    .with_context(|| format!("moving {} to {}", p.display(), dest.display()))?;
+            }
+        }
+        retired.push((host.clone(), expiry));
+    }
+    Ok(retired)
+}
+
+/// `consulctl tls renew`: retire the server certificates expiring within the window, then run
+/// the rollout, which issues new ones and installs them with `consul reload` (no restart).
+pub async fn renew(
+    args: &crate::cli::TlsRenewArgs,
+    debug_log: Option<&Path>,
+) -> std::result::Result<(), crate::error::Error> {
+    use crate::error::Error;
+    let cluster = crate::inventory::load(&args.inventory)?;
+    if !cluster.tls_auto {
+        return Err(Error::Input(anyhow!(
+            "{}: tls renew manages the certificates of cluster.tls = \"auto\"; this inventory \
+             does not set it",
+            args.inventory.display()
+        )));
+    }
+    let servers: Vec<String> = cluster.servers().map(|h| h.name.clone()).collect();
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
+    let retired = retire_expiring(&dir(&cluster), &servers, i64::from(args.within), &stamp)
+        .map_err(Error::Runtime)?;
+    if retired.is_empty() {
+        println!(
+            "tls renew: no server certificate expires within {} days; nothing to do",
+            args.within
+        );
+        return Ok(());
+    }
+    for (host, expiry) in &retired {
+        let when = expiry
+            .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
+            .map(|t| t.date().to_string())
+            .unwrap_or_else(|| "unreadable".into());
+        println!("==> renewing the certificate of {host} (expires {when})");
+    }
+    println!(
+        "    old files kept in {}",
+        dir(&cluster).join("retired").join(&stamp).display()
+    );
+    let apply_args = crate::cli::ApplyArgs {
+        inv: crate::cli::InventoryArgs {
+            inventory: args.inventory.clone(),
+            limit: None,
+            concurrency: 32,
+            templates: None,
+            allow_downgrade: false,
+            accept_new_host_keys: args.accept_new_host_keys,
+        },
+        output: crate::cli::Output::Text,
+        verify_timeout: 90,
+    };
+    crate::apply::run(&apply_args, debug_log).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn renew_retires_only_certificates_inside_the_window() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path().join("tls");
+        ensure(&d, "c", "s1", Some(&sans("s1", [10, 0, 0, 1]))).unwrap();
+        ensure(&d, "c", "s2", Some(&sans("s2", [10, 0, 0, 2]))).unwrap();
+        // Fresh certificates (365 days): a 30-day window retires nothing.
+        let r = retire_expiring(&d, &["s1".into(), "s2".into()], 30, "T1").unwrap();
+        assert!(r.is_empty(), "{r:?}");
+        // A window longer than their validity retires both, keeping the files.
+        let r = retire_expiring(&d, &["s1".into(), "s3".into()], 400, "T2").unwrap();
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].0, "s1");
+        assert!(!d.join("s1.pem").exists() && !d.join("s1-key.pem").exists());
+        assert!(d.join("retired/T2/s1.pem").exists());
+        assert!(d.join("retired/T2/s1-key.pem").exists());
+        assert_eq!(mode(&d.join("retired/T2")), 0o700);
+        assert!(d.join("s2.pem").exists(), "s2 was not named");
+        // The next render issues a new one under the same CA.
+        let again = ensure(&d, "c", "s1", Some(&sans("s1", [10, 0, 0, 1]))).unwrap();
+        let old = std::fs::read_to_string(d.join("retired/T2/s1.pem")).unwrap();
+        let new = again.server.unwrap().cert_pem;
+        assert_ne!(old, new);
+        assert!(verifies(&new, &again.ca_pem).unwrap());
+    }
 
     fn sans(name: &str, ip: [u8; 4]) -> Sans {
         let mut s = Sans::default();

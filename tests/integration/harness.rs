@@ -423,6 +423,45 @@ impl Lab {
             .stdout
     }
 
+    /// `docker exec -i <container> ARGV...` with `input` on stdin (secrets stay out of argv).
+    pub fn exec_stdin(&self, host: &str, argv: &[&str], input: &str) -> Out {
+        use std::io::Write;
+        let c = self.container(host);
+        let mut cmd = Command::new("docker");
+        cmd.arg("exec").arg("-i").arg(&c).args(argv);
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run docker: {e}"));
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("writing stdin");
+        let output = child.wait_with_output().expect("docker exec");
+        Out {
+            cmd: format!("docker exec -i {c} {}", argv.join(" ")),
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// A Consul HTTP API request on a host with an ACL token (sent on stdin as a header file,
+    /// never in a command line): (HTTP status, body). `url` is the whole URL inside the
+    /// container; `extra` are more curl arguments (`--cacert ...`, `-X PUT`, `--data ...`).
+    #[track_caller]
+    pub fn consul_api_token(&self, host: &str, url: &str, token: &str, extra: &[&str]) -> (u16, String) {
+        let mut argv = vec!["curl", "-sS", "--max-time", "10", "-H", "@-", "-w", "\n%{http_code}"];
+        argv.extend_from_slice(extra);
+        argv.push(url);
+        let out = self.exec_stdin(host, &argv, &format!("X-Consul-Token: {token}\n"));
+        let text = out.stdout.trim_end();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", text));
+        (code.trim().parse().unwrap_or(0), body.to_string())
+    }
+
     /// Keep only the named hosts in the lab's inventory (the other containers stay up, unused).
     pub fn keep_hosts(&self, keep: &[&str]) {
         let text = std::fs::read_to_string(&self.inventory).unwrap();
