@@ -1124,6 +1124,45 @@ mod tests {
         }
     }
 
+    /// `encrypt`, `tls = "auto"` and `acl = true` together, per version: the agent config of a
+    /// server and a client (fixed test tokens), the files each gets with owner and mode.
+    #[test]
+    fn golden_security_all_auto_per_version() {
+        let tmp = tempfile::tempdir().unwrap();
+        for v in VERSIONS {
+            let mut c = cluster(v);
+            c.tls_auto = true;
+            c.acl = true;
+            c.inventory_path = tmp.path().join("prod.toml");
+            for (i, h) in c.hosts.iter().enumerate() {
+                c.acl_tokens.agents.insert(
+                    h.name.clone(),
+                    crate::model::AgentToken {
+                        accessor: format!("00000000-0000-4000-8000-00000000000{i}"),
+                        secret: Secret::new(format!("11111111-1111-4111-8111-11111111111{i}")),
+                    },
+                );
+            }
+            let mut text = String::new();
+            for name in ["consul-server-1", "app-1"] {
+                let files = render(&c, name).unwrap();
+                text.push_str(&format!("# {name}\n{}\n", files[0].content));
+                for f in &files {
+                    text.push_str(&format!(
+                        "==> {} ({:?}, mode {:o}, owner {}, secret: {})\n",
+                        f.path.display(),
+                        f.kind,
+                        f.mode,
+                        f.owner.as_deref().unwrap_or("-"),
+                        f.secret
+                    ));
+                }
+                text.push('\n');
+            }
+            insta::assert_snapshot!(format!("security_all_auto_{v}"), text);
+        }
+    }
+
     #[test]
     fn tls_auto_files_per_role() {
         let tmp = tempfile::tempdir().unwrap();
