@@ -423,7 +423,7 @@ pub async fn upload(runs: &mut [HostRun], p: &Prepared, progress: &Progress) {
             return;
         }
         let conn = r.conn.as_ref().expect("connected");
-        match crate::execute::upload(conn, &r.host, &r.plan, binary).await {
+        match crate::execute::upload(conn, &r.host, &r.plan, r.facts.as_ref(), binary).await {
             Ok(()) => r.changed += 1,
             Err(e) => r.fail("upload", &e),
         }

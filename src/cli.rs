@@ -77,8 +77,8 @@ pub struct InventoryArgs {
     #[arg(short = 'l', long, value_name = "SELECTOR")]
     pub limit: Option<String>,
 
-    /// How many hosts to work on at once.
-    #[arg(short = 'c', long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    /// How many hosts to work on at once (the default takes a few dozen hosts in one wave).
+    #[arg(short = 'c', long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub concurrency: u32,
 
     /// A directory whose templates override the embedded ones (same file names).

@@ -8,6 +8,7 @@ use base64::Engine;
 
 use crate::action::Action;
 use crate::desired::FileKind;
+use crate::facts::Facts;
 use crate::model::{Host, Init};
 use crate::plan::HostPlan;
 use crate::source::PreparedBinary;
@@ -30,21 +31,34 @@ pub fn backup_dir(timestamp: &str) -> String {
     format!("/var/backups/consulctl/{timestamp}")
 }
 
-/// Upload phase: install the binary (or package) when the plan says so.
+/// Upload phase: install the binary (or package) when the plan says so. The binary goes
+/// zstd-compressed to hosts whose facts list `zstd` (a fifth of gzip's CPU time to unpack on
+/// the host, where a rollout to many hosts waits for CPU), gzip-compressed to the others.
 pub async fn upload(
     conn: &Connection,
     host: &Host,
     plan: &HostPlan,
+    facts: Option<&Facts>,
     binary: Option<&PreparedBinary>,
 ) -> Result<()> {
     match plan.binary_action() {
         Some(Action::InstallBinary { sha256, staged, .. }) => {
             let binary = binary.context("internal: no prepared binary for an upload")?;
-            let data = tokio::fs::read(&binary.gzip)
+            let (file, format) = if facts.is_some_and(|f| f.has_command("zstd")) {
+                (&binary.zstd, "zstd")
+            } else {
+                (&binary.gzip, "gzip")
+            };
+            let data = tokio::fs::read(file)
                 .await
-                .with_context(|| format!("reading {}", binary.gzip.display()))?;
+                .with_context(|| format!("reading {}", file.display()))?;
             let mode = if *staged { "stage" } else { "install" };
-            let args = vec![path_arg(&host.paths.binary), sha256.clone(), mode.into()];
+            let args = vec![
+                path_arg(&host.paths.binary),
+                sha256.clone(),
+                mode.into(),
+                format.into(),
+            ];
             conn.run_ok("install binary", INSTALL_BINARY, &args, Some(&data))
                 .await?;
         }

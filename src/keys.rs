@@ -121,7 +121,7 @@ pub async fn rotate(args: &KeysRotateArgs, debug_log: Option<&Path>) -> Result<(
     let inv = InventoryArgs {
         inventory: args.inventory.clone(),
         limit: None,
-        concurrency: 32,
+        concurrency: 64,
         templates: None,
         allow_downgrade: false,
         accept_new_host_keys: args.accept_new_host_keys,

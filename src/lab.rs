@@ -1551,7 +1551,7 @@ pub async fn up_with_dns(
         let inv = InventoryArgs {
             inventory: inventory.clone(),
             limit: None,
-            concurrency: 32,
+            concurrency: 64,
             templates: None,
             accept_new_host_keys: false,
             allow_downgrade: false,

@@ -535,7 +535,7 @@ pub async fn remove(args: &NodeRemoveArgs, debug_log: Option<&Path>) -> Result<(
         debug_log,
         accept_new: args.accept_new_host_keys,
         allow_downgrade: false,
-        concurrency: 32,
+        concurrency: 64,
     };
     // Two operators must not change the same cluster at once.
     let _lock = crate::lock::RunLock::acquire(&p.cluster.state_dir(), "node remove")?;

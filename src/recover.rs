@@ -358,7 +358,7 @@ async fn setup(
         debug_log,
         accept_new: args.accept_new_host_keys,
         allow_downgrade: false,
-        concurrency: 32,
+        concurrency: 64,
     };
     let (runs, progress) = apply::connect_and_gather(&p).await;
     let binds = apply::bind_addrs(&p.cluster, &runs);

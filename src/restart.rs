@@ -175,7 +175,7 @@ mod tests {
             inv: InventoryArgs {
                 inventory: "x.toml".into(),
                 limit: None,
-                concurrency: 32,
+                concurrency: 64,
                 templates: None,
                 accept_new_host_keys: false,
                 allow_downgrade: false,

@@ -10,6 +10,7 @@
 //!                                               so repeat runs do not re-hash a 70 MB file
 //! <cache>/binaries/<sha256 of source>/consul    the raw binary (0755)
 //!                                   /consul.gz  gzip -1 of it, for upload (`gzip -dc` on the host)
+//!                                   /consul.zst zstd -3 of it, for upload to hosts with `zstd`
 //!                                   /prepared.json  written last: raw sha256, size, format, version
 //! ```
 //!
@@ -37,6 +38,9 @@ pub struct PreparedBinary {
     pub sha256: String,
     /// The same binary gzip-compressed, for upload (`gzip -dc` on the host).
     pub gzip: PathBuf,
+    /// The same binary zstd-compressed, for upload to hosts that have `zstd` (`zstd -dc`
+    /// decompresses it in a fifth of gzip's CPU time, and it is a quarter smaller).
+    pub zstd: PathBuf,
     /// Size of the raw binary in bytes.
     pub size: u64,
     /// What the source file was.
@@ -186,6 +190,10 @@ fn prepare_file(
     };
     let dir = cache.join("binaries").join(&source_sha);
     if let Some(hit) = read_cached(&dir) {
+        // Entries made before zstd uploads have no consul.zst: add it next to the others.
+        if !hit.zstd.is_file() {
+            zstd_file(&hit.raw, &hit.zstd)?;
+        }
         return Ok(hit);
     }
     let binaries = cache.join("binaries");
@@ -224,6 +232,7 @@ fn prepare_file(
     set_mode(&raw, 0o755)?;
     let gz = tmp.path().join("consul.gz");
     gzip_file(&raw, &gz)?;
+    zstd_file(&raw, &tmp.path().join("consul.zst"))?;
     let marker = PreparedMarker {
         sha256,
         size,
@@ -263,6 +272,7 @@ fn read_cached(dir: &Path) -> Option<PreparedBinary> {
         raw,
         sha256: marker.sha256,
         gzip,
+        zstd: dir.join("consul.zst"),
         size: marker.size,
         format: marker.format,
         version: marker.version.and_then(|v| v.parse().ok()),
@@ -546,6 +556,31 @@ fn gzip_file(raw: &Path, gz: &Path) -> anyhow::Result<()> {
     io::copy(&mut BufReader::with_capacity(1 << 20, input), &mut enc)?;
     let w = enc.finish()?;
     w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    Ok(())
+}
+
+/// zstd -3 (its default level): higher levels (up to 6) save at most 6% of the size of a
+/// consul binary for up to 3x the compression time, and decompress at the same speed. The
+/// upload's sha256 is checked on the host, so the frame carries no checksum of its own.
+/// Written to a temporary file renamed into place, so a present file is complete (it may be
+/// added to an existing cache entry).
+fn zstd_file(raw: &Path, dest: &Path) -> anyhow::Result<()> {
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    let input = File::open(raw).with_context(|| format!("cannot read {}", raw.display()))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".consul.zst.")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot write in {}", dir.display()))?;
+    let mut enc =
+        zstd::stream::write::Encoder::new(BufWriter::with_capacity(1 << 20, tmp.as_file_mut()), 3)?;
+    io::copy(&mut BufReader::with_capacity(1 << 20, input), &mut enc)?;
+    enc.finish()?
+        .into_inner()
+        .map_err(|e| e.into_error())?
+        .sync_all()?;
+    tmp.persist(dest)
+        .map_err(|e| e.error)
+        .with_context(|| format!("cannot write {}", dest.display()))?;
     Ok(())
 }
 
@@ -1001,6 +1036,10 @@ mod tests {
     fn assert_prepared(p: &PreparedBinary, want: &[u8], format: SourceFormat) {
         assert_eq!(fs::read(&p.raw).unwrap(), want);
         assert_eq!(gunzip(&p.gzip), want);
+        assert_eq!(
+            zstd::decode_all(File::open(&p.zstd).unwrap()).unwrap(),
+            want
+        );
         assert_eq!(p.sha256, crate::hash::sha256_hex(want));
         assert_eq!(p.size, want.len() as u64);
         assert_eq!(p.format, format);
@@ -1365,6 +1404,7 @@ mod tests {
             raw: "r".into(),
             sha256: String::new(),
             gzip: "g".into(),
+            zstd: "z".into(),
             size: 0,
             format: SourceFormat::Deb,
             version: Some(Version::new(1, 8, 7)),
@@ -1395,12 +1435,258 @@ mod tests {
             raw: "r".into(),
             sha256: String::new(),
             gzip: "g".into(),
+            zstd: "z".into(),
             size: 0,
             format: SourceFormat::Elf,
             version: None,
             arch: Some("aarch64".into()),
         };
         assert!(p.runs_on("aarch64") && p.runs_on("arm64") && !p.runs_on("x86_64"));
+    }
+
+    // ---- the upload's install script (src/remote/install-binary.sh), run here --------
+
+    #[tokio::test]
+    async fn old_cache_entries_get_a_zstd_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let elf = fake_elf("old");
+        let src = tmp.path().join("consul");
+        fs::write(&src, &elf).unwrap();
+        let cache = tmp.path().join("cache");
+        let p = prepared(&file_source(&src), &cache).await;
+        // As a consulctl from before zstd uploads left it.
+        fs::remove_file(&p.zstd).unwrap();
+        let again = prepared(&file_source(&src), &cache).await;
+        assert_eq!(again.raw, p.raw);
+        assert_prepared(&again, &elf, SourceFormat::Elf);
+        let names: Vec<String> = fs::read_dir(p.raw.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 4, "{names:?}"); // consul, .gz, .zst, prepared.json
+    }
+
+    fn on_path(cmd: &str) -> Option<PathBuf> {
+        let out = std::process::Command::new("sh")
+            .args(["-c", r#"command -v "$1""#, "sh", cmd])
+            .output()
+            .ok()?;
+        let p = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        (out.status.success() && p.starts_with('/')).then(|| PathBuf::from(p))
+    }
+
+    /// Run install-binary.sh with `shell`, `data` on stdin; `path` replaces PATH.
+    fn install_script(
+        shell: &str,
+        args: &[&str],
+        data: &[u8],
+        path: Option<&Path>,
+    ) -> std::process::Output {
+        let mut cmd = std::process::Command::new(on_path(shell).unwrap());
+        cmd.arg("-c")
+            .arg(crate::execute::INSTALL_BINARY)
+            .arg("sh")
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        if let Some(p) = path {
+            cmd.env("PATH", p);
+        }
+        let mut child = cmd.spawn().unwrap();
+        // The script may stop reading early (a bad argument): ignore EPIPE.
+        let _ = child.stdin.take().unwrap().write_all(data);
+        child.wait_with_output().unwrap()
+    }
+
+    fn text(b: &[u8]) -> String {
+        String::from_utf8_lossy(b).into_owned()
+    }
+
+    /// A fake ELF for this machine and one for another, when this is x86-64 or arm64.
+    fn elves_for_this_machine(tag: &str) -> Option<(Vec<u8>, Vec<u8>)> {
+        let m = text(
+            &std::process::Command::new("uname")
+                .arg("-m")
+                .output()
+                .ok()?
+                .stdout,
+        );
+        let x86 = fake_elf(tag);
+        let mut arm = x86.clone();
+        arm[18..20].copy_from_slice(&0xb7u16.to_le_bytes());
+        match m.trim() {
+            "x86_64" => Some((x86, arm)),
+            "aarch64" | "arm64" => Some((arm, x86)),
+            other => {
+                eprintln!("skipped: no fake ELF for a {other} machine");
+                None
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn install_script_verifies_and_swaps() {
+        let Some((_, foreign)) = elves_for_this_machine("script") else {
+            return;
+        };
+        // A "binary" that runs anywhere and answers `version` like consul does.
+        let elf = b"#!/bin/sh\necho 'Consul v1.8.7'\n".to_vec();
+        let tmp = tempfile::tempdir().unwrap();
+        let sha_owned = crate::hash::sha256_hex(&elf);
+        let mut inputs = vec![("gzip", gz(&elf))];
+        if on_path("zstd").is_some() {
+            inputs.push(("zstd", zstd::encode_all(&elf[..], 3).unwrap()));
+        } else {
+            eprintln!("zstd inputs skipped: no zstd here");
+        }
+        let shells: Vec<&str> = ["sh", "dash", "bash"]
+            .into_iter()
+            .filter(|s| on_path(s).is_some())
+            .collect();
+        for shell in &shells {
+            for (format, data) in &inputs {
+                let what = format!("{shell} {format}");
+                let dir = tmp.path().join(format!("{shell}-{format}"));
+                let bin = dir.join("bin/consul");
+                let b = bin.to_str().unwrap();
+                let new = dir.join("bin/consul.consulctl-new");
+                let prev = dir.join("bin/consul.consulctl-prev");
+                let sha = sha_owned.as_str();
+
+                // A wrong sha256: exit 3, nothing left.
+                let bad = "0".repeat(64);
+                let out = install_script(shell, &[b, &bad, "install", format], data, None);
+                assert_eq!(out.status.code(), Some(3), "{what}: {}", text(&out.stderr));
+                assert!(text(&out.stderr).contains(&format!("has sha256 {sha}, expected {bad}")));
+                assert!(!new.exists() && !bin.exists(), "{what}");
+
+                // Truncated data: the unpacker's failure fails the script, nothing left.
+                let cut = &data[..data.len() / 2];
+                let out = install_script(shell, &[b, sha, "install", format], cut, None);
+                assert_eq!(out.status.code(), Some(1), "{what}: {}", text(&out.stderr));
+                assert!(
+                    text(&out.stderr).contains("cannot unpack the uploaded binary"),
+                    "{what}: {}",
+                    text(&out.stderr)
+                );
+                assert!(!new.exists() && !bin.exists(), "{what}");
+
+                // The right one installs (0755), reporting what it checked.
+                let out = install_script(shell, &[b, sha, "install", format], data, None);
+                assert!(out.status.success(), "{what}: {}", text(&out.stderr));
+                assert_eq!(text(&out.stdout).trim(), "installed Consul v1.8.7", "{what}");
+                assert_eq!(fs::read(&bin).unwrap(), elf, "{what}");
+                use std::os::unix::fs::PermissionsExt;
+                let mode = fs::metadata(&bin).unwrap().permissions().mode();
+                assert_eq!(mode & 0o777, 0o755, "{what}");
+                assert!(!new.exists() && !prev.exists(), "{what}");
+
+                // Staged: next to the binary, which stays.
+                fs::write(&bin, b"old").unwrap();
+                let out = install_script(shell, &[b, sha, "stage", format], data, None);
+                assert!(out.status.success(), "{what}: {}", text(&out.stderr));
+                assert!(text(&out.stdout).starts_with("staged "), "{what}");
+                assert_eq!(fs::read(&new).unwrap(), elf, "{what}");
+                assert_eq!(fs::read(&bin).unwrap(), b"old", "{what}");
+
+                // Installed over the old one, which is kept.
+                let out = install_script(shell, &[b, sha, "install", format], data, None);
+                assert!(out.status.success(), "{what}: {}", text(&out.stderr));
+                assert_eq!(fs::read(&bin).unwrap(), elf, "{what}");
+                assert_eq!(fs::read(&prev).unwrap(), b"old", "{what}");
+                assert!(!new.exists(), "{what}");
+            }
+
+            // Another machine's binary (its sha256 right): exit 3, nothing left.
+            let dir = tmp.path().join(format!("{shell}-foreign"));
+            let bin = dir.join("consul");
+            let out = install_script(
+                shell,
+                &[
+                    bin.to_str().unwrap(),
+                    &crate::hash::sha256_hex(&foreign),
+                    "install",
+                    "gzip",
+                ],
+                &gz(&foreign),
+                None,
+            );
+            assert_eq!(out.status.code(), Some(3), "{shell}: {}", text(&out.stderr));
+            assert!(
+                text(&out.stderr).contains("does not run on this host"),
+                "{shell}: {}",
+                text(&out.stderr)
+            );
+            assert!(!dir.join("consul.consulctl-new").exists() && !bin.exists());
+
+            let out = install_script(
+                shell,
+                &[bin.to_str().unwrap(), "x", "install", "xz"],
+                b"",
+                None,
+            );
+            assert_eq!(out.status.code(), Some(2), "{shell}");
+            assert!(text(&out.stderr).contains("unknown compression xz"));
+        }
+    }
+
+    /// Without openssl the hash comes from sha256sum; on a machine without an ELF name in the
+    /// script (a fake `uname`), the binary must run (`version`) to be installed.
+    #[test]
+    fn install_script_without_openssl_or_a_known_machine() {
+        let tmp = tempfile::tempdir().unwrap();
+        let shim = tmp.path().join("path");
+        fs::create_dir(&shim).unwrap();
+        for cmd in [
+            "sh",
+            "dirname",
+            "mkdir",
+            "gzip",
+            "tee",
+            "sha256sum",
+            "cut",
+            "rm",
+            "sed",
+            "tr",
+            "chmod",
+            "od",
+            "head",
+            "cp",
+            "mv",
+            "cat",
+        ] {
+            let Some(p) = on_path(cmd) else {
+                eprintln!("skipped: no {cmd} here");
+                return;
+            };
+            std::os::unix::fs::symlink(p, shim.join(cmd)).unwrap();
+        }
+        fs::write(shim.join("uname"), "#!/bin/sh\necho mips64\n").unwrap();
+        set_mode(&shim.join("uname"), 0o755).unwrap();
+
+        // A "binary" that runs here, and one that does not.
+        let runs = b"#!/bin/sh\necho Consul v1.8.7\necho Revision x\n".to_vec();
+        let fails = fake_elf("mips");
+        for (raw, ok) in [(&runs, true), (&fails, false)] {
+            let bin = tmp.path().join(format!("bin-{ok}/consul"));
+            let sha = crate::hash::sha256_hex(raw);
+            let out = install_script(
+                "sh",
+                &[bin.to_str().unwrap(), &sha, "install", "gzip"],
+                &gz(raw),
+                Some(&shim),
+            );
+            if ok {
+                assert!(out.status.success(), "{}", text(&out.stderr));
+                assert_eq!(text(&out.stdout), "installed Consul v1.8.7\n");
+                assert_eq!(&fs::read(&bin).unwrap(), raw);
+            } else {
+                assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+                assert!(text(&out.stderr).contains("does not run on this host"));
+                assert!(!bin.exists() && !bin.with_file_name("consul.consulctl-new").exists());
+            }
+        }
     }
 
     // ---- packages ---------------------------------------------------------------------

@@ -440,7 +440,7 @@ pub async fn renew(
         inv: crate::cli::InventoryArgs {
             inventory: args.inventory.clone(),
             limit: None,
-            concurrency: 32,
+            concurrency: 64,
             templates: None,
             allow_downgrade: false,
             accept_new_host_keys: args.accept_new_host_keys,
