@@ -96,11 +96,7 @@ pub async fn send(conn: &Connection, http: &str, reqs: &[Request]) -> Result<Vec
         }
     }
     if answers.len() != reqs.len() {
-        bail!(
-            "expected {} API answers, got {}",
-            reqs.len(),
-            answers.len()
-        );
+        bail!("expected {} API answers, got {}", reqs.len(), answers.len());
     }
     Ok(answers)
 }
@@ -124,14 +120,17 @@ pub fn bootstrap_answer(code: u16, body: &str) -> Result<Bootstrap> {
     }
     match code {
         200 => {
-            let a: Answer = serde_json::from_str(body)
-                .context("the bootstrap answer has no SecretID")?;
+            let a: Answer =
+                serde_json::from_str(body).context("the bootstrap answer has no SecretID")?;
             Ok(Bootstrap::Token(Secret::new(a.secret)))
         }
         403 if body.contains("no longer allowed") || body.contains("already") => {
             Ok(Bootstrap::Done(first_line(body)))
         }
-        _ => Ok(Bootstrap::Retry(format!("HTTP {code}: {}", first_line(body)))),
+        _ => Ok(Bootstrap::Retry(format!(
+            "HTTP {code}: {}",
+            first_line(body)
+        ))),
     }
 }
 
@@ -279,7 +278,11 @@ pub fn agent_token_fixes(
 /// Make every node's agent policy and token exist as they should, through one server:
 /// one round trip to read, one more only when something must be written. Returns how many
 /// policies and tokens were written.
-pub async fn ensure_agent_tokens(conn: &Connection, http: &str, cluster: &Cluster) -> Result<usize> {
+pub async fn ensure_agent_tokens(
+    conn: &Connection,
+    http: &str,
+    cluster: &Cluster,
+) -> Result<usize> {
     let mut reads = Vec::new();
     let mut hosts = Vec::new();
     for h in &cluster.hosts {
@@ -356,9 +359,18 @@ mod tests {
     #[test]
     fn the_agent_policy_writes_its_node_and_services_and_reads_no_kv() {
         let r = policy_rules(&host());
-        assert!(r.contains("node \"web-1\" {\n  policy = \"write\"\n}"), "{r}");
-        assert!(r.contains("service \"web\" {\n  policy = \"write\"\n}"), "{r}");
-        assert!(r.contains("service_prefix \"\" {\n  policy = \"read\"\n}"), "{r}");
+        assert!(
+            r.contains("node \"web-1\" {\n  policy = \"write\"\n}"),
+            "{r}"
+        );
+        assert!(
+            r.contains("service \"web\" {\n  policy = \"write\"\n}"),
+            "{r}"
+        );
+        assert!(
+            r.contains("service_prefix \"\" {\n  policy = \"read\"\n}"),
+            "{r}"
+        );
         assert!(!r.contains("key"), "{r}");
         // Valid HCL.
         hcl::parse(&r).unwrap();
@@ -371,7 +383,11 @@ mod tests {
             Bootstrap::Token(Secret::new("s-1"))
         );
         assert!(matches!(
-            bootstrap_answer(403, "Permission denied: ACL bootstrap no longer allowed (reset index: 12)").unwrap(),
+            bootstrap_answer(
+                403,
+                "Permission denied: ACL bootstrap no longer allowed (reset index: 12)"
+            )
+            .unwrap(),
             Bootstrap::Done(_)
         ));
         assert!(matches!(
@@ -388,12 +404,19 @@ mod tests {
     fn missing_policy_and_token_are_created_policy_first_with_the_stored_ids() {
         let h = host();
         let s = Secret::new("11111111-2222-4333-8444-555555555555");
-        let fixes = agent_token_fixes(&h, "acc-1", &s, (404, "ACL not found"), (403, "ACL not found"))
-            .unwrap();
+        let fixes = agent_token_fixes(
+            &h,
+            "acc-1",
+            &s,
+            (404, "ACL not found"),
+            (403, "ACL not found"),
+        )
+        .unwrap();
         assert_eq!(fixes.len(), 2);
         assert_eq!(fixes[0].path, "/v1/acl/policy");
         assert_eq!(fixes[1].path, "/v1/acl/token");
-        let body: serde_json::Value = serde_json::from_str(fixes[1].body.as_ref().unwrap()).unwrap();
+        let body: serde_json::Value =
+            serde_json::from_str(fixes[1].body.as_ref().unwrap()).unwrap();
         assert_eq!(body["AccessorID"], "acc-1");
         assert_eq!(body["SecretID"], s.expose());
         assert_eq!(body["Policies"][0]["Name"], "consulctl-agent-web-1");
@@ -403,8 +426,9 @@ mod tests {
     fn existing_right_policy_and_token_need_nothing() {
         let h = host();
         let s = Secret::new("sec");
-        let policy = json!({ "ID": "p1", "Name": "consulctl-agent-web-1", "Rules": policy_rules(&h) })
-            .to_string();
+        let policy =
+            json!({ "ID": "p1", "Name": "consulctl-agent-web-1", "Rules": policy_rules(&h) })
+                .to_string();
         let token = json!({ "AccessorID": "acc", "SecretID": "sec",
                             "Policies": [{ "ID": "p1", "Name": "consulctl-agent-web-1" }] })
         .to_string();
@@ -416,8 +440,9 @@ mod tests {
     fn changed_rules_update_the_policy_in_place() {
         let h = host();
         let s = Secret::new("sec");
-        let policy = json!({ "ID": "p1", "Name": "consulctl-agent-web-1", "Rules": "node \"web-1\" {}" })
-            .to_string();
+        let policy =
+            json!({ "ID": "p1", "Name": "consulctl-agent-web-1", "Rules": "node \"web-1\" {}" })
+                .to_string();
         let token = json!({ "SecretID": "sec", "Policies": [{ "Name": "consulctl-agent-web-1" }] })
             .to_string();
         let fixes = agent_token_fixes(&h, "acc", &s, (200, &policy), (200, &token)).unwrap();
@@ -430,9 +455,18 @@ mod tests {
         let h = host();
         let policy = json!({ "ID": "p1", "Rules": policy_rules(&h) }).to_string();
         let token = json!({ "SecretID": "zz-wrong-zz", "Policies": [] }).to_string();
-        let e = agent_token_fixes(&h, "acc", &Secret::new("sec"), (200, &policy), (200, &token))
-            .unwrap_err();
+        let e = agent_token_fixes(
+            &h,
+            "acc",
+            &Secret::new("sec"),
+            (200, &policy),
+            (200, &token),
+        )
+        .unwrap_err();
         assert!(format!("{e}").contains("another secret"), "{e}");
-        assert!(!format!("{e}").contains("zz-wrong-zz"), "never quotes a secret: {e}");
+        assert!(
+            !format!("{e}").contains("zz-wrong-zz"),
+            "never quotes a secret: {e}"
+        );
     }
 }

@@ -204,7 +204,11 @@ impl fmt::Display for Action {
                     write!(f, "create system user {user}; ")?;
                 }
                 let mut list: Vec<String> = dirs.iter().map(|p| p.display().to_string()).collect();
-                list.extend(recursive.iter().map(|p| format!("{} (recursively)", p.display())));
+                list.extend(
+                    recursive
+                        .iter()
+                        .map(|p| format!("{} (recursively)", p.display())),
+                );
                 write!(f, "owner {user}:{user}, mode 750: {}", list.join(", "))
             }
         }

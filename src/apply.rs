@@ -70,6 +70,15 @@ impl HostRun {
         self.failed.is_none()
     }
 
+    /// The base URL of this host's agent API (loopback when its bind address is unknown).
+    fn api_url(&self, binds: &BTreeMap<String, IpAddr>) -> String {
+        let bind = binds
+            .get(&self.host.name)
+            .copied()
+            .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+        crate::verify::http_addr(&self.host, bind)
+    }
+
     fn mark(&mut self) {
         self.done_at = Some(Instant::now());
     }
@@ -173,14 +182,14 @@ pub async fn connect(runs: &mut [HostRun], p: &Prepared, progress: &Progress) {
     each_host(runs, p.concurrency, progress, "connect", |r| {
         let cluster = cluster.clone();
         async move {
-        match Connection::connect(&r.host, accept_new).await {
-            Ok(c) => {
-                c.set_consul_env(crate::verify::consul_env(&cluster, &r.host));
-                r.conn = Some(c)
+            match Connection::connect(&r.host, accept_new).await {
+                Ok(c) => {
+                    c.set_consul_env(crate::verify::consul_env(&cluster, &r.host));
+                    r.conn = Some(c)
+                }
+                Err(e) => r.fail("connect", &e),
             }
-            Err(e) => r.fail("connect", &e),
-        }
-        r.mark();
+            r.mark();
         }
     })
     .await;
@@ -529,11 +538,7 @@ pub async fn start(
 async fn start_one(r: &mut HostRun, binds: &BTreeMap<String, IpAddr>) {
     let n = r.plan.service_actions().count();
     let conn = r.conn.as_ref().expect("connected");
-    let bind = binds
-        .get(&r.host.name)
-        .copied()
-        .unwrap_or(IpAddr::from([127, 0, 0, 1]));
-    let http = crate::verify::http_addr(&r.host, bind);
+    let http = r.api_url(binds);
     match crate::execute::start(conn, &r.host, &r.plan, &http, 60).await {
         Ok(pid) => {
             tracing::info!(host = %r.host.name, pid = ?pid, "agent up");
@@ -694,11 +699,7 @@ pub async fn acl(
         let r = &runs[i];
         progress.set(&r.host.name, "ACLs");
         let conn = r.conn.as_ref().expect("connected");
-        let bind = binds
-            .get(&r.host.name)
-            .copied()
-            .unwrap_or(IpAddr::from([127, 0, 0, 1]));
-        let http = crate::verify::http_addr(&r.host, bind);
+        let http = r.api_url(binds);
         let mut written = 0;
         if token.is_none() {
             let secrets = crate::secrets::path_for(&p.cluster.inventory_path);

@@ -95,6 +95,20 @@ pub struct InventoryArgs {
     pub accept_new_host_keys: bool,
 }
 
+impl InventoryArgs {
+    /// All hosts of `inventory` with the defaults (for commands that run a rollout themselves).
+    pub fn all_hosts(inventory: &std::path::Path, accept_new_host_keys: bool) -> InventoryArgs {
+        InventoryArgs {
+            inventory: inventory.to_path_buf(),
+            limit: None,
+            concurrency: 64,
+            templates: None,
+            allow_downgrade: false,
+            accept_new_host_keys,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
     #[command(flatten)]

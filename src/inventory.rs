@@ -1249,8 +1249,14 @@ impl<'a> Ctx<'a> {
             return None;
         }
 
-        let (Some(name), Some(datacenter), Some(domain), Some(version), Some(source), Some(mut hosts)) =
-            (name, datacenter, domain, version, source, hosts)
+        let (
+            Some(name),
+            Some(datacenter),
+            Some(domain),
+            Some(version),
+            Some(source),
+            Some(mut hosts),
+        ) = (name, datacenter, domain, version, source, hosts)
         else {
             return None;
         };
@@ -3367,6 +3373,14 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// A system user name `useradd` accepts on every distribution (the portable subset).
+fn valid_user_name(u: &str) -> bool {
+    let mut chars = u.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c == '_')
+        && u.len() <= 32
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -4772,6 +4786,33 @@ x = 1
         }
     }
 
+    #[test]
+    fn acl_is_a_boolean_and_the_agent_user_a_system_user_name() {
+        let c = ok(&doc("").replace("[cluster]\n", "[cluster]\nacl = true\n"));
+        assert!(c.acl);
+        assert!(!ok(&doc("")).acl);
+        assert!(ok(&doc("")).hosts.iter().all(|h| h.user == "consul"));
+        let text = custom(
+            "acl = \"yes\"\n",
+            "version = \"1.8.7\"\nsource = { package = \"auto\" }\n",
+        );
+        only(&text, "cluster.acl", 8, "expected true");
+        let text = custom(
+            "",
+            "version = \"1.8.7\"\nsource = { package = \"auto\" }\nuser = \"root\"\n",
+        );
+        assert!(ok(&text).hosts.iter().all(|h| h.user == "root"));
+        for bad in ["Consul User", "9lives", "a:b", ""] {
+            let text = custom(
+                "",
+                &format!(
+                    "version = \"1.8.7\"\nsource = {{ package = \"auto\" }}\nuser = {bad:?}\n"
+                ),
+            );
+            only(&text, "consul.user", 11, "expected a system user name");
+        }
+    }
+
     // ---- config -----------------------------------------------------------------------------
 
     #[test]
@@ -5700,12 +5741,4 @@ on = "servers"
             .to_string()
             .contains("does-not-exist.toml: cannot read the inventory"));
     }
-}
-
-/// A system user name `useradd` accepts on every distribution (the portable subset).
-fn valid_user_name(u: &str) -> bool {
-    let mut chars = u.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c == '_')
-        && u.len() <= 32
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
 }

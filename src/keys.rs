@@ -118,14 +118,7 @@ impl Agent<'_> {
 /// `consulctl keys rotate`.
 pub async fn rotate(args: &KeysRotateArgs, debug_log: Option<&Path>) -> Result<(), Error> {
     let started = Instant::now();
-    let inv = InventoryArgs {
-        inventory: args.inventory.clone(),
-        limit: None,
-        concurrency: 64,
-        templates: None,
-        allow_downgrade: false,
-        accept_new_host_keys: args.accept_new_host_keys,
-    };
+    let inv = InventoryArgs::all_hosts(&args.inventory, args.accept_new_host_keys);
     let p = apply::prepare(&inv, "keys-rotate", debug_log).await?;
     if !p.cluster.encrypt_auto {
         return Err(Error::Input(anyhow!(

@@ -1548,14 +1548,7 @@ pub async fn up_with_dns(
     }
 
     if !args.no_apply {
-        let inv = InventoryArgs {
-            inventory: inventory.clone(),
-            limit: None,
-            concurrency: 64,
-            templates: None,
-            accept_new_host_keys: false,
-            allow_downgrade: false,
-        };
+        let inv = InventoryArgs::all_hosts(&inventory, false);
         crate::apply::run(
             &ApplyArgs {
                 inv: inv.clone(),

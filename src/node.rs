@@ -1651,7 +1651,10 @@ tags = [ "web",  "lab" ]
         let moved = format!("{conf_s}.removed-T");
 
         let failing = fake_consul(tmp.path(), "echo 'connection refused' >&2; exit 1");
-        let out = sh(LEAVE, &[&failing, "http://127.0.0.1:8500", &conf_s, ".removed-T"]);
+        let out = sh(
+            LEAVE,
+            &[&failing, "http://127.0.0.1:8500", &conf_s, ".removed-T"],
+        );
         assert_eq!(out.status.code(), Some(4));
         assert!(String::from_utf8_lossy(&out.stderr).contains("connection refused"));
         assert!(conf.join("consul.hcl").exists(), "config dir put back");
@@ -1661,7 +1664,10 @@ tags = [ "web",  "lab" ]
             tmp.path(),
             "[ \"$1\" = leave ] && [ \"$2\" = -http-addr=http://127.0.0.1:8500 ] && echo 'Graceful leave complete'",
         );
-        let out = sh(LEAVE, &[&ok, "http://127.0.0.1:8500", &conf_s, ".removed-T"]);
+        let out = sh(
+            LEAVE,
+            &[&ok, "http://127.0.0.1:8500", &conf_s, ".removed-T"],
+        );
         assert!(out.status.success(), "{out:?}");
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(stdout.contains(&format!("moved {conf_s}\n")), "{stdout}");

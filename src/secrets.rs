@@ -144,7 +144,10 @@ impl Secrets {
             *entry = toml::Value::Table(toml::Table::new());
         }
         let mut t = toml::Table::new();
-        t.insert("accessor".into(), toml::Value::String(token.accessor.clone()));
+        t.insert(
+            "accessor".into(),
+            toml::Value::String(token.accessor.clone()),
+        );
         t.insert(
             "secret".into(),
             toml::Value::String(token.secret.expose().to_string()),

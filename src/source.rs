@@ -1575,7 +1575,11 @@ mod tests {
                 // The right one installs (0755), reporting what it checked.
                 let out = install_script(shell, &[b, sha, "install", format], data, None);
                 assert!(out.status.success(), "{what}: {}", text(&out.stderr));
-                assert_eq!(text(&out.stdout).trim(), "installed Consul v1.8.7", "{what}");
+                assert_eq!(
+                    text(&out.stdout).trim(),
+                    "installed Consul v1.8.7",
+                    "{what}"
+                );
                 assert_eq!(fs::read(&bin).unwrap(), elf, "{what}");
                 use std::os::unix::fs::PermissionsExt;
                 let mode = fs::metadata(&bin).unwrap().permissions().mode();

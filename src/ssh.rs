@@ -402,7 +402,12 @@ pub fn parse_keygen_fingerprints(out: &str) -> Vec<String> {
                 .iter()
                 .find(|w| w.starts_with('(') && w.ends_with(')'))
                 .map(|w| w.trim_matches(|c| c == '(' || c == ')').to_string())
-                .or_else(|| words.get(1).filter(|w| !w.starts_with("SHA256")).map(|w| w.to_string()))
+                .or_else(|| {
+                    words
+                        .get(1)
+                        .filter(|w| !w.starts_with("SHA256"))
+                        .map(|w| w.to_string())
+                })
                 .unwrap_or_default();
             Some(format!("{fp} ({kind})"))
         })
@@ -463,12 +468,9 @@ mod tests {
     fn ccurl_keeps_the_token_out_of_the_arguments() {
         let tmp = tempfile::tempdir().unwrap();
         let fake = tmp.path().join("curl");
-        std::fs::write(
-            &fake,
-            "#!/bin/sh\necho \"args: $*\"\ncat /dev/fd/3\n",
-        )
-        .unwrap();
-        std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        std::fs::write(&fake, "#!/bin/sh\necho \"args: $*\"\ncat /dev/fd/3\n").unwrap();
+        std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
         for shell in ["sh", "bash", "dash"] {
             if std::process::Command::new("sh")
                 .arg("-c")
@@ -479,7 +481,8 @@ mod tests {
             {
                 continue;
             }
-            let script = format!("{PRELUDE_ENV}{PRELUDE}set -eu\nccurl -sS http://127.0.0.1:1/v1/kv/x\n");
+            let script =
+                format!("{PRELUDE_ENV}{PRELUDE}set -eu\nccurl -sS http://127.0.0.1:1/v1/kv/x\n");
             let mut child = std::process::Command::new(shell)
                 .arg("-c")
                 .arg(&script)
@@ -498,8 +501,14 @@ mod tests {
             let out = child.wait_with_output().unwrap();
             let text = String::from_utf8_lossy(&out.stdout);
             let args = text.lines().next().unwrap_or("");
-            assert!(args.starts_with("args: -K /dev/fd/3 -sS http"), "{shell}: {text}");
-            assert!(!args.contains("tok-123"), "{shell}: token in the arguments: {text}");
+            assert!(
+                args.starts_with("args: -K /dev/fd/3 -sS http"),
+                "{shell}: {text}"
+            );
+            assert!(
+                !args.contains("tok-123"),
+                "{shell}: token in the arguments: {text}"
+            );
             assert!(
                 text.contains("header = \"X-Consul-Token: tok-123-secret\""),
                 "{shell}: {text}"

@@ -437,14 +437,7 @@ pub async fn renew(
         dir(&cluster).join("retired").join(&stamp).display()
     );
     let apply_args = crate::cli::ApplyArgs {
-        inv: crate::cli::InventoryArgs {
-            inventory: args.inventory.clone(),
-            limit: None,
-            concurrency: 64,
-            templates: None,
-            allow_downgrade: false,
-            accept_new_host_keys: args.accept_new_host_keys,
-        },
+        inv: crate::cli::InventoryArgs::all_hosts(&args.inventory, args.accept_new_host_keys),
         output: crate::cli::Output::Text,
         verify_timeout: 90,
     };

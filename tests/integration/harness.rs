@@ -432,7 +432,9 @@ impl Lab {
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run docker: {e}"));
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run docker: {e}"));
         child
             .stdin
             .take()
@@ -452,8 +454,23 @@ impl Lab {
     /// never in a command line): (HTTP status, body). `url` is the whole URL inside the
     /// container; `extra` are more curl arguments (`--cacert ...`, `-X PUT`, `--data ...`).
     #[track_caller]
-    pub fn consul_api_token(&self, host: &str, url: &str, token: &str, extra: &[&str]) -> (u16, String) {
-        let mut argv = vec!["curl", "-sS", "--max-time", "10", "-H", "@-", "-w", "\n%{http_code}"];
+    pub fn consul_api_token(
+        &self,
+        host: &str,
+        url: &str,
+        token: &str,
+        extra: &[&str],
+    ) -> (u16, String) {
+        let mut argv = vec![
+            "curl",
+            "-sS",
+            "--max-time",
+            "10",
+            "-H",
+            "@-",
+            "-w",
+            "\n%{http_code}",
+        ];
         argv.extend_from_slice(extra);
         argv.push(url);
         let out = self.exec_stdin(host, &argv, &format!("X-Consul-Token: {token}\n"));

@@ -178,21 +178,34 @@ fn encrypt_tls_and_acl_auto_cluster_is_locked_down_and_keeps_secrets() {
         &["-X", "PUT", "--data", "v1"],
     );
     assert_eq!((code, body.trim()), (200, "true"));
-    let (code, body) = lab.consul_api_token("server1", &format!("{API}/v1/kv/?recurse"), &token, &[]);
+    let (code, body) =
+        lab.consul_api_token("server1", &format!("{API}/v1/kv/?recurse"), &token, &[]);
     assert_eq!(code, 200, "{body}");
     assert!(body.contains("consulctl-test/probe"), "{body}");
     for host in ["server1", "client1"] {
         let anon = lab
             .exec(
                 host,
-                &["curl", "-sS", "-w", "\n%{http_code}", &format!("{API}/v1/kv/?recurse")],
+                &[
+                    "curl",
+                    "-sS",
+                    "-w",
+                    "\n%{http_code}",
+                    &format!("{API}/v1/kv/?recurse"),
+                ],
             )
             .success();
         assert!(
             !anon.stdout.contains("consulctl-test/probe"),
             "{host}: anonymous list shows the key: {anon}"
         );
-        let code = anon.stdout.trim_end().rsplit('\n').next().unwrap().to_string();
+        let code = anon
+            .stdout
+            .trim_end()
+            .rsplit('\n')
+            .next()
+            .unwrap()
+            .to_string();
         assert!(code == "403" || code == "404", "{host}: {anon}");
         let anon = lab
             .exec(
@@ -250,7 +263,11 @@ fn encrypt_tls_and_acl_auto_cluster_is_locked_down_and_keeps_secrets() {
     for n in ["server1", "server2", "server3", "client1"] {
         let name = format!("consulctl-agent-{n}");
         assert!(
-            policies.as_array().unwrap().iter().any(|p| p["Name"] == name.as_str()),
+            policies
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["Name"] == name.as_str()),
             "no policy {name}: {policies:#}"
         );
     }
@@ -303,10 +320,18 @@ fn encrypt_tls_and_acl_auto_cluster_is_locked_down_and_keeps_secrets() {
                 "/opt/consul"
             ]
         ),
-        ["640 consul consul", "640 consul consul", "750 consul consul"]
+        [
+            "640 consul consul",
+            "640 consul consul",
+            "750 consul consul"
+        ]
     );
     let tls_files = lab.exec("client1", &["ls", "/etc/consul.d/tls"]).success();
-    assert_eq!(tls_files.out(), "ca.pem", "server certificates never go to clients");
+    assert_eq!(
+        tls_files.out(),
+        "ca.pem",
+        "server certificates never go to clients"
+    );
     for h in ["server1", "server2", "client1"] {
         let user = lab
             .exec(h, &["ps", "-o", "user=", "-C", "consul"])
@@ -314,10 +339,7 @@ fn encrypt_tls_and_acl_auto_cluster_is_locked_down_and_keeps_secrets() {
         assert_eq!(user.out(), "consul", "{h}: the agent runs as consul");
         // Nothing secret is readable by others: world-readable files are certificates only.
         let readable = lab
-            .exec(
-                h,
-                &["find", "/etc/consul.d", "-type", "f", "-perm", "-o+r"],
-            )
+            .exec(h, &["find", "/etc/consul.d", "-type", "f", "-perm", "-o+r"])
             .success();
         for f in readable.stdout.lines() {
             assert!(
@@ -336,7 +358,12 @@ fn encrypt_tls_and_acl_auto_cluster_is_locked_down_and_keeps_secrets() {
     let pids = |hosts: &[&str]| -> Vec<String> {
         hosts
             .iter()
-            .map(|h| lab.exec(h, &["pidof", "consul"]).success().out().to_string())
+            .map(|h| {
+                lab.exec(h, &["pidof", "consul"])
+                    .success()
+                    .out()
+                    .to_string()
+            })
             .collect()
     };
     let servers = ["server1", "server2", "server3"];
@@ -353,7 +380,10 @@ fn encrypt_tls_and_acl_auto_cluster_is_locked_down_and_keeps_secrets() {
     let renew = lab
         .consulctl(&["tls", "renew", "-i", inv, "--within", "400"])
         .success();
-    assert!(renew.stdout.contains("renewing the certificate of server1"), "{renew}");
+    assert!(
+        renew.stdout.contains("renewing the certificate of server1"),
+        "{renew}"
+    );
     assert_eq!(pids(&servers), pids_before, "tls renew restarted an agent");
     assert_ne!(
         served_cert_start(&lab, "server1"),
@@ -395,7 +425,8 @@ fn encrypt_tls_and_acl_auto_cluster_is_locked_down_and_keeps_secrets() {
     }
     // The wrong key comes from a hand-written file left in client2's config dir (the seed's
     // hosts have hand-written HCL): Consul merges it over consulctl's config.
-    lab.exec("client2", &["mkdir", "-p", "/etc/consul.d"]).success();
+    lab.exec("client2", &["mkdir", "-p", "/etc/consul.d"])
+        .success();
     lab.exec_stdin(
         "client2",
         &["sh", "-c", "cat > /etc/consul.d/zz-local.hcl"],
@@ -430,7 +461,9 @@ fn encrypt_tls_and_acl_auto_cluster_is_locked_down_and_keeps_secrets() {
     let plan = lab.consulctl(&["plan", "-i", inv]).success();
     assert!(plan.stdout.contains("0 to change"), "{plan}");
     outputs.push(("plan", plan));
-    let status = lab.consulctl(&["status", "-i", inv, "-o", "json"]).success();
+    let status = lab
+        .consulctl(&["status", "-i", inv, "-o", "json"])
+        .success();
     outputs.push(("status", status));
 
     // --- strict host keys: a changed key stops that host, with both fingerprints --------------
@@ -438,7 +471,15 @@ fn encrypt_tls_and_acl_auto_cluster_is_locked_down_and_keeps_secrets() {
     let fake = state_dir(&lab).join("fake_host_key");
     crate::harness::run(
         "ssh-keygen",
-        &["-q", "-t", "ed25519", "-N", "", "-f", fake.to_str().unwrap()],
+        &[
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-f",
+            fake.to_str().unwrap(),
+        ],
     )
     .success();
     let fake_pub = std::fs::read_to_string(fake.with_extension("pub")).unwrap();
@@ -466,7 +507,9 @@ fn encrypt_tls_and_acl_auto_cluster_is_locked_down_and_keeps_secrets() {
         parts.next().unwrap()
     ));
     std::fs::write(&kh, lines.join("\n") + "\n").unwrap();
-    let kh_inv = lab.inventory().with_file_name(format!("{}-kh.toml", lab.name()));
+    let kh_inv = lab
+        .inventory()
+        .with_file_name(format!("{}-kh.toml", lab.name()));
     let inv_text = std::fs::read_to_string(lab.inventory()).unwrap().replace(
         &lab.known_hosts().display().to_string(),
         &kh.display().to_string(),
@@ -509,7 +552,9 @@ fn encrypt_tls_and_acl_auto_cluster_is_locked_down_and_keeps_secrets() {
     }
     let mut ps = String::new();
     for h in all {
-        let out = lab.exec(h, &["cat", "/tmp/consulctl-test-ps.log"]).success();
+        let out = lab
+            .exec(h, &["cat", "/tmp/consulctl-test-ps.log"])
+            .success();
         ps.push_str(&out.stdout);
     }
     // The capture saw consulctl at work (its scripts run as `sh -c ...`) and the agents.
@@ -528,7 +573,10 @@ fn encrypt_tls_and_acl_auto_cluster_is_locked_down_and_keeps_secrets() {
     for (what, hay) in &haystacks {
         for (name, needle) in &needles {
             assert!(needle.len() >= 20, "{name} is too short to search for");
-            assert!(!hay.contains(needle.as_str()), "the {name} appears in the {what}");
+            assert!(
+                !hay.contains(needle.as_str()),
+                "the {name} appears in the {what}"
+            );
         }
     }
 }
