@@ -721,10 +721,8 @@ pub async fn acl(
                 c.set_consul_env(env);
             }
         }
-        let mut cluster = (*p.cluster).clone();
-        cluster.acl_tokens.management = token.clone();
         let conn = runs[i].conn.as_ref().expect("connected");
-        written += crate::acl::ensure_agent_tokens(conn, &http, &cluster).await?;
+        written += crate::acl::ensure_agent_tokens(conn, &http, &p.cluster).await?;
         Ok(written)
     }
     .await;

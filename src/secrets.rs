@@ -80,32 +80,12 @@ impl Secrets {
 
     /// Write the file: created 0600, replaced atomically (a temp file renamed over it).
     pub fn save(&self) -> Result<()> {
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        let tmp = dir.join(format!(
-            ".{}.tmp-{}",
-            self.path.file_name().unwrap_or_default().to_string_lossy(),
-            std::process::id()
-        ));
         let text = format!(
             "# consulctl secrets for {}: keep private (mode 0600), never commit.\n{}",
             self.path.display(),
             toml::to_string(&self.table)?
         );
-        {
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)
-                .with_context(|| format!("creating {}", tmp.display()))?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()?;
-        }
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
-        std::fs::rename(&tmp, &self.path)
-            .with_context(|| format!("writing {}", self.path.display()))?;
-        Ok(())
+        write_file(&self.path, text.as_bytes(), 0o600)
     }
 }
 
@@ -208,6 +188,30 @@ pub fn save_management_token(inventory: &Path, token: &Secret) -> Result<()> {
     let mut s = Secrets::load(inventory)?;
     s.set(ACL_MANAGEMENT_TOKEN, token);
     s.save()
+}
+
+/// Write a file atomically (a temp file created with `mode`, synced, renamed over it): never
+/// readable by others in between, never half-written. The secrets file, TLS files.
+pub fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id()
+    ));
+    {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&tmp)
+            .with_context(|| format!("creating {}", tmp.display()))?;
+        f.write_all(data)?;
+        f.sync_all()?;
+    }
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
 }
 
 /// A new gossip key: 32 random bytes, standard base64 (what `consul keygen` prints).

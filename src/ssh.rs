@@ -225,7 +225,9 @@ impl Connection {
         } else {
             format!("{PRELUDE}{script}")
         };
-        let mut input: Vec<u8> = Vec::new();
+        // The env's two lines go first on stdin, then the caller's data (written after them,
+        // not copied into one buffer: it may be a whole compressed binary).
+        let mut header: Vec<u8> = Vec::new();
         if with_env {
             for line in [
                 env.token.as_ref().map(|t| t.expose()).unwrap_or(""),
@@ -234,14 +236,11 @@ impl Connection {
                 if line.contains('\n') {
                     bail!("{}: a token or CA path with a newline", self.host);
                 }
-                input.extend_from_slice(line.as_bytes());
-                input.push(b'\n');
+                header.extend_from_slice(line.as_bytes());
+                header.push(b'\n');
             }
         }
-        if let Some(data) = stdin {
-            input.extend_from_slice(data);
-        }
-        let stdin = (with_env || stdin.is_some()).then_some(input.as_slice());
+        let piped = with_env || stdin.is_some();
         let mut cmd = if self.sudo {
             let mut c = self.session.command("sudo");
             c.arg("-n").arg("--").arg("sh");
@@ -251,20 +250,18 @@ impl Connection {
         };
         cmd.arg("-c").arg(&script).arg("sh").args(args);
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-        cmd.stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        });
+        cmd.stdin(if piped { Stdio::piped() } else { Stdio::null() });
         let mut child = cmd
             .spawn()
             .await
             .with_context(|| format!("{}: cannot start remote command `{name}`", self.host))?;
-        if let Some(data) = stdin {
+        if piped {
             let mut pipe = child.stdin().take().context("stdin pipe missing")?;
-            pipe.write_all(data)
-                .await
-                .with_context(|| format!("{}: sending data for `{name}`", self.host))?;
+            for part in [header.as_slice(), stdin.unwrap_or_default()] {
+                pipe.write_all(part)
+                    .await
+                    .with_context(|| format!("{}: sending data for `{name}`", self.host))?;
+            }
             pipe.shutdown().await.ok();
             drop(pipe);
         }

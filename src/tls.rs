@@ -18,9 +18,8 @@
 //! them), and only the CA certificate is installed on them.
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -32,6 +31,7 @@ use rcgen::{
 use time::{Duration, OffsetDateTime};
 
 use crate::model::{Cluster, Host, Secret};
+use crate::secrets::write_file;
 
 /// Validity of a new CA.
 pub const CA_DAYS: i64 = 3650;
@@ -337,29 +337,6 @@ pub fn verifies(cert_pem: &str, ca_pem: &str) -> Result<bool> {
     let cert = cp.parse_x509().map_err(|e| anyhow!("{e}"))?;
     let ca = ap.parse_x509().map_err(|e| anyhow!("ca: {e}"))?;
     Ok(cert.issuer() == ca.subject() && cert.verify_signature(Some(ca.public_key())).is_ok())
-}
-
-/// Write a file atomically (temp file renamed over it) with `mode`.
-fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name().unwrap_or_default().to_string_lossy(),
-        std::process::id()
-    ));
-    {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)
-            .with_context(|| format!("creating {}", tmp.display()))?;
-        f.write_all(data)?;
-        f.sync_all()?;
-    }
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
 }
 
 /// Move the certificate and key of every named server whose certificate expires within

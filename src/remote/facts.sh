@@ -293,7 +293,7 @@ done
 
 # --- the system user the agent runs as (first argument after the paths' "--": user:NAME) --
 [ -n "${want_user:-}" ] && { id -u "$want_user" >/dev/null 2>&1 && printf 'user %s 1\n' "$want_user" || printf 'user %s 0\n' "$want_user"; }
-if [ -n "${want_user:-}" ] && [ -d "$data" ]; then
+if [ -n "${want_user:-}" ] && [ "$want_user" != root ] && [ -d "$data" ]; then
     # Anything in the data dir not owned by the agent's user (a `chown -R` is needed).
     o=$(find "$data" ! -user "$want_user" -print -quit 2>/dev/null)
     [ -n "$o" ] && printf 'data_foreign_owner 1\n'

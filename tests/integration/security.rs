@@ -103,6 +103,14 @@ fn served_cert_start(lab: &Lab, host: &str) -> String {
     out.out().to_string()
 }
 
+/// The HTTP status of an anonymous request (curl `args`, the URL last) on a host.
+#[track_caller]
+fn anon_status(lab: &Lab, host: &str, args: &[&str]) -> String {
+    let mut argv = vec!["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}"];
+    argv.extend_from_slice(args);
+    lab.exec(host, &argv).success().out().to_string()
+}
+
 fn text(out: &Out) -> String {
     format!("{}\n{}", out.stdout, out.stderr)
 }
@@ -207,21 +215,11 @@ fn encrypt_tls_and_acl_auto_cluster_is_locked_down_and_keeps_secrets() {
             .unwrap()
             .to_string();
         assert!(code == "403" || code == "404", "{host}: {anon}");
-        let anon = lab
-            .exec(
-                host,
-                &[
-                    "curl",
-                    "-sS",
-                    "-o",
-                    "/dev/null",
-                    "-w",
-                    "%{http_code}",
-                    &format!("{API}/v1/kv/consulctl-test/probe"),
-                ],
-            )
-            .success();
-        assert_eq!(anon.out(), "403", "{host}: anonymous read of a key");
+        assert_eq!(
+            anon_status(&lab, host, &[&format!("{API}/v1/kv/consulctl-test/probe")]),
+            "403",
+            "{host}: anonymous read of a key"
+        );
     }
     // HTTPS with the generated CA, with the token and without.
     for srv in ["server1", "server2", "server3"] {
@@ -232,23 +230,19 @@ fn encrypt_tls_and_acl_auto_cluster_is_locked_down_and_keeps_secrets() {
             &["--cacert", "/etc/consul.d/tls/ca.pem"],
         );
         assert_eq!((code, body.as_str()), (200, "v1"), "{srv} over HTTPS");
-        let anon = lab
-            .exec(
+        assert_eq!(
+            anon_status(
+                &lab,
                 srv,
                 &[
-                    "curl",
-                    "-sS",
-                    "-o",
-                    "/dev/null",
-                    "-w",
-                    "%{http_code}",
                     "--cacert",
                     "/etc/consul.d/tls/ca.pem",
                     "https://127.0.0.1:8501/v1/kv/consulctl-test/probe",
                 ],
-            )
-            .success();
-        assert_eq!(anon.out(), "403", "{srv}: anonymous over HTTPS");
+            ),
+            "403",
+            "{srv}: anonymous over HTTPS"
+        );
     }
     // The client's agent token works: its service reached the catalog through it.
     assert!(
