@@ -22,7 +22,12 @@ pub enum Action {
         staged: bool,
     },
     /// Install Consul through the OS package manager (exact commands shown by `plan`).
-    InstallPackage { commands: Vec<Vec<String>> },
+    InstallPackage {
+        commands: Vec<Vec<String>>,
+        /// The agent runs: the package is installed right before its restart (in rolling
+        /// order), never under all running agents at once.
+        deferred: bool,
+    },
     /// Create missing directories (config, data, log).
     CreateDirs { paths: Vec<PathBuf> },
     /// Write a managed file (staged and validated first; the old file is backed up on the host).
@@ -125,8 +130,12 @@ impl fmt::Display for Action {
                     short(sha256)
                 ),
             },
-            Action::InstallPackage { commands } => {
-                write!(f, "install consul package:")?;
+            Action::InstallPackage { commands, deferred } => {
+                if *deferred {
+                    write!(f, "install consul package at the agent's restart:")?;
+                } else {
+                    write!(f, "install consul package:")?;
+                }
                 for c in commands {
                     write!(f, "\n      $ {}", shell_words(c))?;
                 }

@@ -2,7 +2,7 @@
 //! on all hosts concurrently. A host that fails a phase is skipped by the later ones; the others
 //! go on, and the recap names every failed host with its phase and error.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -43,6 +43,10 @@ pub struct HostRun {
     pub done_at: Option<Instant>,
     /// This run holds the host's lock.
     pub locked: bool,
+    /// Files the configure phase wrote (the last good ones are in this run's backup dir).
+    pub written: Vec<String>,
+    /// This run started the host's agent (it was not running before).
+    pub agent_started: bool,
 }
 
 impl HostRun {
@@ -63,6 +67,8 @@ impl HostRun {
             started: Instant::now(),
             done_at: None,
             locked: false,
+            written: Vec::new(),
+            agent_started: false,
         }
     }
 
@@ -428,7 +434,10 @@ pub async fn lock_hosts(runs: &mut [HostRun], p: &Prepared, progress: &Progress,
 pub async fn upload(runs: &mut [HostRun], p: &Prepared, progress: &Progress) {
     let binary = p.binary.as_ref();
     each_host(runs, p.concurrency, progress, "upload", |r| async move {
-        if r.plan.binary_action().is_none() {
+        if matches!(
+            r.plan.binary_action(),
+            None | Some(crate::action::Action::InstallPackage { deferred: true, .. })
+        ) {
             return;
         }
         let conn = r.conn.as_ref().expect("connected");
@@ -446,7 +455,10 @@ pub async fn configure(runs: &mut [HostRun], p: &Prepared, progress: &Progress, 
         let conn = r.conn.as_ref().expect("connected");
         let n = r.plan.actions.iter().filter(|a| a.is_configure()).count();
         match crate::execute::configure(conn, &r.host, &r.plan, timestamp).await {
-            Ok(_) => r.changed += n,
+            Ok(written) => {
+                r.changed += n;
+                r.written = written;
+            }
             Err(e) => r.fail("configure", &e),
         }
         r.mark();
@@ -454,12 +466,20 @@ pub async fn configure(runs: &mut [HostRun], p: &Prepared, progress: &Progress, 
     .await;
 }
 
+/// A start step: agents that do not run yet are started (a fresh cluster's servers together,
+/// servers joining a running cluster one at a time, each a voter before the next), agents that
+/// only need `consul reload` are reloaded, and agents that must restart (binary, config or unit
+/// changed) go through the rolling restart engine: servers one at a time, followers first and
+/// the leader last, clients in batches, every step gated on Consul's health; a restart that does
+/// not come back puts the last good files back and stops the roll.
 pub async fn start(
     runs: &mut [HostRun],
     p: &Prepared,
     progress: &Progress,
     sel: &str,
     binds: &BTreeMap<String, IpAddr>,
+    timestamp: &str,
+    restarts: &mut crate::rolling::RollState,
 ) -> Result<(), Error> {
     let selector = selector_for(sel, &p.cluster)?;
     let started = Instant::now();
@@ -484,8 +504,15 @@ pub async fn start(
                 .iter()
                 .any(|a| matches!(a, crate::action::Action::Start))
     };
+    let restarts_agent = |r: &HostRun| {
+        r.plan
+            .actions
+            .iter()
+            .any(|a| matches!(a, crate::action::Action::Restart { .. }))
+    };
     let mut together: Vec<&mut HostRun> = Vec::new();
     let mut joiners: Vec<&mut HostRun> = Vec::new();
+    let mut roll: BTreeSet<String> = BTreeSet::new();
     for r in runs.iter_mut().filter(|r| r.alive()) {
         if !selector
             .as_ref()
@@ -495,6 +522,11 @@ pub async fn start(
             continue;
         }
         if r.plan.service_actions().next().is_none() {
+            continue;
+        }
+        if restarts_agent(r) {
+            roll.insert(r.host.name.clone());
+            progress.set(&r.host.name, "waiting for its turn to restart");
             continue;
         }
         progress.set(&r.host.name, "start");
@@ -527,6 +559,19 @@ pub async fn start(
         }
         r.mark();
     }
+    if !roll.is_empty() {
+        let opts = roll_opts(runs, p, timestamp, &roll);
+        if let Some(why) = restarts.stopped.clone() {
+            let pending: Vec<String> = roll.into_iter().collect();
+            let reason = format!("an earlier restart stopped the roll ({why})");
+            crate::rolling::not_restarted(runs, &pending, &reason, progress, &opts).await;
+        } else {
+            let report =
+                crate::rolling::rolling_restart(runs, p, progress, binds, &roll, &opts).await?;
+            restarts.steps.extend(report.steps);
+            restarts.stopped = report.stopped;
+        }
+    }
     tracing::info!(
         phase = sel,
         elapsed_ms = started.elapsed().as_millis() as u64,
@@ -535,14 +580,83 @@ pub async fn start(
     Ok(())
 }
 
+/// How `apply` rolls restarts: per host the init-system steps its plan asks for and the agent
+/// files it wrote (put back if it fails), and the hosts that must be alive members meanwhile:
+/// the inventory without the hosts whose agent this run found not running and did not start.
+fn roll_opts(
+    runs: &[HostRun],
+    p: &Prepared,
+    timestamp: &str,
+    roll: &BTreeSet<String>,
+) -> crate::rolling::RollingOpts {
+    use crate::action::Action;
+    use crate::desired::FileKind;
+    let mut hosts = BTreeMap::new();
+    for r in runs.iter().filter(|r| roll.contains(&r.host.name)) {
+        let agent_file = |path: &String| {
+            r.plan.file_writes().any(|f| {
+                f.path.display().to_string() == *path
+                    && matches!(
+                        f.kind,
+                        FileKind::AgentConfig
+                            | FileKind::ServiceDefinition
+                            | FileKind::TlsFile
+                            | FileKind::SystemdUnit
+                            | FileKind::SupervisorProgram
+                    )
+            })
+        };
+        hosts.insert(
+            r.host.name.clone(),
+            crate::rolling::HostRestart {
+                reload_init: r.plan.actions.contains(&Action::ReloadInit),
+                before: match r.plan.binary_action() {
+                    Some(Action::InstallPackage {
+                        commands,
+                        deferred: true,
+                    }) => commands.clone(),
+                    _ => Vec::new(),
+                },
+                enable: r.plan.actions.contains(&Action::Enable),
+                written: r.written.iter().filter(|w| agent_file(w)).cloned().collect(),
+            },
+        );
+    }
+    let not_running: BTreeSet<&str> = runs
+        .iter()
+        .filter(|r| {
+            !r.agent_started
+                && r.facts
+                    .as_ref()
+                    .is_some_and(|f| !f.agent_running(r.host.init))
+        })
+        .map(|r| r.host.name.as_str())
+        .collect();
+    let mut expect = (*p.cluster).clone();
+    expect
+        .hosts
+        .retain(|h| !not_running.contains(h.name.as_str()));
+    crate::rolling::RollingOpts {
+        hosts,
+        backup_dir: crate::execute::backup_dir(timestamp),
+        expect: Some(Arc::new(expect)),
+        ..crate::rolling::RollingOpts::default()
+    }
+}
+
 async fn start_one(r: &mut HostRun, binds: &BTreeMap<String, IpAddr>) {
     let n = r.plan.service_actions().count();
     let conn = r.conn.as_ref().expect("connected");
     let http = r.api_url(binds);
+    let starts = r
+        .plan
+        .actions
+        .contains(&crate::action::Action::Start);
     match crate::execute::start(conn, &r.host, &r.plan, &http, 60).await {
         Ok(pid) => {
             tracing::info!(host = %r.host.name, pid = ?pid, "agent up");
             r.changed += n;
+            r.agent_started |= starts;
         }
         Err(e) => r.fail("start", &e),
     }
@@ -843,6 +957,7 @@ pub async fn run_playbook(
     let progress = Progress::new(runs.iter().map(|r| r.host.name.as_str()));
     let mut binds = BTreeMap::new();
     let mut verify_result = None;
+    let mut restarts = crate::rolling::RollState::default();
     for step in &playbook.steps {
         progress.println(&format!("==> {}", step.title));
         match step.task {
@@ -855,7 +970,18 @@ pub async fn run_playbook(
             }
             Task::Upload => upload(&mut runs, p, &progress).await,
             Task::Configure => configure(&mut runs, p, &progress, &timestamp).await,
-            Task::Start => start(&mut runs, p, &progress, &step.hosts, &binds).await?,
+            Task::Start => {
+                start(
+                    &mut runs,
+                    p,
+                    &progress,
+                    &step.hosts,
+                    &binds,
+                    &timestamp,
+                    &mut restarts,
+                )
+                .await?
+            }
             Task::Acl => acl(&mut runs, p, &progress, &binds).await,
             Task::Verify => {
                 let mut v = verify(
@@ -888,12 +1014,13 @@ pub async fn run_playbook(
         );
     }
     progress.clear();
-    let recap = Recap::new(
+    let mut recap = Recap::new(
         results(&runs),
         verify_result,
         started.elapsed(),
         p.debug_log.display().to_string(),
     );
+    recap.restarts = restarts.steps;
     tracing::info!(recap = %serde_json::to_string(&recap).unwrap_or_default(), "done");
     match output {
         Output::Text => print!("{}", recap.to_text()),

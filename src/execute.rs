@@ -62,7 +62,9 @@ pub async fn upload(
             conn.run_ok("install binary", INSTALL_BINARY, &args, Some(&data))
                 .await?;
         }
-        Some(Action::InstallPackage { commands }) => {
+        // A running agent's package is installed by the rolling restart, right before its turn.
+        Some(Action::InstallPackage { deferred: true, .. }) => {}
+        Some(Action::InstallPackage { commands, .. }) => {
             for argv in commands {
                 let script = "set -eu; \"$@\"";
                 conn.run_ok(&crate::action::shell_words(argv), script, argv, None)
@@ -223,8 +225,8 @@ async fn configure_files(
         .collect())
 }
 
-/// Start phase: reload the init system, enable, start or restart, then wait for the agent's
-/// local HTTP API. Returns the agent's PID as reported by the host.
+/// Start phase: reload the init system, enable, start (an agent that does not run) or reload,
+/// then wait for the agent's local HTTP API. Returns the agent's PID as reported by the host.
 pub async fn start(
     conn: &Connection,
     host: &Host,
@@ -240,7 +242,8 @@ pub async fn start(
             Action::ReloadInit => reload = true,
             Action::Enable => enable = true,
             Action::Start => op = Some("start"),
-            Action::Restart { .. } => op = Some("restart"),
+            // Restarts of running agents go through the rolling engine (`rolling`), which
+            // swaps in a staged binary and proves a new process answers.
             Action::Reload { .. } => op = op.or(Some("reload")),
             _ => {}
         }
@@ -261,7 +264,6 @@ pub async fn start(
         http_addr.to_string(),
         wait_secs.to_string(),
         path_arg(&host.paths.log_dir),
-        flag(stages_binary(plan) && op == "restart"),
     ];
     let out = conn.run("service", SERVICE, &args, None).await?;
     if !out.success() {
@@ -330,4 +332,162 @@ fn flag(b: bool) -> String {
 /// Remote paths travel as positional arguments (escaped by openssh), never spliced into scripts.
 pub fn path_arg(p: &Path) -> String {
     p.to_string_lossy().into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    //! The file scripts run here, on local temp dirs, with a fake `consul` that validates by
+    //! checking that every path the config names exists.
+
+    use std::fs;
+    use std::io::Write;
+    use std::path::Path;
+    use std::process::{Command, Output, Stdio};
+
+    fn run(script: &str, args: &[String], stdin: &[u8]) -> Output {
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .arg("sh")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let _ = child.stdin.take().unwrap().write_all(stdin);
+        child.wait_with_output().unwrap()
+    }
+
+    fn text(b: &[u8]) -> String {
+        String::from_utf8_lossy(b).into_owned()
+    }
+
+    /// A `consul` whose `validate DIR` fails unless every quoted absolute path in DIR's files
+    /// exists, and which fails on a `bad = true` line.
+    fn fake_consul(dir: &Path) -> String {
+        let bin = dir.join("consul");
+        fs::write(
+            &bin,
+            "#!/bin/sh\n[ \"$1\" = validate ] || exit 0\n\
+             for p in $(grep -ho '\"/[^\"]*\"' \"$2\"/* | tr -d '\"'); do\n\
+               [ -e \"$p\" ] || { echo \"missing $p\"; exit 1; }\n\
+             done\n\
+             if grep -q 'bad = true' \"$2\"/*; then echo 'bad setting'; exit 1; fi\n",
+        )
+        .unwrap();
+        Command::new("chmod").arg("755").arg(&bin).status().unwrap();
+        bin.display().to_string()
+    }
+
+    fn tar_of(files: &[&str]) -> Vec<u8> {
+        let mut tar = tar::Builder::new(Vec::new());
+        for (i, content) in files.iter().enumerate() {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(content.len() as u64);
+            header.set_mode(0o600);
+            header.set_cksum();
+            tar.append_data(&mut header, i.to_string(), content.as_bytes())
+                .unwrap();
+        }
+        tar.into_inner().unwrap()
+    }
+
+    #[test]
+    fn tls_files_are_validated_from_staging_and_go_live_only_after() {
+        let tmp = tempfile::tempdir().unwrap();
+        let bin = fake_consul(tmp.path());
+        let conf = tmp.path().join("etc/consul.d");
+        let ca = conf.join("tls/ca.pem");
+        let backup = tmp.path().join("backup");
+        let config = |extra: &str| format!("ca_file = \"{}\"\n{extra}", ca.display());
+        let args = |n: usize| {
+            let mut a = vec![
+                bin.clone(),
+                conf.display().to_string(),
+                backup.display().to_string(),
+                conf.display().to_string(),
+                "--".to_string(),
+            ];
+            let files = [
+                (ca.display().to_string(), "644", "tls"),
+                (conf.join("consul.hcl").display().to_string(), "640", "agent_config"),
+            ];
+            for (path, mode, kind) in files.iter().take(n) {
+                a.extend([path.clone(), mode.to_string(), kind.to_string(), "-".into()]);
+            }
+            a
+        };
+
+        // Rejected: neither the certificate nor the config goes live.
+        let out = run(
+            super::CONFIGURE,
+            &args(2),
+            &tar_of(&["CERT\n", &config("bad = true\n")]),
+        );
+        assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+        assert!(text(&out.stderr).contains("bad setting"), "{}", text(&out.stderr));
+        assert!(!ca.exists(), "the certificate went live before validation");
+        assert!(!conf.join("consul.hcl").exists());
+
+        // Accepted, although the certificate is not at its final path yet: both go live and
+        // the live config names the final path, not the staging copy.
+        let out = run(super::CONFIGURE, &args(2), &tar_of(&["CERT\n", &config("")]));
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert_eq!(fs::read_to_string(&ca).unwrap(), "CERT\n");
+        assert_eq!(
+            fs::read_to_string(conf.join("consul.hcl")).unwrap(),
+            config("")
+        );
+
+        // A new certificate alone is validated too, and the old one backed up.
+        let out = run(super::CONFIGURE, &args(1), &tar_of(&["CERT2\n"]));
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert_eq!(fs::read_to_string(&ca).unwrap(), "CERT2\n");
+        let kept = backup.join(ca.strip_prefix("/").unwrap());
+        assert_eq!(fs::read_to_string(kept).unwrap(), "CERT\n");
+    }
+
+    #[test]
+    fn restore_puts_back_the_last_good_files_and_binary_and_keeps_the_failed_ones() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = |rel: &str| tmp.path().join(rel);
+        let backup = p("backup/20260101T000000Z");
+        let under_backup = |path: &Path| backup.join(path.strip_prefix("/").unwrap());
+        fs::create_dir_all(p("etc")).unwrap();
+        fs::create_dir_all(p("bin")).unwrap();
+        // consul.hcl was replaced by this run (its old copy in the backup dir), svc.hcl is new.
+        fs::write(p("etc/consul.hcl"), "new\n").unwrap();
+        fs::create_dir_all(under_backup(&p("etc"))).unwrap();
+        fs::write(under_backup(&p("etc/consul.hcl")), "good\n").unwrap();
+        fs::write(p("etc/svc.hcl"), "added\n").unwrap();
+        fs::write(p("bin/consul"), "new binary").unwrap();
+        fs::write(p("bin/consul.consulctl-prev"), "good binary").unwrap();
+        let args: Vec<String> = vec![
+            backup.display().to_string(),
+            p("bin/consul").display().to_string(),
+            "1".into(),
+            p("etc/consul.hcl").display().to_string(),
+            p("etc/svc.hcl").display().to_string(),
+        ];
+        let out = run(crate::rolling::RESTORE, &args, b"");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let said = text(&out.stdout);
+        assert!(said.contains(&format!("restored {}", p("etc/consul.hcl").display())), "{said}");
+        assert!(said.contains(&format!("set aside {}", p("etc/svc.hcl").display())), "{said}");
+        assert!(said.contains("restored binary"), "{said}");
+        assert_eq!(fs::read_to_string(p("etc/consul.hcl")).unwrap(), "good\n");
+        assert!(!p("etc/svc.hcl").exists());
+        assert_eq!(fs::read_to_string(p("bin/consul")).unwrap(), "good binary");
+        // Nothing is lost: the failed files are kept for inspection.
+        let failed = backup.join("failed");
+        let kept = |path: &Path| failed.join(path.strip_prefix("/").unwrap());
+        assert_eq!(fs::read_to_string(kept(&p("etc/consul.hcl"))).unwrap(), "new\n");
+        assert_eq!(fs::read_to_string(kept(&p("etc/svc.hcl"))).unwrap(), "added\n");
+        assert_eq!(fs::read_to_string(kept(&p("bin/consul"))).unwrap(), "new binary");
+        assert_eq!(
+            fs::read_to_string(p("bin/consul.consulctl-prev")).unwrap(),
+            "good binary"
+        );
+    }
 }

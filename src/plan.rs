@@ -119,6 +119,7 @@ pub fn plan_host(input: &PlanInput) -> HostPlan {
                 }
                 actions.push(Action::InstallPackage {
                     commands: commands.clone(),
+                    deferred: installed.is_some() && facts.agent_running(host.init),
                 });
             }
         }
@@ -744,6 +745,30 @@ mod tests {
         assert_eq!(
             kinds(&newer),
             ["install_package", "restart:version changed"]
+        );
+        // The agent runs: the package waits for the agent's turn in the roll.
+        assert!(matches!(
+            newer.binary_action(),
+            Some(Action::InstallPackage { deferred: true, .. })
+        ));
+        let mut stopped = f.clone();
+        stopped.systemd.as_mut().unwrap().active = "inactive".into();
+        let fresh = plan_host(&PlanInput {
+            host: &h,
+            facts: &stopped,
+            desired: &d,
+            binary: &binary,
+            version: Version::new(1, 21, 0),
+        });
+        assert!(
+            matches!(
+                fresh.binary_action(),
+                Some(Action::InstallPackage {
+                    deferred: false,
+                    ..
+                })
+            ),
+            "{fresh:?}"
         );
     }
 

@@ -49,6 +49,10 @@ pub struct Recap {
     pub verify: Option<VerifyResult>,
     pub duration_ms: u64,
     pub debug_log: String,
+    /// Agents restarted by the rolling engine, in the order they restarted (servers one at a
+    /// time, followers first and the leader last, then client batches).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub restarts: Vec<crate::rolling::StepRecord>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -81,6 +85,7 @@ impl Recap {
             verify,
             duration_ms: duration.as_millis() as u64,
             debug_log,
+            restarts: Vec::new(),
         }
     }
 
@@ -131,6 +136,21 @@ impl Recap {
                     }
                 }
             }
+        }
+        if !self.restarts.is_empty() {
+            let order: Vec<String> = self
+                .restarts
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{}{}{}",
+                        r.host,
+                        if r.was_leader { " (leader)" } else { "" },
+                        if r.ok { "" } else { " FAILED" }
+                    )
+                })
+                .collect();
+            s.push_str(&format!("\nrolling restart: {}\n", order.join(" -> ")));
         }
         let t = &self.totals;
         s.push_str(&format!(

@@ -38,6 +38,7 @@ pub fn opts(args: &RestartArgs) -> Result<RollingOpts, Error> {
     Ok(RollingOpts {
         batch,
         step_timeout: Duration::from_secs(args.step_timeout),
+        ..RollingOpts::default()
     })
 }
 

@@ -126,6 +126,15 @@ pub struct RollingOpts {
     /// The longest each wait of a step may take: the health gate before it, the agent coming
     /// back, the health gate after it.
     pub step_timeout: Duration,
+    /// Per host: how its restart goes and what to put back when it fails (`apply` fills it;
+    /// a host not listed restarts plainly and has only a swapped-in binary to put back).
+    pub hosts: BTreeMap<String, HostRestart>,
+    /// This run's backup dir on the hosts (`/var/backups/consulctl/<UTC>`): where the last good
+    /// files are, and where the failed ones are kept (`failed/`).
+    pub backup_dir: String,
+    /// The hosts that must be alive members for the cluster to count as healthy (the inventory
+    /// without hosts whose agent is known not to run yet); `None`: every inventory host.
+    pub expect: Option<std::sync::Arc<Cluster>>,
 }
 
 impl Default for RollingOpts {
@@ -133,8 +142,29 @@ impl Default for RollingOpts {
         RollingOpts {
             batch: BatchSpec::default(),
             step_timeout: Duration::from_secs(120),
+            hosts: BTreeMap::new(),
+            backup_dir: crate::execute::backup_dir(
+                &chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string(),
+            ),
+            expect: None,
         }
     }
+}
+
+/// How one host restarts in a roll that `apply` drives.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostRestart {
+    /// The unit or program file changed: `systemctl daemon-reload` / `supervisorctl update`.
+    pub reload_init: bool,
+    /// `systemctl enable consul` too.
+    pub enable: bool,
+    /// Commands (argv) to run right before the restart: a package upgrade held back so that
+    /// it never replaces the binary under every running agent at once.
+    pub before: Vec<Vec<String>>,
+    /// The agent's files this run wrote (config, services, TLS, unit/program): put back from
+    /// the backup dir when the agent does not come up with them, or when the roll stops before
+    /// this host's turn.
+    pub written: Vec<String>,
 }
 
 /// `/v1/operator/autopilot/health`.
@@ -328,6 +358,9 @@ pub struct StepRecord {
     pub ok: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What was put back after the agent did not come up (files, binary, the agent again).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restored: Option<String>,
 }
 
 /// The outcome of a roll.
@@ -361,13 +394,17 @@ pub async fn restart_agent(
     host: &Host,
     http: &str,
     wait_secs: u64,
-) -> Result<(Option<String>, Option<String>)> {
+    how: &HostRestart,
+) -> Result<Restarted> {
+    let flag = |b: bool| if b { "1" } else { "0" }.to_string();
     let args = vec![
         host.init.as_str().to_string(),
         path_arg(&host.paths.binary),
         http.to_string(),
         wait_secs.max(1).to_string(),
         path_arg(&host.paths.log_dir),
+        flag(how.reload_init),
+        flag(how.enable && host.init == crate::model::Init::Systemd),
     ];
     let out = conn.run("restart", RESTART, &args, None).await?;
     let field = |key: &str| {
@@ -377,16 +414,121 @@ pub async fn restart_agent(
             .map(|v| v.trim().to_string())
             .filter(|v| v != "none")
     };
-    if !out.success() {
-        bail!(
-            "consul did not come back after the restart: {}",
-            out.tail(15)
-        );
-    }
-    Ok((field("pid_before "), field("pid ")))
+    Ok(Restarted {
+        pid_before: field("pid_before "),
+        pid_after: if out.success() { field("pid ") } else { None },
+        swapped: out.stdout.lines().any(|l| l.trim() == "swapped"),
+        error: (!out.success()).then(|| {
+            format!(
+                "consul did not come back after the restart: {}",
+                out.tail(15)
+            )
+        }),
+    })
 }
 
-/// One reading of Consul through a host's agent.
+/// What `restart.sh` did.
+#[derive(Debug, Clone, Default)]
+pub struct Restarted {
+    pub pid_before: Option<String>,
+    pub pid_after: Option<String>,
+    /// A staged binary was swapped in (the old one kept as `.consulctl-prev`).
+    pub swapped: bool,
+    /// The agent did not come back (with its last log lines).
+    pub error: Option<String>,
+}
+
+pub const RESTORE: &str = include_str!("remote/restore.sh");
+
+/// Put back the last good files (and the binary, when `binary`) of a host; returns what the
+/// script reports it restored. Nothing to put back: no round trip.
+pub async fn restore_files(
+    conn: &Connection,
+    host: &Host,
+    backup_dir: &str,
+    written: &[String],
+    binary: bool,
+) -> Result<Vec<String>> {
+    if written.is_empty() && !binary {
+        return Ok(Vec::new());
+    }
+    let mut args = vec![
+        backup_dir.to_string(),
+        path_arg(&host.paths.binary),
+        if binary { "1" } else { "0" }.to_string(),
+    ];
+    args.extend(written.iter().cloned());
+    let out = conn.run_ok("restore", RESTORE, &args, None).await?;
+    Ok(out
+        .stdout
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect())
+}
+
+/// After a failed restart: put back the last good files and binary, start the agent on them
+/// and say what happened (for the recap).
+async fn restore_after_failure(
+    me: &Reader<'_>,
+    host: &Host,
+    opts: &RollingOpts,
+    swapped: bool,
+) -> String {
+    let how = opts.hosts.get(&host.name).cloned().unwrap_or_default();
+    let restored =
+        match restore_files(me.conn, host, &opts.backup_dir, &how.written, swapped).await {
+            Ok(r) if r.is_empty() => return "nothing to restore (no file or binary changed)".into(),
+            Ok(r) => r,
+            Err(e) => return format!("restoring the last good files failed: {e:#}"),
+        };
+    tracing::warn!(host = %host.name, restored = ?restored, "restored the last good files after a failed restart");
+    let again = HostRestart {
+        reload_init: how.reload_init,
+        ..HostRestart::default()
+    };
+    let what = format!(
+        "restored the last good {} (the failed files are kept in {}/failed)",
+        describe_restored(&restored),
+        opts.backup_dir
+    );
+    match restart_agent(me.conn, host, &me.http, opts.step_timeout.as_secs(), &again).await {
+        Ok(Restarted {
+            error: None,
+            pid_after,
+            ..
+        }) => format!(
+            "{what}; the agent runs again on them (PID {})",
+            pid_after.as_deref().unwrap_or("?")
+        ),
+        Ok(Restarted { error: Some(e), .. }) => {
+            format!("{what}, but the agent did not come up on them either: {e}")
+        }
+        Err(e) => format!("{what}, but restarting the agent on them failed: {e:#}"),
+    }
+}
+
+/// "config, binary" from `restore.sh`'s report lines.
+fn describe_restored(lines: &[String]) -> String {
+    let files: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| {
+            l.strip_prefix("restored ")
+                .or_else(|| l.strip_prefix("set aside "))
+        })
+        .filter(|l| *l != "binary")
+        .collect();
+    let mut parts = Vec::new();
+    if !files.is_empty() {
+        parts.push(format!("files ({})", files.join(", ")));
+    }
+    if lines.iter().any(|l| l == "restored binary") {
+        parts.push("binary".to_string());
+    }
+    parts.join(" and ")
+}
+
 #[derive(Debug, Clone)]
 pub struct Reading {
     pub view: ClusterView,
@@ -540,12 +682,48 @@ async fn restart_one(
     progress.set(name, "restarting");
     rec.started_unix_ms = now_unix_ms();
     let t = Instant::now();
-    let res = restart_agent(me.conn, &r.host, &me.http, opts.step_timeout.as_secs()).await;
+    let how = opts.hosts.get(name).cloned().unwrap_or_default();
+    for argv in &how.before {
+        let title = crate::action::shell_words(argv);
+        if let Err(e) = me.conn.run_ok(&title, "set -eu; \"$@\"", argv, None).await {
+            rec.restart_ms = ms(t.elapsed());
+            rec.finished_unix_ms = now_unix_ms();
+            rec.error = Some(format!("{title}: {e:#} (the agent was not restarted)"));
+            return rec;
+        }
+    }
+    let res = restart_agent(
+        me.conn,
+        &r.host,
+        &me.http,
+        opts.step_timeout.as_secs(),
+        &how,
+    )
+    .await;
     rec.restart_ms = ms(t.elapsed());
     match res {
-        Ok((before, after)) => {
-            rec.pid_before = before;
-            rec.pid_after = after;
+        Ok(Restarted {
+            pid_before,
+            pid_after,
+            error: None,
+            ..
+        }) => {
+            rec.pid_before = pid_before;
+            rec.pid_after = pid_after;
+        }
+        Ok(Restarted {
+            pid_before,
+            swapped,
+            error: Some(e),
+            ..
+        }) => {
+            rec.pid_before = pid_before;
+            progress.set(name, "restoring the last good config");
+            let restored = restore_after_failure(&me, &r.host, opts, swapped).await;
+            rec.finished_unix_ms = now_unix_ms();
+            rec.error = Some(format!("{e}; {restored}"));
+            rec.restored = Some(restored);
+            return rec;
         }
         Err(e) => {
             rec.finished_unix_ms = now_unix_ms();
@@ -628,6 +806,7 @@ fn new_step(step: usize, r: &HostRun, was_leader: bool, batch: Option<usize>) ->
         leader_after: None,
         ok: false,
         error: None,
+        restored: None,
     }
 }
 
@@ -655,21 +834,58 @@ fn settle(runs: &mut [HostRun], rec: &StepRecord, progress: &Progress) {
 }
 
 /// Stop the roll: every target not restarted yet is marked failed with the reason.
-fn stop(
+async fn stop(
     runs: &mut [HostRun],
     report: &mut RollReport,
     pending: &[String],
     reason: String,
     progress: &Progress,
+    opts: &RollingOpts,
 ) {
     tracing::info!(reason = %reason, not_restarted = ?pending, "rolling restart stopped");
-    for name in pending {
-        if let Some(r) = runs.iter_mut().find(|r| &r.host.name == name) {
-            r.mark_failed("restart", &format!("not restarted: {reason}"));
-            progress.set(name, "not restarted");
-        }
-    }
+    not_restarted(runs, pending, &reason, progress, opts).await;
     report.stopped = Some(reason);
+}
+
+/// Mark hosts whose restart will not happen (the roll stopped) as failed with the reason, and
+/// put their last good files back: they were never run, and no later restart (or reboot) may
+/// pick up a change the roll did not get to check. A staged binary stays staged.
+pub async fn not_restarted(
+    runs: &mut [HostRun],
+    pending: &[String],
+    reason: &str,
+    progress: &Progress,
+    opts: &RollingOpts,
+) {
+    for name in pending {
+        let Some(r) = runs.iter_mut().find(|r| &r.host.name == name) else {
+            continue;
+        };
+        let mut note = String::new();
+        if let (Some(how), Some(conn)) = (opts.hosts.get(name), r.conn.as_ref()) {
+            match restore_files(conn, &r.host, &opts.backup_dir, &how.written, false).await {
+                Ok(lines) if !lines.is_empty() => {
+                    note = format!(
+                        "; its new files were put back to the last good ones (kept in {}/failed)",
+                        opts.backup_dir
+                    )
+                }
+                Ok(_) => {}
+                Err(e) => note = format!("; putting back its last good files failed: {e:#}"),
+            }
+        }
+        r.mark_failed("restart", &format!("not restarted: {reason}{note}"));
+        progress.set(name, "not restarted");
+    }
+}
+
+/// The restarts of one run that may roll several times (`apply`: servers, then clients):
+/// every step in order, and why restarting stopped, once it did (later rolls then restart
+/// nothing).
+#[derive(Debug, Default)]
+pub struct RollState {
+    pub steps: Vec<StepRecord>,
+    pub stopped: Option<String>,
 }
 
 /// Restart the agents of `targets` (host names among `runs`) without losing the cluster.
@@ -704,7 +920,7 @@ pub async fn rolling_restart(
             "internal: restart target {t} is not among the hosts of this run"
         )));
     }
-    let cluster = &p.cluster;
+    let cluster: &Cluster = opts.expect.as_deref().unwrap_or(&p.cluster);
     let wanted = |role: Role| -> Vec<String> {
         runs.iter()
             .filter(|r| {
@@ -755,7 +971,7 @@ pub async fn rolling_restart(
                     opts.step_timeout.as_secs(),
                     problems.join("; ")
                 );
-                stop(runs, &mut report, &pending, reason, progress);
+                stop(runs, &mut report, &pending, reason, progress, opts).await;
                 return Ok(report);
             }
         };
@@ -783,7 +999,7 @@ pub async fn rolling_restart(
         report.steps.push(rec);
         if failed {
             let reason = format!("the roll stopped after restarting {name} failed");
-            stop(runs, &mut report, &pending, reason, progress);
+            stop(runs, &mut report, &pending, reason, progress, opts).await;
             return Ok(report);
         }
     }
@@ -809,7 +1025,7 @@ pub async fn rolling_restart(
                 opts.step_timeout.as_secs(),
                 problems.join("; ")
             );
-            stop(runs, &mut report, &pending, reason, progress);
+            stop(runs, &mut report, &pending, reason, progress, opts).await;
             return Ok(report);
         }
         if report.steps.is_empty() {
@@ -839,7 +1055,7 @@ pub async fn rolling_restart(
                 "the roll stopped after restarting {} failed",
                 failed.join(", ")
             );
-            stop(runs, &mut report, &pending, reason, progress);
+            stop(runs, &mut report, &pending, reason, progress, opts).await;
             return Ok(report);
         }
     }

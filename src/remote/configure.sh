@@ -112,13 +112,41 @@ install_file() {
   fi
   echo "changed $dest"
 }
-# TLS files (kind tls) go live before validation: the new agent config names them at their
-# final paths, and the running agent only reads them when it (re)starts.
-install_tls_first() {
+# TLS files (kind tls) are validated from the staging dir too: the staged copies of the agent
+# config name them at their final paths, so those paths are rewritten to the staged files
+# there (only in the staging copies). Nothing goes live before `consul validate` passes.
+tls_map=
+stage_tls() {
   [ "$4" = tls ] || return 0
-  install_file "$@"
+  mkdir -p "$stage/tls$(dirname "$2")"
+  cp "$1" "$stage/tls$2"
+  tls_map="$tls_map$2
+"
+  need_validate=1
 }
-for_each_file install_tls_first "$@"
+for_each_file stage_tls "$@"
+if [ -n "$tls_map" ]; then
+  for f in "$stage/validate"/*; do
+    [ -f "$f" ] || continue
+    printf '%s' "$tls_map" | STAGE="$stage/tls" awk '
+      NR == FNR { if ($0 != "") paths[++n] = $0; next }
+      {
+        line = $0; out = ""
+        while (line != "") {
+          best = 0; at = 0
+          for (i = 1; i <= n; i++) {
+            p = index(line, paths[i])
+            if (p > 0 && (at == 0 || p < at || (p == at && length(paths[i]) > length(paths[best])))) { at = p; best = i }
+          }
+          if (at == 0) { out = out line; break }
+          out = out substr(line, 1, at - 1) ENVIRON["STAGE"] paths[best]
+          line = substr(line, at + length(paths[best]))
+        }
+        print out
+      }' - "$f" >"$f.tmp"
+    mv -f "$f.tmp" "$f"
+  done
+fi
 if [ "$need_validate" = 1 ]; then
   if ! out=$("$bin" validate "$stage/validate" 2>&1); then
     echo "consul validate rejected the new configuration:" >&2
@@ -126,6 +154,12 @@ if [ "$need_validate" = 1 ]; then
     exit 3
   fi
 fi
+# TLS files first: the agent config that names them must never be live without them.
+install_tls() {
+  [ "$4" = tls ] || return 0
+  install_file "$@"
+}
+for_each_file install_tls "$@"
 install_rest() {
   [ "$4" = tls ] || install_file "$@"
 }

@@ -2,7 +2,8 @@
 # Args: 1=binary path, 2=expected sha256 of the raw binary, 3=install|stage,
 #       4=compression of stdin: gzip|zstd (default gzip).
 # "stage" leaves the verified binary as "$1.consulctl-new" (swapped in at the agent's restart);
-# "install" swaps it in now. The old binary is kept as "$1.consulctl-prev"; the swap is an
+# "install" swaps it in now. The upload is unpacked under a name of its own and renamed to
+# "$1.consulctl-new" only once verified, so a killed upload never leaves a half binary there. The old binary is kept as "$1.consulctl-prev"; the swap is an
 # atomic rename.
 # A rollout to many small hosts waits for their CPU, so this costs as little of it as it can:
 # zstd where the host has it (3-4x less CPU than gzip to unpack), and the sha256 from openssl
@@ -23,7 +24,8 @@ gzip | zstd) ;;
 esac
 dir=$(dirname "$bin")
 mkdir -p "$dir"
-new="$bin.consulctl-new"
+new="$bin.consulctl-upload.$$"
+trap 'rm -f "$new"' EXIT
 if [ "$format" = zstd ]; then
   zstd -dcq >"$new" || { rm -f "$new"; echo "cannot unpack the uploaded binary: zstd -d failed" >&2; exit 1; }
 else
@@ -50,6 +52,7 @@ if ! ver=$("$new" version 2>&1); then
   exit 3
 fi
 if [ "$mode" = stage ]; then
+  mv -f "$new" "$bin.consulctl-new"
   echo "staged $(echo "$ver" | head -n 1)"
   exit 0
 fi
@@ -57,4 +60,6 @@ if [ -e "$bin" ]; then
   cp -p "$bin" "$bin.consulctl-prev"
 fi
 mv -f "$new" "$bin"
+# A binary staged earlier (for a restart that never came) is superseded by this one.
+rm -f "$bin.consulctl-new"
 echo "installed $(echo "$ver" | head -n 1)"

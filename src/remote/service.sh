@@ -1,26 +1,20 @@
-# Start, restart or reload the consul agent under its init system and wait until it answers
-# locally.
-# Args: 1=init (systemd|supervisord), 2=operation (start|restart|reload), 3=reload-init (0|1),
+# Start or reload the consul agent under its init system and wait until it answers locally.
+# (Restarts of a running agent are restart.sh's: they must prove a new process answers.)
+# Args: 1=init (systemd|supervisord), 2=operation (start|reload), 3=reload-init (0|1),
 #       4=enable (0|1), 5=consul binary, 6=HTTP address of the local agent (host:port),
-#       7=seconds to wait, 8=log dir (supervisord logs), 9=swap in a staged binary (0|1).
+#       7=seconds to wait, 8=log dir (supervisord logs).
 set -eu
 # The agent's HTTP API answers at all (any status: with ACLs a request may be refused
 # until the ACL system is bootstrapped; the listener being up is what counts here).
 answers() {
   [ "$(ccurl -s -o /dev/null -w '%{http_code}' --max-time 2 "$http/v1/agent/self" 2>/dev/null)" != 000 ]
 }
-init=$1; op=$2; reload=$3; enable=$4; bin=$5; http=$6; wait=$7; logdir=$8; swap=${9:-0}
+init=$1; op=$2; reload=$3; enable=$4; bin=$5; http=$6; wait=$7; logdir=$8
 if [ "$op" = reload ]; then
   # Consul re-reads the reloadable parts of its config (log level, services, checks, ...).
   "$bin" reload -http-addr="$http" >/dev/null
   echo "pid $(pidof consul 2>/dev/null || pgrep -x consul 2>/dev/null || echo unknown)"
   exit 0
-fi
-# A binary staged by the upload phase is swapped in right before the restart.
-if [ "$swap" = 1 ] && [ -f "$bin.consulctl-new" ]; then
-  [ -e "$bin" ] && cp -p "$bin" "$bin.consulctl-prev"
-  mv -f "$bin.consulctl-new" "$bin"
-  echo "swapped in the staged binary"
 fi
 # The consul program's state (RUNNING, STARTING, STOPPED, ...; BAD_NAME: unknown program).
 # supervisorctl is python (~0.25 CPU-s a run), so ask supervisord's XML-RPC socket with curl
@@ -60,13 +54,9 @@ supervisord)
     # (autostart starts it) and restarts a changed one.
     supervisorctl update consul >/dev/null
   fi
-  if [ "$op" = restart ] && [ "$reload" != 1 ]; then
-    supervisorctl restart consul >/dev/null || true
-  else
-    state=$(sv_state) || true
-    if [ "$state" != RUNNING ] && [ "$state" != STARTING ]; then
-      supervisorctl start consul >/dev/null || true
-    fi
+  state=$(sv_state) || true
+  if [ "$state" != RUNNING ] && [ "$state" != STARTING ]; then
+    supervisorctl start consul >/dev/null || true
   fi
   ;;
 *)

@@ -4,6 +4,7 @@
 //! The first `lab up` on a machine builds the lab images (debootstrap, 1-3 minutes); concurrent
 //! tests wait for that one build (a lock file in the cache dir).
 
+mod apply_roll;
 mod harness;
 mod lab;
 mod lifecycle;
