@@ -618,7 +618,12 @@ fn roll_opts(
                     _ => Vec::new(),
                 },
                 enable: r.plan.actions.contains(&Action::Enable),
-                written: r.written.iter().filter(|w| agent_file(w)).cloned().collect(),
+                written: r
+                    .written
+                    .iter()
+                    .filter(|w| agent_file(w))
+                    .cloned()
+                    .collect(),
             },
         );
     }
@@ -648,10 +653,7 @@ async fn start_one(r: &mut HostRun, binds: &BTreeMap<String, IpAddr>) {
     let n = r.plan.service_actions().count();
     let conn = r.conn.as_ref().expect("connected");
     let http = r.api_url(binds);
-    let starts = r
-        .plan
-        .actions
-        .contains(&crate::action::Action::Start);
+    let starts = r.plan.actions.contains(&crate::action::Action::Start);
     match crate::execute::start(conn, &r.host, &r.plan, &http, 60).await {
         Ok(pid) => {
             tracing::info!(host = %r.host.name, pid = ?pid, "agent up");

@@ -411,7 +411,11 @@ mod tests {
             ];
             let files = [
                 (ca.display().to_string(), "644", "tls"),
-                (conf.join("consul.hcl").display().to_string(), "640", "agent_config"),
+                (
+                    conf.join("consul.hcl").display().to_string(),
+                    "640",
+                    "agent_config",
+                ),
             ];
             for (path, mode, kind) in files.iter().take(n) {
                 a.extend([path.clone(), mode.to_string(), kind.to_string(), "-".into()]);
@@ -426,13 +430,21 @@ mod tests {
             &tar_of(&["CERT\n", &config("bad = true\n")]),
         );
         assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
-        assert!(text(&out.stderr).contains("bad setting"), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("bad setting"),
+            "{}",
+            text(&out.stderr)
+        );
         assert!(!ca.exists(), "the certificate went live before validation");
         assert!(!conf.join("consul.hcl").exists());
 
         // Accepted, although the certificate is not at its final path yet: both go live and
         // the live config names the final path, not the staging copy.
-        let out = run(super::CONFIGURE, &args(2), &tar_of(&["CERT\n", &config("")]));
+        let out = run(
+            super::CONFIGURE,
+            &args(2),
+            &tar_of(&["CERT\n", &config("")]),
+        );
         assert!(out.status.success(), "{}", text(&out.stderr));
         assert_eq!(fs::read_to_string(&ca).unwrap(), "CERT\n");
         assert_eq!(
@@ -473,8 +485,14 @@ mod tests {
         let out = run(crate::rolling::RESTORE, &args, b"");
         assert!(out.status.success(), "{}", text(&out.stderr));
         let said = text(&out.stdout);
-        assert!(said.contains(&format!("restored {}", p("etc/consul.hcl").display())), "{said}");
-        assert!(said.contains(&format!("set aside {}", p("etc/svc.hcl").display())), "{said}");
+        assert!(
+            said.contains(&format!("restored {}", p("etc/consul.hcl").display())),
+            "{said}"
+        );
+        assert!(
+            said.contains(&format!("set aside {}", p("etc/svc.hcl").display())),
+            "{said}"
+        );
         assert!(said.contains("restored binary"), "{said}");
         assert_eq!(fs::read_to_string(p("etc/consul.hcl")).unwrap(), "good\n");
         assert!(!p("etc/svc.hcl").exists());
@@ -482,9 +500,18 @@ mod tests {
         // Nothing is lost: the failed files are kept for inspection.
         let failed = backup.join("failed");
         let kept = |path: &Path| failed.join(path.strip_prefix("/").unwrap());
-        assert_eq!(fs::read_to_string(kept(&p("etc/consul.hcl"))).unwrap(), "new\n");
-        assert_eq!(fs::read_to_string(kept(&p("etc/svc.hcl"))).unwrap(), "added\n");
-        assert_eq!(fs::read_to_string(kept(&p("bin/consul"))).unwrap(), "new binary");
+        assert_eq!(
+            fs::read_to_string(kept(&p("etc/consul.hcl"))).unwrap(),
+            "new\n"
+        );
+        assert_eq!(
+            fs::read_to_string(kept(&p("etc/svc.hcl"))).unwrap(),
+            "added\n"
+        );
+        assert_eq!(
+            fs::read_to_string(kept(&p("bin/consul"))).unwrap(),
+            "new binary"
+        );
         assert_eq!(
             fs::read_to_string(p("bin/consul.consulctl-prev")).unwrap(),
             "good binary"

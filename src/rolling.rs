@@ -477,12 +477,12 @@ async fn restore_after_failure(
     swapped: bool,
 ) -> String {
     let how = opts.hosts.get(&host.name).cloned().unwrap_or_default();
-    let restored =
-        match restore_files(me.conn, host, &opts.backup_dir, &how.written, swapped).await {
-            Ok(r) if r.is_empty() => return "nothing to restore (no file or binary changed)".into(),
-            Ok(r) => r,
-            Err(e) => return format!("restoring the last good files failed: {e:#}"),
-        };
+    let restored = match restore_files(me.conn, host, &opts.backup_dir, &how.written, swapped).await
+    {
+        Ok(r) if r.is_empty() => return "nothing to restore (no file or binary changed)".into(),
+        Ok(r) => r,
+        Err(e) => return format!("restoring the last good files failed: {e:#}"),
+    };
     tracing::warn!(host = %host.name, restored = ?restored, "restored the last good files after a failed restart");
     let again = HostRestart {
         reload_init: how.reload_init,

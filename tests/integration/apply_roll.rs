@@ -89,13 +89,16 @@ fn set_inventory(lab: &Lab, rev: &str, binary: Option<&Path>, host_config: Optio
 
 /// A copy of the lab's consul binary with a few bytes appended: the same program, another
 /// sha256 (what a rebuilt binary of the same version looks like to consulctl).
-fn rebuilt_binary(lab: &Lab) -> PathBuf {
+fn rebuilt_binary(lab: &Lab, mark: &str) -> PathBuf {
     let installed = lab
-        .exec("server1", &["sh", "-c", "readlink -f \"$(command -v consul)\""])
+        .exec(
+            "server1",
+            &["sh", "-c", "readlink -f \"$(command -v consul)\""],
+        )
         .success()
         .out()
         .to_string();
-    let dest = lab.inventory().with_extension("consul-rebuilt");
+    let dest = lab.inventory().with_extension(format!("consul-{mark}"));
     let _ = std::fs::remove_file(&dest);
     lab.docker(&[
         "cp",
@@ -104,9 +107,42 @@ fn rebuilt_binary(lab: &Lab) -> PathBuf {
     ])
     .success();
     let mut bytes = std::fs::read(&dest).unwrap();
-    bytes.extend_from_slice(b"\nconsulctl test: rebuilt\n");
+    bytes.extend_from_slice(format!("\nconsulctl test: rebuilt {mark}\n").as_bytes());
     std::fs::write(&dest, bytes).unwrap();
     dest
+}
+
+fn sha_of(path: &Path) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
+}
+
+/// sha256 of the consul binary on a host, and whether a staged one waits beside it.
+fn installed_sha(lab: &Lab, host: &str) -> String {
+    let out = lab
+        .exec(
+            host,
+            &[
+                "sh",
+                "-c",
+                "sha256sum \"$(readlink -f \"$(command -v consul)\")\"",
+            ],
+        )
+        .success();
+    out.out().split_whitespace().next().unwrap().to_string()
+}
+
+fn staged_sha(lab: &Lab, host: &str) -> Option<String> {
+    let out = lab.exec(
+        host,
+        &[
+            "sh",
+            "-c",
+            "sha256sum \"$(readlink -f \"$(command -v consul)\").consulctl-new\"",
+        ],
+    );
+    out.ok()
+        .then(|| out.out().split_whitespace().next().unwrap().to_string())
 }
 
 fn restarts(out: &Value) -> Vec<&Value> {
@@ -166,7 +202,11 @@ fn apply_rolls_restarts_proves_them_and_puts_back_a_server_that_does_not_start()
             assert_eq!(s["pid_before"], last[host].as_str(), "apply {i}: {s}");
             assert_eq!(s["pid_after"], now.as_str(), "apply {i}: {s}");
             assert_ne!(now, last[host], "apply {i}: {host} not restarted");
-            assert_eq!(running_rev(&lab, host), rev, "apply {i}: {host} runs an old config");
+            assert_eq!(
+                running_rev(&lab, host),
+                rev,
+                "apply {i}: {host} runs an old config"
+            );
             last.insert(host.to_string(), now);
         }
     }
@@ -174,7 +214,7 @@ fn apply_rolls_restarts_proves_them_and_puts_back_a_server_that_does_not_start()
     // 2. A rebuilt binary and a config change reach the whole running cluster: one server at
     //    a time, followers first and the leader last, then the clients, while an application
     //    next to client1 keeps a leader and can write.
-    let rebuilt = rebuilt_binary(&lab);
+    let rebuilt = rebuilt_binary(&lab, "one");
     set_inventory(&lab, "2", Some(&rebuilt), None);
     let before = pids(&lab);
     let leader_before = leader_host(&lab, "server1");
@@ -189,7 +229,10 @@ fn apply_rolls_restarts_proves_them_and_puts_back_a_server_that_does_not_start()
     let order: Vec<&str> = steps.iter().map(|s| s["host"].as_str().unwrap()).collect();
     eprintln!("MEASURED apply restart order {order:?}, leader before {leader_before}");
     assert_eq!(steps.len(), 5, "{result:#}");
-    assert!(steps[..3].iter().all(|s| s["role"] == "server"), "{order:?}");
+    assert!(
+        steps[..3].iter().all(|s| s["role"] == "server"),
+        "{order:?}"
+    );
     assert_eq!(order[2], leader_before, "the leader goes last: {order:?}");
     assert_eq!(steps[2]["was_leader"], true);
     assert!(steps[..2].iter().all(|s| s["was_leader"] == false));
@@ -202,26 +245,15 @@ fn apply_rolls_restarts_proves_them_and_puts_back_a_server_that_does_not_start()
         );
     }
     let after = pids(&lab);
-    let want_sha = {
-        let bytes = std::fs::read(&rebuilt).unwrap();
-        use sha2::Digest;
-        hex::encode(sha2::Sha256::digest(&bytes))
-    };
     for h in lab.hosts() {
         assert_ne!(before[&h.name], after[&h.name], "{} not restarted", h.name);
         assert_eq!(running_rev(&lab, &h.name), "2", "{}", h.name);
-        let sha = lab
-            .exec(
-                &h.name,
-                &["sh", "-c", "sha256sum \"$(readlink -f \"$(command -v consul)\")\""],
-            )
-            .success()
-            .out()
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .to_string();
-        assert_eq!(sha, want_sha, "{} runs another binary", h.name);
+        assert_eq!(
+            installed_sha(&lab, &h.name),
+            sha_of(&rebuilt),
+            "{} runs another binary",
+            h.name
+        );
     }
     assert_eq!(result["verify"]["healthy"], true, "{result:#}");
     assert!(
@@ -244,10 +276,11 @@ fn apply_rolls_restarts_proves_them_and_puts_back_a_server_that_does_not_start()
         .exec("server2", &["cat", "/etc/consul.d/consul.hcl"])
         .success()
         .stdout;
+    let rebuilt2 = rebuilt_binary(&lab, "two");
     set_inventory(
         &lab,
         "3",
-        Some(&rebuilt),
+        Some(&rebuilt2),
         Some(("server2", "ports = { serf_wan = 22 }")),
     );
     let before = pids(&lab);
@@ -256,7 +289,11 @@ fn apply_rolls_restarts_proves_them_and_puts_back_a_server_that_does_not_start()
     let steps = restarts(&result);
     let order: Vec<&str> = steps.iter().map(|s| s["host"].as_str().unwrap()).collect();
     eprintln!("MEASURED failing roll order {order:?} (leader {leader})");
-    assert_eq!(order.last(), Some(&"server2"), "the roll stops at server2: {result:#}");
+    assert_eq!(
+        order.last(),
+        Some(&"server2"),
+        "the roll stops at server2: {result:#}"
+    );
     let failed = steps.last().unwrap();
     assert_eq!(failed["ok"], false);
     let restored = failed["restored"].as_str().unwrap_or_default();
@@ -281,6 +318,11 @@ fn apply_rolls_restarts_proves_them_and_puts_back_a_server_that_does_not_start()
             .stdout,
         good_config
     );
+    assert_eq!(
+        installed_sha(&lab, "server2"),
+        sha_of(&rebuilt),
+        "binary not put back"
+    );
     let kept = lab
         .exec(
             "server2",
@@ -298,13 +340,30 @@ fn apply_rolls_restarts_proves_them_and_puts_back_a_server_that_does_not_start()
         if order.contains(&h.name.as_str()) {
             continue;
         }
-        assert_eq!(pid(&lab, &h.name), before[&h.name], "{} was restarted", h.name);
+        assert_eq!(
+            pid(&lab, &h.name),
+            before[&h.name],
+            "{} was restarted",
+            h.name
+        );
         assert_eq!(running_rev(&lab, &h.name), "2", "{}", h.name);
         let cfg = lab
             .exec(&h.name, &["cat", "/etc/consul.d/consul.hcl"])
             .success()
             .stdout;
-        assert!(!cfg.contains("\"3\""), "{}: new config left in place:\n{cfg}", h.name);
+        assert!(
+            !cfg.contains("\"3\""),
+            "{}: new config left in place:\n{cfg}",
+            h.name
+        );
+        // The new binary waits, verified, beside the old one.
+        assert_eq!(installed_sha(&lab, &h.name), sha_of(&rebuilt), "{}", h.name);
+        assert_eq!(
+            staged_sha(&lab, &h.name),
+            Some(sha_of(&rebuilt2)),
+            "{}",
+            h.name
+        );
         let status = host(&h.name);
         assert!(
             status["error"]
@@ -314,7 +373,10 @@ fn apply_rolls_restarts_proves_them_and_puts_back_a_server_that_does_not_start()
             "{status}"
         );
     }
-    assert!(!order.contains(&"server3"), "server3 was restarted: {order:?}");
+    assert!(
+        !order.contains(&"server3"),
+        "server3 was restarted: {order:?}"
+    );
     // The cluster is whole: 3 voters, a leader, 5 alive members.
     let raft = api(&lab, "server1", "/v1/operator/raft/configuration");
     let peers = raft["Servers"].as_array().unwrap();
@@ -328,5 +390,27 @@ fn apply_rolls_restarts_proves_them_and_puts_back_a_server_that_does_not_start()
         .filter(|m| m["Status"] == 1)
         .count();
     assert_eq!(alive, 5, "{members:#}");
+
+    // 4. The binary a stopped roll left staged goes in at the next restart; once server2's
+    //    config is fixed, one plain apply finishes the job.
+    let pid3 = pid(&lab, "server3");
+    lab.consulctl(&["restart", "-i", inv, "--limit", "server3"])
+        .success();
+    assert_ne!(pid(&lab, "server3"), pid3);
+    assert_eq!(installed_sha(&lab, "server3"), sha_of(&rebuilt2));
+    assert_eq!(staged_sha(&lab, "server3"), None);
+    set_inventory(&lab, "3", Some(&rebuilt2), None);
+    let result = json(&lab.consulctl(&["apply", "-i", inv, "-o", "json"]).success());
+    assert_eq!(result["verify"]["healthy"], true, "{result:#}");
+    for h in lab.hosts() {
+        assert_eq!(running_rev(&lab, &h.name), "3", "{}", h.name);
+        assert_eq!(
+            installed_sha(&lab, &h.name),
+            sha_of(&rebuilt2),
+            "{}",
+            h.name
+        );
+    }
     let _ = std::fs::remove_file(&rebuilt);
+    let _ = std::fs::remove_file(&rebuilt2);
 }
