@@ -266,6 +266,34 @@ pub fn validate(
     p: &Prepared,
     progress: &Progress,
 ) -> BTreeMap<String, IpAddr> {
+    validate_selected(runs, p, progress, None)
+}
+
+/// The hosts a playbook step acts on (its `hosts` selector; all when None), taken out of
+/// `runs`; the others stay in `runs`, untouched by the step. [`put_back`] restores the order.
+fn take_selected(runs: &mut Vec<HostRun>, selector: Option<&Selector>) -> Vec<HostRun> {
+    let (chosen, rest): (Vec<HostRun>, Vec<HostRun>) = std::mem::take(runs)
+        .into_iter()
+        .partition(|r| selector.map(|s| s.matches(&r.host)).unwrap_or(true));
+    *runs = rest;
+    chosen
+}
+
+/// Undo [`take_selected`]: every host back in `runs`, in the run's (inventory) order.
+fn put_back(runs: &mut Vec<HostRun>, chosen: Vec<HostRun>, order: &[Host]) {
+    runs.extend(chosen);
+    runs.sort_by_key(|r| order.iter().position(|h| h.name == r.host.name));
+}
+
+/// [`validate`] for the hosts the selector matches (all when None): the bind addresses come
+/// from every host's facts (each config lists all servers), only the selected hosts are planned.
+/// The others keep the plan they had (none unless an earlier step planned them).
+pub fn validate_selected(
+    runs: &mut [HostRun],
+    p: &Prepared,
+    progress: &Progress,
+    selector: Option<&Selector>,
+) -> BTreeMap<String, IpAddr> {
     let cluster = &p.cluster;
     let binds = bind_addrs(cluster, runs);
     let retry_join: Vec<IpAddr> = cluster
@@ -277,7 +305,10 @@ pub fn validate(
         .filter(|s| !binds.contains_key(&s.name))
         .map(|s| s.name.as_str())
         .collect();
-    for r in runs.iter_mut().filter(|r| r.alive()) {
+    for r in runs
+        .iter_mut()
+        .filter(|r| r.alive() && selector.map(|s| s.matches(&r.host)).unwrap_or(true))
+    {
         progress.set(&r.host.name, "validate");
         let res = plan_one(r, p, &binds, &retry_join, &missing_servers);
         match res {
@@ -641,7 +672,15 @@ pub async fn verify(
     } else {
         timeout
     };
-    let result = crate::verify::wait_healthy(&p.cluster, binds, &via, timeout).await;
+    // Hosts that already failed are failures whatever Consul says: not waited for.
+    let failed: std::collections::BTreeSet<String> = runs
+        .iter()
+        .filter(|r| r.failed.is_some())
+        .map(|r| r.host.name.clone())
+        .collect();
+    let result =
+        crate::verify::wait_healthy_except(&p.cluster, binds, &via, timeout, &failed).await;
+    let not_checked: Vec<String> = failed.into_iter().collect();
     tracing::info!(
         phase = "verify",
         elapsed_ms = started.elapsed().as_millis() as u64,
@@ -655,6 +694,7 @@ pub async fn verify(
             voters: view.raft.iter().filter(|s| s.voter).count(),
             alive_members: view.members.iter().filter(|m| m.status == 1).count(),
             problems: Vec::new(),
+            not_checked,
         },
         Err((problems, view)) => VerifyResult {
             healthy: false,
@@ -668,6 +708,7 @@ pub async fn verify(
                 .map(|v| v.members.iter().filter(|m| m.status == 1).count())
                 .unwrap_or(0),
             problems,
+            not_checked,
         },
     }
 }
@@ -849,12 +890,25 @@ pub async fn run_playbook(
             Task::Connect => connect(&mut runs, p, &progress).await,
             Task::GatherFacts => gather_facts(&mut runs, p, &progress).await,
             Task::Validate => {
-                binds = validate(&mut runs, p, &progress);
-                refine(&mut runs, p, &progress).await;
-                lock_hosts(&mut runs, p, &progress, &holder).await;
+                let selector = selector_for(&step.hosts, &p.cluster)?;
+                binds = validate_selected(&mut runs, p, &progress, selector.as_ref());
+                let mut chosen = take_selected(&mut runs, selector.as_ref());
+                refine(&mut chosen, p, &progress).await;
+                lock_hosts(&mut chosen, p, &progress, &holder).await;
+                put_back(&mut runs, chosen, &p.selected);
             }
-            Task::Upload => upload(&mut runs, p, &progress).await,
-            Task::Configure => configure(&mut runs, p, &progress, &timestamp).await,
+            Task::Upload => {
+                let selector = selector_for(&step.hosts, &p.cluster)?;
+                let mut chosen = take_selected(&mut runs, selector.as_ref());
+                upload(&mut chosen, p, &progress).await;
+                put_back(&mut runs, chosen, &p.selected);
+            }
+            Task::Configure => {
+                let selector = selector_for(&step.hosts, &p.cluster)?;
+                let mut chosen = take_selected(&mut runs, selector.as_ref());
+                configure(&mut chosen, p, &progress, &timestamp).await;
+                put_back(&mut runs, chosen, &p.selected);
+            }
             Task::Start => start(&mut runs, p, &progress, &step.hosts, &binds).await?,
             Task::Acl => acl(&mut runs, p, &progress, &binds).await,
             Task::Verify => {

@@ -93,15 +93,23 @@ fn remove_two_of_five_servers_keeps_three_voters_and_all_data() {
         .init(LabInit::Mixed)
         .up();
     let inv = lab.inventory_str();
-    lab.consulctl(&["apply", "-i", inv]).success();
     assert_eq!(lab.host("server4").init, "supervisord");
     assert_eq!(lab.host("server5").init, "systemd");
-
+    // Three servers first, with the data; then server4 and server5 join, and are removed right
+    // after they joined: Consul refuses snapshots until the raft configuration entries of the
+    // joins are applied ("cannot take snapshot now"), which `node remove` waits out.
+    let full = std::fs::read_to_string(lab.inventory()).unwrap();
+    lab.keep_hosts(&["server1", "server2", "server3", "client1"]);
+    lab.consulctl(&["apply", "-i", inv]).success();
     sh(
         &lab,
         "server1",
         "for i in $(seq 1 100); do consul kv put rm-test/key$i value$i >/dev/null || exit 1; done",
     );
+    std::fs::write(lab.inventory(), &full).unwrap();
+    lab.consulctl(&["apply", "-i", inv])
+        .success()
+        .contains("5 voters");
     let node_ids: Vec<String> = ["server4", "server5"]
         .iter()
         .map(|h| sh(&lab, h, "cat /opt/consul/node-id"))
@@ -112,6 +120,10 @@ fn remove_two_of_five_servers_keeps_three_voters_and_all_data() {
             "node", "remove", "server4", "server5", "-i", inv, "--output", "json",
         ])
         .success();
+    eprintln!(
+        "MEASURED remove_right_after_join: snapshot retried: {}",
+        out.stderr.contains("Consul cannot take one yet")
+    );
     let report = json(&out);
     let hosts = report["hosts"].as_array().unwrap();
     assert_eq!(hosts.len(), 2, "{report:#}");
