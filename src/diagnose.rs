@@ -1700,9 +1700,13 @@ enum SshFailure {
 fn ssh_failure(err: &str) -> SshFailure {
     if err.contains("sudo -n` without a password") || err.contains("a password is required") {
         SshFailure::SudoPassword
-    } else if ["Permission denied", "Host key verification failed", "HOST IDENTIFICATION"]
-        .iter()
-        .any(|p| err.contains(p))
+    } else if [
+        "Permission denied",
+        "Host key verification failed",
+        "HOST IDENTIFICATION",
+    ]
+    .iter()
+    .any(|p| err.contains(p))
     {
         SshFailure::LoginRefused
     } else {
@@ -2806,8 +2810,9 @@ mod tests {
             ["server3: SSH failed: ssh: connect to host 192.168.14.63 port 22: No route to host"]
         );
         assert!(
-            findings[0].fix[0]
-                .starts_with("server3 (192.168.14.63) did not answer over SSH: check that the host is up"),
+            findings[0].fix[0].starts_with(
+                "server3 (192.168.14.63) did not answer over SSH: check that the host is up"
+            ),
             "{:?}",
             findings[0].fix
         );

@@ -384,13 +384,13 @@ async fn observe_except(
             .enumerate()
             .filter(|(_, r)| r.conn.is_some() && !skip.contains_key(&r.host.name)),
     )
-            .map(|(i, r)| {
-                let bind = binds.get(&r.host.name).copied();
-                async move { (i, read_host(r, bind, lines).await) }
-            })
-            .buffer_unordered(concurrency)
-            .collect()
-            .await;
+    .map(|(i, r)| {
+        let bind = binds.get(&r.host.name).copied();
+        async move { (i, read_host(r, bind, lines).await) }
+    })
+    .buffer_unordered(concurrency)
+    .collect()
+    .await;
     let mut reads: BTreeMap<usize, Result<(Evidence, i64)>> = reads.into_iter().collect();
     runs.iter()
         .enumerate()
@@ -660,19 +660,20 @@ log ==> Starting Consul agent...\nend\n";
         assert_eq!(findings[0].hosts, ["client1"]);
         assert!(findings[0].cause.contains("not installed"), "{findings:#?}");
         let text = diagnose::to_text(&findings);
-        assert!(!text.contains("data dir") && !text.contains("SSH"), "{text}");
+        assert!(
+            !text.contains("data dir") && !text.contains("SSH"),
+            "{text}"
+        );
     }
 
     #[test]
     fn a_host_that_failed_before_start_is_not_diagnosed_again() {
         // The rollout's own error names it; doctor adds nothing about it (not "cannot write its
         // data dir", not "not a member").
-        let runs = [
-            client1_run(Some((
-                "validate",
-                "bind_cidr 192.0.2.0/24: no address of this host is in 192.0.2.0/24",
-            ))),
-        ];
+        let runs = [client1_run(Some((
+            "validate",
+            "bind_cidr 192.0.2.0/24: no address of this host is in 192.0.2.0/24",
+        )))];
         let skip = failed_before_start(&runs);
         assert_eq!(
             skip.get("client1").map(String::as_str),
@@ -690,7 +691,10 @@ log ==> Starting Consul agent...\nend\n";
             assert!(failed_before_start(&[client1_run(Some((phase, "x")))]).is_empty());
         }
         for phase in ["connect", "gather facts", "lock", "upload", "configure"] {
-            assert_eq!(failed_before_start(&[client1_run(Some((phase, "x")))]).len(), 1);
+            assert_eq!(
+                failed_before_start(&[client1_run(Some((phase, "x")))]).len(),
+                1
+            );
         }
     }
 

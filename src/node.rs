@@ -1098,41 +1098,41 @@ async fn snapshot(ctx: &Ctx<'_>, node: &str, agents: &[Agent<'_>]) -> Result<Sna
     let first = Instant::now();
     let mut attempt = 0;
     loop {
-    attempt += 1;
-    let mut errors = Vec::new();
-    for a in agents {
-        let args = vec![path_arg(&a.host.paths.binary), ctx.http(a.host)];
-        let (out, data) = match timed(
-            ctx,
-            a.conn
-                .run_bytes("consul snapshot save", SNAPSHOT, &args, None),
-        )
-        .await
-        {
-            Ok(x) => x,
-            Err(e) => {
-                errors.push(format!("{}: {e:#}", a.host.name));
+        attempt += 1;
+        let mut errors = Vec::new();
+        for a in agents {
+            let args = vec![path_arg(&a.host.paths.binary), ctx.http(a.host)];
+            let (out, data) = match timed(
+                ctx,
+                a.conn
+                    .run_bytes("consul snapshot save", SNAPSHOT, &args, None),
+            )
+            .await
+            {
+                Ok(x) => x,
+                Err(e) => {
+                    errors.push(format!("{}: {e:#}", a.host.name));
+                    continue;
+                }
+            };
+            if !out.success() {
+                errors.push(format!("{}: {}", a.host.name, out.tail(4)));
                 continue;
             }
-        };
-        if !out.success() {
-            errors.push(format!("{}: {}", a.host.name, out.tail(4)));
-            continue;
-        }
-        let field = |k: &str| {
-            out.stderr
-                .lines()
-                .find_map(|l| l.strip_prefix("consulctl-snapshot ")?.strip_prefix(k))
-                .map(|v| v.trim().to_string())
-        };
-        let size: Option<u64> = field("size ").and_then(|s| s.parse().ok());
-        let sha = field("sha256 ");
-        let got = hex::encode(Sha256::digest(&data));
-        if data.is_empty()
-            || size != Some(data.len() as u64)
-            || sha.as_deref() != Some(got.as_str())
-        {
-            errors.push(format!(
+            let field = |k: &str| {
+                out.stderr
+                    .lines()
+                    .find_map(|l| l.strip_prefix("consulctl-snapshot ")?.strip_prefix(k))
+                    .map(|v| v.trim().to_string())
+            };
+            let size: Option<u64> = field("size ").and_then(|s| s.parse().ok());
+            let sha = field("sha256 ");
+            let got = hex::encode(Sha256::digest(&data));
+            if data.is_empty()
+                || size != Some(data.len() as u64)
+                || sha.as_deref() != Some(got.as_str())
+            {
+                errors.push(format!(
                 "{}: the copy does not match the snapshot on the host ({} bytes, sha256 {got}; \
                  the host reported {} bytes, sha256 {})",
                 a.host.name,
@@ -1140,49 +1140,50 @@ async fn snapshot(ctx: &Ctx<'_>, node: &str, agents: &[Agent<'_>]) -> Result<Sna
                 size.map(|s| s.to_string()).unwrap_or_else(|| "?".into()),
                 sha.as_deref().unwrap_or("?")
             ));
-            continue;
+                continue;
+            }
+            write_private(&path, &data)?;
+            let on_disk = std::fs::metadata(&path)
+                .with_context(|| format!("reading back {}", path.display()))?
+                .len();
+            if on_disk == 0 || on_disk != data.len() as u64 {
+                bail!(
+                    "{} has {on_disk} bytes, expected {}",
+                    path.display(),
+                    data.len()
+                );
+            }
+            return Ok(SnapshotFile {
+                path,
+                bytes: on_disk,
+                sha256: got,
+                via: a.host.name.clone(),
+            });
         }
-        write_private(&path, &data)?;
-        let on_disk = std::fs::metadata(&path)
-            .with_context(|| format!("reading back {}", path.display()))?
-            .len();
-        if on_disk == 0 || on_disk != data.len() as u64 {
-            bail!(
-                "{} has {on_disk} bytes, expected {}",
-                path.display(),
-                data.len()
-            );
+        if errors.iter().any(|e| snapshot_retryable(e)) {
+            if let Some(delay) =
+                snapshot_retry_delay(attempt, first.elapsed(), SNAPSHOT_RETRY_BUDGET)
+            {
+                let msg = format!(
+                    "snapshot for {node}: Consul cannot take one yet ({}); retrying in {}s",
+                    errors.join("; "),
+                    delay.as_secs()
+                );
+                tracing::warn!("{msg}");
+                eprintln!("{msg}");
+                tokio::time::sleep(delay).await;
+                continue;
+            }
         }
-        return Ok(SnapshotFile {
-            path,
-            bytes: on_disk,
-            sha256: got,
-            via: a.host.name.clone(),
-        });
-    }
-    if errors.iter().any(|e| snapshot_retryable(e)) {
-        if let Some(delay) = snapshot_retry_delay(attempt, first.elapsed(), SNAPSHOT_RETRY_BUDGET)
-        {
-            let msg = format!(
-                "snapshot for {node}: Consul cannot take one yet ({}); retrying in {}s",
-                errors.join("; "),
-                delay.as_secs()
-            );
-            tracing::warn!("{msg}");
-            eprintln!("{msg}");
-            tokio::time::sleep(delay).await;
-            continue;
-        }
-    }
-    bail!(
-        "no snapshot could be taken{}: {}; nothing was changed on {node}",
-        if attempt > 1 {
-            format!(" in {attempt} attempts over {}s", first.elapsed().as_secs())
-        } else {
-            String::new()
-        },
-        errors.join("; ")
-    )
+        bail!(
+            "no snapshot could be taken{}: {}; nothing was changed on {node}",
+            if attempt > 1 {
+                format!(" in {attempt} attempts over {}s", first.elapsed().as_secs())
+            } else {
+                String::new()
+            },
+            errors.join("; ")
+        )
     }
 }
 
@@ -1201,7 +1202,8 @@ pub fn snapshot_retryable(err: &str) -> bool {
 /// The wait before attempt `attempt + 1` after `attempt` refused ones (1 s, 2 s, 4 s, then 5 s
 /// each), or None when it would end past `budget` since the first attempt.
 pub fn snapshot_retry_delay(attempt: u32, elapsed: Duration, budget: Duration) -> Option<Duration> {
-    let delay = Duration::from_secs(1u64 << attempt.saturating_sub(1).min(3)).min(Duration::from_secs(5));
+    let delay =
+        Duration::from_secs(1u64 << attempt.saturating_sub(1).min(3)).min(Duration::from_secs(5));
     (elapsed + delay <= budget).then_some(delay)
 }
 
@@ -1830,7 +1832,11 @@ tags = [ "web",  "lab" ]
         assert_eq!(snapshot_retry_delay(4, s(7), budget), Some(s(5)));
         assert_eq!(snapshot_retry_delay(40, s(50), budget), Some(s(5)));
         assert_eq!(snapshot_retry_delay(40, s(55), budget), Some(s(5)));
-        assert_eq!(snapshot_retry_delay(41, s(56), budget), None, "past the budget");
+        assert_eq!(
+            snapshot_retry_delay(41, s(56), budget),
+            None,
+            "past the budget"
+        );
         // Summed up: the retries end within the budget.
         let (mut elapsed, mut attempt) = (s(0), 1);
         while let Some(d) = snapshot_retry_delay(attempt, elapsed, budget) {

@@ -312,7 +312,10 @@ mod tests {
             let text = format!("{head}[[steps]]\ntitle='Last'\ntask='{task}'\nhosts = 'server1'\n");
             let err = Playbook::parse(Path::new("pb.toml"), &text).unwrap_err();
             let msg = format!("{err:#}");
-            assert!(msg.starts_with(&format!("pb.toml:{line}:1: steps[3] (\"Last\")")), "{msg}");
+            assert!(
+                msg.starts_with(&format!("pb.toml:{line}:1: steps[3] (\"Last\")")),
+                "{msg}"
+            );
             assert!(msg.contains("hosts = \"server1\""), "{msg}");
             assert!(msg.contains(&format!("task = \"{task}\"")), "{msg}");
         }
@@ -321,7 +324,10 @@ mod tests {
             "name='x'\n[[steps]]\ntitle='k'\ntask='connect'\nhosts='tag:web'\n",
         )
         .unwrap_err();
-        assert!(format!("{err:#}").starts_with("pb.toml:5:1: steps[0]"), "{err:#}");
+        assert!(
+            format!("{err:#}").starts_with("pb.toml:5:1: steps[0]"),
+            "{err:#}"
+        );
         // "all" is what no `hosts` means: allowed everywhere.
         Playbook::parse(
             Path::new("pb.toml"),
@@ -338,7 +344,10 @@ mod tests {
         )
         .unwrap();
         let hosts: Vec<&str> = pb.steps.iter().map(|s| s.hosts.as_str()).collect();
-        assert_eq!(hosts, ["all", "all", "server1,client1", "server1", "tag:web"]);
+        assert_eq!(
+            hosts,
+            ["all", "all", "server1,client1", "server1", "tag:web"]
+        );
         assert!(takes_hosts(Task::Start) && takes_hosts(Task::Command));
     }
 

@@ -309,7 +309,10 @@ fn run_playbook_command_steps_pass_arguments_literally() {
     }
     // Nothing left behind on server2 by a step it was not selected for (staging, uploads).
     let tmp = lab
-        .exec("server2", &["sh", "-c", "ls -d /tmp/consulctl-* 2>/dev/null | wc -l"])
+        .exec(
+            "server2",
+            &["sh", "-c", "ls -d /tmp/consulctl-* 2>/dev/null | wc -l"],
+        )
         .success();
     assert_eq!(tmp.out(), "0", "server2 /tmp: {tmp}");
 
@@ -367,8 +370,9 @@ fn run_playbook_command_steps_pass_arguments_literally() {
     .unwrap();
     let out = lab.consulctl(&["run", refused, "-i", inv]).code(2);
     assert!(
-        out.stderr
-            .contains(&format!("{refused}:27:1: steps[6] (\"Check\"): hosts = \"server1\"")),
+        out.stderr.contains(&format!(
+            "{refused}:27:1: steps[6] (\"Check\"): hosts = \"server1\""
+        )),
         "{out}"
     );
     assert!(out.stderr.contains("task = \"verify\""), "{out}");

@@ -249,7 +249,9 @@ timeout = "2s"
     );
     let catalog = api(&lab, "server1", "/v1/catalog/services");
     assert!(catalog.get("billing").is_none(), "{catalog:#}");
-    let out = lab.consulctl(&["services", "-i", inv, "-o", "json"]).code(1);
+    let out = lab
+        .consulctl(&["services", "-i", inv, "-o", "json"])
+        .code(1);
     let report = json(&out);
     assert_eq!(report["ok"], false, "{report:#}");
     let by_name = |n: &str| {
@@ -261,7 +263,10 @@ timeout = "2s"
             .unwrap_or_else(|| panic!("{n}: {report:#}"))
             .clone()
     };
-    assert_eq!(by_name("billing")["missing"], serde_json::json!(["client2"]));
+    assert_eq!(
+        by_name("billing")["missing"],
+        serde_json::json!(["client2"])
+    );
     assert_eq!(by_name("billing")["instances"], serde_json::json!([]));
     assert_eq!(by_name("ntp")["missing"], serde_json::json!([]));
     assert!(out.stderr.contains("billing on client2"), "{out}");
@@ -326,7 +331,11 @@ options = ["timeout:1", "attempts:1", "single-request-reopen", "rotate"]
     let nm_unit = "[Unit]\nDescription=NetworkManager stand-in\n[Service]\nExecStart=/bin/sleep infinity\n[Install]\nWantedBy=multi-user.target\n";
     lab.exec_stdin(
         "client1",
-        &["sh", "-c", "cat > /etc/systemd/system/NetworkManager.service"],
+        &[
+            "sh",
+            "-c",
+            "cat > /etc/systemd/system/NetworkManager.service",
+        ],
         nm_unit,
     )
     .success();
@@ -348,7 +357,14 @@ options = ["timeout:1", "attempts:1", "single-request-reopen", "rotate"]
     let nm_pid = |lab: &Lab| {
         lab.exec(
             "client1",
-            &["systemctl", "show", "-p", "MainPID", "--value", "NetworkManager"],
+            &[
+                "systemctl",
+                "show",
+                "-p",
+                "MainPID",
+                "--value",
+                "NetworkManager",
+            ],
         )
         .success()
         .out()
@@ -384,9 +400,12 @@ options = ["timeout:1", "attempts:1", "single-request-reopen", "rotate"]
         .stdout;
     assert!(dropin.contains("[main]\ndns=none\n"), "{dropin}");
     assert_eq!(
-        lab.exec("client1", &["cat", "/etc/NetworkManager/NetworkManager.conf"])
-            .success()
-            .stdout,
+        lab.exec(
+            "client1",
+            &["cat", "/etc/NetworkManager/NetworkManager.conf"]
+        )
+        .success()
+        .stdout,
         "[main]\nplugins=ifcfg-rh\n"
     );
     let nm_after = nm_pid(&lab);
@@ -417,7 +436,9 @@ options = ["timeout:1", "attempts:1", "single-request-reopen", "rotate"]
                 &[
                     "sh",
                     "-c",
-                    &format!("cat /var/backups/consulctl/*/etc/sysconfig/network-scripts/ifcfg-{i}"),
+                    &format!(
+                        "cat /var/backups/consulctl/*/etc/sysconfig/network-scripts/ifcfg-{i}"
+                    ),
                 ],
             )
             .success()
@@ -436,7 +457,12 @@ options = ["timeout:1", "attempts:1", "single-request-reopen", "rotate"]
     // client2 (systemd-resolved) gets no NetworkManager drop-in: resolved owns resolv.conf.
     lab.exec(
         "client2",
-        &["test", "!", "-e", "/etc/NetworkManager/conf.d/consulctl-dns.conf"],
+        &[
+            "test",
+            "!",
+            "-e",
+            "/etc/NetworkManager/conf.d/consulctl-dns.conf",
+        ],
     )
     .success();
 

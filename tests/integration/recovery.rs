@@ -399,9 +399,13 @@ fn lost_quorum_recovered_from_the_survivor_then_replacements_join() {
         .map(|s| s["ID"].as_str().unwrap())
         .collect();
     assert!(ids.contains(&new_id.as_str()), "{raft:#}");
-    assert!(!ids.contains(&old_id.as_str()), "the old raft entry stayed: {raft:#}");
     assert!(
-        wait_until(30, || api(&lab, "server1", "/v1/operator/autopilot/health")["Healthy"]
+        !ids.contains(&old_id.as_str()),
+        "the old raft entry stayed: {raft:#}"
+    );
+    assert!(
+        wait_until(30, || api(&lab, "server1", "/v1/operator/autopilot/health")
+            ["Healthy"]
             == true),
         "autopilot not healthy after recover"
     );

@@ -422,7 +422,10 @@ fn config_rejected_by_consul_leaves_live_config_and_agents_untouched() {
     }
     // The failed host is a failure already: verify checks the others and does not wait for it.
     assert_eq!(recap["verify"]["healthy"], true, "{recap:#}");
-    assert_eq!(recap["verify"]["not_checked"], serde_json::json!(["client1"]));
+    assert_eq!(
+        recap["verify"]["not_checked"],
+        serde_json::json!(["client1"])
+    );
     assert!(
         recap["duration_ms"].as_u64().unwrap() < 40_000,
         "verify waited for the failed host: {recap:#}"
@@ -495,7 +498,10 @@ fn failed_hosts_are_not_waited_for_and_not_misdiagnosed() {
     // Verify checked the rest (healthy) and named nothing about the failed hosts.
     let verify = &recap["verify"];
     assert_eq!(verify["healthy"], true, "{recap:#}");
-    assert_eq!(verify["not_checked"], serde_json::json!(["client1", "client2"]));
+    assert_eq!(
+        verify["not_checked"],
+        serde_json::json!(["client1", "client2"])
+    );
     assert_eq!(verify["problems"], serde_json::json!([]), "{recap:#}");
     // Consul agrees: one alive member (server1), the leader.
     let members = api(&lab, "server1", "/v1/agent/members");
@@ -507,20 +513,36 @@ fn failed_hosts_are_not_waited_for_and_not_misdiagnosed() {
     }
     // The text recap: each failed host with its own error, no doctor findings about them.
     let text = lab.consulctl(&["apply", "-i", inv]).code(1);
-    assert!(text.stdout.contains("failed in validate: bind_cidr 192.0.2.0/24"), "{text}");
+    assert!(
+        text.stdout
+            .contains("failed in validate: bind_cidr 192.0.2.0/24"),
+        "{text}"
+    );
     assert!(text.stdout.contains("failed in gather facts"), "{text}");
-    for wrong in ["data dir", "could not log in", "NOT healthy", "not a member"] {
+    for wrong in [
+        "data dir",
+        "could not log in",
+        "NOT healthy",
+        "not a member",
+    ] {
         assert!(!text.stdout.contains(wrong), "{wrong:?} in\n{text}");
     }
 
     // doctor: client1 has no agent, client2's sudo wants a password; nothing else about them.
-    let out = lab.consulctl(&["doctor", "-i", inv, "--output", "json"]).code(1);
+    let out = lab
+        .consulctl(&["doctor", "-i", inv, "--output", "json"])
+        .code(1);
     let report = json(&out);
     let codes: Vec<(String, String)> = report["findings"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|f| (f["code"].as_str().unwrap().to_string(), f["hosts"].to_string()))
+        .map(|f| {
+            (
+                f["code"].as_str().unwrap().to_string(),
+                f["hosts"].to_string(),
+            )
+        })
         .collect();
     assert_eq!(
         codes,
