@@ -678,6 +678,14 @@ pub async fn verify(
         .filter(|r| r.failed.is_some())
         .map(|r| r.host.name.clone())
         .collect();
+    // Servers that failed before they were started can leave too few for a leader: then
+    // there is nothing to wait for either (one look, then say why).
+    let impossible = leader_impossible(&p.cluster, runs);
+    let timeout = if impossible.is_some() {
+        Duration::ZERO
+    } else {
+        timeout
+    };
     let result =
         crate::verify::wait_healthy_except(&p.cluster, binds, &via, timeout, &failed).await;
     let not_checked: Vec<String> = failed.into_iter().collect();
@@ -696,7 +704,11 @@ pub async fn verify(
             problems: Vec::new(),
             not_checked,
         },
-        Err((problems, view)) => VerifyResult {
+        Err((mut problems, view)) => VerifyResult {
+            problems: {
+                problems.extend(impossible);
+                problems
+            },
             healthy: false,
             leader: view.as_ref().and_then(|v| v.leader.clone()),
             voters: view
@@ -707,10 +719,35 @@ pub async fn verify(
                 .as_ref()
                 .map(|v| v.members.iter().filter(|m| m.status == 1).count())
                 .unwrap_or(0),
-            problems,
             not_checked,
         },
     }
+}
+
+/// Why no leader can be elected, when the servers that failed before this run started them
+/// (no agent running on them) leave fewer servers than a quorum of the inventory's servers.
+pub fn leader_impossible(cluster: &Cluster, runs: &[HostRun]) -> Option<String> {
+    let n = cluster.servers().count();
+    let before_start = crate::doctor::failed_before_start(runs);
+    let down: Vec<&str> = runs
+        .iter()
+        .filter(|r| r.host.role == Role::Server && before_start.contains_key(&r.host.name))
+        .filter(|r| {
+            r.facts
+                .as_ref()
+                .is_some_and(|f| !f.agent_running(r.host.init) && f.consul_pid.is_none())
+        })
+        .map(|r| r.host.name.as_str())
+        .collect();
+    let quorum = n / 2 + 1;
+    (!down.is_empty() && n - down.len() < quorum).then(|| {
+        format!(
+            "no leader can be elected: {} of the inventory's {n} servers failed before they \
+             were started and run no agent ({}); a leader needs {quorum}",
+            down.len(),
+            down.join(", ")
+        )
+    })
 }
 
 /// `acl = true`: bootstrap the ACL system through a server unless the secrets file has the
@@ -1193,6 +1230,67 @@ mod tests {
     fn new_file_diffs_against_dev_null() {
         let d = unified_diff("/etc/x", "", "x\n");
         assert!(d.starts_with("--- /dev/null\n+++ /etc/x\n"), "{d}");
+    }
+
+    #[test]
+    fn a_leader_is_impossible_only_when_failed_stopped_servers_break_the_quorum() {
+        let text = "[cluster]\ndatacenter = \"dc1\"\n[consul]\nversion = \"1.8.7\"\nsource = { package = \"auto\" }\n\
+[[hosts]]\nname = \"s1\"\naddress = \"10.0.0.1\"\nrole = \"server\"\n\
+[[hosts]]\nname = \"s2\"\naddress = \"10.0.0.2\"\nrole = \"server\"\n\
+[[hosts]]\nname = \"s3\"\naddress = \"10.0.0.3\"\nrole = \"server\"\n\
+[[hosts]]\nname = \"c1\"\naddress = \"10.0.0.4\"\nrole = \"client\"\n";
+        let cluster = crate::inventory::parse(Path::new("inv.toml"), text).unwrap();
+        let runs = |failed: &[(&str, &str)], running: &[&str]| -> Vec<HostRun> {
+            cluster
+                .hosts
+                .iter()
+                .map(|h| {
+                    let mut r = HostRun::new(h.clone());
+                    let mut f = Facts::default();
+                    if running.contains(&h.name.as_str()) {
+                        f.consul_pid = Some(42);
+                    }
+                    r.facts = Some(f);
+                    r.failed = failed
+                        .iter()
+                        .find(|(n, _)| *n == h.name)
+                        .map(|(_, phase)| (phase.to_string(), "x".to_string()));
+                    r
+                })
+                .collect()
+        };
+        // One of three fresh servers failed validation: two still elect a leader.
+        assert_eq!(
+            leader_impossible(&cluster, &runs(&[("s3", "validate")], &[])),
+            None
+        );
+        // Two of three: no leader can come, say so.
+        let msg = leader_impossible(&cluster, &runs(&[("s2", "validate"), ("s3", "lock")], &[]))
+            .expect("impossible");
+        assert!(
+            msg.contains("2 of the inventory's 3 servers") && msg.contains("s2, s3"),
+            "{msg}"
+        );
+        // A failed server whose agent runs (an existing cluster) still votes; a server that
+        // failed at its start may be up: neither counts as down; clients never count.
+        assert_eq!(
+            leader_impossible(
+                &cluster,
+                &runs(&[("s2", "validate"), ("s3", "lock")], &["s3"])
+            ),
+            None
+        );
+        assert_eq!(
+            leader_impossible(&cluster, &runs(&[("s2", "validate"), ("s3", "start")], &[])),
+            None
+        );
+        assert_eq!(
+            leader_impossible(
+                &cluster,
+                &runs(&[("s2", "validate"), ("c1", "validate")], &[])
+            ),
+            None
+        );
     }
 
     #[test]
