@@ -272,6 +272,34 @@ pub fn validate(
     p: &Prepared,
     progress: &Progress,
 ) -> BTreeMap<String, IpAddr> {
+    validate_selected(runs, p, progress, None)
+}
+
+/// The hosts a playbook step acts on (its `hosts` selector; all when None), taken out of
+/// `runs`; the others stay in `runs`, untouched by the step. [`put_back`] restores the order.
+fn take_selected(runs: &mut Vec<HostRun>, selector: Option<&Selector>) -> Vec<HostRun> {
+    let (chosen, rest): (Vec<HostRun>, Vec<HostRun>) = std::mem::take(runs)
+        .into_iter()
+        .partition(|r| selector.map(|s| s.matches(&r.host)).unwrap_or(true));
+    *runs = rest;
+    chosen
+}
+
+/// Undo [`take_selected`]: every host back in `runs`, in the run's (inventory) order.
+fn put_back(runs: &mut Vec<HostRun>, chosen: Vec<HostRun>, order: &[Host]) {
+    runs.extend(chosen);
+    runs.sort_by_key(|r| order.iter().position(|h| h.name == r.host.name));
+}
+
+/// [`validate`] for the hosts the selector matches (all when None): the bind addresses come
+/// from every host's facts (each config lists all servers), only the selected hosts are planned.
+/// The others keep the plan they had (none unless an earlier step planned them).
+pub fn validate_selected(
+    runs: &mut [HostRun],
+    p: &Prepared,
+    progress: &Progress,
+    selector: Option<&Selector>,
+) -> BTreeMap<String, IpAddr> {
     let cluster = &p.cluster;
     let binds = bind_addrs(cluster, runs);
     let retry_join: Vec<IpAddr> = cluster
@@ -283,7 +311,10 @@ pub fn validate(
         .filter(|s| !binds.contains_key(&s.name))
         .map(|s| s.name.as_str())
         .collect();
-    for r in runs.iter_mut().filter(|r| r.alive()) {
+    for r in runs
+        .iter_mut()
+        .filter(|r| r.alive() && selector.map(|s| s.matches(&r.host)).unwrap_or(true))
+    {
         progress.set(&r.host.name, "validate");
         let res = plan_one(r, p, &binds, &retry_join, &missing_servers);
         match res {
@@ -757,7 +788,23 @@ pub async fn verify(
     } else {
         timeout
     };
-    let result = crate::verify::wait_healthy(&p.cluster, binds, &via, timeout).await;
+    // Hosts that already failed are failures whatever Consul says: not waited for.
+    let failed: std::collections::BTreeSet<String> = runs
+        .iter()
+        .filter(|r| r.failed.is_some())
+        .map(|r| r.host.name.clone())
+        .collect();
+    // Servers that failed before they were started can leave too few for a leader: then
+    // there is nothing to wait for either (one look, then say why).
+    let impossible = leader_impossible(&p.cluster, runs);
+    let timeout = if impossible.is_some() {
+        Duration::ZERO
+    } else {
+        timeout
+    };
+    let result =
+        crate::verify::wait_healthy_except(&p.cluster, binds, &via, timeout, &failed).await;
+    let not_checked: Vec<String> = failed.into_iter().collect();
     tracing::info!(
         phase = "verify",
         elapsed_ms = started.elapsed().as_millis() as u64,
@@ -771,8 +818,13 @@ pub async fn verify(
             voters: view.raft.iter().filter(|s| s.voter).count(),
             alive_members: view.members.iter().filter(|m| m.status == 1).count(),
             problems: Vec::new(),
+            not_checked,
         },
-        Err((problems, view)) => VerifyResult {
+        Err((mut problems, view)) => VerifyResult {
+            problems: {
+                problems.extend(impossible);
+                problems
+            },
             healthy: false,
             leader: view.as_ref().and_then(|v| v.leader.clone()),
             voters: view
@@ -783,9 +835,35 @@ pub async fn verify(
                 .as_ref()
                 .map(|v| v.members.iter().filter(|m| m.status == 1).count())
                 .unwrap_or(0),
-            problems,
+            not_checked,
         },
     }
+}
+
+/// Why no leader can be elected, when the servers that failed before this run started them
+/// (no agent running on them) leave fewer servers than a quorum of the inventory's servers.
+pub fn leader_impossible(cluster: &Cluster, runs: &[HostRun]) -> Option<String> {
+    let n = cluster.servers().count();
+    let before_start = crate::doctor::failed_before_start(runs);
+    let down: Vec<&str> = runs
+        .iter()
+        .filter(|r| r.host.role == Role::Server && before_start.contains_key(&r.host.name))
+        .filter(|r| {
+            r.facts
+                .as_ref()
+                .is_some_and(|f| !f.agent_running(r.host.init) && f.consul_pid.is_none())
+        })
+        .map(|r| r.host.name.as_str())
+        .collect();
+    let quorum = n / 2 + 1;
+    (!down.is_empty() && n - down.len() < quorum).then(|| {
+        format!(
+            "no leader can be elected: {} of the inventory's {n} servers failed before they \
+             were started and run no agent ({}); a leader needs {quorum}",
+            down.len(),
+            down.join(", ")
+        )
+    })
 }
 
 /// `acl = true`: bootstrap the ACL system through a server unless the secrets file has the
@@ -966,12 +1044,25 @@ pub async fn run_playbook(
             Task::Connect => connect(&mut runs, p, &progress).await,
             Task::GatherFacts => gather_facts(&mut runs, p, &progress).await,
             Task::Validate => {
-                binds = validate(&mut runs, p, &progress);
-                refine(&mut runs, p, &progress).await;
-                lock_hosts(&mut runs, p, &progress, &holder).await;
+                let selector = selector_for(&step.hosts, &p.cluster)?;
+                binds = validate_selected(&mut runs, p, &progress, selector.as_ref());
+                let mut chosen = take_selected(&mut runs, selector.as_ref());
+                refine(&mut chosen, p, &progress).await;
+                lock_hosts(&mut chosen, p, &progress, &holder).await;
+                put_back(&mut runs, chosen, &p.selected);
             }
-            Task::Upload => upload(&mut runs, p, &progress).await,
-            Task::Configure => configure(&mut runs, p, &progress, &timestamp).await,
+            Task::Upload => {
+                let selector = selector_for(&step.hosts, &p.cluster)?;
+                let mut chosen = take_selected(&mut runs, selector.as_ref());
+                upload(&mut chosen, p, &progress).await;
+                put_back(&mut runs, chosen, &p.selected);
+            }
+            Task::Configure => {
+                let selector = selector_for(&step.hosts, &p.cluster)?;
+                let mut chosen = take_selected(&mut runs, selector.as_ref());
+                configure(&mut chosen, p, &progress, &timestamp).await;
+                put_back(&mut runs, chosen, &p.selected);
+            }
             Task::Start => {
                 start(
                     &mut runs,
@@ -1268,6 +1359,67 @@ mod tests {
     fn new_file_diffs_against_dev_null() {
         let d = unified_diff("/etc/x", "", "x\n");
         assert!(d.starts_with("--- /dev/null\n+++ /etc/x\n"), "{d}");
+    }
+
+    #[test]
+    fn a_leader_is_impossible_only_when_failed_stopped_servers_break_the_quorum() {
+        let text = "[cluster]\ndatacenter = \"dc1\"\n[consul]\nversion = \"1.8.7\"\nsource = { package = \"auto\" }\n\
+[[hosts]]\nname = \"s1\"\naddress = \"10.0.0.1\"\nrole = \"server\"\n\
+[[hosts]]\nname = \"s2\"\naddress = \"10.0.0.2\"\nrole = \"server\"\n\
+[[hosts]]\nname = \"s3\"\naddress = \"10.0.0.3\"\nrole = \"server\"\n\
+[[hosts]]\nname = \"c1\"\naddress = \"10.0.0.4\"\nrole = \"client\"\n";
+        let cluster = crate::inventory::parse(Path::new("inv.toml"), text).unwrap();
+        let runs = |failed: &[(&str, &str)], running: &[&str]| -> Vec<HostRun> {
+            cluster
+                .hosts
+                .iter()
+                .map(|h| {
+                    let mut r = HostRun::new(h.clone());
+                    let mut f = Facts::default();
+                    if running.contains(&h.name.as_str()) {
+                        f.consul_pid = Some(42);
+                    }
+                    r.facts = Some(f);
+                    r.failed = failed
+                        .iter()
+                        .find(|(n, _)| *n == h.name)
+                        .map(|(_, phase)| (phase.to_string(), "x".to_string()));
+                    r
+                })
+                .collect()
+        };
+        // One of three fresh servers failed validation: two still elect a leader.
+        assert_eq!(
+            leader_impossible(&cluster, &runs(&[("s3", "validate")], &[])),
+            None
+        );
+        // Two of three: no leader can come, say so.
+        let msg = leader_impossible(&cluster, &runs(&[("s2", "validate"), ("s3", "lock")], &[]))
+            .expect("impossible");
+        assert!(
+            msg.contains("2 of the inventory's 3 servers") && msg.contains("s2, s3"),
+            "{msg}"
+        );
+        // A failed server whose agent runs (an existing cluster) still votes; a server that
+        // failed at its start may be up: neither counts as down; clients never count.
+        assert_eq!(
+            leader_impossible(
+                &cluster,
+                &runs(&[("s2", "validate"), ("s3", "lock")], &["s3"])
+            ),
+            None
+        );
+        assert_eq!(
+            leader_impossible(&cluster, &runs(&[("s2", "validate"), ("s3", "start")], &[])),
+            None
+        );
+        assert_eq!(
+            leader_impossible(
+                &cluster,
+                &runs(&[("s2", "validate"), ("c1", "validate")], &[])
+            ),
+            None
+        );
     }
 
     #[test]

@@ -41,6 +41,13 @@ pub struct Observation {
     pub host: String,
     /// SSH failed: the error. Nothing else was read.
     pub unreachable: Option<String>,
+    /// Not read on purpose: the host already failed earlier in the run that asks (the reason,
+    /// e.g. "validate: ..."). That failure is reported already; no finding names this host.
+    pub skipped: Option<String>,
+    /// Whether consul is installed on the host at all (its binary, or a running agent); None
+    /// when unknown. A host without it gets one `no-agent` finding and nothing about its
+    /// agent's state or data dir (there is no agent whose state could be wrong).
+    pub installed: Option<bool>,
     /// A `consul agent` process runs.
     pub agent_pid: Option<u32>,
     /// The init system's view: systemd `ActiveState` (`active`, `failed`, `activating`, ...)
@@ -90,7 +97,8 @@ pub struct Finding {
     /// Stable identifier: `protocol-version`, `node-id-conflict`, `gossip-key`,
     /// `encryption-mismatch`, `bind-address`, `agent-down`, `crash-loop`, `port-in-use`,
     /// `data-dir`, `no-leader`, `stale-peers`, `missing-peers`, `unknown-members`,
-    /// `datacenter-mismatch`, `clock-skew`, `unreachable`, `not-member`.
+    /// `datacenter-mismatch`, `clock-skew`, `unreachable`, `sudo-password`, `no-agent`,
+    /// `not-member`.
     pub code: String,
     /// Inventory host names concerned (sorted, no duplicates); may name a node the inventory
     /// does not know when that is what Consul reports.
@@ -104,7 +112,7 @@ pub struct Finding {
 }
 
 /// Finding codes, most severe first: [`diagnose`] returns its findings in this order.
-pub const SEVERITY: [&str; 17] = [
+pub const SEVERITY: [&str; 19] = [
     "no-leader",
     "protocol-version",
     "node-id-conflict",
@@ -116,18 +124,20 @@ pub const SEVERITY: [&str; 17] = [
     "data-dir",
     "crash-loop",
     "agent-down",
+    "no-agent",
     "stale-peers",
     "missing-peers",
     "unknown-members",
     "not-member",
     "clock-skew",
     "unreachable",
+    "sudo-password",
 ];
 
 /// Codes about what is wrong on the hosts they name: a host one of them names is explained, and
 /// the cluster-level symptoms it causes (not a member, missing from raft) are not reported again.
 /// (`protocol-version` also names the hosts that log it: only its refused node is explained.)
-const HOST_CAUSES: [&str; 10] = [
+const HOST_CAUSES: [&str; 12] = [
     "node-id-conflict",
     "gossip-key",
     "encryption-mismatch",
@@ -137,7 +147,9 @@ const HOST_CAUSES: [&str; 10] = [
     "data-dir",
     "crash-loop",
     "agent-down",
+    "no-agent",
     "unreachable",
+    "sudo-password",
 ];
 
 /// Log lines kept as evidence per host and finding (the latest distinct ones).
@@ -211,8 +223,15 @@ pub fn diagnose(expected: &Expected, obs: &[Observation]) -> Vec<Finding> {
         let down = cx.crash_loop_or_down(o, &out);
         out.extend(down);
     }
+    out.extend(cx.no_agent());
     let mut explained = hosts_with(&out, &HOST_CAUSES);
     explained.extend(refused);
+    // Hosts not read because they already failed: their failure is reported where it happened.
+    explained.extend(
+        obs.iter()
+            .filter(|o| o.skipped.is_some())
+            .map(|o| o.host.clone()),
+    );
     out.extend(cx.no_leader(&explained));
     out.extend(cx.stale_peers());
     out.extend(cx.missing_peers(&explained));
@@ -437,7 +456,9 @@ type Undecryptable<'a> = (&'a str, Option<String>, &'a str);
 
 impl<'a> Cx<'a> {
     fn reachable(&self) -> impl Iterator<Item = &'a Observation> + 'a {
-        self.all.iter().filter(|o| o.unreachable.is_none())
+        self.all
+            .iter()
+            .filter(|o| o.unreachable.is_none() && o.skipped.is_none())
     }
 
     fn observation(&self, host: &str) -> Option<&'a Observation> {
@@ -548,23 +569,72 @@ impl<'a> Cx<'a> {
 
     // --- findings, in the order diagnose() asks for them --------------------------------------
 
-    fn unreachable(&self) -> Option<Finding> {
-        let mut d = Draft::new("unreachable");
-        for o in self.all {
+    /// `unreachable` for hosts SSH did not reach or log in to, `sudo-password` for hosts where
+    /// SSH works but the non-root SSH user's `sudo -n` wants a password.
+    fn unreachable(&self) -> Vec<Finding> {
+        let mut down = Draft::new("unreachable");
+        let mut sudo = Draft::new("sudo-password");
+        for o in self.all.iter().filter(|o| o.skipped.is_none()) {
             let Some(err) = &o.unreachable else { continue };
-            d.host(&o.host);
-            d.fact(&o.host, &format!("SSH failed: {}", one_line(err)));
             let addr = self
                 .expected_host(&o.host)
-                .map(|h| format!(" ({})", h.address));
-            d.fix(format!(
-                "make SSH to {}{} work (the host is up; the inventory's address, user and key are \
-                 right), then run doctor again",
-                o.host,
-                addr.unwrap_or_default()
-            ));
+                .map(|h| format!(" ({})", h.address))
+                .unwrap_or_default();
+            match ssh_failure(err) {
+                SshFailure::SudoPassword => {
+                    sudo.host(&o.host);
+                    sudo.fact(&o.host, &format!("sudo failed: {}", one_line(err)));
+                    sudo.fix(format!(
+                        "give the inventory's SSH user of {} passwordless sudo (`USER ALL=(ALL) \
+                         NOPASSWD: ALL` in /etc/sudoers.d/) or connect as root (ssh.user), then \
+                         run doctor again",
+                        o.host
+                    ));
+                }
+                SshFailure::LoginRefused => {
+                    down.host(&o.host);
+                    down.fact(&o.host, &format!("SSH failed: {}", one_line(err)));
+                    down.fix(format!(
+                        "{}{addr} answers but refused the SSH login: check the inventory's ssh \
+                         user, identity_file and known_hosts for it, then run doctor again",
+                        o.host
+                    ));
+                }
+                SshFailure::NoAnswer => {
+                    down.host(&o.host);
+                    down.fact(&o.host, &format!("SSH failed: {}", one_line(err)));
+                    down.fix(format!(
+                        "{}{addr} did not answer over SSH: check that the host is up, reachable \
+                         from here at that address and runs sshd, then run doctor again",
+                        o.host
+                    ));
+                }
+            }
         }
-        d.cause = "doctor could not log in over SSH, so nothing was checked on these hosts".into();
+        down.cause =
+            "doctor could not log in to these hosts over SSH, so nothing was checked on them"
+                .into();
+        sudo.cause = "SSH works, but the SSH user's `sudo -n` asks for a password, so nothing \
+                      was checked on these hosts (consulctl runs its commands as root through \
+                      `sudo -n`)"
+            .into();
+        down.done().into_iter().chain(sudo.done()).collect()
+    }
+
+    /// Hosts where consul is not installed at all.
+    fn no_agent(&self) -> Option<Finding> {
+        let mut d = Draft::new("no-agent");
+        for o in self.reachable().filter(|o| o.installed == Some(false)) {
+            d.host(&o.host);
+            d.fact(
+                &o.host,
+                "no consul binary at the inventory's path and no consul agent running",
+            );
+        }
+        d.cause = "consul is not installed on these hosts: they were never rolled out (or the \
+                   rollout failed before installing it), or it was removed"
+            .into();
+        d.fix(self.apply());
         d.done()
     }
 
@@ -1145,6 +1215,10 @@ impl<'a> Cx<'a> {
     }
 
     fn data_dir(&self, o: &Observation) -> Option<Finding> {
+        if o.installed == Some(false) {
+            // No agent: a missing data dir is what a host looks like before its first apply.
+            return None;
+        }
         let mut d = Draft::new("data-dir");
         if o.data_dir_writable == Some(false) {
             d.fact(
@@ -1174,6 +1248,9 @@ impl<'a> Cx<'a> {
     /// `crash-loop` when the init system keeps restarting the agent, else `agent-down` when no
     /// agent runs. `so_far`: the findings that may already tell why.
     fn crash_loop_or_down(&self, o: &Observation, so_far: &[Finding]) -> Option<Finding> {
+        if o.installed == Some(false) {
+            return None; // `no-agent` says it
+        }
         let looping = is_looping(o);
         if !looping && o.agent_pid.is_some() {
             return None;
@@ -1609,6 +1686,34 @@ fn status_word(status: u8) -> &'static str {
 }
 
 /// The init system keeps restarting the agent.
+/// What kind of SSH failure an error (as consulctl reports it) is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SshFailure {
+    /// Logged in, but `sudo -n` wants a password.
+    SudoPassword,
+    /// The host answered and refused the login (user, key, host key).
+    LoginRefused,
+    /// No answer: down, unreachable, sshd not running, a timeout.
+    NoAnswer,
+}
+
+fn ssh_failure(err: &str) -> SshFailure {
+    if err.contains("sudo -n` without a password") || err.contains("a password is required") {
+        SshFailure::SudoPassword
+    } else if [
+        "Permission denied",
+        "Host key verification failed",
+        "HOST IDENTIFICATION",
+    ]
+    .iter()
+    .any(|p| err.contains(p))
+    {
+        SshFailure::LoginRefused
+    } else {
+        SshFailure::NoAnswer
+    }
+}
+
 fn is_looping(o: &Observation) -> bool {
     let state = o.init_state.as_deref().unwrap_or("");
     let restarts = o.restarts.unwrap_or(0);
@@ -2704,7 +2809,13 @@ mod tests {
             findings[0].evidence,
             ["server3: SSH failed: ssh: connect to host 192.168.14.63 port 22: No route to host"]
         );
-        assert!(findings[0].fix[0].starts_with("make SSH to server3 (192.168.14.63) work"));
+        assert!(
+            findings[0].fix[0].starts_with(
+                "server3 (192.168.14.63) did not answer over SSH: check that the host is up"
+            ),
+            "{:?}",
+            findings[0].fix
+        );
     }
 
     #[test]

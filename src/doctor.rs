@@ -242,11 +242,15 @@ fn observation(
     if let Some(f) = &r.facts {
         obs.addresses = f.addresses.clone();
         obs.agent_pid = f.consul_pid;
+        obs.installed = Some(f.consul.is_some() || f.consul_pid.is_some());
     }
     match read {
         Err(e) => obs.unreachable = Some(format!("doctor: {e:#}")),
         Ok((ev, offset)) => {
             obs.agent_pid = ev.agent_pid.or(obs.agent_pid);
+            if obs.agent_pid.is_some() {
+                obs.installed = Some(true);
+            }
             obs.init_state = ev.init_state.clone();
             obs.restarts = ev.restarts;
             obs.node_id = ev.node_id.clone();
@@ -361,22 +365,70 @@ pub async fn observe(
     lines: u32,
     since_min: u32,
 ) -> Vec<Observation> {
+    observe_except(runs, binds, concurrency, lines, since_min, &BTreeMap::new()).await
+}
+
+/// [`observe`], except for the hosts in `skip` (name -> why): not read, their observation
+/// says why (see [`Observation::skipped`]).
+async fn observe_except(
+    runs: &[HostRun],
+    binds: &BTreeMap<String, IpAddr>,
+    concurrency: usize,
+    lines: u32,
+    since_min: u32,
+    skip: &BTreeMap<String, String>,
+) -> Vec<Observation> {
     let window_ms = i64::from(since_min) * 60_000;
-    let reads: Vec<(usize, Result<(Evidence, i64)>)> =
-        futures::stream::iter(runs.iter().enumerate().filter(|(_, r)| r.conn.is_some()))
-            .map(|(i, r)| {
-                let bind = binds.get(&r.host.name).copied();
-                async move { (i, read_host(r, bind, lines).await) }
-            })
-            .buffer_unordered(concurrency)
-            .collect()
-            .await;
+    let reads: Vec<(usize, Result<(Evidence, i64)>)> = futures::stream::iter(
+        runs.iter()
+            .enumerate()
+            .filter(|(_, r)| r.conn.is_some() && !skip.contains_key(&r.host.name)),
+    )
+    .map(|(i, r)| {
+        let bind = binds.get(&r.host.name).copied();
+        async move { (i, read_host(r, bind, lines).await) }
+    })
+    .buffer_unordered(concurrency)
+    .collect()
+    .await;
     let mut reads: BTreeMap<usize, Result<(Evidence, i64)>> = reads.into_iter().collect();
     runs.iter()
         .enumerate()
         .map(|(i, r)| {
+            if let Some(why) = skip.get(&r.host.name) {
+                return Observation {
+                    host: r.host.name.clone(),
+                    skipped: Some(why.clone()),
+                    ..Default::default()
+                };
+            }
             let read = reads.remove(&i).unwrap_or_else(|| Err(anyhow!("not read")));
             observation(r, binds.get(&r.host.name).copied(), read, window_ms)
+        })
+        .collect()
+}
+
+/// Phases of a rollout before any agent is (re)started: a host that failed in one of them is
+/// not what keeps the cluster from verifying (this run never started anything there), and its
+/// error in the recap is the whole story. Doctor's findings would only describe what it looks
+/// like before a rollout (no agent yet, no data dir, not a member).
+const PHASES_BEFORE_START: [&str; 6] = [
+    "connect",
+    "gather facts",
+    "validate",
+    "lock",
+    "upload",
+    "configure",
+];
+
+/// The hosts [`explain`] does not read: those that failed before the start phase.
+pub fn failed_before_start(runs: &[HostRun]) -> BTreeMap<String, String> {
+    runs.iter()
+        .filter_map(|r| {
+            let (phase, err) = r.failed.as_ref()?;
+            PHASES_BEFORE_START
+                .contains(&phase.as_str())
+                .then(|| (r.host.name.clone(), format!("{phase}: {err}")))
         })
         .collect()
 }
@@ -389,7 +441,8 @@ pub async fn explain(
     binds: &BTreeMap<String, IpAddr>,
     concurrency: usize,
 ) -> Vec<String> {
-    let obs = observe(runs, binds, concurrency, 200, 5).await;
+    let skip = failed_before_start(runs);
+    let obs = observe_except(runs, binds, concurrency, 200, 5, &skip).await;
     let findings = diagnose::diagnose(&expected(cluster, binds), &obs);
     findings
         .iter()
@@ -535,6 +588,161 @@ log ==> Starting Consul agent...\nend\n";
             Some(1_546_398_245_000)
         );
         assert_eq!(log_time_ms("==> Starting"), None);
+    }
+
+    const FRESH_HOST: &str = include_str!("../tests/fixtures/doctor/fresh-host.doctor");
+
+    fn expected_lab() -> Expected {
+        let host = |name: &str, role, address: &str| ExpectedHost {
+            name: name.into(),
+            role,
+            address: address.into(),
+            bind: Some(address.parse().unwrap()),
+        };
+        Expected {
+            inventory: "lab.toml".into(),
+            datacenter: "dc1".into(),
+            hosts: vec![
+                host("server1", crate::model::Role::Server, "10.0.0.1"),
+                host("client1", crate::model::Role::Client, "10.0.0.2"),
+            ],
+            encrypt_fingerprint: None,
+        }
+    }
+
+    /// server1 healthy and alone in its member list: client1 never joined.
+    fn healthy_server1() -> Observation {
+        let ev = parse_output(SAMPLE).unwrap();
+        let host = Host::minimal(
+            "server1",
+            "10.0.0.1",
+            crate::model::Role::Server,
+            crate::model::Init::Systemd,
+            crate::model::BindAddr::Fixed("10.0.0.1".parse().unwrap()),
+        );
+        Observation {
+            host: "server1".into(),
+            agent_pid: ev.agent_pid,
+            init_state: ev.init_state.clone(),
+            restarts: Some(0),
+            data_dir_writable: Some(true),
+            installed: Some(true),
+            api: agent_api(&host, Some("10.0.0.1".parse().unwrap()), &ev),
+            ..Default::default()
+        }
+    }
+
+    fn client1_run(failed: Option<(&str, &str)>) -> HostRun {
+        let mut r = HostRun::new_pub(Host::minimal(
+            "client1",
+            "10.0.0.2",
+            crate::model::Role::Client,
+            crate::model::Init::Systemd,
+            crate::model::BindAddr::Fixed("10.0.0.2".parse().unwrap()),
+        ));
+        r.facts = Some(crate::facts::Facts::default()); // no binary, no agent
+        r.failed = failed.map(|(p, e)| (p.to_string(), e.to_string()));
+        r
+    }
+
+    #[test]
+    fn a_host_without_consul_is_reported_as_such_not_as_a_data_dir_problem() {
+        let ev = parse_output(FRESH_HOST).unwrap();
+        assert_eq!(ev.data_dir, Some((false, false)));
+        assert_eq!(ev.agent_pid, None);
+        let r = client1_run(None);
+        let obs = observation(&r, None, Ok((ev, 0)), 600_000);
+        assert_eq!(obs.installed, Some(false));
+        assert_eq!(obs.data_dir_writable, Some(false));
+        let findings = diagnose::diagnose(&expected_lab(), &[healthy_server1(), obs]);
+        let codes: Vec<&str> = findings.iter().map(|f| f.code.as_str()).collect();
+        assert_eq!(codes, ["no-agent"], "{findings:#?}");
+        assert_eq!(findings[0].hosts, ["client1"]);
+        assert!(findings[0].cause.contains("not installed"), "{findings:#?}");
+        let text = diagnose::to_text(&findings);
+        assert!(
+            !text.contains("data dir") && !text.contains("SSH"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_host_that_failed_before_start_is_not_diagnosed_again() {
+        // The rollout's own error names it; doctor adds nothing about it (not "cannot write its
+        // data dir", not "not a member").
+        let runs = [client1_run(Some((
+            "validate",
+            "bind_cidr 192.0.2.0/24: no address of this host is in 192.0.2.0/24",
+        )))];
+        let skip = failed_before_start(&runs);
+        assert_eq!(
+            skip.get("client1").map(String::as_str),
+            Some("validate: bind_cidr 192.0.2.0/24: no address of this host is in 192.0.2.0/24")
+        );
+        let skipped = Observation {
+            host: "client1".into(),
+            skipped: skip.get("client1").cloned(),
+            ..Default::default()
+        };
+        let findings = diagnose::diagnose(&expected_lab(), &[healthy_server1(), skipped]);
+        assert!(findings.is_empty(), "{findings:#?}");
+        // Failures from the start phase on are diagnosed (the agent this run started).
+        for phase in ["start", "acl", "start servers"] {
+            assert!(failed_before_start(&[client1_run(Some((phase, "x")))]).is_empty());
+        }
+        for phase in ["connect", "gather facts", "lock", "upload", "configure"] {
+            assert_eq!(
+                failed_before_start(&[client1_run(Some((phase, "x")))]).len(),
+                1
+            );
+        }
+    }
+
+    #[test]
+    fn sudo_wanting_a_password_is_not_an_ssh_login_failure() {
+        let run = client1_run(Some((
+            "gather facts",
+            "client1: the SSH user cannot run `sudo -n` without a password; give it passwordless \
+             sudo (NOPASSWD) or connect as root",
+        )));
+        let obs = observation(&run, None, Err(anyhow!("not read")), 1);
+        let findings = diagnose::diagnose(&expected_lab(), &[healthy_server1(), obs]);
+        let codes: Vec<&str> = findings.iter().map(|f| f.code.as_str()).collect();
+        assert_eq!(codes, ["sudo-password"], "{findings:#?}");
+        let text = diagnose::to_text(&findings);
+        assert!(text.contains("SSH works"), "{text}");
+        assert!(text.contains("NOPASSWD"), "{text}");
+        assert!(!text.contains("could not log in"), "{text}");
+    }
+
+    #[test]
+    fn a_host_that_does_not_answer_is_not_told_it_is_up() {
+        let run = client1_run(Some((
+            "connect",
+            "cannot connect to root@10.0.0.2:22: ssh: connect to host 10.0.0.2 port 22: \
+             Connection timed out",
+        )));
+        let obs = observation(&run, None, Err(anyhow!("not read")), 1);
+        let findings = diagnose::diagnose(&expected_lab(), &[healthy_server1(), obs]);
+        let codes: Vec<&str> = findings.iter().map(|f| f.code.as_str()).collect();
+        assert_eq!(codes, ["unreachable"], "{findings:#?}");
+        let fix = findings[0].fix.join("\n");
+        assert!(!fix.contains("(the host is up;"), "{fix}");
+        assert!(
+            fix.contains("client1 (10.0.0.2) did not answer over SSH: check that the host is up"),
+            "{fix}"
+        );
+        // A refused login: the host answers, the credentials are what to check.
+        let run = client1_run(Some((
+            "connect",
+            "cannot connect to root@10.0.0.2:22: root@10.0.0.2: Permission denied (publickey).",
+        )));
+        let obs = observation(&run, None, Err(anyhow!("not read")), 1);
+        let findings = diagnose::diagnose(&expected_lab(), &[healthy_server1(), obs]);
+        assert!(
+            findings[0].fix[0].contains("answers but refused the SSH login"),
+            "{findings:#?}"
+        );
     }
 
     #[test]

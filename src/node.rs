@@ -1095,40 +1095,44 @@ async fn snapshot(ctx: &Ctx<'_>, node: &str, agents: &[Agent<'_>]) -> Result<Sna
     let dir = std::path::absolute(&dir).unwrap_or(dir);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let path = dir.join(format!("{}-{node}.snap", ctx.timestamp));
-    let mut errors = Vec::new();
-    for a in agents {
-        let args = vec![path_arg(&a.host.paths.binary), ctx.http(a.host)];
-        let (out, data) = match timed(
-            ctx,
-            a.conn
-                .run_bytes("consul snapshot save", SNAPSHOT, &args, None),
-        )
-        .await
-        {
-            Ok(x) => x,
-            Err(e) => {
-                errors.push(format!("{}: {e:#}", a.host.name));
+    let first = Instant::now();
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut errors = Vec::new();
+        for a in agents {
+            let args = vec![path_arg(&a.host.paths.binary), ctx.http(a.host)];
+            let (out, data) = match timed(
+                ctx,
+                a.conn
+                    .run_bytes("consul snapshot save", SNAPSHOT, &args, None),
+            )
+            .await
+            {
+                Ok(x) => x,
+                Err(e) => {
+                    errors.push(format!("{}: {e:#}", a.host.name));
+                    continue;
+                }
+            };
+            if !out.success() {
+                errors.push(format!("{}: {}", a.host.name, out.tail(4)));
                 continue;
             }
-        };
-        if !out.success() {
-            errors.push(format!("{}: {}", a.host.name, out.tail(4)));
-            continue;
-        }
-        let field = |k: &str| {
-            out.stderr
-                .lines()
-                .find_map(|l| l.strip_prefix("consulctl-snapshot ")?.strip_prefix(k))
-                .map(|v| v.trim().to_string())
-        };
-        let size: Option<u64> = field("size ").and_then(|s| s.parse().ok());
-        let sha = field("sha256 ");
-        let got = hex::encode(Sha256::digest(&data));
-        if data.is_empty()
-            || size != Some(data.len() as u64)
-            || sha.as_deref() != Some(got.as_str())
-        {
-            errors.push(format!(
+            let field = |k: &str| {
+                out.stderr
+                    .lines()
+                    .find_map(|l| l.strip_prefix("consulctl-snapshot ")?.strip_prefix(k))
+                    .map(|v| v.trim().to_string())
+            };
+            let size: Option<u64> = field("size ").and_then(|s| s.parse().ok());
+            let sha = field("sha256 ");
+            let got = hex::encode(Sha256::digest(&data));
+            if data.is_empty()
+                || size != Some(data.len() as u64)
+                || sha.as_deref() != Some(got.as_str())
+            {
+                errors.push(format!(
                 "{}: the copy does not match the snapshot on the host ({} bytes, sha256 {got}; \
                  the host reported {} bytes, sha256 {})",
                 a.host.name,
@@ -1136,30 +1140,71 @@ async fn snapshot(ctx: &Ctx<'_>, node: &str, agents: &[Agent<'_>]) -> Result<Sna
                 size.map(|s| s.to_string()).unwrap_or_else(|| "?".into()),
                 sha.as_deref().unwrap_or("?")
             ));
-            continue;
+                continue;
+            }
+            write_private(&path, &data)?;
+            let on_disk = std::fs::metadata(&path)
+                .with_context(|| format!("reading back {}", path.display()))?
+                .len();
+            if on_disk == 0 || on_disk != data.len() as u64 {
+                bail!(
+                    "{} has {on_disk} bytes, expected {}",
+                    path.display(),
+                    data.len()
+                );
+            }
+            return Ok(SnapshotFile {
+                path,
+                bytes: on_disk,
+                sha256: got,
+                via: a.host.name.clone(),
+            });
         }
-        write_private(&path, &data)?;
-        let on_disk = std::fs::metadata(&path)
-            .with_context(|| format!("reading back {}", path.display()))?
-            .len();
-        if on_disk == 0 || on_disk != data.len() as u64 {
-            bail!(
-                "{} has {on_disk} bytes, expected {}",
-                path.display(),
-                data.len()
-            );
+        if errors.iter().any(|e| snapshot_retryable(e)) {
+            if let Some(delay) =
+                snapshot_retry_delay(attempt, first.elapsed(), SNAPSHOT_RETRY_BUDGET)
+            {
+                let msg = format!(
+                    "snapshot for {node}: Consul cannot take one yet ({}); retrying in {}s",
+                    errors.join("; "),
+                    delay.as_secs()
+                );
+                tracing::warn!("{msg}");
+                eprintln!("{msg}");
+                tokio::time::sleep(delay).await;
+                continue;
+            }
         }
-        return Ok(SnapshotFile {
-            path,
-            bytes: on_disk,
-            sha256: got,
-            via: a.host.name.clone(),
-        });
+        bail!(
+            "no snapshot could be taken{}: {}; nothing was changed on {node}",
+            if attempt > 1 {
+                format!(" in {attempt} attempts over {}s", first.elapsed().as_secs())
+            } else {
+                String::new()
+            },
+            errors.join("; ")
+        )
     }
-    bail!(
-        "no snapshot could be taken: {}; nothing was changed on {node}",
-        errors.join("; ")
-    )
+}
+
+/// How long a snapshot Consul refuses for now is retried.
+const SNAPSHOT_RETRY_BUDGET: Duration = Duration::from_secs(60);
+
+/// Consul refuses `snapshot save` while the latest raft configuration change (servers that just
+/// joined or left) is not applied yet: HTTP 500 "cannot take snapshot now, wait until the
+/// configuration entry at N has been applied". That passes by itself within seconds; any other
+/// error does not.
+pub fn snapshot_retryable(err: &str) -> bool {
+    err.contains("cannot take snapshot now")
+        || (err.contains("wait until the configuration entry") && err.contains("applied"))
+}
+
+/// The wait before attempt `attempt + 1` after `attempt` refused ones (1 s, 2 s, 4 s, then 5 s
+/// each), or None when it would end past `budget` since the first attempt.
+pub fn snapshot_retry_delay(attempt: u32, elapsed: Duration, budget: Duration) -> Option<Duration> {
+    let delay =
+        Duration::from_secs(1u64 << attempt.saturating_sub(1).min(3)).min(Duration::from_secs(5));
+    (elapsed + delay <= budget).then_some(delay)
 }
 
 /// Write a file readable by the owner only (snapshots hold the KV store and ACL data).
@@ -1759,6 +1804,46 @@ tags = [ "web",  "lab" ]
         let empty = fake_consul(tmp.path(), ": > \"$4\"");
         let out = sh(SNAPSHOT, &[&empty, "http://127.0.0.1:8500"]);
         assert_eq!(out.status.code(), Some(4));
+    }
+
+    #[test]
+    fn a_snapshot_refused_until_a_configuration_entry_is_applied_is_retried_for_a_while() {
+        // What `consul snapshot save` (1.8.7) prints right after servers joined, as the
+        // snapshot script passes it on.
+        let refused = "server4: consul snapshot save failed: Error saving snapshot: Unexpected \
+                       response code: 500 (cannot take snapshot now, wait until the configuration \
+                       entry at 104 has been applied)";
+        assert!(snapshot_retryable(refused));
+        for other in [
+            "server4: consul snapshot save failed: Error saving snapshot: Unexpected response \
+             code: 403 (Permission denied)",
+            "server4: consul snapshot save failed: Error saving snapshot: Unexpected response \
+             code: 500 (No cluster leader)",
+            "server4: SSH connection lost during `consul snapshot save`",
+            "server4: consul snapshot save wrote an empty file: ",
+        ] {
+            assert!(!snapshot_retryable(other), "{other}");
+        }
+        let budget = Duration::from_secs(60);
+        let s = Duration::from_secs;
+        assert_eq!(snapshot_retry_delay(1, s(0), budget), Some(s(1)));
+        assert_eq!(snapshot_retry_delay(2, s(1), budget), Some(s(2)));
+        assert_eq!(snapshot_retry_delay(3, s(3), budget), Some(s(4)));
+        assert_eq!(snapshot_retry_delay(4, s(7), budget), Some(s(5)));
+        assert_eq!(snapshot_retry_delay(40, s(50), budget), Some(s(5)));
+        assert_eq!(snapshot_retry_delay(40, s(55), budget), Some(s(5)));
+        assert_eq!(
+            snapshot_retry_delay(41, s(56), budget),
+            None,
+            "past the budget"
+        );
+        // Summed up: the retries end within the budget.
+        let (mut elapsed, mut attempt) = (s(0), 1);
+        while let Some(d) = snapshot_retry_delay(attempt, elapsed, budget) {
+            elapsed += d;
+            attempt += 1;
+        }
+        assert!(elapsed <= budget && elapsed >= s(55), "{elapsed:?}");
     }
 
     #[test]

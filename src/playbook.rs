@@ -104,6 +104,53 @@ fn task_name(t: Task) -> &'static str {
     }
 }
 
+/// Whether a step of this task can act on a subset of the run's hosts (`hosts`).
+///
+/// validate, upload, configure, start and command work host by host: a host outside the step's
+/// selector is left as it is for that step (not planned, nothing uploaded or installed, not
+/// started, the command not run) and a later step may still act on it. The other tasks cannot
+/// honour a subset, so a `hosts` other than "all" on them is refused rather than ignored:
+/// - connect and gather_facts decide which hosts the run has at all: every later step needs
+///   the connection and the facts (the bind addresses of all servers go into every config);
+///   a host left out here could take part in no step, which is what `--limit` says;
+/// - disconnect closes the connections and releases the host locks of the whole run;
+/// - acl bootstraps the cluster's ACL system once and makes the agent tokens of every
+///   inventory node, through one server: it acts on the cluster, not on hosts;
+/// - verify asks Consul whether the whole cluster is what the inventory describes.
+pub fn takes_hosts(task: Task) -> bool {
+    matches!(
+        task,
+        Task::Validate | Task::Upload | Task::Configure | Task::Start | Task::Command
+    )
+}
+
+fn why_all_hosts(task: Task) -> &'static str {
+    match task {
+        Task::Connect | Task::GatherFacts => {
+            "every later step needs the connection and facts of all the run's hosts"
+        }
+        Task::Disconnect => "it closes the connections and releases the locks of the whole run",
+        Task::Acl => "it bootstraps ACLs and makes the agent tokens of the whole cluster",
+        Task::Verify => "it checks the whole cluster against the inventory",
+        _ => "",
+    }
+}
+
+/// Line and column (1-based) of `key` in `[[steps]]` number `step` of a playbook's text.
+fn key_position(text: &str, step: usize, key: &str) -> Option<(usize, usize)> {
+    let doc = toml_edit::ImDocument::parse(text).ok()?;
+    let span = doc
+        .get("steps")?
+        .as_array_of_tables()?
+        .get(step)?
+        .key(key)?
+        .span()?;
+    let before = text.get(..span.start)?;
+    let line = before.matches('\n').count() + 1;
+    let col = before.len() - before.rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
+    Some((line, col))
+}
+
 impl Playbook {
     pub fn parse(origin: &Path, text: &str) -> Result<Playbook> {
         let pb: Playbook = toml::from_str(text)
@@ -131,6 +178,21 @@ impl Playbook {
                     step.title
                 ),
                 _ => {}
+            }
+            if step.hosts != "all" && !takes_hosts(step.task) {
+                let at = key_position(text, i, "hosts")
+                    .map(|(l, c)| format!(":{l}:{c}"))
+                    .unwrap_or_default();
+                anyhow::bail!(
+                    "{}{at}: steps[{i}] ({:?}): hosts = {:?} is not allowed with task = {:?}: {}; \
+                     `hosts` is allowed with the tasks validate, upload, configure, start and \
+                     command (use --limit to run the whole playbook on fewer hosts)",
+                    origin.display(),
+                    step.title,
+                    step.hosts,
+                    task_name(step.task),
+                    why_all_hosts(step.task)
+                );
             }
             // Each task needs what earlier steps produce.
             let before = |t: Task| pb.steps[..i].iter().any(|s| s.task == t);
@@ -236,6 +298,57 @@ mod tests {
                 Playbook::parse(&path, &std::fs::read_to_string(&path).unwrap()).unwrap();
             }
         }
+    }
+
+    #[test]
+    fn hosts_is_refused_where_a_task_acts_on_all_hosts_or_the_cluster() {
+        let head = "name='x'\n[[steps]]\ntitle='k'\ntask='connect'\n[[steps]]\ntitle='f'\ntask='gather_facts'\n[[steps]]\ntitle='v'\ntask='validate'\n";
+        for (task, line) in [
+            ("acl", 14),
+            ("verify", 14),
+            ("disconnect", 14),
+            ("gather_facts", 14),
+        ] {
+            let text = format!("{head}[[steps]]\ntitle='Last'\ntask='{task}'\nhosts = 'server1'\n");
+            let err = Playbook::parse(Path::new("pb.toml"), &text).unwrap_err();
+            let msg = format!("{err:#}");
+            assert!(
+                msg.starts_with(&format!("pb.toml:{line}:1: steps[3] (\"Last\")")),
+                "{msg}"
+            );
+            assert!(msg.contains("hosts = \"server1\""), "{msg}");
+            assert!(msg.contains(&format!("task = \"{task}\"")), "{msg}");
+        }
+        let err = Playbook::parse(
+            Path::new("pb.toml"),
+            "name='x'\n[[steps]]\ntitle='k'\ntask='connect'\nhosts='tag:web'\n",
+        )
+        .unwrap_err();
+        assert!(
+            format!("{err:#}").starts_with("pb.toml:5:1: steps[0]"),
+            "{err:#}"
+        );
+        // "all" is what no `hosts` means: allowed everywhere.
+        Playbook::parse(
+            Path::new("pb.toml"),
+            &format!("{head}[[steps]]\ntitle='Verify'\ntask='verify'\nhosts='all'\n"),
+        )
+        .unwrap();
+        // The host-by-host tasks take it.
+        let pb = Playbook::parse(
+            Path::new("pb.toml"),
+            &format!(
+                "{}[[steps]]\ntitle='u'\ntask='upload'\nhosts='server1'\n[[steps]]\ntitle='c'\ntask='configure'\nhosts='tag:web'\n",
+                head.replace("task='validate'\n", "task='validate'\nhosts='server1,client1'\n")
+            ),
+        )
+        .unwrap();
+        let hosts: Vec<&str> = pb.steps.iter().map(|s| s.hosts.as_str()).collect();
+        assert_eq!(
+            hosts,
+            ["all", "all", "server1,client1", "server1", "tag:web"]
+        );
+        assert!(takes_hosts(Task::Start) && takes_hosts(Task::Command));
     }
 
     #[test]

@@ -62,6 +62,10 @@ pub struct VerifyResult {
     pub voters: usize,
     pub alive_members: usize,
     pub problems: Vec<String>,
+    /// Hosts that had already failed in an earlier phase: not checked and not waited for
+    /// (they count as failed whatever Consul says about them).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub not_checked: Vec<String>,
 }
 
 impl Recap {
@@ -170,6 +174,12 @@ impl Recap {
                     v.voters,
                     v.alive_members
                 ));
+                if !v.not_checked.is_empty() {
+                    s.push_str(&format!(
+                        "  (not checked: {}, failed before verify)\n",
+                        v.not_checked.join(", ")
+                    ));
+                }
             } else {
                 s.push_str("cluster NOT healthy:\n");
                 for p in &v.problems {

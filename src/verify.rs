@@ -195,6 +195,19 @@ pub fn check(
     bind: &BTreeMap<String, IpAddr>,
     view: &ClusterView,
 ) -> Vec<String> {
+    check_except(cluster, bind, view, &BTreeSet::new())
+}
+
+/// [`check`] without the hosts in `skip` (hosts that already failed this run: they are failures
+/// whatever Consul says, so nothing is asked or waited for about them): they need not be
+/// members, alive or raft peers, and a raft peer of theirs is not an unknown one. The cluster
+/// still needs a leader.
+pub fn check_except(
+    cluster: &Cluster,
+    bind: &BTreeMap<String, IpAddr>,
+    view: &ClusterView,
+    skip: &BTreeSet<String>,
+) -> Vec<String> {
     let mut problems = Vec::new();
     if view.leader.is_none() {
         problems.push("no leader elected".to_string());
@@ -207,6 +220,7 @@ pub fn check(
     if view.leader.is_some() {
         let missing: Vec<String> = cluster
             .servers()
+            .filter(|h| !skip.contains(&h.name))
             .filter(|h| {
                 bind.get(&h.name)
                     .map(|ip| !have.contains(&raft_addr(*ip)))
@@ -223,7 +237,7 @@ pub fn check(
         let extra: Vec<String> = view
             .raft
             .iter()
-            .filter(|s| !want.contains(&s.address))
+            .filter(|s| !want.contains(&s.address) && !skip.contains(&s.node))
             .map(|s| format!("{} ({})", s.node, s.address))
             .collect();
         if !extra.is_empty() {
@@ -235,7 +249,7 @@ pub fn check(
         let nonvoters: Vec<&str> = view
             .raft
             .iter()
-            .filter(|s| !s.voter)
+            .filter(|s| !s.voter && !skip.contains(&s.node))
             .map(|s| s.node.as_str())
             .collect();
         if !nonvoters.is_empty() {
@@ -247,7 +261,7 @@ pub fn check(
     }
     let mut not_members = Vec::new();
     let mut not_alive = Vec::new();
-    for host in &cluster.hosts {
+    for host in cluster.hosts.iter().filter(|h| !skip.contains(&h.name)) {
         match view.members.iter().find(|m| m.name == host.name) {
             None => not_members.push(host.name.clone()),
             Some(m) if m.status != 1 => {
@@ -286,6 +300,17 @@ pub async fn wait_healthy(
     via: &[(&Connection, String)],
     timeout: Duration,
 ) -> Result<ClusterView, (Vec<String>, Option<ClusterView>)> {
+    wait_healthy_except(cluster, bind, via, timeout, &BTreeSet::new()).await
+}
+
+/// [`wait_healthy`] judged by [`check_except`]: nothing is waited for about the hosts in `skip`.
+pub async fn wait_healthy_except(
+    cluster: &Cluster,
+    bind: &BTreeMap<String, IpAddr>,
+    via: &[(&Connection, String)],
+    timeout: Duration,
+    skip: &BTreeSet<String>,
+) -> Result<ClusterView, (Vec<String>, Option<ClusterView>)> {
     let deadline = Instant::now() + timeout;
     let mut last: (Vec<String>, Option<ClusterView>) = (vec!["no server answered".into()], None);
     let mut delay = Duration::from_millis(250);
@@ -293,7 +318,7 @@ pub async fn wait_healthy(
         for (conn, http) in via {
             match read_view(conn, http).await {
                 Ok(view) => {
-                    let problems = check(cluster, bind, &view);
+                    let problems = check_except(cluster, bind, &view, skip);
                     if problems.is_empty() {
                         return Ok(view);
                     }
@@ -327,6 +352,71 @@ mod tests {
             (200, "\"10.0.0.1:8300\"".to_string())
         );
         assert_eq!(map["/v1/agent/members"].0, 500);
+    }
+
+    #[test]
+    fn hosts_that_already_failed_are_not_waited_for() {
+        let text = "[cluster]\ndatacenter = \"dc1\"\n[consul]\nversion = \"1.8.7\"\nsource = { package = \"auto\" }\n\
+[[hosts]]\nname = \"s1\"\naddress = \"10.0.0.1\"\nrole = \"server\"\n\
+[[hosts]]\nname = \"s2\"\naddress = \"10.0.0.2\"\nrole = \"server\"\n\
+[[hosts]]\nname = \"s3\"\naddress = \"10.0.0.3\"\nrole = \"server\"\n\
+[[hosts]]\nname = \"c1\"\naddress = \"10.0.0.4\"\nrole = \"client\"\n\
+[[hosts]]\nname = \"c2\"\naddress = \"10.0.0.5\"\nrole = \"client\"\n";
+        let cluster =
+            crate::inventory::parse(std::path::Path::new("inv.toml"), text).expect("inventory");
+        let bind: BTreeMap<String, IpAddr> = cluster
+            .hosts
+            .iter()
+            .map(|h| (h.name.clone(), h.address.parse().unwrap()))
+            .collect();
+        let peer = |n: &str, a: &str, voter: bool| RaftServer {
+            node: n.into(),
+            address: format!("{a}:8300"),
+            leader: n == "s1",
+            voter,
+        };
+        let member = |n: &str, a: &str, status: u8| Member {
+            name: n.into(),
+            addr: a.into(),
+            status,
+            tags: BTreeMap::new(),
+        };
+        // s3 was running (failed later in this run, e.g. its lock) and is a non-voter; c2
+        // failed validation and never joined.
+        let view = ClusterView {
+            via: "s1".into(),
+            leader: Some("10.0.0.1:8300".into()),
+            raft: vec![
+                peer("s1", "10.0.0.1", true),
+                peer("s2", "10.0.0.2", true),
+                peer("s3", "10.0.0.3", false),
+            ],
+            members: vec![
+                member("s1", "10.0.0.1", 1),
+                member("s2", "10.0.0.2", 1),
+                member("s3", "10.0.0.3", 4),
+                member("c1", "10.0.0.4", 1),
+            ],
+        };
+        let all = check(&cluster, &bind, &view);
+        assert_eq!(
+            all,
+            [
+                "servers that are not voters yet: s3",
+                "hosts that are not members: c2",
+                "members that are not alive: s3 (failed)"
+            ]
+        );
+        let skip: BTreeSet<String> = ["s3".to_string(), "c2".to_string()].into();
+        assert!(check_except(&cluster, &bind, &view, &skip).is_empty());
+        // A host that did not fail is still waited for, and a leader is still needed.
+        let mut no_leader = view.clone();
+        no_leader.leader = None;
+        no_leader.members.retain(|m| m.name != "c1");
+        assert_eq!(
+            check_except(&cluster, &bind, &no_leader, &skip),
+            ["no leader elected", "hosts that are not members: c1"]
+        );
     }
 
     #[test]

@@ -264,4 +264,120 @@ fn run_playbook_command_steps_pass_arguments_literally() {
     lab.consulctl(&["run", path.to_str().unwrap(), "-i", inv])
         .code(1)
         .contains("Fails, ignored failed");
+
+    // `hosts` on validate, upload and configure: only those hosts are touched.
+    let rollout_steps = |validate: &str, upload: &str, configure: &str| {
+        format!(
+            "name = \"partial\"\n\
+             [[steps]]\ntitle = \"Connect\"\ntask = \"connect\"\n\
+             [[steps]]\ntitle = \"Gather facts\"\ntask = \"gather_facts\"\n\
+             [[steps]]\ntitle = \"Validate\"\ntask = \"validate\"\nhosts = \"{validate}\"\n\
+             [[steps]]\ntitle = \"Upload\"\ntask = \"upload\"\nhosts = \"{upload}\"\n\
+             [[steps]]\ntitle = \"Configure\"\ntask = \"configure\"\nhosts = \"{configure}\"\n\
+             [[steps]]\ntitle = \"Disconnect\"\ntask = \"disconnect\"\n"
+        )
+    };
+    let partial = lab.inventory().with_extension("partial.toml");
+    let partial = partial.to_str().unwrap();
+    std::fs::write(partial, rollout_steps("server1", "server1", "server1")).unwrap();
+    let out = lab
+        .consulctl(&["run", partial, "-i", inv, "--output", "json"])
+        .success();
+    let recap: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let status = |recap: &serde_json::Value, h: &str| {
+        recap["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == h)
+            .unwrap()["status"]
+            .clone()
+    };
+    assert_eq!(status(&recap, "server1"), "changed", "{recap:#}");
+    assert_eq!(status(&recap, "server2"), "ok", "{recap:#}");
+    lab.exec("server1", &["test", "-x", "/usr/local/bin/consul"])
+        .success();
+    lab.exec("server1", &["test", "-f", "/etc/consul.d/consul.hcl"])
+        .success();
+    for path in [
+        "/usr/local/bin/consul",
+        "/etc/consul.d",
+        "/opt/consul",
+        "/var/backups/consulctl",
+    ] {
+        lab.exec("server2", &["test", "!", "-e", path]).success();
+    }
+    // Nothing left behind on server2 by a step it was not selected for (staging, uploads).
+    let tmp = lab
+        .exec(
+            "server2",
+            &["sh", "-c", "ls -d /tmp/consulctl-* 2>/dev/null | wc -l"],
+        )
+        .success();
+    assert_eq!(tmp.out(), "0", "server2 /tmp: {tmp}");
+
+    // Validate and upload everywhere, configure only server2, after a config change that
+    // concerns both: server2 gets the binary and its config, server1's config stays as it was.
+    let mtime = |h: &str| {
+        lab.exec(h, &["stat", "-c", "%Y %s", "/etc/consul.d/consul.hcl"])
+            .success()
+            .out()
+            .to_string()
+    };
+    let hcl1 = lab
+        .exec("server1", &["cat", "/etc/consul.d/consul.hcl"])
+        .success()
+        .stdout;
+    let before1 = mtime("server1");
+    let mut doc: toml_edit::DocumentMut = std::fs::read_to_string(lab.inventory())
+        .unwrap()
+        .parse()
+        .unwrap();
+    doc["cluster"]["log_level"] = toml_edit::value("DEBUG");
+    std::fs::write(lab.inventory(), doc.to_string()).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100)); // a changed file gets a new mtime
+    std::fs::write(partial, rollout_steps("all", "all", "server2")).unwrap();
+    lab.consulctl(&["run", partial, "-i", inv]).success();
+    assert_eq!(mtime("server1"), before1, "server1's config was rewritten");
+    assert_eq!(
+        lab.exec("server1", &["cat", "/etc/consul.d/consul.hcl"])
+            .success()
+            .stdout,
+        hcl1
+    );
+    assert!(!hcl1.contains("DEBUG"), "{hcl1}");
+    lab.exec("server2", &["test", "-x", "/usr/local/bin/consul"])
+        .success();
+    let hcl2 = lab
+        .exec("server2", &["cat", "/etc/consul.d/consul.hcl"])
+        .success()
+        .stdout;
+    assert!(hcl2.contains("\"DEBUG\""), "{hcl2}");
+
+    // `hosts` where it cannot apply is refused before any host is touched: exit 2, naming the
+    // playbook file with the line, the step and the key.
+    let refused = lab.inventory().with_extension("refused.toml");
+    let refused = refused.to_str().unwrap();
+    std::fs::write(
+        refused,
+        rollout_steps("all", "all", "all").replace(
+            "[[steps]]\ntitle = \"Disconnect\"",
+            "[[steps]]\ntitle = \"Touch\"\ntask = \"command\"\ncommand = [\"touch\", \"/tmp/refused-ran\"]\n\
+             [[steps]]\ntitle = \"Check\"\ntask = \"verify\"\nhosts = \"server1\"\n\
+             [[steps]]\ntitle = \"Disconnect\"",
+        ),
+    )
+    .unwrap();
+    let out = lab.consulctl(&["run", refused, "-i", inv]).code(2);
+    assert!(
+        out.stderr.contains(&format!(
+            "{refused}:27:1: steps[6] (\"Check\"): hosts = \"server1\""
+        )),
+        "{out}"
+    );
+    assert!(out.stderr.contains("task = \"verify\""), "{out}");
+    for h in ["server1", "server2"] {
+        lab.exec(h, &["test", "!", "-e", "/tmp/refused-ran"])
+            .success();
+    }
 }

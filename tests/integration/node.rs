@@ -93,25 +93,67 @@ fn remove_two_of_five_servers_keeps_three_voters_and_all_data() {
         .init(LabInit::Mixed)
         .up();
     let inv = lab.inventory_str();
-    lab.consulctl(&["apply", "-i", inv]).success();
     assert_eq!(lab.host("server4").init, "supervisord");
     assert_eq!(lab.host("server5").init, "systemd");
-
+    // Three servers first, with the data; then server4 and server5 join, and are removed right
+    // after they joined: Consul refuses snapshots until the raft configuration entries of the
+    // joins are applied ("cannot take snapshot now"), which `node remove` waits out.
+    let full = std::fs::read_to_string(lab.inventory()).unwrap();
+    lab.keep_hosts(&["server1", "server2", "server3", "client1"]);
+    lab.consulctl(&["apply", "-i", inv]).success();
     sh(
         &lab,
         "server1",
         "for i in $(seq 1 100); do consul kv put rm-test/key$i value$i >/dev/null || exit 1; done",
     );
+    std::fs::write(lab.inventory(), &full).unwrap();
+    lab.consulctl(&["apply", "-i", inv])
+        .success()
+        .contains("5 voters");
     let node_ids: Vec<String> = ["server4", "server5"]
         .iter()
         .map(|h| sh(&lab, h, "cat /opt/consul/node-id"))
         .collect();
+    // Whether Consul refuses depends on timing; to go through the retry for sure, every
+    // server's `consul snapshot save` also refuses the first time with Consul's message (a
+    // wrapper in front of the real binary; everything else goes straight through).
+    let wrapper = "#!/bin/sh\n\
+        if [ \"$1\" = snapshot ] && [ ! -e /tmp/snapshot-refused ]; then\n\
+          : > /tmp/snapshot-refused\n\
+          echo 'Error saving snapshot: Unexpected response code: 500 (cannot take snapshot now, wait until the configuration entry at 104 has been applied)' >&2\n\
+          exit 1\n\
+        fi\n\
+        exec /usr/local/bin/consul.real \"$@\"\n";
+    for h in ["server1", "server2", "server3", "server4", "server5"] {
+        lab.exec_stdin(
+            h,
+            &[
+                "sh",
+                "-c",
+                "cp -p /usr/local/bin/consul /usr/local/bin/consul.real && cat > /tmp/consul-wrapper \
+                 && chmod 755 /tmp/consul-wrapper && mv /tmp/consul-wrapper /usr/local/bin/consul",
+            ],
+            wrapper,
+        )
+        .success();
+    }
 
+    let removing = Instant::now();
     let out = lab
         .consulctl(&[
             "node", "remove", "server4", "server5", "-i", inv, "--output", "json",
         ])
         .success();
+    eprintln!(
+        "MEASURED remove_right_after_join: {:.1}s, snapshot retries: {}",
+        removing.elapsed().as_secs_f64(),
+        out.stderr.matches("Consul cannot take one yet").count()
+    );
+    assert!(
+        out.stderr.contains("Consul cannot take one yet")
+            && out.stderr.contains("cannot take snapshot now"),
+        "the refused snapshot was not retried:\n{out}"
+    );
     let report = json(&out);
     let hosts = report["hosts"].as_array().unwrap();
     assert_eq!(hosts.len(), 2, "{report:#}");

@@ -240,6 +240,43 @@ timeout = "2s"
     let again = json(&lab.consulctl(&["apply", "-i", inv, "-o", "json"]).success());
     assert_eq!(again["totals"]["changed"], 0, "{again:#}");
     assert_eq!(pids(&lab), before);
+
+    // A service declared in the inventory but not (yet) applied: Consul's catalog does not
+    // have it, and `services` says so and exits 1.
+    append(
+        &lab,
+        "\n[[services]]\nname = \"billing\"\non = \"client2\"\nport = 9090\n",
+    );
+    let catalog = api(&lab, "server1", "/v1/catalog/services");
+    assert!(catalog.get("billing").is_none(), "{catalog:#}");
+    let out = lab
+        .consulctl(&["services", "-i", inv, "-o", "json"])
+        .code(1);
+    let report = json(&out);
+    assert_eq!(report["ok"], false, "{report:#}");
+    let by_name = |n: &str| {
+        report["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == n)
+            .unwrap_or_else(|| panic!("{n}: {report:#}"))
+            .clone()
+    };
+    assert_eq!(
+        by_name("billing")["missing"],
+        serde_json::json!(["client2"])
+    );
+    assert_eq!(by_name("billing")["instances"], serde_json::json!([]));
+    assert_eq!(by_name("ntp")["missing"], serde_json::json!([]));
+    assert!(out.stderr.contains("billing on client2"), "{out}");
+    let text = lab.consulctl(&["services", "-i", inv]).code(1);
+    assert!(
+        text.stdout
+            .lines()
+            .any(|l| l.contains("client2") && l.contains("MISSING")),
+        "{text}"
+    );
 }
 
 /// Issue 5, acceptance 4: resolv.conf holds what the inventory says, the previous one is kept,
@@ -288,11 +325,146 @@ options = ["timeout:1", "attempts:1", "single-request-reopen", "rotate"]
             }
         }
     });
+    // client1 as a RHEL-style host under NetworkManager: a running NetworkManager unit (a
+    // stand-in process: the lab image has no NetworkManager) and network scripts, one with
+    // PEERDNS=yes, one without the key, one already PEERDNS=no.
+    let nm_unit = "[Unit]\nDescription=NetworkManager stand-in\n[Service]\nExecStart=/bin/sleep infinity\n[Install]\nWantedBy=multi-user.target\n";
+    lab.exec_stdin(
+        "client1",
+        &[
+            "sh",
+            "-c",
+            "cat > /etc/systemd/system/NetworkManager.service",
+        ],
+        nm_unit,
+    )
+    .success();
+    lab.exec(
+        "client1",
+        &[
+            "sh",
+            "-c",
+            "systemctl daemon-reload && systemctl enable --now NetworkManager \
+             && mkdir -p /etc/NetworkManager/conf.d /etc/sysconfig/network-scripts \
+             && printf '[main]\\nplugins=ifcfg-rh\\n' > /etc/NetworkManager/NetworkManager.conf \
+             && printf 'DEVICE=eth0\\nBOOTPROTO=dhcp\\nPEERDNS=yes\\nONBOOT=yes\\n' > /etc/sysconfig/network-scripts/ifcfg-eth0 \
+             && printf 'DEVICE=eth1\\nBOOTPROTO=dhcp\\n' > /etc/sysconfig/network-scripts/ifcfg-eth1 \
+             && printf 'DEVICE=eth2\\nPEERDNS=no\\n' > /etc/sysconfig/network-scripts/ifcfg-eth2 \
+             && printf 'DEVICE=lo\\n' > /etc/sysconfig/network-scripts/ifcfg-lo",
+        ],
+    )
+    .success();
+    let nm_pid = |lab: &Lab| {
+        lab.exec(
+            "client1",
+            &[
+                "systemctl",
+                "show",
+                "-p",
+                "MainPID",
+                "--value",
+                "NetworkManager",
+            ],
+        )
+        .success()
+        .out()
+        .to_string()
+    };
+    let nm_before = nm_pid(&lab);
+    let ifcfg_before: Vec<String> = ["eth0", "eth1", "eth2", "lo"]
+        .iter()
+        .map(|i| {
+            lab.exec(
+                "client1",
+                &["cat", &format!("/etc/sysconfig/network-scripts/ifcfg-{i}")],
+            )
+            .success()
+            .stdout
+        })
+        .collect();
+
     let out = lab.consulctl(&["apply", "-i", inv]).success();
     assert!(
         out.stderr.contains("nameservers") && out.stderr.contains("3"),
         "no warning about more than 3 nameservers:\n{out}"
     );
+
+    // NetworkManager told to keep out of resolv.conf, and restarted to read it; its own
+    // config file untouched.
+    let dropin = lab
+        .exec(
+            "client1",
+            &["cat", "/etc/NetworkManager/conf.d/consulctl-dns.conf"],
+        )
+        .success()
+        .stdout;
+    assert!(dropin.contains("[main]\ndns=none\n"), "{dropin}");
+    assert_eq!(
+        lab.exec(
+            "client1",
+            &["cat", "/etc/NetworkManager/NetworkManager.conf"]
+        )
+        .success()
+        .stdout,
+        "[main]\nplugins=ifcfg-rh\n"
+    );
+    let nm_after = nm_pid(&lab);
+    assert!(
+        nm_after != "0" && nm_after != nm_before,
+        "NetworkManager not restarted: {nm_before} -> {nm_after}"
+    );
+    // PEERDNS=no in each network script that lacked it, the originals kept as backups.
+    let script = |i: &str| {
+        lab.exec(
+            "client1",
+            &["cat", &format!("/etc/sysconfig/network-scripts/ifcfg-{i}")],
+        )
+        .success()
+        .stdout
+    };
+    assert_eq!(
+        script("eth0"),
+        "DEVICE=eth0\nBOOTPROTO=dhcp\nPEERDNS=no\nONBOOT=yes\n"
+    );
+    assert_eq!(script("eth1"), "DEVICE=eth1\nBOOTPROTO=dhcp\nPEERDNS=no\n");
+    assert_eq!(script("eth2"), ifcfg_before[2], "already PEERDNS=no");
+    assert_eq!(script("lo"), ifcfg_before[3], "loopback is left alone");
+    for (i, before) in [("eth0", &ifcfg_before[0]), ("eth1", &ifcfg_before[1])] {
+        let backup = lab
+            .exec(
+                "client1",
+                &[
+                    "sh",
+                    "-c",
+                    &format!(
+                        "cat /var/backups/consulctl/*/etc/sysconfig/network-scripts/ifcfg-{i}"
+                    ),
+                ],
+            )
+            .success()
+            .stdout;
+        assert_eq!(&backup, before, "backup of ifcfg-{i}");
+    }
+    lab.exec(
+        "client1",
+        &[
+            "sh",
+            "-c",
+            "! ls /var/backups/consulctl/*/etc/sysconfig/network-scripts/ifcfg-eth2 2>/dev/null",
+        ],
+    )
+    .success();
+    // client2 (systemd-resolved) gets no NetworkManager drop-in: resolved owns resolv.conf.
+    lab.exec(
+        "client2",
+        &[
+            "test",
+            "!",
+            "-e",
+            "/etc/NetworkManager/conf.d/consulctl-dns.conf",
+        ],
+    )
+    .success();
 
     let resolv = lab
         .exec("client1", &["cat", "/etc/resolv.conf"])

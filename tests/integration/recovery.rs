@@ -365,4 +365,63 @@ fn lost_quorum_recovered_from_the_survivor_then_replacements_join() {
     let health = api(&lab, "server1", "/v1/operator/autopilot/health");
     assert_eq!(health["Healthy"], true, "{health:#}");
     assert_eq!(kv_keys(&lab, "server5"), 100);
+
+    // `recover NODE` of a server that works: it comes back as a healthy voter under a new node
+    // ID, its old data dir moved aside, every key still readable (through it too).
+    let node_id = |h: &str| {
+        lab.exec(h, &["cat", &format!("{DATA_DIR}/node-id")])
+            .success()
+            .out()
+            .to_string()
+    };
+    let old_id = node_id("server4");
+    let started = Instant::now();
+    lab.consulctl(&["recover", "server4", "-i", inv])
+        .success()
+        .contains("moved the data dir");
+    eprintln!(
+        "MEASURED recover_server={:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    let new_id = node_id("server4");
+    assert_ne!(new_id, old_id, "server4 kept its node ID");
+    let (status, member_id) = member(&lab, "server1", "server4").expect("server4 member");
+    assert_eq!((status, member_id.as_str()), (1, new_id.as_str()));
+    assert_eq!(
+        voters(&lab, "server1"),
+        vec!["server1".to_string(), "server4".into(), "server5".into()]
+    );
+    let raft = api(&lab, "server5", "/v1/operator/raft/configuration");
+    let ids: Vec<&str> = raft["Servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["ID"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&new_id.as_str()), "{raft:#}");
+    assert!(
+        !ids.contains(&old_id.as_str()),
+        "the old raft entry stayed: {raft:#}"
+    );
+    assert!(
+        wait_until(30, || api(&lab, "server1", "/v1/operator/autopilot/health")
+            ["Healthy"]
+            == true),
+        "autopilot not healthy after recover"
+    );
+    let stale = stale_dirs(&lab, "server4", ".stale-");
+    assert_eq!(stale.len(), 1, "{stale:?}");
+    assert_eq!(
+        lab.exec("server4", &["cat", &format!("{}/node-id", stale[0])])
+            .success()
+            .out(),
+        old_id,
+        "the moved-aside data dir is the old one"
+    );
+    assert!(
+        wait_until(30, || kv_keys(&lab, "server4") == 100),
+        "keys through server4: {}",
+        kv_keys(&lab, "server4")
+    );
+    assert_eq!(kv_keys(&lab, "client1"), 100);
 }
