@@ -408,6 +408,52 @@ mod tests {
     }
 
     #[test]
+    fn rotate_json_shape() {
+        let recap = Recap::new(Vec::new(), None, Duration::from_millis(5), "/l".into());
+        let out = RotateOutput {
+            old_key_fingerprint: Some("aaaaaaaaaaaa".into()),
+            new_key_fingerprint: Some("bbbbbbbbbbbb".into()),
+            resumed: false,
+            through: Some("server1".into()),
+            steps: vec!["installed the new key on every member".into()],
+            rotated: true,
+            secrets_file: "/inv.secrets.toml".into(),
+            apply: Some(recap),
+            error: None,
+            duration_ms: 7,
+            debug_log: "/l".into(),
+        };
+        let v = serde_json::to_value(&out).unwrap();
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "old_key_fingerprint",
+                "new_key_fingerprint",
+                "resumed",
+                "through",
+                "steps",
+                "rotated",
+                "secrets_file",
+                "apply",
+                "duration_ms",
+                "debug_log"
+            ]
+        );
+        assert_eq!(v["apply"]["totals"]["hosts"], 0);
+        assert_eq!(v["steps"][0], "installed the new key on every member");
+        let failed = RotateOutput {
+            error: Some("x".into()),
+            ..Default::default()
+        };
+        let v = serde_json::to_value(&failed).unwrap();
+        assert_eq!(
+            (v["error"].as_str(), v["apply"].is_null()),
+            (Some("x"), true)
+        );
+    }
+
+    #[test]
     fn fingerprints_do_not_show_the_key() {
         let f = fingerprint("pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s=");
         assert_eq!(f.len(), 12);

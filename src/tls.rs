@@ -485,6 +485,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn renew_json_shape() {
+        let out = RenewOutput {
+            within_days: 30,
+            renewed: vec![RenewedCert {
+                host: "server1".into(),
+                expired: Some("2027-01-01".into()),
+            }],
+            retired_dir: Some("/s/tls/retired/T".into()),
+            apply: None,
+            error: None,
+        };
+        assert_eq!(
+            serde_json::to_value(&out).unwrap(),
+            serde_json::json!({
+                "within_days": 30,
+                "renewed": [{"host": "server1", "expired": "2027-01-01"}],
+                "retired_dir": "/s/tls/retired/T",
+                "apply": null
+            })
+        );
+    }
+
+    #[test]
     fn renew_retires_only_certificates_inside_the_window() {
         let tmp = tempfile::tempdir().unwrap();
         let d = tmp.path().join("tls");

@@ -426,19 +426,33 @@ fn encrypt_tls_and_acl_auto_cluster_is_locked_down_and_keeps_secrets() {
     }
     std::thread::sleep(std::time::Duration::from_secs(1)); // a new not_before second
     let renew = lab
-        .consulctl(&["tls", "renew", "-i", inv, "--within", "400"])
+        .consulctl(&["tls", "renew", "-i", inv, "--within", "400", "-o", "json"])
         .success();
     assert!(
-        renew.stdout.contains("renewing the certificate of server1"),
+        renew.stderr.contains("renewing the certificate of server1"),
         "{renew}"
     );
+    let j: Value = serde_json::from_str(&renew.stdout).unwrap_or_else(|e| panic!("{e}: {renew}"));
+    let renewed: Vec<&str> = j["renewed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["host"].as_str().unwrap())
+        .collect();
+    assert_eq!(renewed, servers, "{j:#}");
+    assert!(
+        Path::new(j["retired_dir"].as_str().unwrap()).is_dir(),
+        "{j:#}"
+    );
+    assert_eq!(j["apply"]["totals"]["failed"], 0, "{j:#}");
+    assert_eq!(j["apply"]["verify"]["healthy"], true, "{j:#}");
     assert_eq!(pids(&servers), pids_before, "tls renew restarted an agent");
     assert_ne!(
         served_cert_start(&lab, "server1"),
         start_before,
         "server1 still serves the old certificate"
     );
-    outputs.push(("tls renew", renew));
+    outputs.push(("tls renew -o json", renew));
     for e in std::fs::read_dir(&tls_dir).unwrap() {
         let p = e.unwrap().path();
         if p.to_string_lossy().ends_with("-key.pem") {
