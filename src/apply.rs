@@ -92,7 +92,8 @@ impl HostRun {
     fn fail(&mut self, phase: &str, err: &anyhow::Error) {
         if self.failed.is_none() {
             tracing::debug!(host = %self.host.name, phase, error = %format!("{err:#}"), "host failed");
-            self.failed = Some((phase.to_string(), format!("{err:#}")));
+            let err = crate::redact::redact(&format!("{err:#}"), &[]);
+            self.failed = Some((phase.to_string(), err));
         }
     }
 }
@@ -1116,10 +1117,14 @@ pub async fn run_playbook(
     recap.restarts = restarts.steps;
     tracing::info!(recap = %serde_json::to_string(&recap).unwrap_or_default(), "done");
     match output {
-        Output::Text => print!("{}", recap.to_text()),
+        _ if crate::recap::captured(&recap) => {}
+        Output::Text => print!("{}", crate::redact::redact(&recap.to_text(), &[])),
         Output::Json => println!(
             "{}",
-            serde_json::to_string_pretty(&recap).unwrap_or_default()
+            crate::redact::values(
+                &serde_json::to_string_pretty(&recap).unwrap_or_default(),
+                &[]
+            )
         ),
     }
     if recap.failed() {
@@ -1218,16 +1223,13 @@ pub async fn plan(args: &PlanArgs, debug_log: Option<&Path>) -> Result<(), Error
         progress.finish(&r.host.name, "planned");
     }
     progress.clear();
-    let secrets: Vec<String> = p
-        .cluster
-        .encrypt
-        .iter()
-        .map(|s| s.expose().to_string())
-        .collect();
-    print!(
-        "{}",
-        plan_text(&runs, &current, &secrets, started.elapsed())
-    );
+    let secrets = crate::plan_output::cluster_secrets(&p.cluster);
+    let report =
+        crate::plan_output::report(&runs, &current, &secrets, started.elapsed(), &p.debug_log);
+    match args.output {
+        Output::Text => print!("{}", report.to_text()),
+        Output::Json => println!("{}", report.to_json()),
+    }
     disconnect(&mut runs, None).await;
     let failed = runs.iter().filter(|r| r.failed.is_some()).count();
     if failed > 0 {
@@ -1240,80 +1242,10 @@ pub async fn plan(args: &PlanArgs, debug_log: Option<&Path>) -> Result<(), Error
     Ok(())
 }
 
-/// The text `plan` prints: per host its actions and a unified diff per file, then a summary.
-fn plan_text(
-    runs: &[HostRun],
-    current: &BTreeMap<String, Result<BTreeMap<String, String>>>,
-    secrets: &[String],
-    elapsed: Duration,
-) -> String {
-    let mut out = String::new();
-    let mut to_change = 0;
-    for r in runs {
-        if let Some((phase, err)) = &r.failed {
-            out.push_str(&format!("{}: FAILED in {phase}: {err}\n\n", r.host.name));
-            continue;
-        }
-        if r.plan.is_empty() {
-            out.push_str(&format!("{}: no changes\n", r.host.name));
-            for n in &r.plan.notes {
-                out.push_str(&format!("  note: {n}\n"));
-            }
-            out.push('\n');
-            continue;
-        }
-        to_change += 1;
-        out.push_str(&format!("{}: {} actions\n", r.host.name, r.plan.len()));
-        for a in &r.plan.actions {
-            out.push_str(&format!("  - {a}\n"));
-        }
-        for n in &r.plan.notes {
-            out.push_str(&format!("  note: {n}\n"));
-        }
-        let empty = BTreeMap::new();
-        let files = match current.get(&r.host.name) {
-            Some(Ok(m)) => m,
-            Some(Err(e)) => {
-                out.push_str(&format!("  (cannot read the current files: {e:#})\n"));
-                &empty
-            }
-            None => &empty,
-        };
-        for f in r.plan.file_writes() {
-            let path = f.path.display().to_string();
-            if f.kind == crate::desired::FileKind::TlsFile {
-                // Certificates are noise in a diff, private keys must never be shown.
-                out.push_str(&format!("  {path}: TLS file changed (content not shown)\n"));
-                continue;
-            }
-            let old = files.get(&path).map(String::as_str).unwrap_or("");
-            out.push_str(&unified_diff(
-                &path,
-                &redact(old, secrets),
-                &redact(&f.content, secrets),
-            ));
-        }
-        out.push('\n');
-    }
-    let failed = runs.iter().filter(|r| r.failed.is_some()).count();
-    out.push_str(&format!(
-        "{} hosts: {} to change, {} unchanged, {} failed ({:.1}s)\n",
-        runs.len(),
-        to_change,
-        runs.len() - to_change - failed,
-        failed,
-        elapsed.as_secs_f64()
-    ));
-    out
-}
-
-/// Replace every secret value with `<redacted>`.
+/// Hide every secret in `text`: the values of secret-bearing keys whatever they are, every
+/// secret consulctl holds, and `secrets` ([`crate::redact::redact`]).
 pub fn redact(text: &str, secrets: &[String]) -> String {
-    let mut t = text.to_string();
-    for s in secrets.iter().filter(|s| !s.is_empty()) {
-        t = t.replace(s.as_str(), "<redacted>");
-    }
-    t
+    crate::redact::redact(text, secrets)
 }
 
 /// A unified diff of one file, `--- PATH` / `+++ PATH` headers, 3 lines of context.

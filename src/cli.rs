@@ -144,6 +144,9 @@ pub struct RunArgs {
 pub struct PlanArgs {
     #[command(flatten)]
     pub inv: InventoryArgs,
+
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
 }
 
 #[derive(Debug, Args)]
@@ -303,6 +306,9 @@ pub struct KeysRotateArgs {
     /// How long to wait for each keyring step to reach every member, in seconds.
     #[arg(long, default_value_t = 60, value_name = "SECS")]
     pub timeout: u64,
+
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
 }
 
 #[derive(Debug, Subcommand)]
@@ -326,6 +332,9 @@ pub struct TlsRenewArgs {
     /// Add unknown SSH host keys to the known_hosts file instead of refusing them.
     #[arg(long)]
     pub accept_new_host_keys: bool,
+
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
 }
 
 #[derive(Debug, Subcommand)]

@@ -497,6 +497,9 @@ struct Ctx<'a> {
     warnings: Vec<String>,
     /// Keys removed after serde rejected them: no "missing" follow-up errors for these.
     removed: Vec<KeyPath>,
+    /// Byte offset of the start of every line: diagnostics find their line by binary search
+    /// (a scan from the top per diagnostic made many errors quadratic).
+    line_starts: Vec<usize>,
 }
 
 impl<'a> Ctx<'a> {
@@ -517,7 +520,13 @@ impl<'a> Ctx<'a> {
             diags: Vec::new(),
             warnings: Vec::new(),
             removed: Vec::new(),
+            line_starts: line_starts(text),
         }
+    }
+
+    /// 1-based line and column (in characters) of a byte offset, as [`line_col`].
+    fn line_col(&self, offset: usize) -> (usize, usize) {
+        line_col_indexed(self.text, &self.line_starts, offset)
     }
 
     // ---- locating and reporting ---------------------------------------------------------
@@ -565,7 +574,7 @@ impl<'a> Ctx<'a> {
     fn push(&mut self, key: String, span: Option<Range<usize>>, message: String) {
         let (line, column) = match span {
             Some(s) => {
-                let (l, c) = line_col(self.text, s.start);
+                let (l, c) = self.line_col(s.start);
                 (Some(l), Some(c))
             }
             None => (None, None),
@@ -603,7 +612,7 @@ impl<'a> Ctx<'a> {
     /// Line of `key` for "already used at line N" notes.
     fn line_of(&self, key: &KeyPath) -> String {
         match self.span_of(key) {
-            Some(s) => format!("line {}", line_col(self.text, s.start).0),
+            Some(s) => format!("line {}", self.line_col(s.start).0),
             None => "an earlier line".into(),
         }
     }
@@ -910,9 +919,41 @@ impl<'a> Ctx<'a> {
         out
     }
 
+    /// `${` / `%{` in a config string: HCL2 reads them as template interpolation and HCL1
+    /// does not, so consulctl cannot write them to mean the same to every Consul version.
+    fn interpolation(&mut self, key: &KeyPath, s: &str, what: &str) -> bool {
+        if !(s.contains("${") || s.contains("%{")) {
+            return false;
+        }
+        // A value under a secret-bearing key is not quoted back.
+        let secret = key.0.iter().any(|seg| match seg {
+            Seg::Key(k) => crate::redact::is_secret_key(k),
+            Seg::Index(_) => false,
+        });
+        let shown = if secret {
+            String::new()
+        } else {
+            format!("= {}: ", json_quote(s))
+        };
+        self.diag(
+            key,
+            format!(
+                "{shown}{what} holds \"${{\" or \"%{{\" (HCL template interpolation, which \
+                 Consul's config parsers read differently); agent settings must be literal \
+                 values without \"${{\" and \"%{{\""
+            ),
+        );
+        true
+    }
+
     fn json_value(&mut self, key: &KeyPath, v: &toml::Value) -> Option<Json> {
         Some(match v {
-            toml::Value::String(s) => Json::String(s.clone()),
+            toml::Value::String(s) => {
+                if self.interpolation(key, s, "the value") {
+                    return None;
+                }
+                Json::String(s.clone())
+            }
             toml::Value::Integer(n) => Json::from(*n),
             toml::Value::Float(f) => match serde_json::Number::from_f64(*f) {
                 Some(n) => Json::Number(n),
@@ -933,6 +974,9 @@ impl<'a> Ctx<'a> {
             toml::Value::Table(t) => {
                 let mut out = Map::new();
                 for (k, item) in t {
+                    if self.interpolation(&key.k(k), k, "the key") {
+                        return None;
+                    }
                     out.insert(k.clone(), self.json_value(&key.k(k), item)?);
                 }
                 Json::Object(out)
@@ -3135,6 +3179,25 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
+/// Byte offsets where the lines of `text` start.
+fn line_starts(text: &str) -> Vec<usize> {
+    std::iter::once(0)
+        .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+        .collect()
+}
+
+/// [`line_col`] with the line starts of `text` known: O(log lines + line length).
+fn line_col_indexed(text: &str, starts: &[usize], offset: usize) -> (usize, usize) {
+    let mut end = offset.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    // The last line start at or before `end`.
+    let line = starts.partition_point(|&s| s <= end).max(1);
+    let column = text[starts[line - 1]..end].chars().count() + 1;
+    (line, column)
+}
+
 const REPR_MAX: usize = 60;
 
 fn shorten(s: String) -> String {
@@ -4190,6 +4253,80 @@ x = 1
     }
 
     // ---- uniqueness and cluster shape -----------------------------------------------------
+
+    #[test]
+    fn interpolation_in_config_is_an_input_error() {
+        // Line 12 on: a value, a nested value, a key, a host's config, a secret (not quoted).
+        let text = doc(
+            "[config]\nnode_meta = { rack = \"${env.RACK}\" }\nui_dir = \"/srv/%{ if x }ui\"\n\
+             [config.limits]\n\"${k}\" = 1\n\
+             [servers.config]\nacl = { tokens = { agent = \"${TOKEN_VALUE}\" } }\n",
+        );
+        let diags = errs(&text);
+        assert_eq!(diags.len(), 4, "{}", render(&inv_path(), &diags));
+        let d = check(
+            &diags,
+            "config.node_meta.rack",
+            13,
+            "config.node_meta.rack = \"${env.RACK}\": the value holds \"${\" or \"%{\"",
+        );
+        assert_eq!(d.column, Some(22));
+        check(
+            &diags,
+            "config.ui_dir",
+            14,
+            "the value holds \"${\" or \"%{\"",
+        );
+        check(&diags, "config.limits.\"${k}\"", 16, "the key holds");
+        let secret = check(
+            &diags,
+            "servers.config.acl.tokens.agent",
+            18,
+            "the value holds",
+        );
+        assert!(
+            !secret.to_string().contains("TOKEN_VALUE"),
+            "a token's value is not quoted back: {secret}"
+        );
+        // What is allowed is said, and the file is named.
+        assert!(d.to_string().contains("literal values"), "{d}");
+        assert!(d.to_string().contains("test.toml:13:22"), "{d}");
+        // A lone `$` or `%` is fine.
+        ok(&doc("[config]\nnode_meta = { cost = \"$5 or 5%\" }\n"));
+    }
+
+    /// Many errors are reported in linear time: 20k hosts that all repeat the first one's
+    /// name and address (one error per name and per address, each with its line). This took
+    /// ~49 s when every diagnostic counted lines from the top of the file.
+    #[test]
+    fn twenty_thousand_duplicate_hosts_report_every_duplicate() {
+        let n = 20_000;
+        let mut text = String::from(HEAD);
+        for _ in 0..n {
+            text.push_str("[[hosts]]\nname = \"s1\"\naddress = \"10.0.0.1\"\nrole = \"server\"\n");
+        }
+        let diags = errs(&text);
+        let names = diags
+            .iter()
+            .filter(|d| d.message.contains("duplicate host name"))
+            .count();
+        let addresses = diags
+            .iter()
+            .filter(|d| d.message.contains("duplicate host address"))
+            .count();
+        assert_eq!((names, addresses), (n - 1, n - 1));
+        // Each is located: the last host's name is on the file's last host's line.
+        let last = diags
+            .iter()
+            .find(|d| d.key == format!("hosts[{}].name", n - 1))
+            .unwrap();
+        assert_eq!(last.line, Some(7 + 4 * (n - 1) + 1), "{last}");
+        assert!(
+            last.to_string()
+                .contains("already used by hosts[0] (line 8)"),
+            "{last}"
+        );
+    }
 
     #[test]
     fn duplicate_host_name_is_rejected() {

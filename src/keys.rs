@@ -14,12 +14,13 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::apply;
 use crate::cli::{ApplyArgs, InventoryArgs, KeysRotateArgs, Output};
 use crate::error::Error;
 use crate::model::{Role, Secret};
+use crate::recap::Recap;
 use crate::secrets::{self, Secrets, GOSSIP_KEY, GOSSIP_KEY_NEXT};
 use crate::ssh::Connection;
 use crate::verify;
@@ -115,6 +116,51 @@ impl Agent<'_> {
     }
 }
 
+/// What `keys rotate --output json` prints: the fingerprints of the old and the new key (never
+/// the keys), the keyring steps done in order, whether the rotation completed, and the recap of
+/// the rollout that writes the new key into the agent configs (`apply`: hosts, totals, verify).
+#[derive(Debug, Default, Serialize)]
+pub struct RotateOutput {
+    pub old_key_fingerprint: Option<String>,
+    pub new_key_fingerprint: Option<String>,
+    /// An interrupted rotation was resumed with its saved next key.
+    pub resumed: bool,
+    /// The server whose agent ran the keyring operations.
+    pub through: Option<String>,
+    /// Keyring steps done, in order.
+    pub steps: Vec<String>,
+    /// The keyring holds only the new key and the secrets file has it.
+    pub rotated: bool,
+    pub secrets_file: String,
+    /// The rollout of the new key into the agent configs.
+    pub apply: Option<Recap>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub duration_ms: u64,
+    pub debug_log: String,
+}
+
+/// Progress lines: printed (text), or kept for the JSON object and shown on stderr (json).
+struct Say {
+    json: bool,
+    out: RotateOutput,
+}
+
+impl Say {
+    fn line(&self, line: &str) {
+        if self.json {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    }
+
+    fn step(&mut self, line: &str) {
+        self.line(&format!("  {line}"));
+        self.out.steps.push(line.to_string());
+    }
+}
+
 /// `consulctl keys rotate`.
 pub async fn rotate(args: &KeysRotateArgs, debug_log: Option<&Path>) -> Result<(), Error> {
     let started = Instant::now();
@@ -140,6 +186,24 @@ pub async fn rotate(args: &KeysRotateArgs, debug_log: Option<&Path>) -> Result<(
         .expect("load resolved the auto key");
     let mut store = Secrets::load(&args.inventory).map_err(Error::Input)?;
     let lock = crate::lock::RunLock::acquire(&p.cluster.state_dir(), "keys rotate")?;
+    let json = args.output == Output::Json;
+    let mut say = Say {
+        json,
+        out: RotateOutput {
+            secrets_file: store.path().display().to_string(),
+            debug_log: p.debug_log.display().to_string(),
+            ..Default::default()
+        },
+    };
+    let print_json = |out: &mut RotateOutput| {
+        out.duration_ms = started.elapsed().as_millis() as u64;
+        if json {
+            println!(
+                "{}",
+                crate::redact::values(&serde_json::to_string_pretty(out).unwrap_or_default(), &[])
+            );
+        }
+    };
 
     let (mut runs, _progress) = apply::connect_and_gather(&p).await;
     let binds = apply::bind_addrs(&p.cluster, &runs);
@@ -159,32 +223,52 @@ pub async fn rotate(args: &KeysRotateArgs, debug_log: Option<&Path>) -> Result<(
             })
         })
         .collect();
-    let result = rotate_keys(args, &p.cluster, &binds, &agents, &old, &mut store).await;
+    let result = rotate_keys(
+        args, &p.cluster, &binds, &agents, &old, &mut store, &mut say,
+    )
+    .await;
     drop(agents);
     apply::disconnect(&mut runs, None).await;
     if let Err(e) = result {
-        return Err(Error::Runtime(e.context(format!(
+        let e = e.context(format!(
             "keys rotate failed (debug log: {}); the new key is kept in {} as {GOSSIP_KEY_NEXT}: \
              run keys rotate again to finish",
             p.debug_log.display(),
             store.path().display()
-        ))));
+        ));
+        say.out.error = Some(crate::redact::redact(&format!("{e:#}"), &[]));
+        print_json(&mut say.out);
+        return Err(Error::Runtime(e));
     }
+    say.out.rotated = true;
     // The configs get the new key: a key change on agents with a keyring is no restart.
     drop(lock);
-    println!("==> write the new key into the agent configs (no restart)");
+    say.line("==> write the new key into the agent configs (no restart)");
     let apply_args = ApplyArgs {
         inv,
         output: Output::Text,
         verify_timeout: 90,
     };
-    apply::run(&apply_args, debug_log).await?;
-    println!(
-        "keys rotate: done in {:.1}s; the cluster uses only the new key (fingerprint {}), kept in {}",
-        started.elapsed().as_secs_f64(),
-        fingerprint(store.get(GOSSIP_KEY).expect("saved").expose()),
-        store.path().display()
-    );
+    let applied = if json {
+        let (result, recap) = crate::recap::capture(apply::run(&apply_args, debug_log)).await;
+        say.out.apply = recap;
+        result
+    } else {
+        apply::run(&apply_args, debug_log).await
+    };
+    if let Err(e) = &applied {
+        say.out.error = Some(crate::redact::redact(&e.to_string(), &[]));
+    }
+    print_json(&mut say.out);
+    applied?;
+    if !json {
+        println!(
+            "keys rotate: done in {:.1}s; the cluster uses only the new key (fingerprint {}), kept in {}",
+            started.elapsed().as_secs_f64(),
+            fingerprint(store.get(GOSSIP_KEY).expect("saved").expose()),
+            store.path().display()
+        );
+    }
     Ok(())
 }
 
@@ -195,7 +279,9 @@ async fn rotate_keys(
     agents: &[Agent<'_>],
     old: &Secret,
     store: &mut Secrets,
+    say: &mut Say,
 ) -> Result<()> {
+    say.out.old_key_fingerprint = Some(fingerprint(old.expose()));
     let agent = agents
         .first()
         .context("no server is reachable over SSH with its agent running")?;
@@ -217,10 +303,11 @@ async fn rotate_keys(
 
     let new = match store.get(GOSSIP_KEY_NEXT) {
         Some(k) if k != *old => {
-            println!(
+            say.line(&format!(
                 "resuming an interrupted rotation (key {})",
                 fingerprint(k.expose())
-            );
+            ));
+            say.out.resumed = true;
             k
         }
         _ => {
@@ -230,12 +317,14 @@ async fn rotate_keys(
             k
         }
     };
-    println!(
+    say.out.new_key_fingerprint = Some(fingerprint(new.expose()));
+    say.out.through = Some(agent.name.clone());
+    say.line(&format!(
         "rotating the gossip key {} -> {} through {}",
         fingerprint(old.expose()),
         fingerprint(new.expose()),
         agent.name
-    );
+    ));
 
     let wait = |want: fn(&[Pool], &str) -> bool, key: Secret, what: &'static str| async move {
         let deadline = Instant::now() + timeout;
@@ -268,16 +357,16 @@ async fn rotate_keys(
     agent.change("POST", &new, "installing the new key").await?;
     wait(everywhere, new.clone(), "not every member has the new key").await?;
     alive().await?;
-    println!("  installed the new key on every member");
+    say.step("installed the new key on every member");
     agent
         .change("PUT", &new, "switching to the new key")
         .await?;
     alive().await?;
-    println!("  every member encrypts with the new key");
+    say.step("every member encrypts with the new key");
     agent.change("DELETE", old, "removing the old key").await?;
     wait(only, new.clone(), "the old key is still installed").await?;
     alive().await?;
-    println!("  removed the old key: the new key is the only one installed");
+    say.step("removed the old key: the new key is the only one installed");
 
     // Last: the secrets file.
     store.set(GOSSIP_KEY, &new);
@@ -316,6 +405,52 @@ mod tests {
         let p: Vec<Pool> = serde_json::from_str(&text).unwrap();
         assert_eq!(p[0].keys["k1"], 3);
         assert!(parse_answer(b"nothing").is_err());
+    }
+
+    #[test]
+    fn rotate_json_shape() {
+        let recap = Recap::new(Vec::new(), None, Duration::from_millis(5), "/l".into());
+        let out = RotateOutput {
+            old_key_fingerprint: Some("aaaaaaaaaaaa".into()),
+            new_key_fingerprint: Some("bbbbbbbbbbbb".into()),
+            resumed: false,
+            through: Some("server1".into()),
+            steps: vec!["installed the new key on every member".into()],
+            rotated: true,
+            secrets_file: "/inv.secrets.toml".into(),
+            apply: Some(recap),
+            error: None,
+            duration_ms: 7,
+            debug_log: "/l".into(),
+        };
+        let v = serde_json::to_value(&out).unwrap();
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "old_key_fingerprint",
+                "new_key_fingerprint",
+                "resumed",
+                "through",
+                "steps",
+                "rotated",
+                "secrets_file",
+                "apply",
+                "duration_ms",
+                "debug_log"
+            ]
+        );
+        assert_eq!(v["apply"]["totals"]["hosts"], 0);
+        assert_eq!(v["steps"][0], "installed the new key on every member");
+        let failed = RotateOutput {
+            error: Some("x".into()),
+            ..Default::default()
+        };
+        let v = serde_json::to_value(&failed).unwrap();
+        assert_eq!(
+            (v["error"].as_str(), v["apply"].is_null()),
+            (Some("x"), true)
+        );
     }
 
     #[test]

@@ -24,11 +24,13 @@ pub mod log;
 pub mod model;
 pub mod node;
 pub mod plan;
+pub mod plan_output;
 pub mod playbook;
 pub mod plumbing;
 pub mod progress;
 pub mod recap;
 pub mod recover;
+pub mod redact;
 pub mod remote;
 pub mod restart;
 pub mod rolling;
@@ -64,7 +66,7 @@ pub fn run() -> i32 {
     match runtime.block_on(dispatch(cli)) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", redact::redact(&e.to_string(), &[]));
             e.code()
         }
     }

@@ -1,5 +1,7 @@
 //! The debug log: every run writes one (remote commands, their output, timings per phase).
-//! Its path is printed when a run fails. Secrets never reach it: they travel in files.
+//! Its path is printed when a run fails. Secrets never reach it: they travel in files, and
+//! every event is passed through [`crate::redact::redact`] before it is written (remote
+//! output such as a config file read back from a host may hold keys and tokens).
 
 use std::fs::File;
 use std::io::Write;
@@ -15,7 +17,10 @@ impl Write for Sink {
         if let Some(lock) = SINK.get() {
             if let Ok(mut guard) = lock.lock() {
                 if let Some(file) = guard.as_mut() {
-                    return file.write(buf);
+                    // One call per event (the formatter writes each event whole).
+                    let text = String::from_utf8_lossy(buf);
+                    file.write_all(crate::redact::redact(&text, &[]).as_bytes())?;
+                    return Ok(buf.len());
                 }
             }
         }

@@ -392,8 +392,12 @@ impl Paths {
 pub struct Secret(String);
 
 impl Secret {
+    /// The value is also remembered for [`crate::redact`], which hides it in everything
+    /// consulctl prints or logs.
     pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
+        let s = s.into();
+        crate::redact::remember(&s);
+        Secret(s)
     }
 
     /// The real value: only for writing into files that go to hosts.

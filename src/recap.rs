@@ -190,3 +190,26 @@ impl Recap {
         s
     }
 }
+
+tokio::task_local! {
+    static CAPTURE: std::cell::RefCell<Option<Recap>>;
+}
+
+/// Run `f` (a command that runs a rollout, e.g. `apply::run`) with the rollout's recap kept
+/// instead of printed: for commands that print one JSON object of their own around it.
+pub async fn capture<F: std::future::Future>(f: F) -> (F::Output, Option<Recap>) {
+    CAPTURE
+        .scope(std::cell::RefCell::new(None), async {
+            let out = f.await;
+            let recap = CAPTURE.with(|c| c.borrow_mut().take());
+            (out, recap)
+        })
+        .await
+}
+
+/// Where a recap would be printed: true when it is being [`capture`]d (then it is not printed).
+pub fn captured(recap: &Recap) -> bool {
+    CAPTURE
+        .try_with(|c| *c.borrow_mut() = Some(recap.clone()))
+        .is_ok()
+}

@@ -29,6 +29,17 @@ pub fn path_for(inventory: &Path) -> PathBuf {
         .join(format!("{stem}.secrets.toml"))
 }
 
+/// Every secret value of the file, for [`crate::redact`] (accessor IDs are not secrets).
+fn remember_all(table: &toml::Table) {
+    for (k, v) in table {
+        match v {
+            toml::Value::String(s) if k != "accessor" => crate::redact::remember(s),
+            toml::Value::Table(t) => remember_all(t),
+            _ => {}
+        }
+    }
+}
+
 /// The secrets file's values (a flat table of strings).
 #[derive(Debug, Default, Clone)]
 pub struct Secrets {
@@ -55,6 +66,7 @@ impl Secrets {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => toml::Table::new(),
             Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
         };
+        remember_all(&table);
         Ok(Secrets { path, table })
     }
 

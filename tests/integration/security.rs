@@ -123,6 +123,9 @@ fn text(out: &Out) -> String {
 /// with a wrong gossip key does not join and the run names it; a changed host key stops that
 /// host with both fingerprints; a re-apply changes nothing; and no gossip key, token or private
 /// key appears in any consulctl output, debug log, or in `ps` captured on every host throughout.
+/// `plan` (text and JSON) runs on the fresh hosts (every node token and the key in its diffs)
+/// and after the gossip key changed (the old key on the host side of the diffs); `keys rotate`
+/// runs with JSON output and restarts no agent (same consul PIDs on every host).
 #[test]
 fn encrypt_tls_and_acl_auto_cluster_is_locked_down_and_keeps_secrets() {
     let lab = Lab::new("sec")
@@ -163,6 +166,57 @@ fn encrypt_tls_and_acl_auto_cluster_is_locked_down_and_keeps_secrets() {
         .success();
     }
     let mut outputs: Vec<(&str, Out)> = Vec::new();
+
+    // --- 0. plan on fresh hosts: every node's ACL token and the gossip key are in the diffs,
+    // redacted (text and JSON) ----------------------------------------------------------------
+    let fresh_plan = lab.consulctl(&["plan", "-i", inv]).success();
+    assert!(
+        fresh_plan.stdout.contains("4 hosts: 4 to change"),
+        "{fresh_plan}"
+    );
+    for want in [
+        "+encrypt = \"<redacted ",
+        "+    agent = \"<redacted ",
+        "+    default = \"<redacted ",
+    ] {
+        assert!(
+            fresh_plan.stdout.contains(want),
+            "no `{want}`: {fresh_plan}"
+        );
+    }
+    outputs.push(("plan on fresh hosts", fresh_plan));
+    let fresh_json = lab.consulctl(&["plan", "-i", inv, "-o", "json"]).success();
+    let j: Value =
+        serde_json::from_str(&fresh_json.stdout).unwrap_or_else(|e| panic!("{e}: {fresh_json}"));
+    assert_eq!(
+        j["totals"],
+        serde_json::json!({"hosts": 4, "to_change": 4, "unchanged": 0, "failed": 0}),
+        "{j:#}"
+    );
+    for h in j["hosts"].as_array().unwrap() {
+        assert_eq!(h["status"], "change", "{h:#}");
+        let cfg = h["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["path"] == "/etc/consul.d/consul.hcl")
+            .unwrap_or_else(|| panic!("no consul.hcl in {h:#}"));
+        assert_eq!(cfg["secret"], true);
+        let diff = cfg["diff"].as_str().unwrap();
+        assert!(
+            diff.starts_with("--- /dev/null") && diff.contains("+    agent = \"<redacted "),
+            "{diff}"
+        );
+        assert!(
+            h["actions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a["action"] == "start"),
+            "{h:#}"
+        );
+    }
+    outputs.push(("plan -o json on fresh hosts", fresh_json));
 
     // --- 1. the cluster forms and verifies ------------------------------------------------
     let first = lab.consulctl(&["apply", "-i", inv]).success();
@@ -372,19 +426,33 @@ fn encrypt_tls_and_acl_auto_cluster_is_locked_down_and_keeps_secrets() {
     }
     std::thread::sleep(std::time::Duration::from_secs(1)); // a new not_before second
     let renew = lab
-        .consulctl(&["tls", "renew", "-i", inv, "--within", "400"])
+        .consulctl(&["tls", "renew", "-i", inv, "--within", "400", "-o", "json"])
         .success();
     assert!(
-        renew.stdout.contains("renewing the certificate of server1"),
+        renew.stderr.contains("renewing the certificate of server1"),
         "{renew}"
     );
+    let j: Value = serde_json::from_str(&renew.stdout).unwrap_or_else(|e| panic!("{e}: {renew}"));
+    let renewed: Vec<&str> = j["renewed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["host"].as_str().unwrap())
+        .collect();
+    assert_eq!(renewed, servers, "{j:#}");
+    assert!(
+        Path::new(j["retired_dir"].as_str().unwrap()).is_dir(),
+        "{j:#}"
+    );
+    assert_eq!(j["apply"]["totals"]["failed"], 0, "{j:#}");
+    assert_eq!(j["apply"]["verify"]["healthy"], true, "{j:#}");
     assert_eq!(pids(&servers), pids_before, "tls renew restarted an agent");
     assert_ne!(
         served_cert_start(&lab, "server1"),
         start_before,
         "server1 still serves the old certificate"
     );
-    outputs.push(("tls renew", renew));
+    outputs.push(("tls renew -o json", renew));
     for e in std::fs::read_dir(&tls_dir).unwrap() {
         let p = e.unwrap().path();
         if p.to_string_lossy().ends_with("-key.pem") {
@@ -392,13 +460,86 @@ fn encrypt_tls_and_acl_auto_cluster_is_locked_down_and_keeps_secrets() {
         }
     }
 
-    // --- 3. keys rotate -----------------------------------------------------------------------
-    let rotate = lab.consulctl(&["keys", "rotate", "-i", inv]).success();
-    outputs.push(("keys rotate", rotate));
+    // --- 3. keys rotate (JSON): no agent restarts ---------------------------------------------
+    let members = ["server1", "server2", "server3", "client1"];
+    let pids_before = pids(&members);
+    let rotate = lab
+        .consulctl(&["keys", "rotate", "-i", inv, "-o", "json"])
+        .success();
     let key2 = secrets(&lab)["gossip_key"].as_str().unwrap().to_string();
     assert_ne!(key1, key2);
     assert_eq!(lan_keys(&lab, &token), vec![(key2.clone(), 4)]);
     assert_eq!(alive(&lab, &token).len(), 4);
+    assert_eq!(
+        pids(&members),
+        pids_before,
+        "keys rotate restarted an agent (consul PIDs on {members:?})"
+    );
+    let j: Value = serde_json::from_str(&rotate.stdout).unwrap_or_else(|e| panic!("{e}: {rotate}"));
+    assert_eq!(j["rotated"], true, "{j:#}");
+    assert_eq!(j["resumed"], false, "{j:#}");
+    assert_eq!(
+        j["old_key_fingerprint"].as_str(),
+        Some(&consulctl::keys::fingerprint(&key1)[..]),
+        "{j:#}"
+    );
+    assert_eq!(
+        j["new_key_fingerprint"].as_str(),
+        Some(&consulctl::keys::fingerprint(&key2)[..]),
+        "{j:#}"
+    );
+    assert_eq!(j["steps"].as_array().unwrap().len(), 3, "{j:#}");
+    assert_eq!(j["apply"]["totals"]["hosts"], 4, "{j:#}");
+    assert_eq!(j["apply"]["totals"]["failed"], 0, "{j:#}");
+    assert_eq!(j["apply"]["verify"]["healthy"], true, "{j:#}");
+    assert!(j.get("error").is_none(), "{j:#}");
+    outputs.push(("keys rotate -o json", rotate));
+    // The configs on the hosts hold the new key (read on the hosts).
+    for h in members {
+        let hcl = lab.exec(h, &["cat", "/etc/consul.d/consul.hcl"]).success();
+        assert!(
+            hcl.stdout.contains(&key2),
+            "{h}: the config lacks the new key"
+        );
+    }
+
+    // --- plan after the gossip key changed: the old key is on the host side of the diff -------
+    let secrets_text = std::fs::read_to_string(&secrets_file).unwrap();
+    let key3 = "cGxhbm5lZC1idXQtbmV2ZXItYXBwbGllZC1rZXktMzI="; // 32 bytes, only planned
+    assert_eq!(key3.len(), 44);
+    let mut changed: toml::Table = secrets_text.parse().unwrap();
+    changed.insert("gossip_key".into(), toml::Value::String(key3.into()));
+    std::fs::write(&secrets_file, toml::to_string(&changed).unwrap()).unwrap();
+    let key_plan = lab.consulctl(&["plan", "-i", inv]).success();
+    let key_plan_json = lab.consulctl(&["plan", "-i", inv, "-o", "json"]).success();
+    std::fs::write(&secrets_file, &secrets_text).unwrap();
+    let minus: Vec<&str> = key_plan
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("-encrypt = \"<redacted "))
+        .collect();
+    let plus: Vec<&str> = key_plan
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("+encrypt = \"<redacted "))
+        .collect();
+    assert_eq!((minus.len(), plus.len()), (4, 4), "{key_plan}");
+    assert_ne!(minus[0][1..], plus[0][1..], "{key_plan}");
+    let j: Value = serde_json::from_str(&key_plan_json.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {key_plan_json}"));
+    assert_eq!(j["totals"]["to_change"], 4, "{j:#}");
+    for h in j["hosts"].as_array().unwrap() {
+        let diffs: String = h["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|f| f["diff"].as_str())
+            .collect();
+        assert!(diffs.contains("\n-encrypt = \"<redacted "), "{h:#}");
+        assert!(diffs.contains("\n+encrypt = \"<redacted "), "{h:#}");
+    }
+    outputs.push(("plan after the key changed", key_plan));
+    outputs.push(("plan -o json after the key changed", key_plan_json));
 
     // --- 2. a client with a wrong gossip key ---------------------------------------------------
     let wrong = "bG9va3MgbGlrZSBhIGtleSBidXQgaXMgbm90IG9uZSE="; // 32 bytes, not the cluster's
@@ -532,6 +673,7 @@ fn encrypt_tls_and_acl_auto_cluster_is_locked_down_and_keeps_secrets() {
     let mut needles: Vec<(String, String)> = vec![
         ("gossip key before rotation".into(), key1.clone()),
         ("gossip key".into(), key2.clone()),
+        ("planned gossip key".into(), key3.to_string()),
         ("client2's wrong gossip key".into(), wrong.to_string()),
         ("management token".into(), token.clone()),
     ];
