@@ -405,18 +405,29 @@ pub async fn refine(runs: &mut [HostRun], p: &Prepared, progress: &Progress) {
     .await;
 }
 
-/// Take the host lock on every host that is about to change.
-pub async fn lock_hosts(runs: &mut [HostRun], p: &Prepared, progress: &Progress, holder: &Holder) {
+/// Take the host lock on every host that is about to change. `took_over`: the dead run whose
+/// stale control lock this run took over (its host locks are taken over too).
+pub async fn lock_hosts(
+    runs: &mut [HostRun],
+    p: &Prepared,
+    progress: &Progress,
+    holder: &Holder,
+    took_over: Option<&Holder>,
+) {
     each_host(runs, p.concurrency, progress, "lock", |r| async move {
         if r.plan.is_empty() {
             return;
         }
         let conn = r.conn.as_ref().expect("connected");
-        match crate::lock::lock_host(conn, holder).await {
+        match crate::lock::lock_host(conn, holder, took_over).await {
             Ok(stale) => {
                 r.locked = true;
-                if let Some(old) = stale {
-                    tracing::warn!(host = %r.host.name, previous = %old, "took over a stale host lock");
+                if let Some(why) = stale {
+                    progress.println(&format!(
+                        "warning: {}: taking over a stale host lock: {why}",
+                        r.host.name
+                    ));
+                    tracing::warn!(host = %r.host.name, previous = %why, "took over a stale host lock");
                 }
             }
             Err(e) => r.fail("lock", &e),
@@ -851,7 +862,7 @@ pub async fn run_playbook(
             Task::Validate => {
                 binds = validate(&mut runs, p, &progress);
                 refine(&mut runs, p, &progress).await;
-                lock_hosts(&mut runs, p, &progress, &holder).await;
+                lock_hosts(&mut runs, p, &progress, &holder, lock.took_over()).await;
             }
             Task::Upload => upload(&mut runs, p, &progress).await,
             Task::Configure => configure(&mut runs, p, &progress, &timestamp).await,
