@@ -5,6 +5,7 @@
 //! tests wait for that one build (a lock file in the cache dir).
 
 mod harness;
+mod killed;
 mod lab;
 mod lifecycle;
 mod node;
@@ -14,3 +15,4 @@ mod recovery;
 mod restart;
 mod rollout;
 mod security;
+mod ssh;
