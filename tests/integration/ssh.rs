@@ -109,7 +109,9 @@ fn ssh_config_gives_user_port_key_and_proxyjump_when_the_inventory_does_not() {
     for k in ["user", "port", "identity_file", "known_hosts"] {
         ssh.remove(k);
     }
-    ssh["config_file"] = toml_edit::value("sshcfg.d/ssh_config");
+    // Relative to the inventory's directory.
+    let relative = format!("{}/ssh_config", dir.file_name().unwrap().to_str().unwrap());
+    ssh["config_file"] = toml_edit::value(relative);
     for h in doc["hosts"].as_array_of_tables_mut().unwrap().iter_mut() {
         h.remove("ssh");
     }
