@@ -416,6 +416,18 @@ pub async fn lock_hosts(
 ) {
     each_host(runs, p.concurrency, progress, "lock", |r| async move {
         if r.plan.is_empty() {
+            // Nothing to change here; a lock the dead run left still goes.
+            if let (Some(dead), Some(conn)) = (took_over, r.conn.as_ref()) {
+                match crate::lock::release_stale(conn, dead).await {
+                    Ok(true) => progress.println(&format!(
+                        "warning: {}: removed the host lock of {}, a run that is gone",
+                        r.host.name,
+                        dead.describe()
+                    )),
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(host = %r.host.name, error = %format!("{e:#}"), "removing a stale host lock"),
+                }
+            }
             return;
         }
         let conn = r.conn.as_ref().expect("connected");

@@ -393,6 +393,15 @@ pub async fn break_host_lock(conn: &Connection) -> anyhow::Result<Option<Holder>
     Ok(Some(held))
 }
 
+/// Remove the lock a dead run (`dead`) left on a host, if it is still there. True when it was.
+pub async fn release_stale(conn: &Connection, dead: &Holder) -> anyhow::Result<bool> {
+    let args = vec!["release".to_string(), dead.token.clone(), "0".to_string()];
+    let out = conn
+        .run_ok("release stale host lock", HOST_LOCK, &args, None)
+        .await?;
+    Ok(out.stdout.lines().any(|l| l == "released"))
+}
+
 /// Release our lock on a host (a lock held by another token is left alone).
 pub async fn unlock_host(conn: &Connection, holder: &Holder) -> anyhow::Result<()> {
     let args = vec!["release".to_string(), holder.token.clone(), "0".to_string()];

@@ -55,6 +55,7 @@ takeover)
 release)
   if [ "$(cat "$lock/token" 2>/dev/null)" = "$2" ]; then
     drop_lock
+    echo released
   fi
   ;;
 show)
