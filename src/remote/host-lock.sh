@@ -67,7 +67,10 @@ break)
   if [ -d "$lock" ]; then
     if [ -z "$2" ] || [ "$(cat "$lock/token" 2>/dev/null)" = "$2" ]; then
       drop_lock
-      [ -d "$lock" ] && { echo "cannot remove $lock" >&2; exit 1; }
+      if [ -d "$lock" ]; then
+        echo "cannot remove $lock" >&2
+        exit 1
+      fi
     else
       echo "the lock changed hands meanwhile; run unlock again" >&2
       exit 1

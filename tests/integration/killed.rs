@@ -290,4 +290,99 @@ fn apply_killed_early_mid_upload_and_during_start_is_recovered_by_the_next_apply
         assert_eq!(ssh_processes_of(pid), Vec::<String>::new(), "pid {pid}");
     }
     assert_healthy(&lab);
+
+    // A lock held from another machine is never taken over: the host is reported with its
+    // holder and the command that breaks the lock; `unlock` breaks it.
+    let here = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_string();
+    let plant = |host: &str, holder: &Value, token: &str| {
+        lab.exec_stdin(
+            host,
+            &[
+                "sh",
+                "-c",
+                "mkdir -p /var/lib/consulctl/lock && cat > /var/lib/consulctl/lock/holder \
+                 && printf '%s\\n' \"$0\" > /var/lib/consulctl/lock/token",
+                token,
+            ],
+            &format!("{holder}\n"),
+        )
+        .success();
+    };
+    let foreign = serde_json::json!({
+        "user": "ops", "host": "elsewhere-ctl", "pid": 4242, "command": "apply",
+        "started": "2026-01-01T00:00:00Z", "token": "elsewhere-4242",
+    });
+    plant("client2", &foreign, "elsewhere-4242");
+    // Something to change on client2, so this run wants its lock.
+    lab.exec(
+        "client2",
+        &["sh", "-c", "echo '# edited by hand' >> /etc/consul.d/consul.hcl"],
+    )
+    .success();
+    let out = lab
+        .consulctl(&[
+            "apply",
+            "-i",
+            lab.inventory_str(),
+            "--output",
+            "json",
+            "--verify-timeout",
+            "20",
+        ])
+        .code(1);
+    let recap: Value = serde_json::from_str(&out.stdout).unwrap();
+    let failed: Vec<&Value> = recap["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["status"] == "failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{recap:#}");
+    assert_eq!(failed[0]["name"], "client2", "{recap:#}");
+    let error = failed[0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("ops@elsewhere-ctl (pid 4242")
+            && error.contains("consulctl unlock -i INVENTORY --limit client2"),
+        "{error}"
+    );
+    assert!(!error.contains('\r'), "{error:?}");
+    assert!(locked_hosts(&lab).contains(&"client2".to_string()));
+    // unlock refuses a lock whose process runs here (this test process), breaks the foreign one.
+    let live = serde_json::json!({
+        "user": "ops", "host": here, "pid": std::process::id(), "command": "apply",
+        "started": chrono_now(), "token": "live-here",
+    });
+    plant("client1", &live, "live-here");
+    let out = lab.consulctl(&["unlock", "-i", lab.inventory_str(), "--limit", "client1,client2"]);
+    eprintln!("unlock:\n{out}");
+    let out = out.code(1);
+    assert!(
+        out.stdout
+            .contains("client2: broke the lock held by ops@elsewhere-ctl (pid 4242"),
+        "{out}"
+    );
+    assert!(out.stdout.contains("client1: locked by"), "{out}");
+    assert!(out.stdout.contains("still runs on this machine"), "{out}");
+    assert_eq!(locked_hosts(&lab), vec!["client1".to_string()]);
+    lab.exec("client1", &["rm", "-rf", "/var/lib/consulctl/lock"])
+        .success();
+    // Then the change goes through.
+    let out = lab
+        .consulctl(&["apply", "-i", lab.inventory_str(), "--output", "json"])
+        .success();
+    let recap: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(recap["totals"]["failed"], 0, "{recap:#}");
+    assert_eq!(locked_hosts(&lab), Vec::<String>::new());
+    assert_healthy(&lab);
+}
+
+/// Now as RFC 3339 (UTC), from `date` (the test crate has no chrono).
+fn chrono_now() -> String {
+    crate::harness::run("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"])
+        .success()
+        .out()
+        .to_string()
 }
