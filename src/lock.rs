@@ -70,9 +70,8 @@ fn passwd_name(uid: libc::uid_t) -> Option<String> {
     let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
     let mut result: *mut libc::passwd = std::ptr::null_mut();
     loop {
-        let rc = unsafe {
-            libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result)
-        };
+        let rc =
+            unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) };
         if rc == libc::ERANGE && buf.len() < 1 << 20 {
             buf.resize(buf.len() * 2, 0);
             continue;
@@ -365,12 +364,15 @@ fn locked_error(host: &str, stdout: &str) -> anyhow::Error {
 /// machine is refused.
 pub async fn break_host_lock(conn: &Connection) -> anyhow::Result<Option<Holder>> {
     let args = vec!["show".to_string(), String::new(), "0".to_string()];
-    let out = conn.run_ok("show host lock", HOST_LOCK, &args, None).await?;
+    let out = conn
+        .run_ok("show host lock", HOST_LOCK, &args, None)
+        .await?;
     let Some(held) = held_by(&out.stdout) else {
         if out.stdout.lines().any(|l| l.starts_with("held ")) {
             // Unreadable holder: break it all the same.
             let args = vec!["break".to_string(), String::new(), "0".to_string()];
-            conn.run_ok("break host lock", HOST_LOCK, &args, None).await?;
+            conn.run_ok("break host lock", HOST_LOCK, &args, None)
+                .await?;
             return Ok(Some(Holder {
                 user: "?".into(),
                 host: "?".into(),
@@ -389,7 +391,8 @@ pub async fn break_host_lock(conn: &Connection) -> anyhow::Result<Option<Holder>
         );
     }
     let args = vec!["break".to_string(), held.token.clone(), "0".to_string()];
-    conn.run_ok("break host lock", HOST_LOCK, &args, None).await?;
+    conn.run_ok("break host lock", HOST_LOCK, &args, None)
+        .await?;
     Ok(Some(held))
 }
 

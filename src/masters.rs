@@ -233,7 +233,10 @@ mod tests {
         assert!(!dead.exists(), "the dead run's dir is removed");
         assert!(live.exists(), "a live run's dir is kept");
         let status = child.wait().unwrap();
-        assert!(!status.success(), "the dead run's ssh was stopped: {status:?}");
+        assert!(
+            !status.success(),
+            "the dead run's ssh was stopped: {status:?}"
+        );
         assert_eq!(notes.len(), 1, "{notes:?}");
         assert!(notes[0].contains("pid 1)"), "{notes:?}");
     }

@@ -404,11 +404,7 @@ pub async fn resolve_target(host: &Host) -> Target {
         .filter(|o| o.status.success())
         .and_then(|o| parse_resolved(&String::from_utf8_lossy(&o.stdout)));
     resolved.unwrap_or_else(|| Target {
-        user: host
-            .ssh
-            .user
-            .clone()
-            .unwrap_or_else(crate::lock::user_name),
+        user: host.ssh.user.clone().unwrap_or_else(crate::lock::user_name),
         port: host.ssh.port.unwrap_or(22),
     })
 }
@@ -632,7 +628,11 @@ mod tests {
     /// the inventory's over them.
     #[tokio::test]
     async fn ssh_config_decides_what_the_inventory_leaves_out() {
-        if std::process::Command::new("ssh").arg("-V").output().is_err() {
+        if std::process::Command::new("ssh")
+            .arg("-V")
+            .output()
+            .is_err()
+        {
             eprintln!("no ssh client: skipped");
             return;
         }

@@ -99,7 +99,11 @@ fn ssh_processes_of(pid: u32) -> Vec<String> {
             .first()
             .is_some_and(|a| a.rsplit('/').next() == Some("ssh"));
         if is_ssh && args.iter().any(|a| a.contains(&needle)) {
-            found.push(format!("{}: {}", p.file_name().to_string_lossy(), args.join(" ")));
+            found.push(format!(
+                "{}: {}",
+                p.file_name().to_string_lossy(),
+                args.join(" ")
+            ));
         }
     }
     found
@@ -119,10 +123,9 @@ fn locked_hosts(lab: &Lab) -> Vec<String> {
 
 /// Consul's own view: 3 voters and a leader, all 5 hosts alive members.
 fn assert_healthy(lab: &Lab) {
-    let raft: Value = serde_json::from_str(
-        &lab.consul_api("server1", "/v1/operator/raft/configuration"),
-    )
-    .unwrap();
+    let raft: Value =
+        serde_json::from_str(&lab.consul_api("server1", "/v1/operator/raft/configuration"))
+            .unwrap();
     let peers = raft["Servers"].as_array().unwrap();
     assert_eq!(peers.len(), 3, "{raft:#}");
     assert!(peers.iter().all(|s| s["Voter"] == true), "{raft:#}");
@@ -168,7 +171,10 @@ fn recover_after_kill(lab: &Lab, moment: &str, pid: u32) {
         "MEASURED {moment}: killed pid {pid}; host locks left on {locked:?}; {} ssh processes left",
         left.len()
     );
-    assert!(!locked.is_empty(), "{moment}: the killed run left no host lock");
+    assert!(
+        !locked.is_empty(),
+        "{moment}: the killed run left no host lock"
+    );
     assert!(
         !left.is_empty(),
         "{moment}: the killed run left no ssh ControlMaster (nothing to clean up)"
@@ -195,7 +201,11 @@ fn recover_after_kill(lab: &Lab, moment: &str, pid: u32) {
     );
     assert!(!out.stderr.contains("is locked by"), "{out}");
     assert_healthy(lab);
-    assert_eq!(locked_hosts(lab), Vec::<String>::new(), "{moment}: locks released");
+    assert_eq!(
+        locked_hosts(lab),
+        Vec::<String>::new(),
+        "{moment}: locks released"
+    );
     let left = ssh_processes_of(pid);
     assert!(
         left.is_empty(),
@@ -275,7 +285,10 @@ fn apply_killed_early_mid_upload_and_during_start_is_recovered_by_the_next_apply
     });
     std::thread::sleep(Duration::from_millis(500));
     let (pid, stderr) = run.kill();
-    assert!(!stderr.contains("==> Verify"), "killed after start:\n{stderr}");
+    assert!(
+        !stderr.contains("==> Verify"),
+        "killed after start:\n{stderr}"
+    );
     recover_after_kill(&lab, "during start", pid);
     killed.push(pid);
 
@@ -319,7 +332,11 @@ fn apply_killed_early_mid_upload_and_during_start_is_recovered_by_the_next_apply
     // Something to change on client2, so this run wants its lock.
     lab.exec(
         "client2",
-        &["sh", "-c", "echo '# edited by hand' >> /etc/consul.d/consul.hcl"],
+        &[
+            "sh",
+            "-c",
+            "echo '# edited by hand' >> /etc/consul.d/consul.hcl",
+        ],
     )
     .success();
     let out = lab
@@ -356,7 +373,13 @@ fn apply_killed_early_mid_upload_and_during_start_is_recovered_by_the_next_apply
         "started": chrono_now(), "token": "live-here",
     });
     plant("client1", &live, "live-here");
-    let out = lab.consulctl(&["unlock", "-i", lab.inventory_str(), "--limit", "client1,client2"]);
+    let out = lab.consulctl(&[
+        "unlock",
+        "-i",
+        lab.inventory_str(),
+        "--limit",
+        "client1,client2",
+    ]);
     eprintln!("unlock:\n{out}");
     let out = out.code(1);
     assert!(

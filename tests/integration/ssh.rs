@@ -79,7 +79,10 @@ fn ssh_config_gives_user_port_key_and_proxyjump_when_the_inventory_does_not() {
             "true",
         ],
     );
-    assert!(!direct.ok(), "port 2222 must refuse direct logins\n{direct}");
+    assert!(
+        !direct.ok(),
+        "port 2222 must refuse direct logins\n{direct}"
+    );
 
     // known_hosts: the lab's, plus client1's keys under [addr]:2222 (same host keys).
     let lab_kh = std::fs::read_to_string(lab.known_hosts()).unwrap();
