@@ -88,7 +88,7 @@ impl Connection {
         let target = resolve_target(host).await;
         let started = Instant::now();
         let session = builder.connect(&host.address).await.map_err(|e| {
-            let detail = error_chain(&e).replace("\r\n", "\n").replace('\r', "");
+            let detail = clean_detail(&error_chain(&e));
             let hint = if detail.contains("Host key verification failed")
                 || detail.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
             {
@@ -101,7 +101,7 @@ impl Connection {
                 target.user,
                 host.address,
                 target.port,
-                detail.trim_end(),
+                detail,
                 hint
             )
         })?;
@@ -515,6 +515,15 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// ssh's stderr as one clean text: its `\r\n` line ends (and stray `\r`) become `\n`, trailing
+/// blank lines go (JSON output would carry them raw otherwise).
+pub fn clean_detail(s: &str) -> String {
+    s.replace("\r\n", "\n")
+        .replace('\r', "")
+        .trim_end()
+        .to_string()
+}
+
 fn truncate(s: &str, max: usize) -> &str {
     if s.len() <= max {
         return s;
@@ -565,6 +574,16 @@ mod tests {
         args.iter()
             .map(|a| a.to_string_lossy().into_owned())
             .collect()
+    }
+
+    #[test]
+    fn connect_errors_carry_no_carriage_returns() {
+        let raw = "failed to connect to the remote host: ssh: connect to host 10.0.0.9 port 22: \
+                   Connection refused\r\n\r\n";
+        let clean = clean_detail(raw);
+        assert!(!clean.contains('\r'), "{clean:?}");
+        assert!(clean.ends_with("Connection refused"), "{clean:?}");
+        assert_eq!(clean_detail("a\r\nb\rc\n"), "a\nbc");
     }
 
     /// User, port, key and config file reach ssh only when the inventory gives them.
