@@ -443,18 +443,41 @@ pub async fn refine(runs: &mut [HostRun], p: &Prepared, progress: &Progress) {
     .await;
 }
 
-/// Take the host lock on every host that is about to change.
-pub async fn lock_hosts(runs: &mut [HostRun], p: &Prepared, progress: &Progress, holder: &Holder) {
+/// Take the host lock on every host that is about to change. `took_over`: the dead run whose
+/// stale control lock this run took over (its host locks are taken over too).
+pub async fn lock_hosts(
+    runs: &mut [HostRun],
+    p: &Prepared,
+    progress: &Progress,
+    holder: &Holder,
+    took_over: Option<&Holder>,
+) {
     each_host(runs, p.concurrency, progress, "lock", |r| async move {
         if r.plan.is_empty() {
+            // Nothing to change here; a lock the dead run left still goes.
+            if let (Some(dead), Some(conn)) = (took_over, r.conn.as_ref()) {
+                match crate::lock::release_stale(conn, dead).await {
+                    Ok(true) => progress.println(&format!(
+                        "warning: {}: removed the host lock of {}, a run that is gone",
+                        r.host.name,
+                        dead.describe()
+                    )),
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(host = %r.host.name, error = %format!("{e:#}"), "removing a stale host lock"),
+                }
+            }
             return;
         }
         let conn = r.conn.as_ref().expect("connected");
-        match crate::lock::lock_host(conn, holder).await {
+        match crate::lock::lock_host(conn, holder, took_over).await {
             Ok(stale) => {
                 r.locked = true;
-                if let Some(old) = stale {
-                    tracing::warn!(host = %r.host.name, previous = %old, "took over a stale host lock");
+                if let Some(why) = stale {
+                    progress.println(&format!(
+                        "warning: {}: taking over a stale host lock: {why}",
+                        r.host.name
+                    ));
+                    tracing::warn!(host = %r.host.name, previous = %why, "took over a stale host lock");
                 }
             }
             Err(e) => r.fail("lock", &e),
@@ -1049,7 +1072,7 @@ pub async fn run_playbook(
                 binds = validate_selected(&mut runs, p, &progress, selector.as_ref());
                 let mut chosen = take_selected(&mut runs, selector.as_ref());
                 refine(&mut chosen, p, &progress).await;
-                lock_hosts(&mut chosen, p, &progress, &holder).await;
+                lock_hosts(&mut chosen, p, &progress, &holder, lock.took_over()).await;
                 put_back(&mut runs, chosen, &p.selected);
             }
             Task::Upload => {

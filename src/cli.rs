@@ -60,6 +60,10 @@ pub enum Command {
         #[command(subcommand)]
         command: NodeCommand,
     },
+    /// Break the host locks of a consulctl run that is gone (killed on another machine, or that
+    /// machine is down): removes `/var/lib/consulctl/lock` on the selected hosts, naming its
+    /// holder. A lock whose process still runs on this machine is refused.
+    Unlock(UnlockArgs),
     /// Local lab hosts (Docker containers with sshd) to try consulctl on.
     Lab {
         #[command(subcommand)]
@@ -138,6 +142,12 @@ pub struct RunArgs {
     /// How long a verify step waits for a healthy cluster, in seconds.
     #[arg(long, default_value_t = 90, value_name = "SECS")]
     pub verify_timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    #[command(flatten)]
+    pub inv: InventoryArgs,
 }
 
 #[derive(Debug, Args)]

@@ -241,6 +241,7 @@ mod raw {
         pub port: V,
         pub identity_file: V,
         pub known_hosts: V,
+        pub config_file: V,
         pub jump: V,
         pub host_keys: V,
         pub connect_timeout: V,
@@ -405,6 +406,7 @@ struct SshLayer {
     port: Option<u16>,
     identity_file: Option<PathBuf>,
     known_hosts: Option<Src<PathBuf>>,
+    config_file: Option<PathBuf>,
     jump: Option<String>,
     host_keys: Option<HostKeyPolicy>,
     connect_timeout: Option<u64>,
@@ -1026,6 +1028,7 @@ impl<'a> Ctx<'a> {
             known_hosts: self
                 .local_path(&key.k("known_hosts"), &r.known_hosts, false)
                 .map(|p| (p, key.k("known_hosts"))),
+            config_file: self.local_path(&key.k("config_file"), &r.config_file, true),
             jump,
             host_keys: self.choice(
                 &key.k("host_keys"),
@@ -3057,16 +3060,14 @@ fn names_list(names: &[&str]) -> String {
 
 fn resolve_ssh(layers: &[&Layer; 3]) -> SshTarget {
     SshTarget {
-        user: layers
-            .iter()
-            .find_map(|l| l.ssh.user.clone())
-            .unwrap_or_else(|| "root".into()),
-        port: layers.iter().find_map(|l| l.ssh.port).unwrap_or(22),
+        user: layers.iter().find_map(|l| l.ssh.user.clone()),
+        port: layers.iter().find_map(|l| l.ssh.port),
         identity_file: layers.iter().find_map(|l| l.ssh.identity_file.clone()),
         known_hosts: layers
             .iter()
             .find_map(|l| l.ssh.known_hosts.clone())
             .map(|(p, _)| p),
+        config_file: layers.iter().find_map(|l| l.ssh.config_file.clone()),
         jump: layers.iter().find_map(|l| l.ssh.jump.clone()),
         host_keys: layers
             .iter()
@@ -3623,8 +3624,8 @@ source = { package = "auto" }
         assert_eq!(s1.log_level, "INFO");
         assert_eq!(s1.client_addr, "127.0.0.1");
         assert_eq!(s1.bind, BindAddr::Cidr("10.1.1.0/24".parse().unwrap()));
-        assert_eq!(s1.ssh.user, "root");
-        assert_eq!(s1.ssh.port, 2200);
+        assert_eq!(s1.ssh.user.as_deref(), Some("root"));
+        assert_eq!(s1.ssh.port, Some(2200));
         assert_eq!(
             s1.ssh.identity_file,
             Some(fixtures().join("keys/id_placeholder"))
@@ -3659,9 +3660,9 @@ source = { package = "auto" }
         assert_eq!(s2.bind, BindAddr::Fixed("10.1.1.12".parse().unwrap()));
         assert_eq!(s2.init, Init::Supervisord);
         assert_eq!(s2.log_level, "DEBUG");
-        assert_eq!(s2.ssh.port, 22);
+        assert_eq!(s2.ssh.port, Some(22));
         assert_eq!(s2.ssh.connect_timeout_secs, 30);
-        assert_eq!(s2.ssh.user, "root");
+        assert_eq!(s2.ssh.user.as_deref(), Some("root"));
         assert_eq!(s2.paths.log_dir, PathBuf::from("/var/log/consul-s2"));
         assert_eq!(s2.paths.data_dir, PathBuf::from("/var/lib/consul-server"));
         assert_eq!(
@@ -3680,7 +3681,7 @@ source = { package = "auto" }
         assert_eq!(a.log_level, "WARN");
         assert_eq!(a.client_addr, "10.1.2.21");
         assert_eq!(a.bind, BindAddr::Cidr("10.1.0.0/16".parse().unwrap()));
-        assert_eq!(a.ssh.user, "ops");
+        assert_eq!(a.ssh.user.as_deref(), Some("ops"));
         assert_eq!(a.ssh.jump.as_deref(), Some("bastion2.example"));
         assert_eq!(a.ssh.host_keys, HostKeyPolicy::AcceptNew);
         assert_eq!(a.paths.data_dir, PathBuf::from("/disk/ssd1/consul/data"));
@@ -3938,6 +3939,36 @@ host_keys = "accept-new"
             Some(fixtures().join("nowhere/known_hosts"))
         );
         assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    }
+
+    #[test]
+    fn ssh_config_file_resolves_and_user_and_port_are_left_to_it() {
+        // Nothing given: no user, no port (ssh_config decides), no config file.
+        let c = ok(&doc(""));
+        assert_eq!(c.hosts[0].ssh.user, None);
+        assert_eq!(c.hosts[0].ssh.port, None);
+        assert_eq!(c.hosts[0].ssh.config_file, None);
+        // Relative to the inventory's directory; a host's own value wins.
+        let c = ok(&format!(
+            "{}{HEAD}[ssh]\nconfig_file = \"keys/known_hosts\"\n",
+            s2_with("ssh = { config_file = \"keys/id_placeholder\" }")
+        ));
+        assert_eq!(
+            c.host("s1").unwrap().ssh.config_file,
+            Some(fixtures().join("keys/known_hosts"))
+        );
+        assert_eq!(
+            c.host("s2").unwrap().ssh.config_file,
+            Some(fixtures().join("keys/id_placeholder"))
+        );
+        assert_eq!(c.host("s1").unwrap().ssh.user, None);
+        // A missing file is an input error naming the key and line.
+        only(
+            &doc("[ssh]\nconfig_file = \"keys/no_such_config\"\n"),
+            "ssh.config_file",
+            13,
+            "file not found",
+        );
     }
 
     #[test]

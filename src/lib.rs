@@ -21,6 +21,7 @@ pub mod keys;
 pub mod lab;
 pub mod lock;
 pub mod log;
+pub mod masters;
 pub mod model;
 pub mod node;
 pub mod plan;
@@ -42,6 +43,7 @@ pub mod ssh;
 pub mod status;
 pub mod templates;
 pub mod tls;
+pub mod unlock;
 pub mod verify;
 pub mod version;
 
@@ -91,6 +93,7 @@ async fn dispatch(cli: Cli) -> Result<(), Error> {
         Command::Node { command } => match command {
             NodeCommand::Remove(args) => node::remove(&args, cli.debug_log.as_deref()).await,
         },
+        Command::Unlock(args) => unlock::run(&args, cli.debug_log.as_deref()).await,
         Command::Lab { command } => match command {
             LabCommand::Up(args) => {
                 lab::up_with_dns(&args, &args.dns, cli.debug_log.as_deref()).await

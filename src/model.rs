@@ -289,7 +289,7 @@ pub struct PrepareSpec {
 }
 
 impl Host {
-    /// A host with every default the inventory would give it (vendor paths, root over SSH,
+    /// A host with every default the inventory would give it (vendor paths, SSH as ssh_config says,
     /// INFO logging, client_addr 127.0.0.1, no tags, no extra config).
     pub fn minimal(name: &str, address: &str, role: Role, init: Init, bind: BindAddr) -> Host {
         Host {
@@ -315,11 +315,16 @@ impl Host {
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct SshTarget {
-    pub user: String,
-    pub port: u16,
+    /// The SSH user; `None`: not given by the inventory, ssh_config decides (`User`, else the
+    /// local user name).
+    pub user: Option<String>,
+    /// The SSH port; `None`: not given by the inventory, ssh_config decides (`Port`, else 22).
+    pub port: Option<u16>,
     pub identity_file: Option<PathBuf>,
     /// A known_hosts file to use instead of the user's default one.
     pub known_hosts: Option<PathBuf>,
+    /// An ssh_config file to use instead of `~/.ssh/config` (`ssh -F`).
+    pub config_file: Option<PathBuf>,
     /// ProxyJump value (`[user@]host[:port]`).
     pub jump: Option<String>,
     pub host_keys: HostKeyPolicy,
@@ -327,24 +332,19 @@ pub struct SshTarget {
 }
 
 impl Default for SshTarget {
-    /// The inventory's defaults: root on port 22, strict host keys, 10 s connect timeout.
+    /// The inventory's defaults: user and port from ssh_config, strict host keys, 10 s connect
+    /// timeout.
     fn default() -> Self {
         SshTarget {
-            user: "root".into(),
-            port: 22,
+            user: None,
+            port: None,
             identity_file: None,
             known_hosts: None,
+            config_file: None,
             jump: None,
             host_keys: HostKeyPolicy::Strict,
             connect_timeout_secs: 10,
         }
-    }
-}
-
-impl SshTarget {
-    /// Commands go through `sudo -n` when the SSH user is not root.
-    pub fn needs_sudo(&self) -> bool {
-        self.user != "root"
     }
 }
 

@@ -4,6 +4,7 @@
 //! Every remote command is a fixed script run as `sh -c SCRIPT sh ARG...`; each argument goes
 //! through openssh's escaping (`Command::arg`). Inventory values never become shell text.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -79,52 +80,36 @@ if [ -n "$CONSUL_CACERT" ]; then export CONSUL_CACERT; else unset CONSUL_CACERT;
 
 impl Connection {
     /// Open the master connection to a host. `accept_new` overrides a strict inventory policy.
+    /// User, port and identity file are passed only when the inventory gives them: otherwise
+    /// ssh_config (`ssh.config_file`, or `~/.ssh/config`) decides.
     pub async fn connect(host: &Host, accept_new: bool) -> Result<Connection> {
-        let ssh = &host.ssh;
-        let mut builder = SessionBuilder::default();
-        builder
-            .user(ssh.user.clone())
-            .port(ssh.port)
-            .connect_timeout(Duration::from_secs(ssh.connect_timeout_secs))
-            .server_alive_interval(Duration::from_secs(15))
-            .control_directory(std::env::temp_dir())
-            .known_hosts_check(match (ssh.host_keys, accept_new) {
-                (HostKeyPolicy::AcceptNew, _) | (_, true) => KnownHosts::Add,
-                (HostKeyPolicy::Strict, false) => KnownHosts::Strict,
-            });
-        if let Some(key) = &ssh.identity_file {
-            builder.keyfile(key);
-        }
-        if let Some(known) = &ssh.known_hosts {
-            builder.user_known_hosts_file(known);
-        }
-        if let Some(jump) = &ssh.jump {
-            builder.jump_hosts([jump.as_str()]);
-        }
+        let builder = session_builder(host, accept_new, crate::masters::control_dir()?);
+        // The user and port ssh will really use (for sudo and messages).
+        let target = resolve_target(host).await;
         let started = Instant::now();
         let session = builder.connect(&host.address).await.map_err(|e| {
-            let detail = error_chain(&e);
+            let detail = clean_detail(&error_chain(&e));
             let hint = if detail.contains("Host key verification failed")
                 || detail.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
             {
-                host_key_hint(host, &detail)
+                host_key_hint(host, target.port, &detail)
             } else {
                 String::new()
             };
             anyhow!(
                 "cannot connect to {}@{}:{}: {}{}",
-                ssh.user,
+                target.user,
                 host.address,
-                ssh.port,
+                target.port,
                 detail,
                 hint
             )
         })?;
-        tracing::debug!(host = %host.name, elapsed_ms = started.elapsed().as_millis() as u64, "connected");
+        tracing::debug!(host = %host.name, user = %target.user, port = target.port, elapsed_ms = started.elapsed().as_millis() as u64, "connected");
         Ok(Connection {
             host: host.name.clone(),
             session,
-            sudo: ssh.needs_sudo(),
+            sudo: target.user != "root",
             round_trips: AtomicU32::new(0),
             consul_env: std::sync::Mutex::new(ConsulEnv::default()),
         })
@@ -319,9 +304,114 @@ impl Connection {
     }
 }
 
+/// The master's options for a host: user, port, identity file and ssh_config file only where
+/// the inventory gives them (so ssh_config's `User`, `Port`, `IdentityFile` apply otherwise),
+/// control sockets under this run's `control_dir`.
+pub fn session_builder(host: &Host, accept_new: bool, control_dir: &Path) -> SessionBuilder {
+    let ssh = &host.ssh;
+    let mut builder = SessionBuilder::default();
+    builder
+        .connect_timeout(Duration::from_secs(ssh.connect_timeout_secs))
+        .server_alive_interval(Duration::from_secs(15))
+        .control_directory(control_dir)
+        .known_hosts_check(match (ssh.host_keys, accept_new) {
+            (HostKeyPolicy::AcceptNew, _) | (_, true) => KnownHosts::Add,
+            (HostKeyPolicy::Strict, false) => KnownHosts::Strict,
+        });
+    if let Some(user) = &ssh.user {
+        builder.user(user.clone());
+    }
+    if let Some(port) = ssh.port {
+        builder.port(port);
+    }
+    if let Some(config) = &ssh.config_file {
+        builder.config_file(config);
+    }
+    if let Some(key) = &ssh.identity_file {
+        builder.keyfile(key);
+    }
+    if let Some(known) = &ssh.known_hosts {
+        builder.user_known_hosts_file(known);
+    }
+    if let Some(jump) = &ssh.jump {
+        builder.jump_hosts([jump.as_str()]);
+    }
+    builder
+}
+
+/// Who ssh logs in as and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub user: String,
+    pub port: u16,
+}
+
+/// `ssh -G` arguments that make ssh print the configuration it would use for a host, with the
+/// inventory's settings on top of ssh_config's.
+pub fn resolve_args(host: &Host) -> Vec<std::ffi::OsString> {
+    let ssh = &host.ssh;
+    let mut args: Vec<std::ffi::OsString> = vec!["-G".into()];
+    if let Some(config) = &ssh.config_file {
+        args.push("-F".into());
+        args.push(config.into());
+    }
+    if let Some(user) = &ssh.user {
+        args.push("-l".into());
+        args.push(user.into());
+    }
+    if let Some(port) = ssh.port {
+        args.push("-p".into());
+        args.push(port.to_string().into());
+    }
+    args.push("--".into());
+    args.push(host.address.clone().into());
+    args
+}
+
+/// The `user` and `port` lines of `ssh -G` output.
+pub fn parse_resolved(out: &str) -> Option<Target> {
+    let mut user = None;
+    let mut port = None;
+    for line in out.lines() {
+        match line.split_once(' ') {
+            Some(("user", v)) => user = Some(v.trim().to_string()),
+            Some(("port", v)) => port = v.trim().parse().ok(),
+            _ => {}
+        }
+    }
+    Some(Target {
+        user: user?,
+        port: port?,
+    })
+}
+
+/// The user and port of a host: the inventory's where it gives them, else ssh_config's as
+/// `ssh -G` reports them; when ssh cannot tell, the local user name and 22 (ssh's defaults).
+pub async fn resolve_target(host: &Host) -> Target {
+    if let (Some(user), Some(port)) = (&host.ssh.user, host.ssh.port) {
+        return Target {
+            user: user.clone(),
+            port,
+        };
+    }
+    let resolved = tokio::process::Command::new("ssh")
+        .args(resolve_args(host))
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .await
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| parse_resolved(&String::from_utf8_lossy(&o.stdout)));
+    resolved.unwrap_or_else(|| Target {
+        user: host.ssh.user.clone().unwrap_or_else(crate::lock::user_name),
+        port: host.ssh.port.unwrap_or(22),
+    })
+}
+
 /// What to tell about a refused host key: for a changed key the fingerprint known_hosts
 /// expects and the one the host sent, for an unknown key how to accept it.
-fn host_key_hint(host: &Host, detail: &str) -> String {
+fn host_key_hint(host: &Host, port: u16, detail: &str) -> String {
     let ssh = &host.ssh;
     let file = ssh
         .known_hosts
@@ -329,7 +419,7 @@ fn host_key_hint(host: &Host, detail: &str) -> String {
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "~/.ssh/known_hosts".into());
     let seen = seen_fingerprint(detail);
-    let expected = expected_fingerprints(host);
+    let expected = expected_fingerprints(host, port);
     if detail.contains("REMOTE HOST IDENTIFICATION HAS CHANGED") || seen.is_some() {
         format!(
             "\n  the host key of {} CHANGED: known_hosts ({file}) expects {}, the host sent {}; \
@@ -342,7 +432,7 @@ fn host_key_hint(host: &Host, detail: &str) -> String {
                 expected.join(", ")
             },
             seen.unwrap_or_else(|| "another key".into()),
-            known_hosts_name(host),
+            known_hosts_name(host, port),
         )
     } else {
         format!(
@@ -366,18 +456,18 @@ pub fn seen_fingerprint(detail: &str) -> Option<String> {
 }
 
 /// How known_hosts names the host: `addr`, or `[addr]:port` for another port than 22.
-fn known_hosts_name(host: &Host) -> String {
-    if host.ssh.port == 22 {
+fn known_hosts_name(host: &Host, port: u16) -> String {
+    if port == 22 {
         host.address.clone()
     } else {
-        format!("[{}]:{}", host.address, host.ssh.port)
+        format!("[{}]:{}", host.address, port)
     }
 }
 
 /// The fingerprints known_hosts holds for the host (`ssh-keygen -F NAME -l`; local only).
-fn expected_fingerprints(host: &Host) -> Vec<String> {
+fn expected_fingerprints(host: &Host, port: u16) -> Vec<String> {
     let mut cmd = std::process::Command::new("ssh-keygen");
-    cmd.arg("-l").arg("-F").arg(known_hosts_name(host));
+    cmd.arg("-l").arg("-F").arg(known_hosts_name(host, port));
     if let Some(f) = &host.ssh.known_hosts {
         cmd.arg("-f").arg(f);
     }
@@ -425,6 +515,15 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// ssh's stderr as one clean text: its `\r\n` line ends (and stray `\r`) become `\n`, trailing
+/// blank lines go (JSON output would carry them raw otherwise).
+pub fn clean_detail(s: &str) -> String {
+    s.replace("\r\n", "\n")
+        .replace('\r', "")
+        .trim_end()
+        .to_string()
+}
+
 fn truncate(s: &str, max: usize) -> &str {
     if s.len() <= max {
         return s;
@@ -456,6 +555,135 @@ mod tests {
         assert_eq!(
             parse_keygen_fingerprints(keygen),
             ["SHA256:oldKEY123 (ED25519)", "SHA256:other456 (ECDSA)"]
+        );
+    }
+
+    fn host(ssh: crate::model::SshTarget) -> Host {
+        let mut h = Host::minimal(
+            "s1",
+            "10.9.8.7",
+            crate::model::Role::Server,
+            crate::model::Init::Systemd,
+            crate::model::BindAddr::Fixed("10.9.8.7".parse().unwrap()),
+        );
+        h.ssh = ssh;
+        h
+    }
+
+    fn strings(args: &[std::ffi::OsString]) -> Vec<String> {
+        args.iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn connect_errors_carry_no_carriage_returns() {
+        let raw = "failed to connect to the remote host: ssh: connect to host 10.0.0.9 port 22: \
+                   Connection refused\r\n\r\n";
+        let clean = clean_detail(raw);
+        assert!(!clean.contains('\r'), "{clean:?}");
+        assert!(clean.ends_with("Connection refused"), "{clean:?}");
+        assert_eq!(clean_detail("a\r\nb\rc\n"), "a\nbc");
+    }
+
+    /// User, port, key and config file reach ssh only when the inventory gives them.
+    #[test]
+    fn user_port_and_key_are_passed_only_when_the_inventory_sets_them() {
+        let dir = std::path::Path::new("/run/consulctl-test");
+        let bare = host(crate::model::SshTarget::default());
+        let b = session_builder(&bare, false, dir);
+        assert_eq!(b.get_user(), None);
+        assert_eq!(b.get_port(), None);
+        let shown = format!("{b:?}");
+        assert!(shown.contains("keyfile: None"), "{shown}");
+        assert!(shown.contains("config_file: None"), "{shown}");
+        assert_eq!(strings(&resolve_args(&bare)), ["-G", "--", "10.9.8.7"]);
+
+        let set = host(crate::model::SshTarget {
+            user: Some("ops".into()),
+            port: Some(2200),
+            identity_file: Some("/keys/id".into()),
+            config_file: Some("/etc/consulctl/ssh_config".into()),
+            ..Default::default()
+        });
+        let b = session_builder(&set, false, dir);
+        assert_eq!(b.get_user(), Some("ops"));
+        assert_eq!(b.get_port(), Some("2200"));
+        let shown = format!("{b:?}");
+        assert!(shown.contains("keyfile: Some(\"/keys/id\")"), "{shown}");
+        assert!(
+            shown.contains("config_file: Some(\"/etc/consulctl/ssh_config\")"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("control_dir: Some(\"/run/consulctl-test\")"),
+            "{shown}"
+        );
+        assert_eq!(
+            strings(&resolve_args(&set)),
+            [
+                "-G",
+                "-F",
+                "/etc/consulctl/ssh_config",
+                "-l",
+                "ops",
+                "-p",
+                "2200",
+                "--",
+                "10.9.8.7"
+            ]
+        );
+        assert_eq!(
+            parse_resolved("host 10.9.8.7\nuser deploy\nhostname 10.9.8.7\nport 2222\n"),
+            Some(Target {
+                user: "deploy".into(),
+                port: 2222
+            })
+        );
+        assert_eq!(parse_resolved("user deploy\n"), None);
+    }
+
+    /// The user and port ssh_config gives (read by the real `ssh -G`, nothing connects), and
+    /// the inventory's over them.
+    #[tokio::test]
+    async fn ssh_config_decides_what_the_inventory_leaves_out() {
+        if std::process::Command::new("ssh")
+            .arg("-V")
+            .output()
+            .is_err()
+        {
+            eprintln!("no ssh client: skipped");
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let config = tmp.path().join("ssh_config");
+        std::fs::write(
+            &config,
+            "Host 10.9.8.7\n    User deploy\n    Port 2222\nHost *\n    User nobody-else\n",
+        )
+        .unwrap();
+        let from_config = host(crate::model::SshTarget {
+            config_file: Some(config.clone()),
+            ..Default::default()
+        });
+        assert_eq!(
+            resolve_target(&from_config).await,
+            Target {
+                user: "deploy".into(),
+                port: 2222
+            }
+        );
+        let over = host(crate::model::SshTarget {
+            config_file: Some(config),
+            user: Some("root".into()),
+            ..Default::default()
+        });
+        assert_eq!(
+            resolve_target(&over).await,
+            Target {
+                user: "root".into(),
+                port: 2222
+            }
         );
     }
 

@@ -6,6 +6,7 @@
 
 mod apply_roll;
 mod harness;
+mod killed;
 mod lab;
 mod lifecycle;
 mod node;
@@ -15,3 +16,4 @@ mod recovery;
 mod restart;
 mod rollout;
 mod security;
+mod ssh;
