@@ -9,55 +9,13 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::harness::{Lab, LabInit, Out};
+use crate::harness::{Lab, LabInit};
 use crate::probe::Probe;
-
-fn json(out: &Out) -> Value {
-    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{out}"))
-}
-
-fn api(lab: &Lab, host: &str, path: &str) -> Value {
-    let body = lab.consul_api(host, path);
-    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{host} {path}: not JSON ({e}): {body}"))
-}
-
-/// The consul agent's PID on a host (exactly one process).
-fn pid(lab: &Lab, host: &str) -> String {
-    let pid = lab
-        .exec(host, &["pidof", "consul"])
-        .success()
-        .out()
-        .to_string();
-    assert!(
-        !pid.is_empty() && !pid.contains(' '),
-        "{host}: expected one consul process, got {pid:?}"
-    );
-    pid
-}
-
-fn pids(lab: &Lab) -> BTreeMap<String, String> {
-    lab.hosts()
-        .iter()
-        .map(|h| (h.name.clone(), pid(lab, &h.name)))
-        .collect()
-}
 
 /// The `rev` node meta the agent on `host` runs with (its own `/v1/agent/self`).
 fn running_rev(lab: &Lab, host: &str) -> String {
-    let me = api(lab, host, "/v1/agent/self");
+    let me = lab.api(host, "/v1/agent/self");
     me["Meta"]["rev"].as_str().unwrap_or("").to_string()
-}
-
-fn leader_host(lab: &Lab, via: &str) -> String {
-    let leader = api(lab, via, "/v1/status/leader");
-    let addr = leader.as_str().unwrap_or_default();
-    let ip = addr.strip_suffix(":8300").unwrap_or(addr);
-    lab.hosts()
-        .iter()
-        .find(|h| h.address == ip)
-        .unwrap_or_else(|| panic!("leader {leader} is no lab host"))
-        .name
-        .clone()
 }
 
 /// Rewrite the lab inventory: `[config] node_meta = { rev = REV }`, optionally another binary
@@ -185,20 +143,20 @@ fn apply_rolls_restarts_proves_them_and_puts_back_a_server_that_does_not_start()
         .collect();
     let client_inits: Vec<&str> = clients.iter().map(|c| inits[c]).collect();
     assert!(client_inits.contains(&"systemd") && client_inits.contains(&"supervisord"));
-    let mut last: BTreeMap<String, String> = pids(&lab);
+    let mut last: BTreeMap<String, String> = lab.consul_pids();
     for i in 1..=10 {
         let rev = if i % 2 == 1 { "a" } else { "b" };
         set_inventory(&lab, rev, None, None);
         let out = lab
             .consulctl(&["apply", "-i", inv, "--limit", "role:client", "-o", "json"])
             .success();
-        let result = json(&out);
+        let result = out.json();
         let steps = restarts(&result);
         assert_eq!(steps.len(), clients.len(), "apply {i}: {result:#}");
         for s in &steps {
             let host = s["host"].as_str().unwrap();
             assert_eq!(s["ok"], true, "{s}");
-            let now = pid(&lab, host);
+            let now = lab.consul_pid(host);
             assert_eq!(s["pid_before"], last[host].as_str(), "apply {i}: {s}");
             assert_eq!(s["pid_after"], now.as_str(), "apply {i}: {s}");
             assert_ne!(now, last[host], "apply {i}: {host} not restarted");
@@ -216,15 +174,15 @@ fn apply_rolls_restarts_proves_them_and_puts_back_a_server_that_does_not_start()
     //    next to client1 keeps a leader and can write.
     let rebuilt = rebuilt_binary(&lab, "one");
     set_inventory(&lab, "2", Some(&rebuilt), None);
-    let before = pids(&lab);
-    let leader_before = leader_host(&lab, "server1");
+    let before = lab.consul_pids();
+    let leader_before = lab.leader_host("server1");
     let probe = Probe::start(&lab, "client1");
     std::thread::sleep(Duration::from_secs(1));
     let out = lab.consulctl(&["apply", "-i", inv, "-o", "json"]);
     std::thread::sleep(Duration::from_secs(1));
     let report = probe.stop();
     eprintln!("apply roll probe (client1): {}", report.summary());
-    let result = json(&out.success());
+    let result = out.success().json();
     let steps = restarts(&result);
     let order: Vec<&str> = steps.iter().map(|s| s["host"].as_str().unwrap()).collect();
     eprintln!("MEASURED apply restart order {order:?}, leader before {leader_before}");
@@ -244,7 +202,7 @@ fn apply_rolls_restarts_proves_them_and_puts_back_a_server_that_does_not_start()
             "{w:#?}"
         );
     }
-    let after = pids(&lab);
+    let after = lab.consul_pids();
     for h in lab.hosts() {
         assert_ne!(before[&h.name], after[&h.name], "{} not restarted", h.name);
         assert_eq!(running_rev(&lab, &h.name), "2", "{}", h.name);
@@ -266,11 +224,11 @@ fn apply_rolls_restarts_proves_them_and_puts_back_a_server_that_does_not_start()
     // 3. A change that validates but keeps server2 from starting (its WAN gossip port on
     //    sshd's): the roll stops at server2, which is put back on its last good config and
     //    runs again; the servers after it and the clients are not restarted.
-    if leader_host(&lab, "server1") == "server2" {
+    if lab.leader_host("server1") == "server2" {
         lab.consulctl(&["restart", "-i", inv, "--limit", "server2"])
             .success();
     }
-    let leader = leader_host(&lab, "server1");
+    let leader = lab.leader_host("server1");
     assert_ne!(leader, "server2");
     let good_config = lab
         .exec("server2", &["cat", "/etc/consul.d/consul.hcl"])
@@ -283,9 +241,9 @@ fn apply_rolls_restarts_proves_them_and_puts_back_a_server_that_does_not_start()
         Some(&rebuilt2),
         Some(("server2", "ports = { serf_wan = 22 }")),
     );
-    let before = pids(&lab);
+    let before = lab.consul_pids();
     let out = lab.consulctl(&["apply", "-i", inv, "-o", "json"]).code(1);
-    let result = json(&out);
+    let result = out.json();
     let steps = restarts(&result);
     let order: Vec<&str> = steps.iter().map(|s| s["host"].as_str().unwrap()).collect();
     eprintln!("MEASURED failing roll order {order:?} (leader {leader})");
@@ -309,7 +267,7 @@ fn apply_rolls_restarts_proves_them_and_puts_back_a_server_that_does_not_start()
         "{result:#}"
     );
     // server2: a new process on its last good config, the failed one kept for inspection.
-    let now = pid(&lab, "server2");
+    let now = lab.consul_pid("server2");
     assert_ne!(now, before["server2"]);
     assert_eq!(running_rev(&lab, "server2"), "2");
     assert_eq!(
@@ -341,7 +299,7 @@ fn apply_rolls_restarts_proves_them_and_puts_back_a_server_that_does_not_start()
             continue;
         }
         assert_eq!(
-            pid(&lab, &h.name),
+            lab.consul_pid(&h.name),
             before[&h.name],
             "{} was restarted",
             h.name
@@ -378,29 +336,21 @@ fn apply_rolls_restarts_proves_them_and_puts_back_a_server_that_does_not_start()
         "server3 was restarted: {order:?}"
     );
     // The cluster is whole: 3 voters, a leader, 5 alive members.
-    let raft = api(&lab, "server1", "/v1/operator/raft/configuration");
-    let peers = raft["Servers"].as_array().unwrap();
-    assert_eq!(peers.len(), 3, "{raft:#}");
-    assert!(peers.iter().all(|s| s["Voter"] == true), "{raft:#}");
-    let members = api(&lab, "server1", "/v1/agent/members");
-    let alive = members
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["Status"] == 1)
-        .count();
-    assert_eq!(alive, 5, "{members:#}");
+    lab.assert_cluster_whole(3, 5);
 
     // 4. The binary a stopped roll left staged goes in at the next restart; once server2's
     //    config is fixed, one plain apply finishes the job.
-    let pid3 = pid(&lab, "server3");
+    let pid3 = lab.consul_pid("server3");
     lab.consulctl(&["restart", "-i", inv, "--limit", "server3"])
         .success();
-    assert_ne!(pid(&lab, "server3"), pid3);
+    assert_ne!(lab.consul_pid("server3"), pid3);
     assert_eq!(installed_sha(&lab, "server3"), sha_of(&rebuilt2));
     assert_eq!(staged_sha(&lab, "server3"), None);
     set_inventory(&lab, "3", Some(&rebuilt2), None);
-    let result = json(&lab.consulctl(&["apply", "-i", inv, "-o", "json"]).success());
+    let result = lab
+        .consulctl(&["apply", "-i", inv, "-o", "json"])
+        .success()
+        .json();
     assert_eq!(result["verify"]["healthy"], true, "{result:#}");
     for h in lab.hosts() {
         assert_eq!(running_rev(&lab, &h.name), "3", "{}", h.name);

@@ -101,6 +101,12 @@ impl Out {
         self.code == Some(0)
     }
 
+    /// stdout parsed as JSON.
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{self}"))
+    }
+
     /// stdout, trimmed.
     pub fn out(&self) -> &str {
         self.stdout.trim()
@@ -421,6 +427,83 @@ impl Lab {
         self.exec(host, &["curl", "-sS", "--max-time", "10", &url])
             .success()
             .stdout
+    }
+
+    /// A Consul HTTP API answer on a host, parsed as JSON.
+    #[track_caller]
+    pub fn api(&self, host: &str, path: &str) -> serde_json::Value {
+        let body = self.consul_api(host, path);
+        serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("{host} {path}: not JSON ({e}): {body}"))
+    }
+
+    /// The consul agent's PID on a host (exactly one consul process there).
+    #[track_caller]
+    pub fn consul_pid(&self, host: &str) -> String {
+        let pid = self
+            .exec(host, &["pidof", "consul"])
+            .success()
+            .out()
+            .to_string();
+        assert!(
+            !pid.is_empty() && !pid.contains(' '),
+            "{host}: expected one consul process, got {pid:?}"
+        );
+        pid
+    }
+
+    /// The consul agent's PID on every host.
+    #[track_caller]
+    pub fn consul_pids(&self) -> std::collections::BTreeMap<String, String> {
+        self.hosts()
+            .iter()
+            .map(|h| (h.name.clone(), self.consul_pid(&h.name)))
+            .collect()
+    }
+
+    /// The leader as Consul (asked through `via`) reports it, as a lab host name.
+    #[track_caller]
+    pub fn leader_host(&self, via: &str) -> String {
+        let leader = self.api(via, "/v1/status/leader");
+        let addr = leader.as_str().unwrap_or_default();
+        let ip = addr.strip_suffix(":8300").unwrap_or(addr);
+        self.hosts()
+            .iter()
+            .find(|h| h.address == ip)
+            .unwrap_or_else(|| panic!("leader {leader} is no lab host"))
+            .name
+            .clone()
+    }
+
+    /// Consul's own view through server1: `servers` voters with one leader, and every lab
+    /// host among `members` alive members.
+    #[track_caller]
+    pub fn assert_cluster_whole(&self, servers: usize, members: usize) {
+        let raft = self.api("server1", "/v1/operator/raft/configuration");
+        let peers = raft["Servers"].as_array().unwrap();
+        assert_eq!(peers.len(), servers, "{raft:#}");
+        assert!(peers.iter().all(|s| s["Voter"] == true), "{raft:#}");
+        assert_eq!(
+            peers.iter().filter(|s| s["Leader"] == true).count(),
+            1,
+            "{raft:#}"
+        );
+        let m = self.api("server1", "/v1/agent/members");
+        let alive: Vec<&str> = m
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["Status"] == 1)
+            .map(|m| m["Name"].as_str().unwrap())
+            .collect();
+        assert_eq!(alive.len(), members, "{m:#}");
+        for h in self.hosts() {
+            assert!(
+                alive.contains(&h.name.as_str()),
+                "{} not alive: {m:#}",
+                h.name
+            );
+        }
     }
 
     /// `docker exec -i <container> ARGV...` with `input` on stdin (secrets stay out of argv).

@@ -121,30 +121,6 @@ fn locked_hosts(lab: &Lab) -> Vec<String> {
         .collect()
 }
 
-/// Consul's own view: 3 voters and a leader, all 5 hosts alive members.
-fn assert_healthy(lab: &Lab) {
-    let raft: Value =
-        serde_json::from_str(&lab.consul_api("server1", "/v1/operator/raft/configuration"))
-            .unwrap();
-    let peers = raft["Servers"].as_array().unwrap();
-    assert_eq!(peers.len(), 3, "{raft:#}");
-    assert!(peers.iter().all(|s| s["Voter"] == true), "{raft:#}");
-    assert_eq!(
-        peers.iter().filter(|s| s["Leader"] == true).count(),
-        1,
-        "{raft:#}"
-    );
-    let members: Value =
-        serde_json::from_str(&lab.consul_api("server1", "/v1/agent/members")).unwrap();
-    let alive = members
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["Status"] == 1)
-        .count();
-    assert_eq!(alive, 5, "{members:#}");
-}
-
 /// The sha256 of the consul binary on every host.
 fn binary_shas(lab: &Lab) -> Vec<String> {
     lab.hosts()
@@ -200,7 +176,7 @@ fn recover_after_kill(lab: &Lab, moment: &str, pid: u32) {
         "{moment}: the dead run's ssh masters were stopped\n{out}"
     );
     assert!(!out.stderr.contains("is locked by"), "{out}");
-    assert_healthy(lab);
+    lab.assert_cluster_whole(3, 5);
     assert_eq!(
         locked_hosts(lab),
         Vec::<String>::new(),
@@ -302,7 +278,7 @@ fn apply_killed_early_mid_upload_and_during_start_is_recovered_by_the_next_apply
     for pid in killed {
         assert_eq!(ssh_processes_of(pid), Vec::<String>::new(), "pid {pid}");
     }
-    assert_healthy(&lab);
+    lab.assert_cluster_whole(3, 5);
 
     // A lock held from another machine is never taken over: the host is reported with its
     // holder and the command that breaks the lock; `unlock` breaks it.
@@ -399,7 +375,7 @@ fn apply_killed_early_mid_upload_and_during_start_is_recovered_by_the_next_apply
     let recap: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(recap["totals"]["failed"], 0, "{recap:#}");
     assert_eq!(locked_hosts(&lab), Vec::<String>::new());
-    assert_healthy(&lab);
+    lab.assert_cluster_whole(3, 5);
 }
 
 /// Now as RFC 3339 (UTC), from `date` (the test crate has no chrono).

@@ -16,43 +16,12 @@ fn json(out: &Out) -> Value {
     serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{out}"))
 }
 
-/// Consul's answer for an API path, read inside the host's container.
-fn api(lab: &Lab, host: &str, path: &str) -> Value {
-    let body = lab.consul_api(host, path);
-    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{host} {path}: not JSON ({e}): {body}"))
-}
-
-/// The consul agent's PID on every host.
 fn pids(lab: &Lab) -> BTreeMap<String, String> {
-    lab.hosts()
-        .iter()
-        .map(|h| {
-            let pid = lab
-                .exec(&h.name, &["pidof", "consul"])
-                .success()
-                .out()
-                .to_string();
-            assert!(
-                !pid.is_empty() && !pid.contains(' '),
-                "{}: expected one consul process, got {pid:?}",
-                h.name
-            );
-            (h.name.clone(), pid)
-        })
-        .collect()
+    lab.consul_pids()
 }
 
-/// The leader as Consul reports it (`IP:8300`), as a host name of the lab.
 fn leader_host(lab: &Lab, via: &str) -> String {
-    let leader = api(lab, via, "/v1/status/leader");
-    let addr = leader.as_str().unwrap_or_default();
-    let ip = addr.strip_suffix(":8300").unwrap_or(addr);
-    lab.hosts()
-        .iter()
-        .find(|h| h.address == ip)
-        .unwrap_or_else(|| panic!("leader {leader} is no lab host"))
-        .name
-        .clone()
+    lab.leader_host(via)
 }
 
 /// `rolling restart step` lines of the debug log: (host, role, was_leader), in order.
@@ -82,35 +51,6 @@ fn step_hosts(out: &Value) -> Vec<&str> {
         .iter()
         .map(|s| s["host"].as_str().unwrap())
         .collect()
-}
-
-/// Consul after the roll: 3 voters with one leader, every host an alive member.
-fn assert_cluster_whole(lab: &Lab, servers: usize, members: usize) {
-    let raft = api(lab, "server1", "/v1/operator/raft/configuration");
-    let peers = raft["Servers"].as_array().unwrap();
-    assert_eq!(peers.len(), servers, "{raft:#}");
-    assert!(peers.iter().all(|s| s["Voter"] == true), "{raft:#}");
-    assert_eq!(
-        peers.iter().filter(|s| s["Leader"] == true).count(),
-        1,
-        "{raft:#}"
-    );
-    let m = api(lab, "server1", "/v1/agent/members");
-    let alive: Vec<&str> = m
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["Status"] == 1)
-        .map(|m| m["Name"].as_str().unwrap())
-        .collect();
-    assert_eq!(alive.len(), members, "{m:#}");
-    for h in lab.hosts() {
-        assert!(
-            alive.contains(&h.name.as_str()),
-            "{} not alive: {m:#}",
-            h.name
-        );
-    }
 }
 
 #[test]
@@ -245,7 +185,7 @@ fn restart_rolls_followers_first_and_the_leader_last_without_losing_the_cluster(
     assert!(handover_ms <= 5000, "leader handover took {handover_ms} ms");
 
     // Consul afterwards: 3 voters, 5 alive members.
-    assert_cluster_whole(&lab, 3, 5);
+    lab.assert_cluster_whole(3, 5);
     let _ = std::fs::remove_file(&log);
 }
 
@@ -388,5 +328,5 @@ fn restart_batches_clients_in_order_and_refuses_bad_flags() {
     for h in lab.hosts() {
         assert_ne!(after[&h.name], mid[&h.name], "{} not restarted", h.name);
     }
-    assert_cluster_whole(&lab, 1, 4);
+    lab.assert_cluster_whole(1, 4);
 }
