@@ -133,8 +133,15 @@ pub fn run(program: &str, args: &[&str]) -> Out {
 }
 
 fn run_in(program: &str, args: &[&str], cwd: Option<&Path>) -> Out {
+    run_with(program, args, cwd, &[])
+}
+
+fn run_with(program: &str, args: &[&str], cwd: Option<&Path>, env: &[(&str, &Path)]) -> Out {
     let mut cmd = Command::new(program);
     cmd.args(args).stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
     if let Some(cwd) = cwd {
         cmd.current_dir(cwd);
     }
@@ -155,6 +162,17 @@ fn run_in(program: &str, args: &[&str], cwd: Option<&Path>) -> Out {
 /// Runs the consulctl binary (cwd: the package root).
 pub fn consulctl(args: &[&str]) -> Out {
     run_in(CONSULCTL, args, Some(Path::new(env!("CARGO_MANIFEST_DIR"))))
+}
+
+/// Runs the consulctl binary with its own temp dir (`TMPDIR`): where it keeps its ssh control
+/// sockets, so consulctl runs of other tests on this machine never see (or clean up) them.
+pub fn consulctl_in_tmp(args: &[&str], tmp: &Path) -> Out {
+    run_with(
+        CONSULCTL,
+        args,
+        Some(Path::new(env!("CARGO_MANIFEST_DIR"))),
+        &[("TMPDIR", tmp)],
+    )
 }
 
 /// Runs `docker ARGS`.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::harness::{Lab, LabInit, CONSULCTL};
+use crate::harness::{Lab, LabInit, Out, CONSULCTL};
 
 /// `apply` started in the background, its stderr (the phase titles) and debug log in files.
 struct Killable {
@@ -23,6 +23,7 @@ impl Killable {
         let stderr = lab.inventory().with_extension(format!("{tag}.stderr"));
         let log = lab.inventory().with_extension(format!("{tag}.log"));
         let child = Command::new(CONSULCTL)
+            .env("TMPDIR", tmp_dir(lab))
             .args(["--debug-log", log.to_str().unwrap()])
             .args(["apply", "-i", lab.inventory_str()])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -73,6 +74,20 @@ impl Killable {
         assert_eq!(status.signal(), Some(9), "killed by SIGKILL: {status:?}");
         (pid, Self::text(&self.stderr))
     }
+}
+
+/// This test's own temp dir for consulctl (`TMPDIR`): its runs keep their ssh control sockets
+/// there, out of sight of the consulctl runs of tests running beside it (which would otherwise
+/// clean up the masters the killed runs left before this test looks at them).
+fn tmp_dir(lab: &Lab) -> PathBuf {
+    // Short: ssh's control socket paths must fit a Unix socket address (108 bytes).
+    let dir = std::env::temp_dir().join(format!("c-{}", lab.name()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn consulctl_in_tmp(lab: &Lab, args: &[&str]) -> Out {
+    crate::harness::consulctl_in_tmp(args, &tmp_dir(lab))
 }
 
 /// The ssh processes (ControlMasters and their sessions) of the run with this PID: their
@@ -156,7 +171,7 @@ fn recover_after_kill(lab: &Lab, moment: &str, pid: u32) {
         "{moment}: the killed run left no ssh ControlMaster (nothing to clean up)"
     );
     let started = Instant::now();
-    let out = lab.consulctl(&["apply", "-i", lab.inventory_str()]);
+    let out = consulctl_in_tmp(lab, &["apply", "-i", lab.inventory_str()]);
     eprintln!(
         "MEASURED {moment}: recovery apply exit {:?} in {:.1}s",
         out.code,
@@ -269,9 +284,11 @@ fn apply_killed_early_mid_upload_and_during_start_is_recovered_by_the_next_apply
     killed.push(pid);
 
     // Nothing left to do, nothing left running of the three killed runs.
-    let out = lab
-        .consulctl(&["apply", "-i", lab.inventory_str(), "--output", "json"])
-        .success();
+    let out = consulctl_in_tmp(
+        &lab,
+        &["apply", "-i", lab.inventory_str(), "--output", "json"],
+    )
+    .success();
     let recap: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(recap["totals"]["changed"], 0, "{recap:#}");
     assert_eq!(recap["totals"]["failed"], 0, "{recap:#}");
@@ -315,8 +332,9 @@ fn apply_killed_early_mid_upload_and_during_start_is_recovered_by_the_next_apply
         ],
     )
     .success();
-    let out = lab
-        .consulctl(&[
+    let out = consulctl_in_tmp(
+        &lab,
+        &[
             "apply",
             "-i",
             lab.inventory_str(),
@@ -324,8 +342,9 @@ fn apply_killed_early_mid_upload_and_during_start_is_recovered_by_the_next_apply
             "json",
             "--verify-timeout",
             "20",
-        ])
-        .code(1);
+        ],
+    )
+    .code(1);
     let recap: Value = serde_json::from_str(&out.stdout).unwrap();
     let failed: Vec<&Value> = recap["hosts"]
         .as_array()
@@ -349,13 +368,16 @@ fn apply_killed_early_mid_upload_and_during_start_is_recovered_by_the_next_apply
         "started": chrono_now(), "token": "live-here",
     });
     plant("client1", &live, "live-here");
-    let out = lab.consulctl(&[
-        "unlock",
-        "-i",
-        lab.inventory_str(),
-        "--limit",
-        "client1,client2",
-    ]);
+    let out = consulctl_in_tmp(
+        &lab,
+        &[
+            "unlock",
+            "-i",
+            lab.inventory_str(),
+            "--limit",
+            "client1,client2",
+        ],
+    );
     eprintln!("unlock:\n{out}");
     let out = out.code(1);
     assert!(
@@ -369,13 +391,16 @@ fn apply_killed_early_mid_upload_and_during_start_is_recovered_by_the_next_apply
     lab.exec("client1", &["rm", "-rf", "/var/lib/consulctl/lock"])
         .success();
     // Then the change goes through.
-    let out = lab
-        .consulctl(&["apply", "-i", lab.inventory_str(), "--output", "json"])
-        .success();
+    let out = consulctl_in_tmp(
+        &lab,
+        &["apply", "-i", lab.inventory_str(), "--output", "json"],
+    )
+    .success();
     let recap: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(recap["totals"]["failed"], 0, "{recap:#}");
     assert_eq!(locked_hosts(&lab), Vec::<String>::new());
     lab.assert_cluster_whole(3, 5);
+    let _ = std::fs::remove_dir_all(tmp_dir(&lab));
 }
 
 /// Now as RFC 3339 (UTC), from `date` (the test crate has no chrono).
