@@ -533,13 +533,7 @@ log ==> Starting Consul agent...\nend\n";
     #[test]
     fn agent_api_finds_its_own_member_entry() {
         let ev = parse_output(SAMPLE).unwrap();
-        let host = Host::minimal(
-            "server1",
-            "10.0.0.1",
-            crate::model::Role::Server,
-            crate::model::Init::Systemd,
-            crate::model::BindAddr::Fixed("10.0.0.1".parse().unwrap()),
-        );
+        let host = server1_host();
         let api = agent_api(&host, Some("10.0.0.1".parse().unwrap()), &ev).unwrap();
         assert_eq!(api.leader.as_deref(), Some("10.0.0.1:8300"));
         assert_eq!(api.datacenter.as_deref(), Some("dc1"));
@@ -551,13 +545,7 @@ log ==> Starting Consul agent...\nend\n";
     fn no_members_answer_means_the_agent_did_not_answer() {
         let text = SAMPLE.replace("=== /v1/agent/members 200", "=== /v1/agent/members 000");
         let ev = parse_output(&text).unwrap();
-        let host = Host::minimal(
-            "server1",
-            "10.0.0.1",
-            crate::model::Role::Server,
-            crate::model::Init::Systemd,
-            crate::model::BindAddr::Fixed("10.0.0.1".parse().unwrap()),
-        );
+        let host = server1_host();
         assert!(agent_api(&host, None, &ev).is_none());
     }
 
@@ -610,16 +598,21 @@ log ==> Starting Consul agent...\nend\n";
         }
     }
 
-    /// server1 healthy and alone in its member list: client1 never joined.
-    fn healthy_server1() -> Observation {
-        let ev = parse_output(SAMPLE).unwrap();
-        let host = Host::minimal(
+    /// The systemd server the fixtures were read from.
+    fn server1_host() -> Host {
+        Host::minimal(
             "server1",
             "10.0.0.1",
             crate::model::Role::Server,
             crate::model::Init::Systemd,
             crate::model::BindAddr::Fixed("10.0.0.1".parse().unwrap()),
-        );
+        )
+    }
+
+    /// server1 healthy and alone in its member list: client1 never joined.
+    fn healthy_server1() -> Observation {
+        let ev = parse_output(SAMPLE).unwrap();
+        let host = server1_host();
         Observation {
             host: "server1".into(),
             agent_pid: ev.agent_pid,

@@ -506,22 +506,23 @@ impl Lab {
             1,
             "{raft:#}"
         );
-        let m = self.api("server1", "/v1/agent/members");
-        let alive: Vec<&str> = m
+        let alive = self.alive_members("server1");
+        assert_eq!(alive.len(), members, "alive members: {alive:?}");
+        for h in self.hosts() {
+            assert!(alive.contains(&h.name), "{} not alive: {alive:?}", h.name);
+        }
+    }
+
+    /// The names of the members Consul (asked through `via`) reports alive.
+    #[track_caller]
+    pub fn alive_members(&self, via: &str) -> Vec<String> {
+        self.api(via, "/v1/agent/members")
             .as_array()
-            .unwrap()
+            .expect("a member list")
             .iter()
             .filter(|m| m["Status"] == 1)
-            .map(|m| m["Name"].as_str().unwrap())
-            .collect();
-        assert_eq!(alive.len(), members, "{m:#}");
-        for h in self.hosts() {
-            assert!(
-                alive.contains(&h.name.as_str()),
-                "{} not alive: {m:#}",
-                h.name
-            );
-        }
+            .map(|m| m["Name"].as_str().unwrap().to_string())
+            .collect()
     }
 
     /// `docker exec -i <container> ARGV...` with `input` on stdin (secrets stay out of argv).

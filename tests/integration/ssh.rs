@@ -143,18 +143,10 @@ fn ssh_config_gives_user_port_key_and_proxyjump_when_the_inventory_does_not() {
     assert_eq!(recap["verify"]["healthy"], true, "{recap:#}");
 
     // Consul itself: both members alive, server1 the leader.
-    let members: Value =
-        serde_json::from_str(&lab.consul_api("server1", "/v1/agent/members")).unwrap();
-    let alive: Vec<&str> = members
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["Status"] == 1)
-        .map(|m| m["Name"].as_str().unwrap())
-        .collect();
+    let alive = lab.alive_members("server1");
     assert!(
-        alive.contains(&"server1") && alive.contains(&"client1"),
-        "{members:#}"
+        alive.iter().any(|m| m == "server1") && alive.iter().any(|m| m == "client1"),
+        "alive members: {alive:?}"
     );
     let leader = lab.consul_api("client1", "/v1/status/leader");
     assert!(leader.contains(&format!("{server}:8300")), "{leader}");
