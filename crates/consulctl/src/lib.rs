@@ -1,0 +1,90 @@
+//! consulctl: roll out and operate HashiCorp Consul clusters over SSH from one TOML inventory.
+//!
+//! The pipeline, one module per stage:
+//! inventory (parse -> validate -> `model`) -> `facts` (one read-only command per host) ->
+//! `plan` (pure: desired state + facts -> actions) -> `execute` -> `verify` (ask Consul).
+
+pub mod acl;
+pub mod apply;
+pub mod cli;
+pub mod doctor;
+pub mod execute;
+pub mod keys;
+pub mod lab;
+pub mod lock;
+pub mod log;
+pub mod masters;
+pub mod node;
+pub mod plan_output;
+pub mod progress;
+pub mod recap;
+pub mod recover;
+pub mod remote;
+pub mod restart;
+pub mod rolling;
+pub mod services;
+pub mod source;
+pub mod ssh;
+pub mod status;
+pub mod tls;
+pub mod unlock;
+pub mod verify;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command, KeysCommand, LabCommand, NodeCommand, TlsCommand};
+use consulctl_core::error::Error;
+
+/// Entry point: parse arguments, run the command, print the error once, return the exit code.
+pub fn run() -> i32 {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!(
+                "error: {}",
+                consulctl_core::redact::redact(&e.to_string(), &[])
+            );
+            e.code()
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> Result<(), Error> {
+    match cli.command {
+        Command::Apply(args) => apply::run(&args, cli.debug_log.as_deref()).await,
+        Command::Plan(args) => apply::plan(&args, cli.debug_log.as_deref()).await,
+        Command::Status(args) => status::run(&args, cli.debug_log.as_deref()).await,
+        Command::Run(args) => apply::run_file(&args, cli.debug_log.as_deref()).await,
+        Command::Restart(args) => restart::run(&args, cli.debug_log.as_deref()).await,
+        Command::Services(args) => services::run(&args, cli.debug_log.as_deref()).await,
+        Command::Doctor(args) => doctor::run(&args, cli.debug_log.as_deref()).await,
+        Command::Recover(args) => recover::run(&args, cli.debug_log.as_deref()).await,
+        Command::Keys { command } => match command {
+            KeysCommand::Rotate(args) => keys::rotate(&args, cli.debug_log.as_deref()).await,
+        },
+        Command::Tls { command } => match command {
+            TlsCommand::Renew(args) => tls::renew(&args, cli.debug_log.as_deref()).await,
+        },
+        Command::Node { command } => match command {
+            NodeCommand::Remove(args) => node::remove(&args, cli.debug_log.as_deref()).await,
+        },
+        Command::Unlock(args) => unlock::run(&args, cli.debug_log.as_deref()).await,
+        Command::Lab { command } => match command {
+            LabCommand::Up(args) => {
+                lab::up_with_dns(&args, &args.dns, cli.debug_log.as_deref()).await
+            }
+            LabCommand::Down(args) => lab::down(&args).await,
+        },
+    }
+}

@@ -1,0 +1,1906 @@
+//! `consulctl node remove`: take hosts out of the cluster for good, one verified step at a time.
+//!
+//! Per host (graceful, the agent runs and answers over SSH):
+//! 1. servers only: `consul snapshot save` through a live server (another one when there is
+//!    one), copied back binary-safe into `<state dir>/backups/<UTC>-<node>.snap` and checked
+//!    (size > 0, size and sha256 equal to the remote file);
+//! 2. the config dir moved aside, then `consul leave` through the host's agent. The config dir
+//!    goes first because supervisord (`autorestart=true`) restarts an agent that exits after a
+//!    leave, and the restarted agent rejoins within a second; without its config dir such a
+//!    restart fails at once. When the leave fails the config dir is put back;
+//! 3. wait until Consul, asked through another live server, reports the member `left` (and, for
+//!    a server, until it is out of the raft configuration);
+//! 4. stop and disable the agent (systemd: `systemctl disable --now consul`; supervisord: stop,
+//!    program file moved aside, `reread` + `update`), wait for the process to be gone, then move
+//!    the data dir (and with `--remove-binary` the binary) aside. Nothing is deleted.
+//!
+//! A host that SSH cannot reach, or whose agent is not running, cannot leave by itself: without
+//! `--force` it fails with a hint; with `--force` a live server runs `consul force-leave -prune`
+//! (plain `force-leave` where `-prune` is missing), then `consul operator raft remove-peer` when
+//! its address is still a raft peer, and Consul is asked until the node is gone from the peers.
+//!
+//! Servers are removed one at a time. Before anything changes, [`quorum_after_removal`] (pure,
+//! over Consul's raft configuration and member status) must show that the voters left alive are
+//! enough for the quorum of the remaining voter set; it is checked again before each server.
+//! `--force` overrides that check only with a printed warning.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use futures::StreamExt;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::apply::{self, HostRun, Prepared};
+use crate::cli::{NodeRemoveArgs, Output};
+use crate::execute::path_arg;
+use crate::progress::Progress;
+use crate::recap::{HostResult, HostStatus, Recap};
+use crate::ssh::Connection;
+use crate::verify::{self, ClusterView, Member, RaftServer};
+use consulctl_core::error::Error;
+use consulctl_core::model::{Cluster, Host, Init, Role};
+use consulctl_core::templates::Templates;
+
+pub const SNAPSHOT: &str = include_str!("remote/node-snapshot.sh");
+pub const LEAVE: &str = include_str!("remote/node-leave.sh");
+pub const STOP: &str = include_str!("remote/node-stop.sh");
+pub const FORCE_LEAVE: &str = include_str!("remote/node-force-leave.sh");
+pub const REMOVE_PEER: &str = include_str!("remote/node-remove-peer.sh");
+
+/// How long one read of Consul's state through one agent may take.
+const READ_TIMEOUT: Duration = Duration::from_secs(20);
+
+// ------------------------------------------------------------------------------------------
+// Quorum (pure)
+// ------------------------------------------------------------------------------------------
+
+/// What removing some servers does to the raft voter set, as Consul reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QuorumCheck {
+    /// The servers to remove, as named on the command line.
+    pub removing: Vec<String>,
+    /// Voters in the raft configuration now.
+    pub voters: usize,
+    /// How many of them the removal takes out.
+    pub removed_voters: usize,
+    /// Voters left after the removal.
+    pub remaining: usize,
+    /// Of those, how many are alive members (serf status 1).
+    pub alive_remaining: usize,
+    /// Votes the remaining voter set needs: `remaining / 2 + 1`.
+    pub quorum: usize,
+}
+
+impl QuorumCheck {
+    /// Why the removal must not go ahead; None when it is safe.
+    pub fn problem(&self) -> Option<String> {
+        if self.removed_voters == 0 {
+            return None;
+        }
+        let names = self.removing.join(", ");
+        if self.remaining == 0 {
+            return Some(format!(
+                "removing {names} would remove the last server: none of the {} voter{} would remain",
+                self.voters,
+                plural(self.voters)
+            ));
+        }
+        if self.alive_remaining < self.quorum {
+            return Some(format!(
+                "removing {names} would leave {} alive voter{} of {}; quorum of the remaining {} needs {}",
+                self.alive_remaining,
+                plural(self.alive_remaining),
+                self.remaining,
+                self.remaining,
+                self.quorum
+            ));
+        }
+        None
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// The IP part of `IP:port` / `[IPv6]:port`.
+fn addr_ip(addr: &str) -> &str {
+    let host = addr.rsplit_once(':').map(|(h, _)| h).unwrap_or(addr);
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
+/// The member for a raft server: same node name, else same IP.
+fn member_of<'a>(members: &'a [Member], server: &RaftServer) -> Option<&'a Member> {
+    members.iter().find(|m| m.name == server.node).or_else(|| {
+        let ip = addr_ip(&server.address);
+        members
+            .iter()
+            .find(|m| addr_ip(&m.addr) == ip || m.addr == ip)
+    })
+}
+
+/// Quorum after removing the servers named `removing` (matched against the raft configuration
+/// by node name, or by raft address `IP:8300` from `addrs`). Only voters count; a voter counts
+/// as alive when its member status is 1 (alive).
+pub fn quorum_after_removal(
+    raft: &[RaftServer],
+    members: &[Member],
+    removing: &[String],
+    addrs: &BTreeSet<String>,
+) -> QuorumCheck {
+    let is_removed = |s: &RaftServer| removing.contains(&s.node) || addrs.contains(&s.address);
+    let voters: Vec<&RaftServer> = raft.iter().filter(|s| s.voter).collect();
+    let remaining: Vec<&&RaftServer> = voters.iter().filter(|s| !is_removed(s)).collect();
+    let alive_remaining = remaining
+        .iter()
+        .filter(|s| member_of(members, s).is_some_and(|m| m.status == 1))
+        .count();
+    QuorumCheck {
+        removing: removing.to_vec(),
+        voters: voters.len(),
+        removed_voters: voters.len() - remaining.len(),
+        remaining: remaining.len(),
+        alive_remaining,
+        quorum: remaining.len() / 2 + 1,
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Inventory edit (pure)
+// ------------------------------------------------------------------------------------------
+
+/// Remove the `[[hosts]]` entries (or inline `hosts = [...]` elements) whose `name` is in
+/// `names`, keeping every other byte of the file. A `[[hosts]]` entry is cut out of the text
+/// as: its header through its last value (sub-tables such as `[hosts.ssh]` included, to the
+/// end of that line), the comment lines directly above the header (no blank line between),
+/// and one blank line that separated it from what came before (or after). Comments separated
+/// from the header by a blank line (section headings) stay. Returns the new text and the names
+/// that were found.
+pub fn remove_hosts_from_inventory(text: &str, names: &[String]) -> Result<(String, Vec<String>)> {
+    let doc = toml_edit::ImDocument::parse(text.to_owned()).context("parsing the inventory")?;
+    let mut found = Vec::new();
+    let name_of =
+        |t: &dyn toml_edit::TableLike| t.get("name").and_then(|v| v.as_str()).map(str::to_string);
+    let new = match doc.as_table().get("hosts") {
+        Some(toml_edit::Item::ArrayOfTables(aot)) => {
+            let mut ranges = Vec::new();
+            for t in aot.iter() {
+                let Some(n) = name_of(t).filter(|n| names.contains(n)) else {
+                    continue;
+                };
+                let (Some(span), Some(end)) = (t.span(), table_end(t)) else {
+                    bail!("cannot locate the [[hosts]] entry of {n} in the file");
+                };
+                ranges.push(entry_range(text, span.start, end));
+                found.push(n);
+            }
+            let mut out = text.to_string();
+            ranges.sort_by_key(|r| std::cmp::Reverse(r.start));
+            for r in ranges {
+                out.replace_range(r, "");
+            }
+            out
+        }
+        Some(toml_edit::Item::Value(toml_edit::Value::Array(_))) => {
+            // Inline `hosts = [ {...}, ... ]`: let toml_edit re-render that one array.
+            let mut doc: toml_edit::DocumentMut = text.parse().context("parsing the inventory")?;
+            if let Some(arr) = doc.get_mut("hosts").and_then(|h| h.as_array_mut()) {
+                arr.retain(|v| match v.as_inline_table().and_then(|t| name_of(t)) {
+                    Some(n) if names.contains(&n) => {
+                        found.push(n);
+                        false
+                    }
+                    _ => true,
+                });
+            }
+            doc.to_string()
+        }
+        _ => bail!("the inventory has no [[hosts]] entries"),
+    };
+    // Never hand back a file that lost more (or other) than asked.
+    let check: toml_edit::DocumentMut = new
+        .parse()
+        .context("internal: the edited inventory does not parse")?;
+    let before = host_names(doc.as_table());
+    let after = host_names(check.as_table());
+    let expected: Vec<String> = before
+        .iter()
+        .filter(|n| !found.contains(n))
+        .cloned()
+        .collect();
+    if after != expected {
+        bail!("internal: editing the inventory would leave hosts {after:?}, expected {expected:?}");
+    }
+    Ok((new, found))
+}
+
+fn host_names(root: &toml_edit::Table) -> Vec<String> {
+    let name = |t: &dyn toml_edit::TableLike| {
+        t.get("name")
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_string()
+    };
+    match root.get("hosts") {
+        Some(toml_edit::Item::ArrayOfTables(aot)) => aot.iter().map(|t| name(t)).collect(),
+        Some(toml_edit::Item::Value(toml_edit::Value::Array(arr))) => arr
+            .iter()
+            .filter_map(|v| v.as_inline_table().map(|t| name(t)))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The end (byte offset) of a parsed table's last value, its explicit sub-tables included.
+fn table_end(t: &toml_edit::Table) -> Option<usize> {
+    let mut end = t.span()?.end;
+    for (_, item) in t.iter() {
+        match item {
+            toml_edit::Item::Table(sub) => {
+                if let Some(e) = table_end(sub) {
+                    end = end.max(e);
+                }
+            }
+            toml_edit::Item::ArrayOfTables(aot) => {
+                for sub in aot.iter() {
+                    if let Some(e) = table_end(sub) {
+                        end = end.max(e);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Some(end)
+}
+
+/// The byte range of a `[[hosts]]` entry whose header starts at `start` and whose last value
+/// ends at `end`: whole lines, the comments directly above, one separating blank line.
+fn entry_range(text: &str, start: usize, end: usize) -> std::ops::Range<usize> {
+    let line_start = |i: usize| text[..i].rfind('\n').map(|p| p + 1).unwrap_or(0);
+    let line_end = |i: usize| {
+        text[i..]
+            .find('\n')
+            .map(|p| i + p + 1)
+            .unwrap_or(text.len())
+    };
+    let mut a = line_start(start);
+    let mut b = line_end(end.saturating_sub(1).max(start));
+    // Comment lines directly above the header belong to it.
+    while a > 0 {
+        let prev = line_start(a - 1);
+        if text[prev..a].trim_start().starts_with('#') {
+            a = prev;
+        } else {
+            break;
+        }
+    }
+    // One blank line that separated it: the one before, else the one after.
+    if a > 0 {
+        let prev = line_start(a - 1);
+        if text[prev..a].trim().is_empty() {
+            return prev..b;
+        }
+    }
+    if b < text.len() {
+        let next = line_end(b);
+        if text[b..next].trim().is_empty() {
+            b = next;
+        }
+    }
+    a..b
+}
+
+/// Rewrite the inventory file without the given hosts (atomically, same permissions).
+fn update_inventory(path: &Path, names: &[String]) -> Result<Vec<String>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let (new, found) = remove_hosts_from_inventory(&text, names)?;
+    if found.is_empty() {
+        return Ok(found);
+    }
+    let tmp = path.with_extension("toml.consulctl-tmp");
+    std::fs::write(&tmp, new.as_bytes()).with_context(|| format!("writing {}", tmp.display()))?;
+    if let Ok(meta) = std::fs::metadata(path) {
+        let _ = std::fs::set_permissions(&tmp, meta.permissions());
+    }
+    std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
+    if let Err(diags) = consulctl_core::inventory::parse(path, &new) {
+        let first = diags.first().map(|d| format!("{d}")).unwrap_or_default();
+        eprintln!(
+            "warning: {} no longer validates after removing {}: {first}",
+            path.display(),
+            found.join(", ")
+        );
+    }
+    Ok(found)
+}
+
+// ------------------------------------------------------------------------------------------
+// Names
+// ------------------------------------------------------------------------------------------
+
+/// The named hosts, each once, in the order given. Unknown names are bad input.
+pub fn check_names(cluster: &Cluster, names: &[String]) -> Result<Vec<String>, Error> {
+    let unknown: Vec<&str> = names
+        .iter()
+        .filter(|n| cluster.host(n).is_none())
+        .map(String::as_str)
+        .collect();
+    if !unknown.is_empty() {
+        let valid: Vec<&str> = cluster.hosts.iter().map(|h| h.name.as_str()).collect();
+        return Err(Error::Input(anyhow!(
+            "{}: no host named {} in the inventory; its hosts are: {}",
+            cluster.inventory_path.display(),
+            unknown.join(", "),
+            valid.join(", ")
+        )));
+    }
+    let mut seen = BTreeSet::new();
+    Ok(names
+        .iter()
+        .filter(|n| seen.insert(n.as_str()))
+        .cloned()
+        .collect())
+}
+
+// ------------------------------------------------------------------------------------------
+// The run
+// ------------------------------------------------------------------------------------------
+
+/// How a target host is taken out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Way {
+    /// The agent runs: `consul leave` through it.
+    Graceful,
+    /// `--force`, SSH works but the agent is not running: force-leave, then stop and move aside.
+    ForceLocal,
+    /// `--force`, SSH cannot reach the host: force-leave and raft remove-peer only.
+    ForceRemote,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SnapshotFile {
+    pub path: PathBuf,
+    pub bytes: u64,
+    pub sha256: String,
+    /// The server it was taken through.
+    pub via: String,
+}
+
+struct Target {
+    host: Host,
+    way: Way,
+    actions: Vec<String>,
+    snapshot: Option<SnapshotFile>,
+    failed: Option<(String, String)>,
+    removed: bool,
+    started: Instant,
+    done_at: Option<Instant>,
+}
+
+impl Target {
+    fn fail(&mut self, phase: &str, msg: impl Into<String>) {
+        let msg = msg.into();
+        tracing::debug!(host = %self.host.name, phase, error = %msg, "node remove failed");
+        if self.failed.is_none() {
+            self.failed = Some((phase.to_string(), msg));
+        }
+        self.done_at = Some(Instant::now());
+    }
+
+    fn did(&mut self, what: impl Into<String>) {
+        let what = what.into();
+        tracing::info!(host = %self.host.name, action = %what, "done");
+        self.actions.push(what);
+    }
+}
+
+/// A live agent to ask or to run a command through.
+#[derive(Clone, Copy)]
+struct Agent<'a> {
+    host: &'a Host,
+    conn: &'a Connection,
+}
+
+struct Ctx<'a> {
+    cluster: &'a Cluster,
+    runs: &'a [HostRun],
+    binds: std::collections::BTreeMap<String, IpAddr>,
+    args: &'a NodeRemoveArgs,
+    timestamp: String,
+    suffix: String,
+    progress: &'a Progress,
+}
+
+impl<'a> Ctx<'a> {
+    fn run_of(&self, name: &str) -> Option<&'a HostRun> {
+        self.runs.iter().find(|r| r.host.name == name)
+    }
+
+    fn http(&self, host: &Host) -> String {
+        let bind = self
+            .binds
+            .get(&host.name)
+            .copied()
+            .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+        verify::http_addr(host, bind)
+    }
+
+    /// The raft address (`IP:8300`) of a host, when its bind address is known.
+    fn raft_addr(&self, name: &str) -> Option<String> {
+        self.binds.get(name).map(|ip| verify::raft_addr(*ip))
+    }
+
+    /// Connected servers whose agent runs, except `exclude`, in inventory order.
+    fn live_servers(&self, exclude: &BTreeSet<String>) -> Vec<Agent<'a>> {
+        self.runs
+            .iter()
+            .filter(|r| r.host.role == Role::Server && !exclude.contains(&r.host.name))
+            .filter(|r| r.failed.is_none() && self.binds.contains_key(&r.host.name))
+            .filter(|r| {
+                r.facts
+                    .as_ref()
+                    .is_some_and(|f| f.agent_running(r.host.init) || f.consul_pid.is_some())
+            })
+            .filter_map(|r| {
+                Some(Agent {
+                    host: &r.host,
+                    conn: r.conn.as_ref()?,
+                })
+            })
+            .collect()
+    }
+
+    /// Consul's view (with a raft configuration) through the first of `agents` that answers.
+    async fn read_view(&self, agents: &[Agent<'a>]) -> Result<(ClusterView, Agent<'a>)> {
+        let mut errors = Vec::new();
+        for a in agents {
+            let http = self.http(a.host);
+            match tokio::time::timeout(READ_TIMEOUT, verify::read_view(a.conn, &http)).await {
+                Ok(Ok(view)) if !view.raft.is_empty() => return Ok((view, *a)),
+                Ok(Ok(_)) => errors.push(format!(
+                    "{}: no raft configuration (no leader?)",
+                    a.host.name
+                )),
+                Ok(Err(e)) => errors.push(format!("{}: {e:#}", a.host.name)),
+                Err(_) => errors.push(format!("{}: timed out", a.host.name)),
+            }
+        }
+        if agents.is_empty() {
+            bail!("no live server is reachable over SSH with its agent running");
+        }
+        bail!("no live server answered: {}", errors.join("; "))
+    }
+
+    /// Quorum after removing `names`, from the view.
+    fn quorum(&self, view: &ClusterView, names: &[String]) -> QuorumCheck {
+        let addrs: BTreeSet<String> = names.iter().filter_map(|n| self.raft_addr(n)).collect();
+        quorum_after_removal(&view.raft, &view.members, names, &addrs)
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(self.args.timeout)
+    }
+}
+
+/// The raft entry of a node: by name, else by its raft address.
+fn raft_entry<'v>(view: &'v ClusterView, name: &str, addr: Option<&str>) -> Option<&'v RaftServer> {
+    view.raft
+        .iter()
+        .find(|s| s.node == name)
+        .or_else(|| addr.and_then(|a| view.raft.iter().find(|s| s.address == a)))
+}
+
+fn voters(view: &ClusterView) -> usize {
+    view.raft.iter().filter(|s| s.voter).count()
+}
+
+/// `consulctl node remove`.
+pub async fn remove(args: &NodeRemoveArgs, debug_log: Option<&Path>) -> Result<(), Error> {
+    let started = Instant::now();
+    let cluster = consulctl_core::inventory::load(&args.inventory)?;
+    let names = check_names(&cluster, &args.names)?;
+    let templates = Templates::load(None).map_err(Error::Input)?;
+    let log_path = debug_log
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| crate::log::default_path(&cluster.state_dir(), "node-remove"));
+    let debug_log = crate::log::open(&log_path).map_err(Error::Runtime)?;
+    tracing::info!(inventory = %args.inventory.display(), hosts = ?names, force = args.force, "node remove");
+    for w in &cluster.warnings {
+        eprintln!("warning: {w}");
+    }
+    let timestamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
+    // Connect to every server (to ask Consul and to run commands through) and to the targets.
+    let selected: Vec<Host> = cluster
+        .hosts
+        .iter()
+        .filter(|h| h.role == Role::Server || names.contains(&h.name))
+        .cloned()
+        .collect();
+    let p = Prepared {
+        cluster: Arc::new(cluster),
+        selected,
+        templates,
+        binary: None,
+        debug_log,
+        accept_new: args.accept_new_host_keys,
+        allow_downgrade: false,
+        concurrency: 64,
+    };
+    // Two operators must not change the same cluster at once.
+    let _lock = crate::lock::RunLock::acquire(&p.cluster.state_dir(), "node remove")?;
+    let (mut runs, progress) = apply::connect_and_gather(&p).await;
+    let binds = apply::bind_addrs(&p.cluster, &runs);
+    let ctx = Ctx {
+        cluster: &p.cluster,
+        runs: &runs,
+        binds,
+        args,
+        suffix: format!(".removed-{timestamp}"),
+        timestamp,
+        progress: &progress,
+    };
+    let outcome = run_targets(&ctx, &names).await;
+    drop(ctx);
+    apply::disconnect(&mut runs, None).await;
+    let (targets, warnings) = outcome?;
+    report(args, &p, targets, warnings, started.elapsed())
+}
+
+/// Classify, check quorum, then remove: clients concurrently, servers one at a time.
+/// Err only for a refusal or a failure before anything changed.
+async fn run_targets(ctx: &Ctx<'_>, names: &[String]) -> Result<(Vec<Target>, Vec<String>), Error> {
+    let force = ctx.args.force;
+    let mut warnings = Vec::new();
+    let mut targets: Vec<Target> = names
+        .iter()
+        .map(|n| {
+            let host = ctx.cluster.host(n).expect("checked").clone();
+            Target {
+                host,
+                way: Way::Graceful,
+                actions: Vec::new(),
+                snapshot: None,
+                failed: None,
+                removed: false,
+                started: Instant::now(),
+                done_at: None,
+            }
+        })
+        .collect();
+
+    // How each host can be taken out.
+    for t in targets.iter_mut() {
+        let r = ctx.run_of(&t.host.name).expect("connected to every target");
+        match (&r.failed, r.facts.as_ref()) {
+            (Some((phase, err)), _) if phase == "connect" => {
+                if force {
+                    t.way = Way::ForceRemote;
+                } else {
+                    t.fail(
+                        "connect",
+                        format!(
+                            "{err}\n{} cannot be reached over SSH, so it cannot leave by itself; if it is gone \
+                             for good, run again with --force to force-leave it from a live server",
+                            t.host.name
+                        ),
+                    );
+                }
+            }
+            (Some((phase, err)), _) => t.fail(phase, err.clone()),
+            (None, Some(f)) if !(f.agent_running(t.host.init) || f.consul_pid.is_some()) => {
+                if force {
+                    t.way = Way::ForceLocal;
+                } else {
+                    t.fail(
+                        "check",
+                        format!(
+                            "the consul agent on {} is not running, so it cannot leave gracefully; run again \
+                             with --force to force-leave it from a live server (its files are then moved aside)",
+                            t.host.name
+                        ),
+                    );
+                }
+            }
+            (None, _) => t.way = Way::Graceful,
+        }
+    }
+
+    // Consul's own view, through a server that stays (any live server if none does).
+    let target_set: BTreeSet<String> = names.iter().cloned().collect();
+    let server_targets: Vec<String> = targets
+        .iter()
+        .filter(|t| t.host.role == Role::Server)
+        .map(|t| t.host.name.clone())
+        .collect();
+    let mut agents = ctx.live_servers(&target_set);
+    agents.extend(
+        ctx.live_servers(&BTreeSet::new())
+            .into_iter()
+            .filter(|a| target_set.contains(&a.host.name)),
+    );
+    ctx.progress.println("==> read the cluster state");
+    let view = match ctx.read_view(&agents).await {
+        Ok((view, via)) => {
+            tracing::info!(via = %via.host.name, leader = ?view.leader, voters = voters(&view), "cluster state");
+            Some(view)
+        }
+        Err(e) if !server_targets.is_empty() => {
+            return Err(Error::Runtime(anyhow!(
+                "cannot read Consul's raft configuration, so the quorum after removing {} cannot be \
+                 checked: {e:#}; nothing was changed",
+                server_targets.join(", ")
+            )));
+        }
+        Err(e) => {
+            warnings.push(format!("cannot read the cluster state: {e:#}"));
+            None
+        }
+    };
+    if let (Some(view), false) = (&view, server_targets.is_empty()) {
+        let check = ctx.quorum(view, &server_targets);
+        tracing::info!(check = ?check, "quorum");
+        if let Some(problem) = check.problem() {
+            if !force {
+                return Err(Error::Input(anyhow!(
+                    "refusing: {problem}. Nothing was changed; --force overrides this check"
+                )));
+            }
+            let w = format!(
+                "--force: {problem}; going on anyway: the cluster may lose its leader and stop accepting writes"
+            );
+            eprintln!("WARNING: {w}");
+            warnings.push(w);
+        }
+    }
+
+    // Clients first (they do not touch the quorum), concurrently.
+    let clients: Vec<&mut Target> = targets
+        .iter_mut()
+        .filter(|t| t.host.role == Role::Client && t.failed.is_none())
+        .collect();
+    if !clients.is_empty() {
+        ctx.progress.println("==> remove clients");
+    }
+    futures::stream::iter(clients)
+        .for_each_concurrent(8, |t| async move {
+            remove_one(ctx, t, &BTreeSet::new()).await;
+        })
+        .await;
+
+    // Servers one at a time, the quorum checked again before each.
+    let mut removed: BTreeSet<String> = BTreeSet::new();
+    for t in targets
+        .iter_mut()
+        .filter(|t| t.host.role == Role::Server && t.failed.is_none())
+    {
+        ctx.progress
+            .println(&format!("==> remove server {}", t.host.name));
+        let mut others = removed.clone();
+        others.insert(t.host.name.clone());
+        let mut agents = ctx.live_servers(&others);
+        if agents.is_empty() {
+            agents = ctx.live_servers(&removed);
+        }
+        match ctx.read_view(&agents).await {
+            Ok((view, _)) => {
+                let check = ctx.quorum(&view, std::slice::from_ref(&t.host.name));
+                if let Some(problem) = check.problem() {
+                    if !force {
+                        t.fail("quorum", format!("refusing: {problem}; --force overrides"));
+                        continue;
+                    }
+                    // Already said up front for the same numbers: say it once.
+                    if !warnings.iter().any(|w| w.contains(&problem)) {
+                        let w = format!("--force: {problem}; going on anyway");
+                        eprintln!("WARNING: {w}");
+                        warnings.push(w);
+                    }
+                }
+            }
+            Err(e) if !force => {
+                t.fail(
+                    "quorum",
+                    format!(
+                        "cannot check the quorum before removing {}: {e:#}",
+                        t.host.name
+                    ),
+                );
+                continue;
+            }
+            Err(e) => {
+                let w = format!(
+                    "--force: cannot check the quorum before removing {}: {e:#}",
+                    t.host.name
+                );
+                eprintln!("WARNING: {w}");
+                warnings.push(w);
+            }
+        }
+        remove_one(ctx, t, &removed).await;
+        if t.removed {
+            removed.insert(t.host.name.clone());
+        }
+    }
+    Ok((targets, warnings))
+}
+
+/// Take one host out. `removed`: servers already taken out in this run (not asked any more).
+async fn remove_one(ctx: &Ctx<'_>, t: &mut Target, removed: &BTreeSet<String>) {
+    t.started = Instant::now();
+    let mut exclude = removed.clone();
+    exclude.insert(t.host.name.clone());
+    let others = ctx.live_servers(&exclude);
+    if t.host.role == Role::Server {
+        // The snapshot through another server if possible, else through the target itself.
+        let mut via = others.clone();
+        if via.is_empty() {
+            via = ctx
+                .live_servers(removed)
+                .into_iter()
+                .filter(|a| a.host.name == t.host.name)
+                .collect();
+        }
+        match snapshot(ctx, &t.host.name, &via).await {
+            Ok(s) => {
+                t.did(format!(
+                    "snapshot through {}: {} ({} bytes)",
+                    s.via,
+                    s.path.display(),
+                    s.bytes
+                ));
+                t.snapshot = Some(s);
+            }
+            Err(e) => return t.fail("snapshot", format!("{e:#}")),
+        }
+    }
+    let res = match t.way {
+        Way::Graceful => graceful(ctx, t, &others).await,
+        Way::ForceLocal | Way::ForceRemote => forced(ctx, t, &others).await,
+    };
+    match res {
+        Ok(()) => {
+            t.removed = true;
+            t.done_at = Some(Instant::now());
+        }
+        Err((phase, e)) => t.fail(phase, format!("{e:#}")),
+    }
+}
+
+type StepResult = std::result::Result<(), (&'static str, anyhow::Error)>;
+
+async fn graceful(ctx: &Ctx<'_>, t: &mut Target, others: &[Agent<'_>]) -> StepResult {
+    let run = ctx.run_of(&t.host.name).expect("connected");
+    let conn = run.conn.as_ref().expect("connected");
+    let host = t.host.clone();
+    let conf = path_arg(&host.paths.config_dir);
+    // 1. config dir aside, consul leave.
+    let args = vec![
+        path_arg(&host.paths.binary),
+        ctx.http(&host),
+        conf.clone(),
+        ctx.suffix.clone(),
+    ];
+    let out = timed(ctx, conn.run("consul leave", LEAVE, &args, None))
+        .await
+        .map_err(|e| ("leave", e))?;
+    let moved_conf = out.stdout.lines().any(|l| l == format!("moved {conf}"));
+    if moved_conf {
+        t.did(format!("moved {conf} aside to {conf}{}", ctx.suffix));
+    }
+    if !out.success() {
+        return Err(("leave", anyhow!("{}", out.tail(8))));
+    }
+    let said = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("left "))
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    t.did(format!("consul leave: {said}"));
+    // 2. Consul (through another server) reports it left.
+    wait_gone(ctx, t, others, true)
+        .await
+        .map_err(|e| ("wait for left", e))?;
+    // 3. stop, disable, move aside.
+    let mut paths = Vec::new();
+    if !moved_conf {
+        paths.push(host.paths.config_dir.clone());
+    }
+    stop_and_move(ctx, t, conn, paths).await
+}
+
+async fn forced(ctx: &Ctx<'_>, t: &mut Target, others: &[Agent<'_>]) -> StepResult {
+    let host = t.host.clone();
+    let Some(agent) = others.first().copied() else {
+        return Err((
+            "force-leave",
+            anyhow!(
+                "no other live server is reachable over SSH to force-leave {} from",
+                host.name
+            ),
+        ));
+    };
+    let raft_addr = ctx.raft_addr(&host.name);
+    let (view, _) = ctx
+        .read_view(std::slice::from_ref(&agent))
+        .await
+        .map_err(|e| ("force-leave", e))?;
+    let is_member = view.members.iter().any(|m| m.name == host.name);
+    if is_member {
+        let args = vec![
+            path_arg(&agent.host.paths.binary),
+            ctx.http(agent.host),
+            host.name.clone(),
+        ];
+        let out = timed(
+            ctx,
+            agent
+                .conn
+                .run("consul force-leave", FORCE_LEAVE, &args, None),
+        )
+        .await
+        .map_err(|e| ("force-leave", e))?;
+        if !out.success() {
+            return Err(("force-leave", anyhow!("{}", out.tail(8))));
+        }
+        if out.stdout.lines().next() == Some("prune") {
+            t.did(format!(
+                "consul force-leave -prune {} (through {})",
+                host.name, agent.host.name
+            ));
+        } else {
+            t.did(format!(
+                "consul force-leave {} (through {}); this consul has no -prune, so the member stays \
+                 listed as left until Consul reaps it",
+                host.name, agent.host.name
+            ));
+        }
+    } else {
+        t.did(format!(
+            "{} is not a member any more (as {} sees it)",
+            host.name, agent.host.name
+        ));
+    }
+    if host.role == Role::Server {
+        // Give the leader a moment to drop it from raft by itself, then remove-peer if needed.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut entry = None;
+        loop {
+            if let Ok((view, _)) = ctx.read_view(std::slice::from_ref(&agent)).await {
+                entry = raft_entry(&view, &host.name, raft_addr.as_deref()).cloned();
+                if entry.is_none() {
+                    break;
+                }
+            }
+            if Instant::now() > deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        if let Some(entry) = entry {
+            let args = vec![
+                path_arg(&agent.host.paths.binary),
+                ctx.http(agent.host),
+                entry.address.clone(),
+            ];
+            let out = timed(
+                ctx,
+                agent
+                    .conn
+                    .run("consul operator raft remove-peer", REMOVE_PEER, &args, None),
+            )
+            .await
+            .map_err(|e| ("remove-peer", e))?;
+            if !out.success() {
+                return Err(("remove-peer", anyhow!("{}", out.tail(8))));
+            }
+            t.did(format!(
+                "consul operator raft remove-peer -address={} (through {})",
+                entry.address, agent.host.name
+            ));
+        }
+    }
+    wait_gone(ctx, t, std::slice::from_ref(&agent), false)
+        .await
+        .map_err(|e| ("verify", e))?;
+    match t.way {
+        Way::ForceLocal => {
+            let run = ctx.run_of(&host.name).expect("connected");
+            let conn = run.conn.as_ref().expect("connected");
+            stop_and_move(ctx, t, conn, vec![host.paths.config_dir.clone()]).await
+        }
+        _ => {
+            t.did(format!(
+                "{} is unreachable: its agent, config and data were not touched; if the machine comes \
+                 back, stop and disable consul there before it rejoins",
+                host.name
+            ));
+            Ok(())
+        }
+    }
+}
+
+/// Wait until Consul, asked through one of `agents`, reports the node left (or no longer a
+/// member) and, for a server, no longer in the raft configuration.
+async fn wait_gone(
+    ctx: &Ctx<'_>,
+    t: &mut Target,
+    agents: &[Agent<'_>],
+    graceful: bool,
+) -> Result<()> {
+    let host = t.host.clone();
+    if agents.is_empty() {
+        t.did(format!(
+            "no other live server to confirm that {} left (it was the last one reachable)",
+            host.name
+        ));
+        return Ok(());
+    }
+    let raft_addr = ctx.raft_addr(&host.name);
+    let deadline = Instant::now() + ctx.timeout();
+    let mut last = String::from("no answer yet");
+    let mut delay = Duration::from_millis(250);
+    loop {
+        for a in agents {
+            let http = ctx.http(a.host);
+            let view =
+                match tokio::time::timeout(READ_TIMEOUT, verify::read_view(a.conn, &http)).await {
+                    Ok(Ok(v)) => v,
+                    Ok(Err(e)) => {
+                        last = format!("{} did not answer: {e:#}", a.host.name);
+                        continue;
+                    }
+                    Err(_) => {
+                        last = format!("{} did not answer in time", a.host.name);
+                        continue;
+                    }
+                };
+            let member = view.members.iter().find(|m| m.name == host.name);
+            let member_gone = member.map_or(true, |m| m.status == 3);
+            let in_raft = raft_entry(&view, &host.name, raft_addr.as_deref()).is_some();
+            let raft_known = !view.raft.is_empty();
+            let raft_gone = host.role == Role::Client || (raft_known && !in_raft);
+            if member_gone && raft_gone {
+                match member {
+                    Some(m) => t.did(format!(
+                        "Consul (through {}) reports {} as {}",
+                        a.host.name,
+                        host.name,
+                        m.status_word()
+                    )),
+                    None => t.did(format!(
+                        "Consul (through {}) no longer lists {} as a member",
+                        a.host.name, host.name
+                    )),
+                }
+                if host.role == Role::Server {
+                    t.did(format!(
+                        "{} is out of the raft configuration ({} voter{} now, leader {})",
+                        host.name,
+                        voters(&view),
+                        plural(voters(&view)),
+                        view.leader.as_deref().unwrap_or("NONE")
+                    ));
+                }
+                return Ok(());
+            }
+            last = format!(
+                "Consul (through {}) still reports {} as {}{}",
+                a.host.name,
+                host.name,
+                member.map(|m| m.status_word()).unwrap_or("gone"),
+                if in_raft {
+                    " and in the raft configuration"
+                } else if !raft_known && host.role == Role::Server {
+                    " (raft configuration unreadable)"
+                } else {
+                    ""
+                }
+            );
+            break;
+        }
+        if Instant::now() + delay > deadline {
+            let what = if graceful {
+                "after consul leave"
+            } else {
+                "after force-leave"
+            };
+            bail!("{what}, within {}s: {last}", ctx.args.timeout);
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// Stop and disable the agent, then move the data dir, `extra` paths and (with
+/// `--remove-binary`) the binary aside.
+async fn stop_and_move(
+    ctx: &Ctx<'_>,
+    t: &mut Target,
+    conn: &Connection,
+    extra: Vec<PathBuf>,
+) -> StepResult {
+    let host = t.host.clone();
+    let run = ctx.run_of(&host.name).expect("connected");
+    let program = match host.init {
+        Init::Supervisord => run
+            .facts
+            .as_ref()
+            .and_then(|f| f.supervisor_program_path(&host))
+            .unwrap_or_else(|| PathBuf::from(consulctl_core::facts::SUPERVISOR_PROGRAM_DEBIAN)),
+        Init::Systemd => PathBuf::new(),
+    };
+    let mut paths = extra;
+    paths.push(host.paths.data_dir.clone());
+    if ctx.args.remove_binary {
+        paths.push(host.paths.binary.clone());
+    }
+    let mut args = vec![
+        host.init.as_str().to_string(),
+        path_arg(&program),
+        ctx.suffix.clone(),
+    ];
+    args.extend(paths.iter().map(|p| path_arg(p)));
+    let out = timed(ctx, conn.run("stop and move aside", STOP, &args, None))
+        .await
+        .map_err(|e| ("stop", e))?;
+    for line in out.stdout.lines() {
+        if let Some(init) = line.strip_prefix("stopped ") {
+            t.did(match init {
+                "systemd" => "systemd: systemctl disable --now consul".to_string(),
+                _ => "supervisord: supervisorctl stop consul".to_string(),
+            });
+        } else if line == "updated supervisord" {
+            t.did("supervisord: reread + update (the consul program is gone)");
+        } else if let Some(p) = line.strip_prefix("moved ") {
+            t.did(format!("moved {p} aside to {p}{}", ctx.suffix));
+        } else if let Some(p) = line.strip_prefix("absent ") {
+            t.did(format!("{p} does not exist: nothing to move"));
+        }
+    }
+    if !out.success() {
+        return Err(("stop", anyhow!("{}", out.tail(8))));
+    }
+    Ok(())
+}
+
+async fn timed<T>(ctx: &Ctx<'_>, fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    match tokio::time::timeout(ctx.timeout(), fut).await {
+        Ok(r) => r,
+        Err(_) => bail!("no answer within {}s", ctx.args.timeout),
+    }
+}
+
+/// `consul snapshot save` through the first of `agents` that manages, copied back into
+/// `<state dir>/backups/<timestamp>-<node>.snap` and checked against the remote size and sha256.
+async fn snapshot(ctx: &Ctx<'_>, node: &str, agents: &[Agent<'_>]) -> Result<SnapshotFile> {
+    if agents.is_empty() {
+        bail!(
+            "no live server is reachable to take a snapshot through; nothing was changed on {node}"
+        );
+    }
+    let dir = ctx.cluster.state_dir().join("backups");
+    let dir = std::path::absolute(&dir).unwrap_or(dir);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join(format!("{}-{node}.snap", ctx.timestamp));
+    let first = Instant::now();
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut errors = Vec::new();
+        for a in agents {
+            let args = vec![path_arg(&a.host.paths.binary), ctx.http(a.host)];
+            let (out, data) = match timed(
+                ctx,
+                a.conn
+                    .run_bytes("consul snapshot save", SNAPSHOT, &args, None),
+            )
+            .await
+            {
+                Ok(x) => x,
+                Err(e) => {
+                    errors.push(format!("{}: {e:#}", a.host.name));
+                    continue;
+                }
+            };
+            if !out.success() {
+                errors.push(format!("{}: {}", a.host.name, out.tail(4)));
+                continue;
+            }
+            let field = |k: &str| {
+                out.stderr
+                    .lines()
+                    .find_map(|l| l.strip_prefix("consulctl-snapshot ")?.strip_prefix(k))
+                    .map(|v| v.trim().to_string())
+            };
+            let size: Option<u64> = field("size ").and_then(|s| s.parse().ok());
+            let sha = field("sha256 ");
+            let got = hex::encode(Sha256::digest(&data));
+            if data.is_empty()
+                || size != Some(data.len() as u64)
+                || sha.as_deref() != Some(got.as_str())
+            {
+                errors.push(format!(
+                "{}: the copy does not match the snapshot on the host ({} bytes, sha256 {got}; \
+                 the host reported {} bytes, sha256 {})",
+                a.host.name,
+                data.len(),
+                size.map(|s| s.to_string()).unwrap_or_else(|| "?".into()),
+                sha.as_deref().unwrap_or("?")
+            ));
+                continue;
+            }
+            write_private(&path, &data)?;
+            let on_disk = std::fs::metadata(&path)
+                .with_context(|| format!("reading back {}", path.display()))?
+                .len();
+            if on_disk == 0 || on_disk != data.len() as u64 {
+                bail!(
+                    "{} has {on_disk} bytes, expected {}",
+                    path.display(),
+                    data.len()
+                );
+            }
+            return Ok(SnapshotFile {
+                path,
+                bytes: on_disk,
+                sha256: got,
+                via: a.host.name.clone(),
+            });
+        }
+        if errors.iter().any(|e| snapshot_retryable(e)) {
+            if let Some(delay) =
+                snapshot_retry_delay(attempt, first.elapsed(), SNAPSHOT_RETRY_BUDGET)
+            {
+                let msg = format!(
+                    "snapshot for {node}: Consul cannot take one yet ({}); retrying in {}s",
+                    errors.join("; "),
+                    delay.as_secs()
+                );
+                tracing::warn!("{msg}");
+                eprintln!("{msg}");
+                tokio::time::sleep(delay).await;
+                continue;
+            }
+        }
+        bail!(
+            "no snapshot could be taken{}: {}; nothing was changed on {node}",
+            if attempt > 1 {
+                format!(" in {attempt} attempts over {}s", first.elapsed().as_secs())
+            } else {
+                String::new()
+            },
+            errors.join("; ")
+        )
+    }
+}
+
+/// How long a snapshot Consul refuses for now is retried.
+const SNAPSHOT_RETRY_BUDGET: Duration = Duration::from_secs(60);
+
+/// Consul refuses `snapshot save` while the latest raft configuration change (servers that just
+/// joined or left) is not applied yet: HTTP 500 "cannot take snapshot now, wait until the
+/// configuration entry at N has been applied". That passes by itself within seconds; any other
+/// error does not.
+pub fn snapshot_retryable(err: &str) -> bool {
+    err.contains("cannot take snapshot now")
+        || (err.contains("wait until the configuration entry") && err.contains("applied"))
+}
+
+/// The wait before attempt `attempt + 1` after `attempt` refused ones (1 s, 2 s, 4 s, then 5 s
+/// each), or None when it would end past `budget` since the first attempt.
+pub fn snapshot_retry_delay(attempt: u32, elapsed: Duration, budget: Duration) -> Option<Duration> {
+    let delay =
+        Duration::from_secs(1u64 << attempt.saturating_sub(1).min(3)).min(Duration::from_secs(5));
+    (elapsed + delay <= budget).then_some(delay)
+}
+
+/// Write a file readable by the owner only (snapshots hold the KV store and ACL data).
+fn write_private(path: &Path, data: &[u8]) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("snap.tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("creating {}", tmp.display()))?;
+    f.write_all(data)
+        .and_then(|_| f.sync_all())
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+    Ok(())
+}
+
+// ------------------------------------------------------------------------------------------
+// Report
+// ------------------------------------------------------------------------------------------
+
+#[derive(Debug, Serialize)]
+struct HostReport {
+    name: String,
+    role: Role,
+    status: &'static str,
+    actions: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    snapshot: Option<SnapshotFile>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    phase: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct InventoryReport {
+    path: PathBuf,
+    updated: bool,
+    /// Hosts whose `[[hosts]]` entry was removed (`--update-inventory`) or is to be removed.
+    entries: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    hosts: Vec<HostReport>,
+    warnings: Vec<String>,
+    inventory: InventoryReport,
+    recap: Recap,
+}
+
+fn report(
+    args: &NodeRemoveArgs,
+    p: &Prepared,
+    targets: Vec<Target>,
+    warnings: Vec<String>,
+    elapsed: Duration,
+) -> Result<(), Error> {
+    let removed: Vec<String> = targets
+        .iter()
+        .filter(|t| t.removed)
+        .map(|t| t.host.name.clone())
+        .collect();
+    let mut inventory = InventoryReport {
+        path: args.inventory.clone(),
+        updated: false,
+        entries: removed.clone(),
+        error: None,
+    };
+    if args.update_inventory && !removed.is_empty() {
+        match update_inventory(&args.inventory, &removed) {
+            Ok(found) => {
+                inventory.updated = !found.is_empty();
+                inventory.entries = found;
+            }
+            Err(e) => inventory.error = Some(format!("{e:#}")),
+        }
+    }
+    let results: Vec<HostResult> = targets
+        .iter()
+        .map(|t| HostResult {
+            name: t.host.name.clone(),
+            status: if t.failed.is_some() {
+                HostStatus::Failed
+            } else if t.actions.is_empty() {
+                HostStatus::Ok
+            } else {
+                HostStatus::Changed
+            },
+            changed: t.actions.len(),
+            error: t.failed.as_ref().map(|(_, e)| e.clone()),
+            phase: t.failed.as_ref().map(|(ph, _)| ph.clone()),
+            duration_ms: t
+                .done_at
+                .map(|d| d.duration_since(t.started).as_millis() as u64)
+                .unwrap_or(0),
+            round_trips: 0,
+            pending_restart: Vec::new(),
+        })
+        .collect();
+    let recap = Recap::new(results, None, elapsed, p.debug_log.display().to_string());
+    let hosts: Vec<HostReport> = targets
+        .into_iter()
+        .map(|t| HostReport {
+            status: if t.removed { "removed" } else { "failed" },
+            name: t.host.name,
+            role: t.host.role,
+            actions: t.actions,
+            snapshot: t.snapshot,
+            error: t.failed.as_ref().map(|(_, e)| e.clone()),
+            phase: t.failed.map(|(ph, _)| ph),
+        })
+        .collect();
+    let report = Report {
+        hosts,
+        warnings,
+        inventory,
+        recap,
+    };
+    tracing::info!(report = %serde_json::to_string(&report).unwrap_or_default(), "done");
+    match args.output {
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        ),
+        Output::Text => print!("{}", to_text(&report)),
+    }
+    let failed = report.recap.totals.failed;
+    if failed > 0 || report.inventory.error.is_some() {
+        eprintln!("debug log: {}", p.debug_log.display());
+    }
+    if failed > 0 {
+        return Err(Error::HostsFailed {
+            failed,
+            total: report.recap.totals.hosts,
+        });
+    }
+    if let Some(e) = &report.inventory.error {
+        return Err(Error::Runtime(anyhow!(
+            "the hosts were removed but the inventory was not updated: {e}"
+        )));
+    }
+    Ok(())
+}
+
+fn to_text(r: &Report) -> String {
+    let mut s = String::new();
+    for h in &r.hosts {
+        let status = match &h.phase {
+            Some(phase) => format!("{} in {phase}", h.status),
+            None => h.status.to_string(),
+        };
+        s.push_str(&format!("{} ({}): {status}\n", h.name, h.role.as_str()));
+        for a in &h.actions {
+            s.push_str(&format!("  - {a}\n"));
+        }
+        // (A failure's message is in the recap below.)
+        s.push('\n');
+    }
+    for w in &r.warnings {
+        s.push_str(&format!("WARNING: {w}\n"));
+    }
+    if !r.warnings.is_empty() {
+        s.push('\n');
+    }
+    s.push_str(&r.recap.to_text());
+    let inv = &r.inventory;
+    if inv.updated {
+        s.push_str(&format!(
+            "\ninventory {}: removed the [[hosts]] entr{} of {}\n",
+            inv.path.display(),
+            if inv.entries.len() == 1 { "y" } else { "ies" },
+            inv.entries.join(", ")
+        ));
+    } else if let Some(e) = &inv.error {
+        s.push_str(&format!(
+            "\ninventory {} NOT updated: {e}\nnext: delete the [[hosts]] entries of {} from it by hand\n",
+            inv.path.display(),
+            inv.entries.join(", ")
+        ));
+    } else if !inv.entries.is_empty() {
+        s.push_str(&format!(
+            "\nnext: delete the [[hosts]] entr{} of {} from {} (or run with --update-inventory), \
+             or the next `apply` puts {} back\n",
+            if inv.entries.len() == 1 { "y" } else { "ies" },
+            inv.entries.join(", "),
+            inv.path.display(),
+            if inv.entries.len() == 1 { "it" } else { "them" },
+        ));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(node: &str, ip: &str, voter: bool) -> RaftServer {
+        RaftServer {
+            node: node.into(),
+            address: format!("{ip}:8300"),
+            leader: false,
+            voter,
+        }
+    }
+
+    fn member(name: &str, ip: &str, status: u8) -> Member {
+        Member {
+            name: name.into(),
+            addr: ip.into(),
+            status,
+            tags: [("role".to_string(), "consul".to_string())].into(),
+        }
+    }
+
+    /// `n` voters server1..n at 10.0.0.1..n; `dead` are failed members.
+    fn cluster(n: usize, dead: &[usize]) -> (Vec<RaftServer>, Vec<Member>) {
+        let raft = (1..=n)
+            .map(|i| server(&format!("server{i}"), &format!("10.0.0.{i}"), true))
+            .collect();
+        let members = (1..=n)
+            .map(|i| {
+                let status = if dead.contains(&i) { 4 } else { 1 };
+                member(&format!("server{i}"), &format!("10.0.0.{i}"), status)
+            })
+            .collect();
+        (raft, members)
+    }
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn check(n: usize, dead: &[usize], remove: &[&str]) -> QuorumCheck {
+        let (raft, members) = cluster(n, dead);
+        quorum_after_removal(&raft, &members, &names(remove), &BTreeSet::new())
+    }
+
+    #[test]
+    fn five_to_three_healthy_is_fine() {
+        let c = check(5, &[], &["server4", "server5"]);
+        assert_eq!(
+            (c.voters, c.remaining, c.alive_remaining, c.quorum),
+            (5, 3, 3, 2)
+        );
+        assert_eq!(c.problem(), None);
+    }
+
+    #[test]
+    fn the_issue_example_names_the_numbers() {
+        // 5 voters, server1 dead: removing server2 and server3 leaves 1 alive of 3.
+        let c = check(5, &[1, 4], &["server2", "server3"]);
+        assert_eq!(
+            c.problem().unwrap(),
+            "removing server2, server3 would leave 1 alive voter of 3; quorum of the remaining 3 needs 2"
+        );
+    }
+
+    #[test]
+    fn one_dead_of_three_refuses_removing_a_live_one() {
+        let c = check(3, &[1], &["server2"]);
+        assert_eq!((c.remaining, c.alive_remaining, c.quorum), (2, 1, 2));
+        assert_eq!(
+            c.problem().unwrap(),
+            "removing server2 would leave 1 alive voter of 2; quorum of the remaining 2 needs 2"
+        );
+    }
+
+    #[test]
+    fn removing_the_dead_one_of_three_is_fine() {
+        let c = check(3, &[3], &["server3"]);
+        assert_eq!((c.remaining, c.alive_remaining, c.quorum), (2, 2, 2));
+        assert_eq!(c.problem(), None);
+    }
+
+    #[test]
+    fn three_to_one_healthy_keeps_a_quorum_of_one() {
+        // 3 -> 1: one alive voter, quorum of 1 is 1: allowed (the cluster keeps a leader).
+        let c = check(3, &[], &["server2", "server3"]);
+        assert_eq!((c.remaining, c.alive_remaining, c.quorum), (1, 1, 1));
+        assert_eq!(c.problem(), None);
+    }
+
+    #[test]
+    fn the_last_server_is_refused() {
+        let c = check(1, &[], &["server1"]);
+        assert_eq!(
+            c.problem().unwrap(),
+            "removing server1 would remove the last server: none of the 1 voter would remain"
+        );
+        let c = check(3, &[], &["server1", "server2", "server3"]);
+        assert!(c.problem().unwrap().contains("the last server"), "{c:?}");
+    }
+
+    #[test]
+    fn non_voters_do_not_count_and_unknown_members_are_not_alive() {
+        let (mut raft, mut members) = cluster(3, &[]);
+        raft.push(server("server4", "10.0.0.4", false));
+        members.retain(|m| m.name != "server3"); // no member record: not alive
+        let c = quorum_after_removal(&raft, &members, &names(&["server4"]), &BTreeSet::new());
+        assert_eq!(c.removed_voters, 0);
+        assert_eq!(c.problem(), None, "removing a non-voter never hurts");
+        let c = quorum_after_removal(&raft, &members, &names(&["server2"]), &BTreeSet::new());
+        assert_eq!(
+            (c.voters, c.remaining, c.alive_remaining, c.quorum),
+            (3, 2, 1, 2)
+        );
+        assert!(c.problem().is_some());
+    }
+
+    #[test]
+    fn matched_by_raft_address_and_member_address_when_names_differ() {
+        let raft = vec![
+            server("a", "10.0.0.1", true),
+            server("b", "10.0.0.2", true),
+            server("c", "10.0.0.3", true),
+        ];
+        // Members carry other names (e.g. node_name overridden) but the same IPs.
+        let members = vec![
+            member("x", "10.0.0.1", 1),
+            member("y", "10.0.0.2", 4),
+            member("z", "10.0.0.3", 1),
+        ];
+        let addrs: BTreeSet<String> = ["10.0.0.3:8300".to_string()].into();
+        let c = quorum_after_removal(&raft, &members, &names(&["server3"]), &addrs);
+        assert_eq!(
+            (c.removed_voters, c.remaining, c.alive_remaining),
+            (1, 2, 1)
+        );
+        assert!(c.problem().is_some());
+    }
+
+    #[test]
+    fn a_leaving_member_is_not_alive() {
+        let (raft, mut members) = cluster(3, &[]);
+        members[0].status = 2;
+        let c = quorum_after_removal(&raft, &members, &names(&["server2"]), &BTreeSet::new());
+        assert_eq!(c.alive_remaining, 1);
+    }
+
+    #[test]
+    fn ipv6_addresses_split() {
+        assert_eq!(addr_ip("[fd00::1]:8300"), "fd00::1");
+        assert_eq!(addr_ip("10.0.0.1:8300"), "10.0.0.1");
+        assert_eq!(addr_ip("10.0.0.1"), "10.0.0.1");
+    }
+
+    const COMMENTED: &str = r#"# Production cluster: edit with care.
+[cluster]
+datacenter = "dc1" # the only one
+
+[consul]
+version = "1.8.7"
+
+# --- servers ---------------------------------------------------------
+
+[[hosts]]
+name = "server1"
+address = "10.0.0.11"   # rack A
+role = "server"
+
+# server2 sits in rack B.
+[[hosts]]
+name = "server2"
+address = "10.0.0.12"
+role = "server"
+[hosts.ssh]
+user = "deploy"
+
+[[hosts]]
+name = "server3"
+address = "10.0.0.13"
+role = "server"
+
+# --- clients ---
+[[hosts]]
+name   =   "client1"
+address = "10.0.0.21"
+role = "client"
+tags = [ "web",  "lab" ]
+
+# trailing words
+"#;
+
+    #[test]
+    fn inventory_edit_removes_exactly_the_entry_with_its_comment() {
+        let (out, found) = remove_hosts_from_inventory(COMMENTED, &names(&["server2"])).unwrap();
+        assert_eq!(found, names(&["server2"]));
+        let block = "\n# server2 sits in rack B.\n[[hosts]]\nname = \"server2\"\naddress = \"10.0.0.12\"\nrole = \"server\"\n[hosts.ssh]\nuser = \"deploy\"\n";
+        assert!(COMMENTED.contains(block));
+        assert_eq!(out, COMMENTED.replacen(block, "", 1));
+    }
+
+    #[test]
+    fn inventory_edit_keeps_layout_of_the_rest_and_handles_several() {
+        let (out, mut found) =
+            remove_hosts_from_inventory(COMMENTED, &names(&["client1", "server1", "nope"]))
+                .unwrap();
+        found.sort();
+        assert_eq!(found, names(&["client1", "server1"]));
+        let expected = COMMENTED
+            .replacen(
+                "\n[[hosts]]\nname = \"server1\"\naddress = \"10.0.0.11\"   # rack A\nrole = \"server\"\n",
+                "",
+                1,
+            )
+            .replacen(
+                "\n# --- clients ---\n[[hosts]]\nname   =   \"client1\"\naddress = \"10.0.0.21\"\nrole = \"client\"\ntags = [ \"web\",  \"lab\" ]\n",
+                "",
+                1,
+            );
+        assert_eq!(out, expected);
+        // What is left still parses as an inventory with the same hosts minus the removed ones.
+        let doc: toml_edit::DocumentMut = out.parse().unwrap();
+        let left: Vec<&str> = doc["hosts"]
+            .as_array_of_tables()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(left, ["server2", "server3"]);
+    }
+
+    #[test]
+    fn inventory_edit_of_an_unknown_name_changes_nothing() {
+        let (out, found) = remove_hosts_from_inventory(COMMENTED, &names(&["ghost"])).unwrap();
+        assert!(found.is_empty());
+        assert_eq!(out, COMMENTED);
+    }
+
+    #[test]
+    fn inventory_edit_of_inline_hosts() {
+        let text = "hosts = [\n  { name = \"a\", address = \"10.0.0.1\", role = \"server\" },\n  { name = \"b\", address = \"10.0.0.2\", role = \"client\" },\n]\n\n[cluster]\ndatacenter = \"dc1\"\n";
+        let (out, found) = remove_hosts_from_inventory(text, &names(&["b"])).unwrap();
+        assert_eq!(found, names(&["b"]));
+        assert!(out.contains("name = \"a\""), "{out}");
+        assert!(!out.contains("name = \"b\""), "{out}");
+        assert!(out.contains("[cluster]\ndatacenter = \"dc1\"\n"), "{out}");
+    }
+
+    #[test]
+    fn unknown_names_are_bad_input_listing_the_valid_ones() {
+        let text = "[cluster]\ndatacenter = \"dc1\"\n[consul]\nversion = \"1.8.7\"\nsource = { package = \"auto\" }\n[[hosts]]\nname = \"s1\"\naddress = \"10.0.0.1\"\nrole = \"server\"\n[[hosts]]\nname = \"c1\"\naddress = \"10.0.0.2\"\nrole = \"client\"\n";
+        let cluster = consulctl_core::inventory::parse(Path::new("inv.toml"), text).unwrap();
+        let err = check_names(&cluster, &names(&["s1", "web9"])).unwrap_err();
+        assert_eq!(err.code(), 2);
+        let msg = err.to_string();
+        assert!(msg.contains("no host named web9"), "{msg}");
+        assert!(msg.contains("s1, c1"), "{msg}");
+        assert_eq!(
+            check_names(&cluster, &names(&["c1", "s1", "c1"])).unwrap(),
+            names(&["c1", "s1"])
+        );
+    }
+
+    // --- the remote scripts, run locally under sh with stand-ins -------------------------
+
+    fn sh(script: &str, args: &[&str]) -> std::process::Output {
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .arg("sh")
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn fake_consul(dir: &Path, body: &str) -> String {
+        use std::os::unix::fs::PermissionsExt;
+        let bin = dir.join("consul");
+        std::fs::write(&bin, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        bin.to_string_lossy().into_owned()
+    }
+
+    #[test]
+    fn leave_script_moves_the_config_dir_aside_and_puts_it_back_when_leave_fails() {
+        let tmp = tempfile::tempdir().unwrap();
+        let conf = tmp.path().join("consul d");
+        std::fs::create_dir(&conf).unwrap();
+        std::fs::write(conf.join("consul.hcl"), "x").unwrap();
+        let conf_s = conf.to_string_lossy().into_owned();
+        let moved = format!("{conf_s}.removed-T");
+
+        let failing = fake_consul(tmp.path(), "echo 'connection refused' >&2; exit 1");
+        let out = sh(
+            LEAVE,
+            &[&failing, "http://127.0.0.1:8500", &conf_s, ".removed-T"],
+        );
+        assert_eq!(out.status.code(), Some(4));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("connection refused"));
+        assert!(conf.join("consul.hcl").exists(), "config dir put back");
+        assert!(!Path::new(&moved).exists());
+
+        let ok = fake_consul(
+            tmp.path(),
+            "[ \"$1\" = leave ] && [ \"$2\" = -http-addr=http://127.0.0.1:8500 ] && echo 'Graceful leave complete'",
+        );
+        let out = sh(
+            LEAVE,
+            &[&ok, "http://127.0.0.1:8500", &conf_s, ".removed-T"],
+        );
+        assert!(out.status.success(), "{out:?}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains(&format!("moved {conf_s}\n")), "{stdout}");
+        assert!(stdout.contains("left Graceful leave complete"), "{stdout}");
+        assert!(Path::new(&moved).join("consul.hcl").exists());
+        assert!(!conf.exists());
+    }
+
+    #[test]
+    fn stop_script_moves_paths_aside_and_never_overwrites() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        std::fs::write(data.join("node-id"), "abc").unwrap();
+        let taken = tmp.path().join("taken");
+        std::fs::write(&taken, "old").unwrap();
+        std::fs::write(tmp.path().join("taken.removed-T"), "older").unwrap();
+        let missing = tmp.path().join("missing");
+        // An init system this script does not know changes nothing.
+        let s = |p: &Path| p.to_string_lossy().into_owned();
+        let out = sh(STOP, &["upstart", "", ".removed-T", &s(&data)]);
+        assert_eq!(out.status.code(), Some(2));
+        assert!(data.exists());
+        // Stand-in init commands on PATH.
+        let bin = tmp.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        // (pidof/pgrep too: consul agents of lab containers show in this machine's /proc.)
+        for cmd in ["systemctl", "pidof", "pgrep"] {
+            fake_consul(
+                &bin,
+                if cmd == "systemctl" {
+                    "exit 0"
+                } else {
+                    "exit 1"
+                },
+            );
+            std::fs::rename(bin.join("consul"), bin.join(cmd)).unwrap();
+        }
+        let script = format!("PATH={}:$PATH\n{STOP}", s(&bin));
+        let out = sh(
+            &script,
+            &[
+                "systemd",
+                "",
+                ".removed-T",
+                &s(&data),
+                &s(&taken),
+                &s(&missing),
+            ],
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(4), "{out:?}");
+        assert!(stdout.contains("stopped systemd"), "{stdout}");
+        assert!(
+            stdout.contains(&format!("moved {}\n", s(&data))),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains(&format!("absent {}\n", s(&missing))),
+            "{stdout}"
+        );
+        assert!(tmp.path().join("data.removed-T/node-id").exists());
+        assert_eq!(
+            std::fs::read_to_string(&taken).unwrap(),
+            "old",
+            "not moved over an existing file"
+        );
+        assert_eq!(
+            std::fs::read_to_string(tmp.path().join("taken.removed-T")).unwrap(),
+            "older"
+        );
+    }
+
+    #[test]
+    fn snapshot_script_streams_the_bytes_and_reports_size_and_sha() {
+        let tmp = tempfile::tempdir().unwrap();
+        // A "snapshot" with NUL bytes and invalid UTF-8.
+        let consul = fake_consul(tmp.path(), "printf 'a\\000\\377\\nb' > \"$4\"; echo saved");
+        let out = sh(SNAPSHOT, &[&consul, "http://127.0.0.1:8500"]);
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(out.stdout, b"a\0\xff\nb");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("consulctl-snapshot size 5\n"), "{stderr}");
+        let sha = hex::encode(Sha256::digest(b"a\0\xff\nb"));
+        assert!(
+            stderr.contains(&format!("consulctl-snapshot sha256 {sha}")),
+            "{stderr}"
+        );
+        let empty = fake_consul(tmp.path(), ": > \"$4\"");
+        let out = sh(SNAPSHOT, &[&empty, "http://127.0.0.1:8500"]);
+        assert_eq!(out.status.code(), Some(4));
+    }
+
+    #[test]
+    fn a_snapshot_refused_until_a_configuration_entry_is_applied_is_retried_for_a_while() {
+        // What `consul snapshot save` (1.8.7) prints right after servers joined, as the
+        // snapshot script passes it on.
+        let refused = "server4: consul snapshot save failed: Error saving snapshot: Unexpected \
+                       response code: 500 (cannot take snapshot now, wait until the configuration \
+                       entry at 104 has been applied)";
+        assert!(snapshot_retryable(refused));
+        for other in [
+            "server4: consul snapshot save failed: Error saving snapshot: Unexpected response \
+             code: 403 (Permission denied)",
+            "server4: consul snapshot save failed: Error saving snapshot: Unexpected response \
+             code: 500 (No cluster leader)",
+            "server4: SSH connection lost during `consul snapshot save`",
+            "server4: consul snapshot save wrote an empty file: ",
+        ] {
+            assert!(!snapshot_retryable(other), "{other}");
+        }
+        let budget = Duration::from_secs(60);
+        let s = Duration::from_secs;
+        assert_eq!(snapshot_retry_delay(1, s(0), budget), Some(s(1)));
+        assert_eq!(snapshot_retry_delay(2, s(1), budget), Some(s(2)));
+        assert_eq!(snapshot_retry_delay(3, s(3), budget), Some(s(4)));
+        assert_eq!(snapshot_retry_delay(4, s(7), budget), Some(s(5)));
+        assert_eq!(snapshot_retry_delay(40, s(50), budget), Some(s(5)));
+        assert_eq!(snapshot_retry_delay(40, s(55), budget), Some(s(5)));
+        assert_eq!(
+            snapshot_retry_delay(41, s(56), budget),
+            None,
+            "past the budget"
+        );
+        // Summed up: the retries end within the budget.
+        let (mut elapsed, mut attempt) = (s(0), 1);
+        while let Some(d) = snapshot_retry_delay(attempt, elapsed, budget) {
+            elapsed += d;
+            attempt += 1;
+        }
+        assert!(elapsed <= budget && elapsed >= s(55), "{elapsed:?}");
+    }
+
+    #[test]
+    fn force_leave_script_uses_prune_only_when_offered() {
+        let tmp = tempfile::tempdir().unwrap();
+        let with = fake_consul(
+            tmp.path(),
+            "if [ \"$2\" = -h ]; then echo '  -prune    Remove agent completely'; exit 1; fi; echo \"$@\"",
+        );
+        let out = sh(FORCE_LEAVE, &[&with, "http://127.0.0.1:8500", "-n1"]);
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "prune\nforce-leave -prune -http-addr=http://127.0.0.1:8500 -- -n1\n"
+        );
+        let without = fake_consul(
+            tmp.path(),
+            "if [ \"$2\" = -h ]; then echo 'Usage: consul force-leave'; exit 1; fi; echo \"$@\"",
+        );
+        let out = sh(FORCE_LEAVE, &[&without, "http://127.0.0.1:8500", "n1"]);
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "no-prune\nforce-leave -http-addr=http://127.0.0.1:8500 -- n1\n"
+        );
+    }
+
+    #[test]
+    fn scripts_pass_shellcheck_when_available() {
+        for (name, script) in [
+            ("node-snapshot.sh", SNAPSHOT),
+            ("node-leave.sh", LEAVE),
+            ("node-stop.sh", STOP),
+            ("node-force-leave.sh", FORCE_LEAVE),
+            ("node-remove-peer.sh", REMOVE_PEER),
+        ] {
+            let Ok(mut child) = std::process::Command::new("shellcheck")
+                .args(["-s", "sh", "-"])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+            else {
+                eprintln!("skipped: no shellcheck");
+                return;
+            };
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(script.as_bytes())
+                .unwrap();
+            let res = child.wait_with_output().unwrap();
+            assert!(
+                res.status.success(),
+                "{name}: {}",
+                String::from_utf8_lossy(&res.stdout)
+            );
+        }
+    }
+}

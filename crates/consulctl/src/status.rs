@@ -1,0 +1,239 @@
+//! `consulctl status`: Consul's own view (members, leader, raft peers) and each host's agent.
+//! Exit 0 when the cluster matches the inventory, 1 otherwise.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::anyhow;
+use serde::Serialize;
+
+use crate::apply::{self, HostRun};
+use crate::cli::{Output, StatusArgs};
+use crate::progress::Progress;
+use crate::verify::{self, ClusterView};
+use consulctl_core::error::Error;
+use consulctl_core::model::Role;
+
+#[derive(Debug, Serialize)]
+pub struct HostState {
+    pub name: String,
+    pub role: Role,
+    pub init: &'static str,
+    pub reachable: bool,
+    pub agent_running: bool,
+    pub pid: Option<u32>,
+    pub version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub datacenter: String,
+    pub healthy: bool,
+    pub problems: Vec<String>,
+    pub leader: Option<String>,
+    pub raft_peers: Vec<verify::RaftServer>,
+    pub members: Vec<verify::Member>,
+    pub hosts: Vec<HostState>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+}
+
+pub async fn run(args: &StatusArgs, debug_log: Option<&Path>) -> Result<(), Error> {
+    let p = apply::prepare(&args.inv, "status", debug_log).await?;
+    let mut runs: Vec<HostRun> = p.selected.iter().cloned().map(HostRun::new_pub).collect();
+    let progress = Progress::new(runs.iter().map(|r| r.host.name.as_str()));
+    apply::connect(&mut runs, &p, &progress).await;
+    apply::gather_facts(&mut runs, &p, &progress).await;
+    let binds = apply::bind_addrs(&p.cluster, &runs);
+    let mut view: Option<ClusterView> = None;
+    let mut read_error = None;
+    // Servers first: they know the raft configuration.
+    let mut order: Vec<&HostRun> = runs
+        .iter()
+        .filter(|r| r.host.role == Role::Server)
+        .collect();
+    order.extend(runs.iter().filter(|r| r.host.role == Role::Client));
+    for r in order {
+        let (Some(conn), Some(bind)) = (r.conn.as_ref(), binds.get(&r.host.name)) else {
+            continue;
+        };
+        if !r
+            .facts
+            .as_ref()
+            .map(|f| f.agent_running(r.host.init))
+            .unwrap_or(false)
+        {
+            continue;
+        }
+        progress.set(&r.host.name, "reading cluster state");
+        match tokio::time::timeout(
+            Duration::from_secs(20),
+            verify::read_view(conn, &verify::http_addr(&r.host, *bind)),
+        )
+        .await
+        {
+            Ok(Ok(v)) => {
+                view = Some(v);
+                break;
+            }
+            Ok(Err(e)) => read_error = Some(format!("{}: {e:#}", r.host.name)),
+            Err(_) => read_error = Some(format!("{}: timed out", r.host.name)),
+        }
+    }
+    for r in &runs {
+        progress.finish(&r.host.name, "");
+    }
+    progress.clear();
+    let hosts: Vec<HostState> = runs
+        .iter()
+        .map(|r| {
+            let f = r.facts.as_ref();
+            HostState {
+                name: r.host.name.clone(),
+                role: r.host.role,
+                init: r.host.init.as_str(),
+                reachable: r.conn.is_some(),
+                agent_running: f.map(|f| f.agent_running(r.host.init)).unwrap_or(false),
+                pid: f.and_then(|f| f.consul_pid),
+                version: f
+                    .and_then(|f| f.consul.as_ref())
+                    .and_then(|c| c.version)
+                    .map(|v| v.to_string()),
+                error: r.failed.as_ref().map(|(ph, e)| format!("{ph}: {e}")),
+            }
+        })
+        .collect();
+    let problems = match &view {
+        Some(v) => verify::check(&p.cluster, &binds, v),
+        None => vec![format!(
+            "no agent answered{}",
+            read_error.map(|e| format!(" ({e})")).unwrap_or_default()
+        )],
+    };
+    let status = Status {
+        datacenter: p.cluster.datacenter.clone(),
+        healthy: problems.is_empty(),
+        problems,
+        leader: view.as_ref().and_then(|v| v.leader.clone()),
+        raft_peers: view.as_ref().map(|v| v.raft.clone()).unwrap_or_default(),
+        members: view.as_ref().map(|v| v.members.clone()).unwrap_or_default(),
+        hosts,
+        via: view.as_ref().map(|v| v.via.clone()),
+    };
+    apply::disconnect(&mut runs, None).await;
+    match args.output {
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&status).unwrap_or_default()
+        ),
+        Output::Text => print!("{}", to_text(&status)),
+    }
+    if status.healthy {
+        Ok(())
+    } else {
+        Err(Error::Runtime(anyhow!(
+            "cluster not healthy: {}",
+            status.problems.join("; ")
+        )))
+    }
+}
+
+pub fn to_text(s: &Status) -> String {
+    let mut out = String::new();
+    let leader_node = s
+        .raft_peers
+        .iter()
+        .find(|p| Some(&p.address) == s.leader.as_ref())
+        .map(|p| format!(" ({})", p.node))
+        .unwrap_or_default();
+    out.push_str(&format!(
+        "datacenter {}: leader {}{}\n",
+        s.datacenter,
+        s.leader.as_deref().unwrap_or("NONE"),
+        leader_node
+    ));
+    if let Some(via) = &s.via {
+        out.push_str(&format!("(as seen by {via})\n"));
+    }
+    out.push_str("\nMembers:\n");
+    let w = s
+        .members
+        .iter()
+        .map(|m| m.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    out.push_str(&format!(
+        "  {:<w$}  {:<22} {:<8} {}\n",
+        "NODE", "ADDRESS", "STATUS", "TYPE"
+    ));
+    for m in &s.members {
+        out.push_str(&format!(
+            "  {:<w$}  {:<22} {:<8} {}\n",
+            m.name,
+            m.addr,
+            m.status_word(),
+            m.role()
+        ));
+    }
+    out.push_str("\nRaft peers:\n");
+    out.push_str(&format!(
+        "  {:<w$}  {:<22} {:<9} {}\n",
+        "NODE", "ADDRESS", "STATE", "VOTER"
+    ));
+    for p in &s.raft_peers {
+        let state = if p.leader { "leader" } else { "follower" };
+        out.push_str(&format!(
+            "  {:<w$}  {:<22} {:<9} {}\n",
+            p.node, p.address, state, p.voter
+        ));
+    }
+    out.push_str("\nHosts:\n");
+    let hw = s
+        .hosts
+        .iter()
+        .map(|h| h.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    out.push_str(&format!(
+        "  {:<hw$}  {:<7} {:<12} {:<8} {:<8} {}\n",
+        "HOST", "ROLE", "INIT", "AGENT", "PID", "VERSION"
+    ));
+    for h in &s.hosts {
+        let agent = if !h.reachable {
+            "unreachable"
+        } else if h.agent_running {
+            "running"
+        } else {
+            "stopped"
+        };
+        out.push_str(&format!(
+            "  {:<hw$}  {:<7} {:<12} {:<8} {:<8} {}\n",
+            h.name,
+            h.role.as_str(),
+            h.init,
+            agent,
+            h.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+            h.version.as_deref().unwrap_or("-")
+        ));
+        if let Some(e) = &h.error {
+            out.push_str(&format!("    {e}\n"));
+        }
+    }
+    if s.healthy {
+        out.push_str(&format!(
+            "\nhealthy: {} alive members, {} voters\n",
+            s.members.iter().filter(|m| m.status == 1).count(),
+            s.raft_peers.iter().filter(|p| p.voter).count()
+        ));
+    } else {
+        out.push_str("\nNOT healthy:\n");
+        for p in &s.problems {
+            out.push_str(&format!("  - {p}\n"));
+        }
+    }
+    out
+}
