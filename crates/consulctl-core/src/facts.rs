@@ -44,8 +44,8 @@ use crate::version::Version;
 /// error <message>                        the script could not run (bad arguments)
 /// end                                    trailer: the output is complete
 /// ```
-
-/// First line of the facts output.
+///
+/// This constant is the first line of the facts output.
 pub const HEADER: &str = "consulctl-facts 1";
 
 /// supervisord program file candidates when the inventory does not name one.

@@ -384,7 +384,7 @@ pub struct LabUpArgs {
     pub no_apply: bool,
 
     #[command(flatten)]
-    pub dns: crate::lab::LabDnsArgs,
+    pub dns: LabDnsArgs,
 }
 
 #[derive(Debug, Args)]
@@ -393,9 +393,28 @@ pub struct LabDownArgs {
     pub name: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LabInit {
-    Supervisord,
-    Systemd,
-    Mixed,
+pub use consulctl_lab::LabInit;
+
+/// `lab up` options for host DNS plumbing. Meant to be flattened into `LabUpArgs`
+/// (`#[command(flatten)] pub dns: LabDnsArgs`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
+pub struct LabDnsArgs {
+    /// Systemd hosts whose /etc/resolv.conf belongs to systemd-resolved, not Docker
+    /// ("resolved mode"; e.g. `client1`; comma-separated or repeatable; default: none).
+    ///
+    /// Docker bind-mounts its own /etc/resolv.conf into every container, so that file cannot be
+    /// renamed over, removed or made a symlink. A resolved-mode host runs with the extra
+    /// capability SYS_ADMIN (and AppArmor unconfined). At every boot it unmounts Docker's file;
+    /// at first boot it makes /etc/resolv.conf the symlink to
+    /// ../run/systemd/resolve/stub-resolv.conf and enables and starts systemd-resolved. Docker's
+    /// DNS server (127.0.0.11) becomes the DNS server of the host's uplink (eth0, domain `~.`),
+    /// so container names resolve as on other lab hosts. Other systemd hosts keep Docker's
+    /// resolv.conf, with systemd-resolved and dnsmasq installed but disabled; supervisord hosts
+    /// have dnsmasq (not started) and no systemd-resolved.
+    #[arg(
+        long = "resolved-hosts",
+        value_name = "HOST,...",
+        value_delimiter = ','
+    )]
+    pub resolved_hosts: Vec<String>,
 }

@@ -82,7 +82,7 @@ async fn dispatch(cli: Cli) -> Result<(), Error> {
         Command::Unlock(args) => unlock::run(&args, cli.debug_log.as_deref()).await,
         Command::Lab { command } => match command {
             LabCommand::Up(args) => {
-                lab::up_with_dns(&args, &args.dns, cli.debug_log.as_deref()).await
+                lab::up(&args, cli.debug_log.as_deref()).await
             }
             LabCommand::Down(args) => lab::down(&args).await,
         },
