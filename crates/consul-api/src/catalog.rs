@@ -1,0 +1,180 @@
+//! `/v1/catalog`: services, nodes and datacenters as the servers record them.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::client::{parse_bool, Call};
+use crate::request::{PathBuilder, Request};
+
+/// A node of the catalog.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct Node {
+    #[serde(rename = "ID")]
+    pub id: String,
+    pub node: String,
+    pub address: String,
+    pub datacenter: String,
+    #[serde(deserialize_with = "crate::de::null_default")]
+    pub tagged_addresses: BTreeMap<String, String>,
+    #[serde(deserialize_with = "crate::de::null_default")]
+    pub meta: BTreeMap<String, String>,
+    pub create_index: u64,
+    pub modify_index: u64,
+}
+
+/// One instance of a service with its node (`/v1/catalog/service/<name>`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct CatalogService {
+    #[serde(rename = "ID")]
+    pub id: String,
+    pub node: String,
+    /// The node's address.
+    pub address: String,
+    pub datacenter: String,
+    #[serde(deserialize_with = "crate::de::null_default")]
+    pub node_meta: BTreeMap<String, String>,
+    pub service_kind: String,
+    #[serde(rename = "ServiceID")]
+    pub service_id: String,
+    pub service_name: String,
+    #[serde(deserialize_with = "crate::de::null_default")]
+    pub service_tags: Vec<String>,
+    /// The service's own address; empty when it is the node's.
+    pub service_address: String,
+    pub service_port: u16,
+    #[serde(deserialize_with = "crate::de::null_default")]
+    pub service_meta: BTreeMap<String, String>,
+    pub create_index: u64,
+    pub modify_index: u64,
+}
+
+impl CatalogService {
+    /// The address to reach the instance at: the service's, else the node's.
+    pub fn effective_address(&self) -> &str {
+        if self.service_address.is_empty() {
+            &self.address
+        } else {
+            &self.service_address
+        }
+    }
+}
+
+/// `GET /v1/catalog/services`: service name -> tags.
+pub fn services() -> Call<BTreeMap<String, Vec<String>>> {
+    Call::new(Request::get("/v1/catalog/services"), |r| {
+        let raw: BTreeMap<String, Option<Vec<String>>> = crate::client::parse_json(r)?;
+        Ok(raw
+            .into_iter()
+            .map(|(k, v)| (k, v.unwrap_or_default()))
+            .collect())
+    })
+}
+
+/// `GET /v1/catalog/service/<name>`.
+pub fn service(name: &str) -> Call<Vec<CatalogService>> {
+    Call::json(Request::get(
+        PathBuilder::new("/v1/catalog/service")
+            .segment(name)
+            .build(),
+    ))
+}
+
+/// `GET /v1/catalog/nodes`.
+pub fn nodes() -> Call<Vec<Node>> {
+    Call::json(Request::get("/v1/catalog/nodes"))
+}
+
+/// `GET /v1/catalog/datacenters`: known datacenters, nearest first.
+pub fn datacenters() -> Call<Vec<String>> {
+    Call::json(Request::get("/v1/catalog/datacenters"))
+}
+
+/// `PUT /v1/catalog/deregister` body: the node, or only one of its services or checks.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CatalogDeregistration {
+    #[serde(rename = "Node")]
+    pub node: String,
+    #[serde(rename = "Datacenter", skip_serializing_if = "String::is_empty")]
+    pub datacenter: String,
+    #[serde(rename = "ServiceID", skip_serializing_if = "String::is_empty")]
+    pub service_id: String,
+    #[serde(rename = "CheckID", skip_serializing_if = "String::is_empty")]
+    pub check_id: String,
+}
+
+/// `PUT /v1/catalog/deregister`; Consul answers `true`.
+pub fn deregister(what: &CatalogDeregistration) -> Call<bool> {
+    Call::new(
+        Request::put("/v1/catalog/deregister").with_json(what),
+        parse_bool,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{block_on, FakeTransport};
+    use crate::{Client, Response};
+
+    const SERVICE: &str = include_str!("../tests/fixtures/catalog-service-web.json");
+    const NODES: &str = include_str!("../tests/fixtures/catalog-nodes.json");
+
+    #[test]
+    fn services_parse_with_null_tags() {
+        let s = services()
+            .finish(&Response::new(
+                200,
+                r#"{"consul":[],"web":["v1","primary"],"old":null}"#,
+            ))
+            .unwrap();
+        assert_eq!(s["web"], ["v1", "primary"]);
+        assert!(s["old"].is_empty() && s["consul"].is_empty());
+    }
+
+    #[test]
+    fn service_instances_parse() {
+        let s = service("web").finish(&Response::new(200, SERVICE)).unwrap();
+        assert_eq!(s.len(), 2);
+        assert_eq!((s[0].node.as_str(), s[0].service_port), ("client1", 8080));
+        assert_eq!(s[0].effective_address(), "10.0.0.10");
+        assert_eq!(s[1].effective_address(), "10.0.1.5");
+        assert_eq!(
+            s[1].service_meta.get("version").map(String::as_str),
+            Some("2")
+        );
+        assert_eq!(service("a/b").request.path, "/v1/catalog/service/a%2Fb");
+    }
+
+    #[test]
+    fn nodes_and_datacenters_parse() {
+        let n = nodes().finish(&Response::new(200, NODES)).unwrap();
+        assert_eq!(n.len(), 2);
+        assert_eq!(n[1].tagged_addresses["wan"], "203.0.113.5");
+        assert!(n[0].meta.is_empty());
+        let dcs = datacenters()
+            .finish(&Response::new(200, r#"["dc1","dc2"]"#))
+            .unwrap();
+        assert_eq!(dcs, ["dc1", "dc2"]);
+    }
+
+    #[test]
+    fn deregister_sends_only_what_is_set() {
+        let fake = FakeTransport::new().on("PUT", "/v1/catalog/deregister", 200, "true");
+        let done = block_on(
+            Client::new(fake.clone()).call(deregister(&CatalogDeregistration {
+                node: "client2".into(),
+                service_id: "web-2".into(),
+                ..Default::default()
+            })),
+        )
+        .unwrap();
+        assert!(done);
+        assert_eq!(
+            fake.requests()[0].body_text(),
+            r#"{"Node":"client2","ServiceID":"web-2"}"#
+        );
+    }
+}
