@@ -2023,6 +2023,7 @@ mod tests {
             addr: addr.into(),
             status,
             tags: BTreeMap::new(),
+            ..Default::default()
         }
     }
 
@@ -2032,6 +2033,7 @@ mod tests {
             address: address.into(),
             leader,
             voter: true,
+            ..Default::default()
         }
     }
 

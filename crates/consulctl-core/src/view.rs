@@ -20,50 +20,7 @@ pub struct ClusterView {
     pub members: Vec<Member>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
-pub struct RaftServer {
-    #[serde(rename = "Node")]
-    pub node: String,
-    #[serde(rename = "Address")]
-    pub address: String,
-    #[serde(rename = "Leader")]
-    pub leader: bool,
-    #[serde(rename = "Voter")]
-    pub voter: bool,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
-pub struct Member {
-    #[serde(rename = "Name")]
-    pub name: String,
-    #[serde(rename = "Addr")]
-    pub addr: String,
-    /// Serf status: 1 alive, 2 leaving, 3 left, 4 failed.
-    #[serde(rename = "Status")]
-    pub status: u8,
-    #[serde(rename = "Tags", default)]
-    pub tags: BTreeMap<String, String>,
-}
-
-impl Member {
-    pub fn status_word(&self) -> &'static str {
-        match self.status {
-            0 => "none",
-            1 => "alive",
-            2 => "leaving",
-            3 => "left",
-            4 => "failed",
-            _ => "unknown",
-        }
-    }
-
-    pub fn role(&self) -> &str {
-        match self.tags.get("role").map(String::as_str) {
-            Some("consul") => "server",
-            _ => "client",
-        }
-    }
-}
+pub use consul_api::{Member, RaftServer};
 
 /// The base URL of a host's agent API as consulctl's scripts use it: the first address of
 /// `client_addr` (loopback when it listens on all addresses), and `ports.http` from extra
@@ -297,12 +254,14 @@ mod tests {
             address: format!("{a}:8300"),
             leader: n == "s1",
             voter,
+            ..Default::default()
         };
         let member = |n: &str, a: &str, status: u8| Member {
             name: n.into(),
             addr: a.into(),
             status,
             tags: BTreeMap::new(),
+            ..Default::default()
         };
         // s3 was running (failed later in this run, e.g. its lock) and is a non-voter; c2
         // failed validation and never joined.

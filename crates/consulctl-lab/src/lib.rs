@@ -60,10 +60,7 @@ const CONSUL_SUITE_LINE: &str = "deb http://deb.debian.org/debian bullseye main"
 /// Build inputs embedded in the binary: (file name in the build context, contents).
 const COMMON_FILES: &[(&str, &str)] = &[
     ("sshd_config", include_str!("../files/sshd_config")),
-    (
-        "setup-common.sh",
-        include_str!("../files/setup-common.sh"),
-    ),
+    ("setup-common.sh", include_str!("../files/setup-common.sh")),
 ];
 const SUPERVISORD_FILES: &[(&str, &str)] = &[
     (
@@ -84,10 +81,7 @@ const SUPERVISORD_FILES: &[(&str, &str)] = &[
     ),
 ];
 const SYSTEMD_FILES: &[(&str, &str)] = &[
-    (
-        "Dockerfile",
-        include_str!("../files/systemd.Dockerfile"),
-    ),
+    ("Dockerfile", include_str!("../files/systemd.Dockerfile")),
     (
         "setup-systemd.sh",
         include_str!("../files/setup-systemd.sh"),
@@ -1714,27 +1708,6 @@ mod tests {
             "{err}"
         );
         mark_resolved_hosts(&mut sup, &[]).unwrap();
-    }
-
-    #[test]
-    fn resolved_hosts_flag_parses_lists() {
-        use clap::Parser as _;
-        #[derive(clap::Parser)]
-        struct T {
-            #[command(flatten)]
-            dns: LabDnsArgs,
-        }
-        let t = T::try_parse_from(["t"]).unwrap();
-        assert!(t.dns.resolved_hosts.is_empty());
-        let t = T::try_parse_from([
-            "t",
-            "--resolved-hosts",
-            "client1,server1",
-            "--resolved-hosts",
-            "client3",
-        ])
-        .unwrap();
-        assert_eq!(t.dns.resolved_hosts, ["client1", "server1", "client3"]);
     }
 
     #[test]

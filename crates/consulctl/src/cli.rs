@@ -418,3 +418,29 @@ pub struct LabDnsArgs {
     )]
     pub resolved_hosts: Vec<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolved_hosts_flag_parses_lists() {
+        use clap::Parser as _;
+        #[derive(clap::Parser)]
+        struct T {
+            #[command(flatten)]
+            dns: LabDnsArgs,
+        }
+        let t = T::try_parse_from(["t"]).unwrap();
+        assert!(t.dns.resolved_hosts.is_empty());
+        let t = T::try_parse_from([
+            "t",
+            "--resolved-hosts",
+            "client1,server1",
+            "--resolved-hosts",
+            "client3",
+        ])
+        .unwrap();
+        assert_eq!(t.dns.resolved_hosts, ["client1", "server1", "client3"]);
+    }
+}

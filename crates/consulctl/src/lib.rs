@@ -81,9 +81,7 @@ async fn dispatch(cli: Cli) -> Result<(), Error> {
         },
         Command::Unlock(args) => unlock::run(&args, cli.debug_log.as_deref()).await,
         Command::Lab { command } => match command {
-            LabCommand::Up(args) => {
-                lab::up(&args, cli.debug_log.as_deref()).await
-            }
+            LabCommand::Up(args) => lab::up(&args, cli.debug_log.as_deref()).await,
             LabCommand::Down(args) => lab::down(&args).await,
         },
     }

@@ -1414,6 +1414,7 @@ mod tests {
             address: format!("{ip}:8300"),
             leader: false,
             voter,
+            ..Default::default()
         }
     }
 
@@ -1423,6 +1424,7 @@ mod tests {
             addr: ip.into(),
             status,
             tags: [("role".to_string(), "consul".to_string())].into(),
+            ..Default::default()
         }
     }
 

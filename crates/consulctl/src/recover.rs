@@ -833,6 +833,7 @@ mod tests {
             addr: ip.into(),
             status,
             tags: Default::default(),
+            ..Default::default()
         }
     }
 

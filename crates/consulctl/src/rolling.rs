@@ -1240,6 +1240,7 @@ mod tests {
                     address: a.to_string(),
                     leader: Some(*a) == leader,
                     voter: *v,
+                    ..Default::default()
                 })
                 .collect(),
             members: alive
@@ -1249,6 +1250,7 @@ mod tests {
                     addr: String::new(),
                     status: 1,
                     tags: BTreeMap::new(),
+                    ..Default::default()
                 })
                 .collect(),
         }
