@@ -25,7 +25,7 @@ use consulctl_core::error::Error;
 use consulctl_core::model::{Role, Secret};
 use consulctl_core::secrets::{self, Secrets, GOSSIP_KEY, GOSSIP_KEY_NEXT};
 
-pub const KEYRING: &str = include_str!("remote/keyring.sh");
+pub use crate::remote::KEYRING;
 
 /// One pool's keyring (`GET /v1/operator/keyring`).
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
