@@ -311,7 +311,7 @@ pub async fn run(args: &DoctorArgs, debug_log: Option<&Path>) -> Result<(), Erro
     apply::disconnect(&mut runs, None).await;
 
     let mut exp = expected(&p.cluster, &binds);
-    exp.inventory = args.inv.inventory.display().to_string();
+    exp.inventory = args.inv.cluster.inventory.display().to_string();
     let findings = diagnose::diagnose(&exp, &observations);
     tracing::info!(findings = findings.len(), "doctor");
     for f in &findings {

@@ -502,14 +502,14 @@ fn voters(view: &ClusterView) -> usize {
 /// `consulctl node remove`.
 pub async fn remove(args: &NodeRemoveArgs, debug_log: Option<&Path>) -> Result<(), Error> {
     let started = Instant::now();
-    let cluster = consulctl_core::inventory::load(&args.inventory)?;
+    let cluster = consulctl_core::inventory::load(&args.cluster.inventory)?;
     let names = check_names(&cluster, &args.names)?;
     let templates = Templates::load(None).map_err(Error::Input)?;
     let log_path = debug_log
         .map(Path::to_path_buf)
         .unwrap_or_else(|| crate::log::default_path(&cluster.state_dir(), "node-remove"));
     let debug_log = crate::log::open(&log_path).map_err(Error::Runtime)?;
-    tracing::info!(inventory = %args.inventory.display(), hosts = ?names, force = args.force, "node remove");
+    tracing::info!(inventory = %args.cluster.inventory.display(), hosts = ?names, force = args.force, "node remove");
     for w in &cluster.warnings {
         eprintln!("warning: {w}");
     }
@@ -527,7 +527,7 @@ pub async fn remove(args: &NodeRemoveArgs, debug_log: Option<&Path>) -> Result<(
         templates,
         binary: None,
         debug_log,
-        accept_new: args.accept_new_host_keys,
+        accept_new: args.cluster.accept_new_host_keys,
         allow_downgrade: false,
         concurrency: 64,
     };
@@ -1285,13 +1285,13 @@ fn report(
         .map(|t| t.host.name.clone())
         .collect();
     let mut inventory = InventoryReport {
-        path: args.inventory.clone(),
+        path: args.cluster.inventory.clone(),
         updated: false,
         entries: removed.clone(),
         error: None,
     };
     if args.update_inventory && !removed.is_empty() {
-        match update_inventory(&args.inventory, &removed) {
+        match update_inventory(&args.cluster.inventory, &removed) {
             Ok(found) => {
                 inventory.updated = !found.is_empty();
                 inventory.entries = found;

@@ -348,7 +348,7 @@ async fn setup(
         .map(Path::to_path_buf)
         .unwrap_or_else(|| crate::log::default_path(&cluster.state_dir(), command));
     let debug_log = crate::log::open(&log_path).map_err(Error::Runtime)?;
-    tracing::info!(inventory = %args.inventory.display(), target = %args.target, force = args.force, "recover");
+    tracing::info!(inventory = %args.cluster.inventory.display(), target = %args.target, force = args.force, "recover");
     for w in &cluster.warnings {
         eprintln!("warning: {w}");
     }
@@ -358,7 +358,7 @@ async fn setup(
         templates,
         binary: None,
         debug_log,
-        accept_new: args.accept_new_host_keys,
+        accept_new: args.cluster.accept_new_host_keys,
         allow_downgrade: false,
         concurrency: 64,
     };
@@ -377,13 +377,13 @@ async fn setup(
 /// `consulctl recover NODE|quorum`.
 pub async fn run(args: &RecoverArgs, debug_log: Option<&Path>) -> Result<(), Error> {
     let started = Instant::now();
-    let cluster = consulctl_core::inventory::load(&args.inventory)?;
+    let cluster = consulctl_core::inventory::load(&args.cluster.inventory)?;
     let quorum = args.target == "quorum" && cluster.host("quorum").is_none();
     if !quorum && cluster.host(&args.target).is_none() {
         let names: Vec<&str> = cluster.hosts.iter().map(|h| h.name.as_str()).collect();
         return Err(Error::Input(anyhow!(
             "{}: no host named {:?} in [[hosts]]; allowed: one of {} or `quorum`",
-            args.inventory.display(),
+            args.cluster.inventory.display(),
             args.target,
             names.join(", ")
         )));
@@ -765,7 +765,7 @@ async fn recover_quorum(ctx: &mut Ctx, args: &RecoverArgs) -> Result<(), Error> 
                         ctx.progress.println(&format!(
                             "next: replace {} in the inventory with new server hosts (or remove them) and run `consulctl apply -i {}`",
                             lost.join(", "),
-                            args.inventory.display()
+                            args.cluster.inventory.display()
                         ));
                     }
                     return Ok(());
