@@ -17,7 +17,7 @@ use serde_json::json;
 use crate::ssh::Connection;
 use consulctl_core::model::{Cluster, Host, Secret};
 
-pub const REQUESTS: &str = include_str!("remote/api-requests.sh");
+pub use crate::remote::API_REQUESTS as REQUESTS;
 
 /// The policy of a node's agent token.
 pub fn policy_name(node: &str) -> String {

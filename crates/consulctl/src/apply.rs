@@ -117,7 +117,7 @@ pub async fn prepare(
     command: &str,
     debug_log: Option<&Path>,
 ) -> Result<Prepared, Error> {
-    let cluster = consulctl_core::inventory::load(&args.inventory)?;
+    let cluster = consulctl_core::inventory::load(&args.cluster.inventory)?;
     let selected: Vec<Host> = match &args.limit {
         Some(limit) => {
             let sel = Selector::parse(limit, &cluster)
@@ -136,7 +136,7 @@ pub async fn prepare(
         .map(Path::to_path_buf)
         .unwrap_or_else(|| crate::log::default_path(&cluster.state_dir(), command));
     let debug_log = crate::log::open(&log_path).map_err(Error::Runtime)?;
-    tracing::info!(inventory = %args.inventory.display(), hosts = selected.len(), command, "start");
+    tracing::info!(inventory = %args.cluster.inventory.display(), hosts = selected.len(), command, "start");
     for w in &cluster.warnings {
         eprintln!("warning: {w}");
     }
@@ -152,7 +152,7 @@ pub async fn prepare(
         templates,
         binary,
         debug_log,
-        accept_new: args.accept_new_host_keys,
+        accept_new: args.cluster.accept_new_host_keys,
         allow_downgrade: args.allow_downgrade,
         concurrency: args.concurrency as usize,
     })
@@ -1034,7 +1034,7 @@ pub async fn run_file(args: &crate::cli::RunArgs, debug_log: Option<&Path>) -> R
         if step.hosts != "all" {
             Selector::parse(
                 &step.hosts,
-                &consulctl_core::inventory::load(&args.inv.inventory)?,
+                &consulctl_core::inventory::load(&args.inv.cluster.inventory)?,
             )
             .map_err(|e| {
                 Error::Input(anyhow!(

@@ -71,11 +71,24 @@ pub enum Command {
     },
 }
 
+/// The inventory and how far to trust the hosts' SSH keys: flattened into every command that
+/// works on an inventory's hosts.
 #[derive(Debug, Args, Clone)]
-pub struct InventoryArgs {
+pub struct ClusterArgs {
     /// The inventory file (TOML).
     #[arg(short = 'i', long = "inventory", value_name = "FILE")]
     pub inventory: PathBuf,
+
+    /// Add unknown SSH host keys to the known_hosts file instead of refusing them.
+    /// A changed key is always refused.
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct InventoryArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 
     /// Only these hosts: comma-separated host names, `tag:NAME`, `role:server`, `role:client`.
     #[arg(short = 'l', long, value_name = "SELECTOR")]
@@ -92,23 +105,20 @@ pub struct InventoryArgs {
     /// Allow installing an older Consul than the one a host runs (refused by default).
     #[arg(long)]
     pub allow_downgrade: bool,
-
-    /// Add unknown SSH host keys to the known_hosts file instead of refusing them.
-    /// A changed key is always refused.
-    #[arg(long)]
-    pub accept_new_host_keys: bool,
 }
 
 impl InventoryArgs {
     /// All hosts of `inventory` with the defaults (for commands that run a rollout themselves).
     pub fn all_hosts(inventory: &std::path::Path, accept_new_host_keys: bool) -> InventoryArgs {
         InventoryArgs {
-            inventory: inventory.to_path_buf(),
+            cluster: ClusterArgs {
+                inventory: inventory.to_path_buf(),
+                accept_new_host_keys,
+            },
             limit: None,
             concurrency: 64,
             templates: None,
             allow_downgrade: false,
-            accept_new_host_keys,
         }
     }
 }
@@ -221,9 +231,8 @@ pub struct RecoverArgs {
     #[arg(value_name = "NODE|quorum")]
     pub target: String,
 
-    /// The inventory file (TOML).
-    #[arg(short = 'i', long = "inventory", value_name = "FILE")]
-    pub inventory: PathBuf,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 
     /// Go on when a server's recovery would leave the cluster below quorum while it is down,
     /// or when `recover quorum` finds a leader (with a warning).
@@ -237,10 +246,6 @@ pub struct RecoverArgs {
 
     #[arg(short = 'o', long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
-
-    /// Add unknown SSH host keys to the known_hosts file instead of refusing them.
-    #[arg(long)]
-    pub accept_new_host_keys: bool,
 
     /// How long to wait for the node (or, for `quorum`, a leader) to come back, in seconds.
     #[arg(long, default_value_t = 120, value_name = "SECS")]
@@ -266,9 +271,8 @@ pub struct NodeRemoveArgs {
     #[arg(required = true, value_name = "NAME")]
     pub names: Vec<String>,
 
-    /// The inventory file (TOML).
-    #[arg(short = 'i', long = "inventory", value_name = "FILE")]
-    pub inventory: PathBuf,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 
     /// Go on when the quorum check refuses (with a warning), and force-leave hosts that SSH
     /// cannot reach or whose agent is not running, from a live server.
@@ -286,10 +290,6 @@ pub struct NodeRemoveArgs {
     #[arg(short = 'o', long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
 
-    /// Add unknown SSH host keys to the known_hosts file instead of refusing them.
-    #[arg(long)]
-    pub accept_new_host_keys: bool,
-
     /// How long to wait for each remote step and for Consul to confirm a removal, in seconds.
     #[arg(long, default_value_t = 120, value_name = "SECS")]
     pub timeout: u64,
@@ -305,13 +305,8 @@ pub enum KeysCommand {
 
 #[derive(Debug, Args)]
 pub struct KeysRotateArgs {
-    /// The inventory file (TOML).
-    #[arg(short = 'i', long = "inventory", value_name = "FILE")]
-    pub inventory: PathBuf,
-
-    /// Add unknown SSH host keys to the known_hosts file instead of refusing them.
-    #[arg(long)]
-    pub accept_new_host_keys: bool,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 
     /// How long to wait for each keyring step to reach every member, in seconds.
     #[arg(long, default_value_t = 60, value_name = "SECS")]
@@ -331,17 +326,12 @@ pub enum TlsCommand {
 
 #[derive(Debug, Args)]
 pub struct TlsRenewArgs {
-    /// The inventory file (TOML).
-    #[arg(short = 'i', long = "inventory", value_name = "FILE")]
-    pub inventory: PathBuf,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 
     /// Reissue certificates that expire within this many days (0: only expired ones).
     #[arg(long, default_value_t = 30, value_name = "DAYS")]
     pub within: u32,
-
-    /// Add unknown SSH host keys to the known_hosts file instead of refusing them.
-    #[arg(long)]
-    pub accept_new_host_keys: bool,
 
     #[arg(short = 'o', long, value_enum, default_value_t = Output::Text)]
     pub output: Output,

@@ -21,7 +21,6 @@ use consulctl_core::diagnose::{self, AgentApi, Expected, ExpectedHost, Finding, 
 use consulctl_core::error::Error;
 use consulctl_core::model::{Cluster, Host};
 
-pub const SCRIPT: &str = include_str!("remote/doctor.sh");
 pub const HEADER: &str = "consulctl-doctor 1";
 
 /// What `doctor.sh` printed, parsed.
@@ -209,7 +208,7 @@ async fn read_host(r: &HostRun, bind: Option<IpAddr>, log_lines: u32) -> Result<
     let before = chrono::Utc::now().timestamp_millis();
     let out = tokio::time::timeout(
         Duration::from_secs(60),
-        conn.run_ok("doctor", SCRIPT, &args, None),
+        conn.run_ok("doctor", crate::remote::DOCTOR, &args, None),
     )
     .await
     .map_err(|_| anyhow!("the doctor script did not finish within 60s"))??;
@@ -312,7 +311,7 @@ pub async fn run(args: &DoctorArgs, debug_log: Option<&Path>) -> Result<(), Erro
     apply::disconnect(&mut runs, None).await;
 
     let mut exp = expected(&p.cluster, &binds);
-    exp.inventory = args.inv.inventory.display().to_string();
+    exp.inventory = args.inv.cluster.inventory.display().to_string();
     let findings = diagnose::diagnose(&exp, &observations);
     tracing::info!(findings = findings.len(), "doctor");
     for f in &findings {

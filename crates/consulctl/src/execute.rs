@@ -14,17 +14,8 @@ use consulctl_core::facts::Facts;
 use consulctl_core::model::{Host, Init};
 use consulctl_core::plan::HostPlan;
 
-pub const INSTALL_BINARY: &str = include_str!("remote/install-binary.sh");
-pub const CONFIGURE: &str = include_str!("remote/configure.sh");
-pub const SERVICE: &str = include_str!("remote/service.sh");
-pub const PREPARE: &str = include_str!("remote/prepare.sh");
-pub const HELPER_SERVICE: &str = include_str!("remote/helper-service.sh");
 /// Where HashiCorp packages install the binary.
 pub const PACKAGE_BINARY: &str = "/usr/bin/consul";
-
-pub const OWN_DIRS: &str = include_str!("remote/own-dirs.sh");
-
-pub const READ_FILES: &str = include_str!("remote/read-files.sh");
 
 /// Where replaced files are kept on the host: `/var/backups/consulctl/<UTC timestamp>`.
 pub fn backup_dir(timestamp: &str) -> String {
@@ -59,8 +50,13 @@ pub async fn upload(
                 mode.into(),
                 format.into(),
             ];
-            conn.run_ok("install binary", INSTALL_BINARY, &args, Some(&data))
-                .await?;
+            conn.run_ok(
+                "install binary",
+                crate::remote::INSTALL_BINARY,
+                &args,
+                Some(&data),
+            )
+            .await?;
         }
         // A running agent's package is installed by the rolling restart, right before its turn.
         Some(Action::InstallPackage { deferred: true, .. }) => {}
@@ -116,7 +112,7 @@ pub async fn configure(
                     args.extend(argv.iter().cloned());
                     conn.run_ok(
                         &consulctl_core::action::shell_words(argv),
-                        PREPARE,
+                        crate::remote::PREPARE,
                         &args,
                         None,
                     )
@@ -126,7 +122,8 @@ pub async fn configure(
             Action::DisableUnits { units } => {
                 let mut args = vec!["disable".to_string()];
                 args.extend(units.iter().cloned());
-                conn.run_ok("disable units", PREPARE, &args, None).await?;
+                conn.run_ok("disable units", crate::remote::PREPARE, &args, None)
+                    .await?;
             }
             _ => {}
         }
@@ -144,7 +141,8 @@ pub async fn configure(
             args.extend(dirs.iter().map(|d| path_arg(d)));
             args.push("--".into());
             args.extend(recursive.iter().map(|d| path_arg(d)));
-            conn.run_ok("own dirs", OWN_DIRS, &args, None).await?;
+            conn.run_ok("own dirs", crate::remote::OWN_DIRS, &args, None)
+                .await?;
         }
     }
     let written = if dirs.is_empty() && files.is_empty() && removals.is_empty() {
@@ -158,7 +156,8 @@ pub async fn configure(
             Action::SetPeerDnsNo { files } => {
                 let mut args = vec!["peerdns".to_string(), backup_dir(timestamp)];
                 args.extend(files.iter().map(|f| path_arg(f)));
-                conn.run_ok("PEERDNS=no", PREPARE, &args, None).await?;
+                conn.run_ok("PEERDNS=no", crate::remote::PREPARE, &args, None)
+                    .await?;
             }
             Action::RestartHelper {
                 service,
@@ -169,8 +168,13 @@ pub async fn configure(
                     flag(*supervisor),
                     consulctl_core::plumbing::DNSMASQ_PROGRAM.to_string(),
                 ];
-                conn.run_ok(&format!("restart {service}"), HELPER_SERVICE, &args, None)
-                    .await?;
+                conn.run_ok(
+                    &format!("restart {service}"),
+                    crate::remote::HELPER_SERVICE,
+                    &args,
+                    None,
+                )
+                .await?;
             }
             _ => {}
         }
@@ -224,7 +228,9 @@ async fn configure_files(
         args.extend(removals.iter().map(|p| path_arg(p)));
     }
     let data = tar.into_inner()?;
-    let out = conn.run("configure", CONFIGURE, &args, Some(&data)).await?;
+    let out = conn
+        .run("configure", crate::remote::CONFIGURE, &args, Some(&data))
+        .await?;
     if !out.success() {
         anyhow::bail!("{}", out.tail(12));
     }
@@ -275,7 +281,9 @@ pub async fn start(
         wait_secs.to_string(),
         path_arg(&host.paths.log_dir),
     ];
-    let out = conn.run("service", SERVICE, &args, None).await?;
+    let out = conn
+        .run("service", crate::remote::SERVICE, &args, None)
+        .await?;
     if !out.success() {
         anyhow::bail!("consul did not start: {}", out.tail(15));
     }
@@ -298,7 +306,7 @@ pub async fn read_files(
     // The tar stream is binary: run it through base64 so it survives the text pipe.
     // Read as bytes: the files may hold secrets (the gossip key), and `run_bytes` logs only
     // the length of what it reads.
-    let script = format!("{{ {} ; }} | base64", READ_FILES.trim_end());
+    let script = format!("{{ {} ; }} | base64", crate::remote::READ_FILES.trim_end());
     let (out, bytes) = conn.run_bytes("read files", &script, &args, None).await?;
     if !out.success() {
         anyhow::bail!("read files failed (exit {}): {}", out.status, out.tail(6));
@@ -435,7 +443,7 @@ mod tests {
 
         // Rejected: neither the certificate nor the config goes live.
         let out = run(
-            super::CONFIGURE,
+            crate::remote::CONFIGURE,
             &args(2),
             &tar_of(&["CERT\n", &config("bad = true\n")]),
         );
@@ -451,7 +459,7 @@ mod tests {
         // Accepted, although the certificate is not at its final path yet: both go live and
         // the live config names the final path, not the staging copy.
         let out = run(
-            super::CONFIGURE,
+            crate::remote::CONFIGURE,
             &args(2),
             &tar_of(&["CERT\n", &config("")]),
         );
@@ -463,7 +471,7 @@ mod tests {
         );
 
         // A new certificate alone is validated too, and the old one backed up.
-        let out = run(super::CONFIGURE, &args(1), &tar_of(&["CERT2\n"]));
+        let out = run(crate::remote::CONFIGURE, &args(1), &tar_of(&["CERT2\n"]));
         assert!(out.status.success(), "{}", text(&out.stderr));
         assert_eq!(fs::read_to_string(&ca).unwrap(), "CERT2\n");
         let kept = backup.join(ca.strip_prefix("/").unwrap());
@@ -492,7 +500,7 @@ mod tests {
             p("etc/consul.hcl").display().to_string(),
             p("etc/svc.hcl").display().to_string(),
         ];
-        let out = run(crate::rolling::RESTORE, &args, b"");
+        let out = run(crate::remote::RESTORE, &args, b"");
         assert!(out.status.success(), "{}", text(&out.stderr));
         let said = text(&out.stdout);
         assert!(

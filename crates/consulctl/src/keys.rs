@@ -25,7 +25,7 @@ use consulctl_core::error::Error;
 use consulctl_core::model::{Role, Secret};
 use consulctl_core::secrets::{self, Secrets, GOSSIP_KEY, GOSSIP_KEY_NEXT};
 
-pub const KEYRING: &str = include_str!("remote/keyring.sh");
+pub use crate::remote::KEYRING;
 
 /// One pool's keyring (`GET /v1/operator/keyring`).
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -164,14 +164,14 @@ impl Say {
 /// `consulctl keys rotate`.
 pub async fn rotate(args: &KeysRotateArgs, debug_log: Option<&Path>) -> Result<(), Error> {
     let started = Instant::now();
-    let inv = InventoryArgs::all_hosts(&args.inventory, args.accept_new_host_keys);
+    let inv = InventoryArgs::all_hosts(&args.cluster.inventory, args.cluster.accept_new_host_keys);
     let p = apply::prepare(&inv, "keys-rotate", debug_log).await?;
     if !p.cluster.encrypt_auto {
         return Err(Error::Input(anyhow!(
             "{}: keys rotate manages the key of cluster.encrypt = \"auto\" (kept in {}); this inventory {}. \
              Set encrypt = \"auto\" to let consulctl keep and rotate the key",
-            args.inventory.display(),
-            secrets::path_for(&args.inventory).display(),
+            args.cluster.inventory.display(),
+            secrets::path_for(&args.cluster.inventory).display(),
             if p.cluster.encrypt.is_some() {
                 "gives the key itself"
             } else {
@@ -184,7 +184,7 @@ pub async fn rotate(args: &KeysRotateArgs, debug_log: Option<&Path>) -> Result<(
         .encrypt
         .clone()
         .expect("load resolved the auto key");
-    let mut store = Secrets::load(&args.inventory).map_err(Error::Input)?;
+    let mut store = Secrets::load(&args.cluster.inventory).map_err(Error::Input)?;
     let lock = crate::lock::RunLock::acquire(&p.cluster.state_dir(), "keys rotate")?;
     let json = args.output == Output::Json;
     let mut say = Say {

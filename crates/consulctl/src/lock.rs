@@ -275,8 +275,6 @@ pub fn host_lock_verdict(
 /// A host lock older than this is stale (its run died without releasing it).
 pub const HOST_LOCK_STALE_SECS: u64 = 6 * 3600;
 
-const HOST_LOCK: &str = include_str!("remote/host-lock.sh");
-
 /// Take the lock on a host (`/var/lib/consulctl/lock`). Fails naming the holder (and how to
 /// break the lock) when another run holds it; takes over a stale one (see `host_lock_verdict`;
 /// `took_over`: the dead run whose control lock this run took over) and returns why it was
@@ -293,7 +291,12 @@ pub async fn lock_host(
         HOST_LOCK_STALE_SECS.to_string(),
     ];
     let mut out = conn
-        .run("lock host", HOST_LOCK, &args, Some(info.as_bytes()))
+        .run(
+            "lock host",
+            crate::remote::HOST_LOCK,
+            &args,
+            Some(info.as_bytes()),
+        )
         .await?;
     let mut why = None;
     if out.status == 3 {
@@ -309,7 +312,12 @@ pub async fn lock_host(
                     held.token.clone(),
                 ];
                 out = conn
-                    .run("lock host", HOST_LOCK, &args, Some(info.as_bytes()))
+                    .run(
+                        "lock host",
+                        crate::remote::HOST_LOCK,
+                        &args,
+                        Some(info.as_bytes()),
+                    )
                     .await?;
                 why = Some(reason);
             }
@@ -365,13 +373,13 @@ fn locked_error(host: &str, stdout: &str) -> anyhow::Error {
 pub async fn break_host_lock(conn: &Connection) -> anyhow::Result<Option<Holder>> {
     let args = vec!["show".to_string(), String::new(), "0".to_string()];
     let out = conn
-        .run_ok("show host lock", HOST_LOCK, &args, None)
+        .run_ok("show host lock", crate::remote::HOST_LOCK, &args, None)
         .await?;
     let Some(held) = held_by(&out.stdout) else {
         if out.stdout.lines().any(|l| l.starts_with("held ")) {
             // Unreadable holder: break it all the same.
             let args = vec!["break".to_string(), String::new(), "0".to_string()];
-            conn.run_ok("break host lock", HOST_LOCK, &args, None)
+            conn.run_ok("break host lock", crate::remote::HOST_LOCK, &args, None)
                 .await?;
             return Ok(Some(Holder {
                 user: "?".into(),
@@ -391,7 +399,7 @@ pub async fn break_host_lock(conn: &Connection) -> anyhow::Result<Option<Holder>
         );
     }
     let args = vec!["break".to_string(), held.token.clone(), "0".to_string()];
-    conn.run_ok("break host lock", HOST_LOCK, &args, None)
+    conn.run_ok("break host lock", crate::remote::HOST_LOCK, &args, None)
         .await?;
     Ok(Some(held))
 }
@@ -400,7 +408,12 @@ pub async fn break_host_lock(conn: &Connection) -> anyhow::Result<Option<Holder>
 pub async fn release_stale(conn: &Connection, dead: &Holder) -> anyhow::Result<bool> {
     let args = vec!["release".to_string(), dead.token.clone(), "0".to_string()];
     let out = conn
-        .run_ok("release stale host lock", HOST_LOCK, &args, None)
+        .run_ok(
+            "release stale host lock",
+            crate::remote::HOST_LOCK,
+            &args,
+            None,
+        )
         .await?;
     Ok(out.stdout.lines().any(|l| l == "released"))
 }
@@ -408,7 +421,8 @@ pub async fn release_stale(conn: &Connection, dead: &Holder) -> anyhow::Result<b
 /// Release our lock on a host (a lock held by another token is left alone).
 pub async fn unlock_host(conn: &Connection, holder: &Holder) -> anyhow::Result<()> {
     let args = vec!["release".to_string(), holder.token.clone(), "0".to_string()];
-    conn.run_ok("unlock host", HOST_LOCK, &args, None).await?;
+    conn.run_ok("unlock host", crate::remote::HOST_LOCK, &args, None)
+        .await?;
     Ok(())
 }
 

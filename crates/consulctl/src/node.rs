@@ -46,12 +46,6 @@ use consulctl_core::error::Error;
 use consulctl_core::model::{Cluster, Host, Init, Role};
 use consulctl_core::templates::Templates;
 
-pub const SNAPSHOT: &str = include_str!("remote/node-snapshot.sh");
-pub const LEAVE: &str = include_str!("remote/node-leave.sh");
-pub const STOP: &str = include_str!("remote/node-stop.sh");
-pub const FORCE_LEAVE: &str = include_str!("remote/node-force-leave.sh");
-pub const REMOVE_PEER: &str = include_str!("remote/node-remove-peer.sh");
-
 /// How long one read of Consul's state through one agent may take.
 const READ_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -508,14 +502,14 @@ fn voters(view: &ClusterView) -> usize {
 /// `consulctl node remove`.
 pub async fn remove(args: &NodeRemoveArgs, debug_log: Option<&Path>) -> Result<(), Error> {
     let started = Instant::now();
-    let cluster = consulctl_core::inventory::load(&args.inventory)?;
+    let cluster = consulctl_core::inventory::load(&args.cluster.inventory)?;
     let names = check_names(&cluster, &args.names)?;
     let templates = Templates::load(None).map_err(Error::Input)?;
     let log_path = debug_log
         .map(Path::to_path_buf)
         .unwrap_or_else(|| crate::log::default_path(&cluster.state_dir(), "node-remove"));
     let debug_log = crate::log::open(&log_path).map_err(Error::Runtime)?;
-    tracing::info!(inventory = %args.inventory.display(), hosts = ?names, force = args.force, "node remove");
+    tracing::info!(inventory = %args.cluster.inventory.display(), hosts = ?names, force = args.force, "node remove");
     for w in &cluster.warnings {
         eprintln!("warning: {w}");
     }
@@ -533,7 +527,7 @@ pub async fn remove(args: &NodeRemoveArgs, debug_log: Option<&Path>) -> Result<(
         templates,
         binary: None,
         debug_log,
-        accept_new: args.accept_new_host_keys,
+        accept_new: args.cluster.accept_new_host_keys,
         allow_downgrade: false,
         concurrency: 64,
     };
@@ -791,9 +785,12 @@ async fn graceful(ctx: &Ctx<'_>, t: &mut Target, others: &[Agent<'_>]) -> StepRe
         conf.clone(),
         ctx.suffix.clone(),
     ];
-    let out = timed(ctx, conn.run("consul leave", LEAVE, &args, None))
-        .await
-        .map_err(|e| ("leave", e))?;
+    let out = timed(
+        ctx,
+        conn.run("consul leave", crate::remote::NODE_LEAVE, &args, None),
+    )
+    .await
+    .map_err(|e| ("leave", e))?;
     let moved_conf = out.stdout.lines().any(|l| l == format!("moved {conf}"));
     if moved_conf {
         t.did(format!("moved {conf} aside to {conf}{}", ctx.suffix));
@@ -846,9 +843,12 @@ async fn forced(ctx: &Ctx<'_>, t: &mut Target, others: &[Agent<'_>]) -> StepResu
         ];
         let out = timed(
             ctx,
-            agent
-                .conn
-                .run("consul force-leave", FORCE_LEAVE, &args, None),
+            agent.conn.run(
+                "consul force-leave",
+                crate::remote::NODE_FORCE_LEAVE,
+                &args,
+                None,
+            ),
         )
         .await
         .map_err(|e| ("force-leave", e))?;
@@ -897,9 +897,12 @@ async fn forced(ctx: &Ctx<'_>, t: &mut Target, others: &[Agent<'_>]) -> StepResu
             ];
             let out = timed(
                 ctx,
-                agent
-                    .conn
-                    .run("consul operator raft remove-peer", REMOVE_PEER, &args, None),
+                agent.conn.run(
+                    "consul operator raft remove-peer",
+                    crate::remote::REMOVE_PEER,
+                    &args,
+                    None,
+                ),
             )
             .await
             .map_err(|e| ("remove-peer", e))?;
@@ -1053,9 +1056,12 @@ async fn stop_and_move(
         ctx.suffix.clone(),
     ];
     args.extend(paths.iter().map(|p| path_arg(p)));
-    let out = timed(ctx, conn.run("stop and move aside", STOP, &args, None))
-        .await
-        .map_err(|e| ("stop", e))?;
+    let out = timed(
+        ctx,
+        conn.run("stop and move aside", crate::remote::NODE_STOP, &args, None),
+    )
+    .await
+    .map_err(|e| ("stop", e))?;
     for line in out.stdout.lines() {
         if let Some(init) = line.strip_prefix("stopped ") {
             t.did(match init {
@@ -1104,8 +1110,12 @@ async fn snapshot(ctx: &Ctx<'_>, node: &str, agents: &[Agent<'_>]) -> Result<Sna
             let args = vec![path_arg(&a.host.paths.binary), ctx.http(a.host)];
             let (out, data) = match timed(
                 ctx,
-                a.conn
-                    .run_bytes("consul snapshot save", SNAPSHOT, &args, None),
+                a.conn.run_bytes(
+                    "consul snapshot save",
+                    crate::remote::NODE_SNAPSHOT,
+                    &args,
+                    None,
+                ),
             )
             .await
             {
@@ -1275,13 +1285,13 @@ fn report(
         .map(|t| t.host.name.clone())
         .collect();
     let mut inventory = InventoryReport {
-        path: args.inventory.clone(),
+        path: args.cluster.inventory.clone(),
         updated: false,
         entries: removed.clone(),
         error: None,
     };
     if args.update_inventory && !removed.is_empty() {
-        match update_inventory(&args.inventory, &removed) {
+        match update_inventory(&args.cluster.inventory, &removed) {
             Ok(found) => {
                 inventory.updated = !found.is_empty();
                 inventory.entries = found;
@@ -1699,7 +1709,7 @@ tags = [ "web",  "lab" ]
 
         let failing = fake_consul(tmp.path(), "echo 'connection refused' >&2; exit 1");
         let out = sh(
-            LEAVE,
+            crate::remote::NODE_LEAVE,
             &[&failing, "http://127.0.0.1:8500", &conf_s, ".removed-T"],
         );
         assert_eq!(out.status.code(), Some(4));
@@ -1712,7 +1722,7 @@ tags = [ "web",  "lab" ]
             "[ \"$1\" = leave ] && [ \"$2\" = -http-addr=http://127.0.0.1:8500 ] && echo 'Graceful leave complete'",
         );
         let out = sh(
-            LEAVE,
+            crate::remote::NODE_LEAVE,
             &[&ok, "http://127.0.0.1:8500", &conf_s, ".removed-T"],
         );
         assert!(out.status.success(), "{out:?}");
@@ -1735,7 +1745,10 @@ tags = [ "web",  "lab" ]
         let missing = tmp.path().join("missing");
         // An init system this script does not know changes nothing.
         let s = |p: &Path| p.to_string_lossy().into_owned();
-        let out = sh(STOP, &["upstart", "", ".removed-T", &s(&data)]);
+        let out = sh(
+            crate::remote::NODE_STOP,
+            &["upstart", "", ".removed-T", &s(&data)],
+        );
         assert_eq!(out.status.code(), Some(2));
         assert!(data.exists());
         // Stand-in init commands on PATH.
@@ -1753,7 +1766,7 @@ tags = [ "web",  "lab" ]
             );
             std::fs::rename(bin.join("consul"), bin.join(cmd)).unwrap();
         }
-        let script = format!("PATH={}:$PATH\n{STOP}", s(&bin));
+        let script = format!("PATH={}:$PATH\n{}", s(&bin), crate::remote::NODE_STOP);
         let out = sh(
             &script,
             &[
@@ -1793,7 +1806,10 @@ tags = [ "web",  "lab" ]
         let tmp = tempfile::tempdir().unwrap();
         // A "snapshot" with NUL bytes and invalid UTF-8.
         let consul = fake_consul(tmp.path(), "printf 'a\\000\\377\\nb' > \"$4\"; echo saved");
-        let out = sh(SNAPSHOT, &[&consul, "http://127.0.0.1:8500"]);
+        let out = sh(
+            crate::remote::NODE_SNAPSHOT,
+            &[&consul, "http://127.0.0.1:8500"],
+        );
         assert!(out.status.success(), "{out:?}");
         assert_eq!(out.stdout, b"a\0\xff\nb");
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -1804,7 +1820,10 @@ tags = [ "web",  "lab" ]
             "{stderr}"
         );
         let empty = fake_consul(tmp.path(), ": > \"$4\"");
-        let out = sh(SNAPSHOT, &[&empty, "http://127.0.0.1:8500"]);
+        let out = sh(
+            crate::remote::NODE_SNAPSHOT,
+            &[&empty, "http://127.0.0.1:8500"],
+        );
         assert_eq!(out.status.code(), Some(4));
     }
 
@@ -1855,7 +1874,10 @@ tags = [ "web",  "lab" ]
             tmp.path(),
             "if [ \"$2\" = -h ]; then echo '  -prune    Remove agent completely'; exit 1; fi; echo \"$@\"",
         );
-        let out = sh(FORCE_LEAVE, &[&with, "http://127.0.0.1:8500", "-n1"]);
+        let out = sh(
+            crate::remote::NODE_FORCE_LEAVE,
+            &[&with, "http://127.0.0.1:8500", "-n1"],
+        );
         assert!(out.status.success(), "{out:?}");
         assert_eq!(
             String::from_utf8_lossy(&out.stdout),
@@ -1865,44 +1887,13 @@ tags = [ "web",  "lab" ]
             tmp.path(),
             "if [ \"$2\" = -h ]; then echo 'Usage: consul force-leave'; exit 1; fi; echo \"$@\"",
         );
-        let out = sh(FORCE_LEAVE, &[&without, "http://127.0.0.1:8500", "n1"]);
+        let out = sh(
+            crate::remote::NODE_FORCE_LEAVE,
+            &[&without, "http://127.0.0.1:8500", "n1"],
+        );
         assert_eq!(
             String::from_utf8_lossy(&out.stdout),
             "no-prune\nforce-leave -http-addr=http://127.0.0.1:8500 -- n1\n"
         );
-    }
-
-    #[test]
-    fn scripts_pass_shellcheck_when_available() {
-        for (name, script) in [
-            ("node-snapshot.sh", SNAPSHOT),
-            ("node-leave.sh", LEAVE),
-            ("node-stop.sh", STOP),
-            ("node-force-leave.sh", FORCE_LEAVE),
-            ("node-remove-peer.sh", REMOVE_PEER),
-        ] {
-            let Ok(mut child) = std::process::Command::new("shellcheck")
-                .args(["-s", "sh", "-"])
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::piped())
-                .spawn()
-            else {
-                eprintln!("skipped: no shellcheck");
-                return;
-            };
-            use std::io::Write;
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(script.as_bytes())
-                .unwrap();
-            let res = child.wait_with_output().unwrap();
-            assert!(
-                res.status.success(),
-                "{name}: {}",
-                String::from_utf8_lossy(&res.stdout)
-            );
-        }
     }
 }

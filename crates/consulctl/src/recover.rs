@@ -33,13 +33,6 @@ use consulctl_core::error::Error;
 use consulctl_core::model::{Cluster, Host, Role};
 use consulctl_core::templates::Templates;
 
-pub const STOP: &str = include_str!("remote/recover-stop.sh");
-pub const DATA: &str = include_str!("remote/recover-data.sh");
-pub const PEERS: &str = include_str!("remote/recover-peers.sh");
-pub const REMOVE_PEER: &str = include_str!("remote/recover-remove-peer.sh");
-/// Prints `<data dir>/node-id` (nothing when it is missing). Args: 1=data dir.
-const NODE_ID: &str = "cat -- \"$1/node-id\" 2>/dev/null; exit 0";
-
 const READ_TIMEOUT: Duration = Duration::from_secs(20);
 
 // ------------------------------------------------------------------------------------------
@@ -239,7 +232,11 @@ impl Ctx {
     async fn stop(&mut self, args: &RecoverArgs, host: &Host) -> Result<Option<String>> {
         let conn = self.conn(&host.name)?;
         let fargs = [host.init.as_str().into(), path_arg(&host.paths.data_dir)];
-        let out = timed(args, conn.run("recover: stop", STOP, &fargs, None)).await?;
+        let out = timed(
+            args,
+            conn.run("recover: stop", crate::remote::RECOVER_STOP, &fargs, None),
+        )
+        .await?;
         if !out.success() {
             bail!("stopping the agent on {}: {}", host.name, out.tail(8));
         }
@@ -274,7 +271,12 @@ impl Ctx {
         ];
         let out = timed(
             args,
-            conn.run("recover: set the data dir aside", DATA, &dargs, None),
+            conn.run(
+                "recover: set the data dir aside",
+                crate::remote::RECOVER_DATA,
+                &dargs,
+                None,
+            ),
         )
         .await?;
         for line in out.stdout.lines() {
@@ -319,7 +321,7 @@ impl Ctx {
         ];
         let conn = self.conn(&host.name)?;
         let out = conn
-            .run("recover: start", crate::execute::SERVICE, &sargs, None)
+            .run("recover: start", crate::remote::SERVICE, &sargs, None)
             .await?;
         if !out.success() {
             bail!("the agent on {} did not start: {}", host.name, out.tail(15));
@@ -346,7 +348,7 @@ async fn setup(
         .map(Path::to_path_buf)
         .unwrap_or_else(|| crate::log::default_path(&cluster.state_dir(), command));
     let debug_log = crate::log::open(&log_path).map_err(Error::Runtime)?;
-    tracing::info!(inventory = %args.inventory.display(), target = %args.target, force = args.force, "recover");
+    tracing::info!(inventory = %args.cluster.inventory.display(), target = %args.target, force = args.force, "recover");
     for w in &cluster.warnings {
         eprintln!("warning: {w}");
     }
@@ -356,7 +358,7 @@ async fn setup(
         templates,
         binary: None,
         debug_log,
-        accept_new: args.accept_new_host_keys,
+        accept_new: args.cluster.accept_new_host_keys,
         allow_downgrade: false,
         concurrency: 64,
     };
@@ -375,13 +377,13 @@ async fn setup(
 /// `consulctl recover NODE|quorum`.
 pub async fn run(args: &RecoverArgs, debug_log: Option<&Path>) -> Result<(), Error> {
     let started = Instant::now();
-    let cluster = consulctl_core::inventory::load(&args.inventory)?;
+    let cluster = consulctl_core::inventory::load(&args.cluster.inventory)?;
     let quorum = args.target == "quorum" && cluster.host("quorum").is_none();
     if !quorum && cluster.host(&args.target).is_none() {
         let names: Vec<&str> = cluster.hosts.iter().map(|h| h.name.as_str()).collect();
         return Err(Error::Input(anyhow!(
             "{}: no host named {:?} in [[hosts]]; allowed: one of {} or `quorum`",
-            args.inventory.display(),
+            args.cluster.inventory.display(),
             args.target,
             names.join(", ")
         )));
@@ -552,7 +554,7 @@ async fn recover_node(ctx: &mut Ctx, args: &RecoverArgs) -> Result<(), Error> {
                                 let out = conn
                                     .run(
                                         "recover: remove old raft peer",
-                                        REMOVE_PEER,
+                                        crate::remote::REMOVE_PEER,
                                         &[
                                             path_arg(&v.host.paths.binary),
                                             ctx.http(&v.host),
@@ -680,7 +682,7 @@ async fn recover_quorum(ctx: &mut Ctx, args: &RecoverArgs) -> Result<(), Error> 
         let out = conn
             .run_ok(
                 "recover: read node-id",
-                NODE_ID,
+                crate::remote::READ_NODE_ID,
                 &[path_arg(&h.paths.data_dir)],
                 None,
             )
@@ -712,7 +714,7 @@ async fn recover_quorum(ctx: &mut Ctx, args: &RecoverArgs) -> Result<(), Error> 
         let conn = ctx.conn(&h.name)?;
         conn.run_ok(
             "recover: write peers.json",
-            PEERS,
+            crate::remote::RECOVER_PEERS,
             &[path_arg(&h.paths.data_dir)],
             Some(peers.as_bytes()),
         )
@@ -763,7 +765,7 @@ async fn recover_quorum(ctx: &mut Ctx, args: &RecoverArgs) -> Result<(), Error> 
                         ctx.progress.println(&format!(
                             "next: replace {} in the inventory with new server hosts (or remove them) and run `consulctl apply -i {}`",
                             lost.join(", "),
-                            args.inventory.display()
+                            args.cluster.inventory.display()
                         ));
                     }
                     return Ok(());
@@ -925,7 +927,7 @@ mod tests {
         }
         let d = data.to_str().unwrap();
         let out = sh(
-            DATA,
+            crate::remote::RECOVER_DATA,
             &[d, "move", ".stale-20250101T000000Z", ".stale-", "3"],
             None,
         );
@@ -966,7 +968,7 @@ mod tests {
         );
         // The same suffix twice is refused and touches nothing.
         let again = sh(
-            DATA,
+            crate::remote::RECOVER_DATA,
             &[d, "move", ".stale-20250101T000000Z", ".stale-", "3"],
             None,
         );
@@ -982,7 +984,7 @@ mod tests {
         let d = data.to_str().unwrap();
         for ts in ["20240101T000000Z", "20240102T000000Z"] {
             let out = sh(
-                DATA,
+                crate::remote::RECOVER_DATA,
                 &[
                     d,
                     "copy",
@@ -1018,7 +1020,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let d = tmp.path().to_str().unwrap();
         let json = peers_json(&[("id-1".into(), "10.1.0.1".parse().unwrap())]);
-        let out = sh(PEERS, &[d], Some(&json));
+        let out = sh(crate::remote::RECOVER_PEERS, &[d], Some(&json));
         assert!(
             out.status.success(),
             "{}",
@@ -1028,11 +1030,11 @@ mod tests {
             std::fs::read_to_string(tmp.path().join("raft/peers.json")).unwrap(),
             json
         );
-        let out = sh(NODE_ID, &[d], None);
+        let out = sh(crate::remote::READ_NODE_ID, &[d], None);
         assert_eq!(String::from_utf8_lossy(&out.stdout), "");
         std::fs::write(tmp.path().join("node-id"), "abc").unwrap();
         assert_eq!(
-            String::from_utf8_lossy(&sh(NODE_ID, &[d], None).stdout),
+            String::from_utf8_lossy(&sh(crate::remote::READ_NODE_ID, &[d], None).stdout),
             "abc"
         );
     }

@@ -1,8 +1,149 @@
-//! The scripts consulctl runs on hosts (`src/remote/*.sh`), each run as `sh -c SCRIPT sh ARGS...`
-//! with every value a separate, escaped argument.
+//! Every script consulctl runs on hosts (`src/remote/*.sh`), one constant each, each run as
+//! `sh -c SCRIPT sh ARGS...` with every value a separate, escaped argument (`ssh.rs` puts its
+//! prelude in front). Scripts that use the shared functions of `src/remote/lib.sh` (`have`,
+//! `agent_pid`, `answers`) get it prepended here, at compile time. [`ALL`] lists them all.
 
-/// Read-only facts about a host; parsed by `consulctl_core::facts::Facts::parse`.
-pub const FACTS: &str = include_str!("remote/facts.sh");
+/// `lib.sh` followed by a script: the script as shipped.
+macro_rules! with_lib {
+    ($file:literal) => {
+        concat!(include_str!("remote/lib.sh"), include_str!($file))
+    };
+}
+
+/// Read-only facts about a host, one round trip; parsed by `consulctl_core::facts::Facts::parse`.
+/// Args: BINARY CONFIG_DIR DATA_DIR LOG_DIR SYSTEMD_UNIT [SUPERVISOR_PROGRAM...]. Always exits 0.
+pub const FACTS: &str = with_lib!("remote/facts.sh");
+
+/// `consulctl doctor`: read-only evidence about one host's agent (parsed by `doctor::parse_output`).
+/// Args: 1=init (systemd|supervisord), 2=data dir, 3=log dir (supervisord logs), 4=HTTP address
+/// of the local agent (host:port), 5=how many log lines.
+pub const DOCTOR: &str = with_lib!("remote/doctor.sh");
+
+/// Install the consul binary from compressed data on stdin.
+/// Args: 1=binary path, 2=expected sha256 of the raw binary, 3=install|stage, 4=compression of
+/// stdin: gzip|zstd (default gzip).
+pub const INSTALL_BINARY: &str = include_str!("remote/install-binary.sh");
+
+/// Stage, validate (`consul validate`) and install managed files from a tar stream on stdin.
+/// Args: 1=consul binary, 2=config dir, 3=backup dir, then dirs to create until "--", then four
+/// args per file (destination, octal mode, kind, owner), then optionally "--" and managed files
+/// to remove. Prints "changed PATH" / "removed PATH".
+pub const CONFIGURE: &str = include_str!("remote/configure.sh");
+
+/// Start or reload the consul agent under its init system and wait until it answers locally.
+/// Args: 1=init (systemd|supervisord), 2=operation (start|reload), 3=reload-init (0|1),
+/// 4=enable (0|1), 5=consul binary, 6=HTTP address (host:port), 7=seconds to wait, 8=log dir.
+pub const SERVICE: &str = with_lib!("remote/service.sh");
+
+/// Host preparation. Args: 1=what (disable|peerdns|command), then `disable UNIT...`,
+/// `peerdns BACKUP FILE...` or `command ARGV...`.
+pub const PREPARE: &str = include_str!("remote/prepare.sh");
+
+/// (Re)start a helper service after its config changed, and check that it runs (exit 4 if not).
+/// Args: 1=service (dnsmasq|systemd-resolved|NetworkManager), 2=under supervisord (0|1),
+/// 3=supervisord program name.
+pub const HELPER_SERVICE: &str = include_str!("remote/helper-service.sh");
+
+/// The agent's system user and the dirs it owns.
+/// Args: 1=user, 2=create the user when missing (0|1), then dirs (created when missing; owner
+/// USER:USER, mode 0750), then "--" and dirs to chown recursively.
+pub const OWN_DIRS: &str = include_str!("remote/own-dirs.sh");
+
+/// Print the named files as a tar stream on stdout (missing ones skipped). Read-only.
+/// Args: the files.
+pub const READ_FILES: &str = include_str!("remote/read-files.sh");
+
+/// The host lock of consulctl runs (`/var/lib/consulctl/lock`).
+/// Args: 1=acquire|takeover|release|show|break, 2=token of this run, 3=seconds after which a
+/// lock is stale, 4 (takeover) = token of the stale lock to replace. Holder JSON on stdin.
+pub const HOST_LOCK: &str = include_str!("remote/host-lock.sh");
+
+/// Restart the agent and wait until a NEW agent process answers on its HTTP API.
+/// Args: 1=init (systemd|supervisord), 2=consul binary, 3=HTTP address (host:port), 4=seconds
+/// to wait, 5=log dir (supervisord logs), 6=reload the init system first (0|1), 7=enable (0|1).
+pub const RESTART: &str = with_lib!("remote/restart.sh");
+
+/// Put back the last good files (and binary) of a host whose agent did not come up.
+/// Args: 1=backup dir of this run, 2=consul binary, 3=restore the binary (0|1), then the paths
+/// of the files this run wrote.
+pub const RESTORE: &str = include_str!("remote/restore.sh");
+
+/// Take a Consul snapshot through this host's agent and print it on stdout (binary).
+/// Args: 1=consul binary, 2=HTTP address of the local agent (host:port).
+pub const NODE_SNAPSHOT: &str = include_str!("remote/node-snapshot.sh");
+
+/// Leave the cluster gracefully through this host's agent (config dir moved aside first).
+/// Args: 1=consul binary, 2=HTTP address (host:port), 3=config dir, 4=suffix for moved-aside
+/// paths (".removed-<UTC timestamp>").
+pub const NODE_LEAVE: &str = include_str!("remote/node-leave.sh");
+
+/// Stop the consul agent for good and move its files aside. Nothing is deleted.
+/// Args: 1=init (systemd|supervisord), 2=supervisord program file, 3=suffix for moved-aside
+/// paths, then the paths to move aside.
+pub const NODE_STOP: &str = with_lib!("remote/node-stop.sh");
+
+/// Force a node out of the cluster through this (live) host's agent (`-prune` when offered).
+/// Args: 1=consul binary, 2=HTTP address of the local agent (host:port), 3=node name.
+pub const NODE_FORCE_LEAVE: &str = include_str!("remote/node-force-leave.sh");
+
+/// Remove a server from the raft configuration through this (live) host's agent.
+/// Args: 1=consul binary, 2=HTTP address (host:port), 3=the peer: a raft address (IP:8300, with
+/// a ":"; `node remove`) or a server ID (`recover`: the entry under a recovered server's old ID).
+pub const REMOVE_PEER: &str = include_str!("remote/remove-peer.sh");
+
+/// Stop the consul agent and wait until its process is gone (recover).
+/// Args: 1=init (systemd|supervisord), 2=data dir. Prints "old_node_id ID", "stopped".
+pub const RECOVER_STOP: &str = with_lib!("remote/recover-stop.sh");
+
+/// Move (or copy) the data dir aside, put an empty one in its place, prune old ones.
+/// Args: 1=data dir, 2=mode (move|copy), 3=suffix, 4=suffix prefix for pruning, 5=KEEP (>= 1).
+pub const RECOVER_DATA: &str = include_str!("remote/recover-data.sh");
+
+/// Write `<data dir>/raft/peers.json` from stdin, owned like the data dir. Args: 1=data dir.
+pub const RECOVER_PEERS: &str = include_str!("remote/recover-peers.sh");
+
+/// Print `<data dir>/node-id` (nothing when it is missing). Args: 1=data dir.
+pub const READ_NODE_ID: &str = include_str!("remote/read-node-id.sh");
+
+/// Read Consul's view of the cluster through the local agent's HTTP API.
+/// Args: 1=HTTP address (host:port), then API paths.
+pub const API: &str = include_str!("remote/api.sh");
+
+/// Requests to Consul's HTTP API through the local agent, two lines each on stdin.
+/// Args: 1=base URL of the local agent (http://127.0.0.1:8500).
+pub const API_REQUESTS: &str = include_str!("remote/api-requests.sh");
+
+/// Consul's gossip keyring through the local agent's HTTP API (request body on stdin).
+/// Args: 1=HTTP address (host:port), 2=method (GET|POST|PUT|DELETE).
+pub const KEYRING: &str = include_str!("remote/keyring.sh");
+
+/// Every script as shipped, by file name.
+pub const ALL: &[(&str, &str)] = &[
+    ("facts.sh", FACTS),
+    ("doctor.sh", DOCTOR),
+    ("install-binary.sh", INSTALL_BINARY),
+    ("configure.sh", CONFIGURE),
+    ("service.sh", SERVICE),
+    ("prepare.sh", PREPARE),
+    ("helper-service.sh", HELPER_SERVICE),
+    ("own-dirs.sh", OWN_DIRS),
+    ("read-files.sh", READ_FILES),
+    ("host-lock.sh", HOST_LOCK),
+    ("restart.sh", RESTART),
+    ("restore.sh", RESTORE),
+    ("node-snapshot.sh", NODE_SNAPSHOT),
+    ("node-leave.sh", NODE_LEAVE),
+    ("node-stop.sh", NODE_STOP),
+    ("node-force-leave.sh", NODE_FORCE_LEAVE),
+    ("remove-peer.sh", REMOVE_PEER),
+    ("recover-stop.sh", RECOVER_STOP),
+    ("recover-data.sh", RECOVER_DATA),
+    ("recover-peers.sh", RECOVER_PEERS),
+    ("read-node-id.sh", READ_NODE_ID),
+    ("api.sh", API),
+    ("api-requests.sh", API_REQUESTS),
+    ("keyring.sh", KEYRING),
+];
 
 #[cfg(test)]
 mod tests {
@@ -238,29 +379,101 @@ mod tests {
         assert_eq!(consul.version, Some(Version::new(1, 8, 7)));
     }
 
+    /// The scripts another change replaces with consul-api calls; left out of shellcheck until
+    /// then (the lead removes this list after that merge).
+    const NOT_CHECKED: &[&str] = &["api.sh", "api-requests.sh", "keyring.sh"];
+
+    /// Every script of the registry, as shipped (lib.sh prepended where used), passes
+    /// `shellcheck -s sh`. Without shellcheck: skipped, except under CI=true where it fails.
     #[test]
-    fn script_passes_shellcheck_when_available() {
-        let Ok(out) = Command::new("shellcheck")
-            .args(["-s", "sh", "-"])
-            .stdin(std::process::Stdio::piped())
-            .spawn()
-        else {
+    fn every_script_passes_shellcheck() {
+        if Command::new("shellcheck")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "shellcheck is missing (CI=true): install it (Debian package shellcheck)"
+            );
             eprintln!("skipped: no shellcheck");
             return;
-        };
-        use std::io::Write;
-        let mut child = out;
-        child
-            .stdin
-            .take()
+        }
+        let mut failed = vec![];
+        for (name, script) in super::ALL {
+            if NOT_CHECKED.contains(name) {
+                continue;
+            }
+            let mut child = Command::new("shellcheck")
+                .args(["-s", "sh", "-"])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(script.as_bytes())
+                .unwrap();
+            let res = child.wait_with_output().unwrap();
+            if !res.status.success() {
+                failed.push(format!("{name}:\n{}", String::from_utf8_lossy(&res.stdout)));
+            }
+        }
+        assert!(failed.is_empty(), "{}", failed.join("\n"));
+    }
+
+    #[test]
+    fn registry_holds_every_script_file_once() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/remote");
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
             .unwrap()
-            .write_all(SCRIPT.as_bytes())
-            .unwrap();
-        let res = child.wait_with_output().unwrap();
-        assert!(
-            res.status.success(),
-            "{}",
-            String::from_utf8_lossy(&res.stdout)
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".sh") && n != "lib.sh")
+            .collect();
+        files.sort();
+        let mut names: Vec<String> = super::ALL.iter().map(|(n, _)| n.to_string()).collect();
+        names.sort();
+        assert_eq!(names, files);
+        for (name, script) in super::ALL {
+            let file = std::fs::read_to_string(dir.join(name)).unwrap();
+            assert!(script.ends_with(&file), "{name} is not its file");
+        }
+    }
+    /// One remove-peer script for both callers: `node remove` passes the raft address,
+    /// `recover` the server ID.
+    #[test]
+    fn remove_peer_by_address_or_id() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let bin = tmp.path().join("consul");
+        std::fs::write(&bin, "#!/bin/sh\necho \"$@\"\n").unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let run = |peer: &str| {
+            let out = Command::new("sh")
+                .arg("-c")
+                .arg(super::REMOVE_PEER)
+                .arg("sh")
+                .args([bin.to_str().unwrap(), "http://127.0.0.1:8500", peer])
+                .output()
+                .unwrap();
+            assert!(out.status.success());
+            String::from_utf8(out.stdout).unwrap()
+        };
+        assert_eq!(
+            run("10.0.0.5:8300"),
+            "operator raft remove-peer -http-addr=http://127.0.0.1:8500 -address=10.0.0.5:8300\n"
+        );
+        assert_eq!(
+            run("[fd00::5]:8300"),
+            "operator raft remove-peer -http-addr=http://127.0.0.1:8500 -address=[fd00::5]:8300\n"
+        );
+        let id = "5e0d2f6c-0000-4000-8000-000000000001";
+        assert_eq!(
+            run(id),
+            format!("operator raft remove-peer -http-addr=http://127.0.0.1:8500 -id={id}\n")
         );
     }
 }

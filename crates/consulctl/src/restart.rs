@@ -174,11 +174,13 @@ mod tests {
     fn args(batch: &str, step_timeout: u64) -> RestartArgs {
         RestartArgs {
             inv: InventoryArgs {
-                inventory: "x.toml".into(),
+                cluster: crate::cli::ClusterArgs {
+                    inventory: "x.toml".into(),
+                    accept_new_host_keys: false,
+                },
                 limit: None,
                 concurrency: 64,
                 templates: None,
-                accept_new_host_keys: false,
                 allow_downgrade: false,
             },
             output: Output::Text,

@@ -50,8 +50,6 @@ use crate::verify::{self, ClusterView};
 use consulctl_core::error::Error;
 use consulctl_core::model::{Cluster, Host, Role};
 
-pub const RESTART: &str = include_str!("remote/restart.sh");
-
 /// Autopilot's health endpoint (servers, voters, health as the leader sees them).
 pub const AUTOPILOT: &str = "/v1/operator/autopilot/health";
 
@@ -406,7 +404,9 @@ pub async fn restart_agent(
         flag(how.reload_init),
         flag(how.enable && host.init == consulctl_core::model::Init::Systemd),
     ];
-    let out = conn.run("restart", RESTART, &args, None).await?;
+    let out = conn
+        .run("restart", crate::remote::RESTART, &args, None)
+        .await?;
     let field = |key: &str| {
         out.stdout
             .lines()
@@ -438,8 +438,6 @@ pub struct Restarted {
     pub error: Option<String>,
 }
 
-pub const RESTORE: &str = include_str!("remote/restore.sh");
-
 /// Put back the last good files (and the binary, when `binary`) of a host; returns what the
 /// script reports it restored. Nothing to put back: no round trip.
 pub async fn restore_files(
@@ -458,7 +456,9 @@ pub async fn restore_files(
         if binary { "1" } else { "0" }.to_string(),
     ];
     args.extend(written.iter().cloned());
-    let out = conn.run_ok("restore", RESTORE, &args, None).await?;
+    let out = conn
+        .run_ok("restore", crate::remote::RESTORE, &args, None)
+        .await?;
     Ok(out
         .stdout
         .lines()

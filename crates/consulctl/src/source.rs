@@ -1484,7 +1484,7 @@ mod tests {
     ) -> std::process::Output {
         let mut cmd = std::process::Command::new(on_path(shell).unwrap());
         cmd.arg("-c")
-            .arg(crate::execute::INSTALL_BINARY)
+            .arg(crate::remote::INSTALL_BINARY)
             .arg("sh")
             .args(args)
             .stdin(std::process::Stdio::piped())

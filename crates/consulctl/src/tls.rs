@@ -43,12 +43,12 @@ pub async fn renew(
             println!("{line}");
         }
     };
-    let cluster = consulctl_core::inventory::load(&args.inventory)?;
+    let cluster = consulctl_core::inventory::load(&args.cluster.inventory)?;
     if !cluster.tls_auto {
         return Err(Error::Input(anyhow!(
             "{}: tls renew manages the certificates of cluster.tls = \"auto\"; this inventory \
              does not set it",
-            args.inventory.display()
+            args.cluster.inventory.display()
         )));
     }
     let servers: Vec<String> = cluster.servers().map(|h| h.name.clone()).collect();
@@ -98,7 +98,10 @@ pub async fn renew(
     say(format!("    old files kept in {}", kept.display()));
     out.retired_dir = Some(kept.display().to_string());
     let apply_args = crate::cli::ApplyArgs {
-        inv: crate::cli::InventoryArgs::all_hosts(&args.inventory, args.accept_new_host_keys),
+        inv: crate::cli::InventoryArgs::all_hosts(
+            &args.cluster.inventory,
+            args.cluster.accept_new_host_keys,
+        ),
         output: crate::cli::Output::Text,
         verify_timeout: 90,
     };

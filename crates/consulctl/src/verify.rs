@@ -11,7 +11,7 @@ use crate::ssh::Connection;
 use consulctl_core::model::{Cluster, Host};
 pub use consulctl_core::view::*;
 
-pub const API: &str = include_str!("remote/api.sh");
+pub use crate::remote::API;
 
 /// The token and CA consulctl's scripts on this host use for Consul's API: the management
 /// token of `acl = true` once bootstrapped, the generated CA where the API is HTTPS.

@@ -79,7 +79,9 @@ for_each_file stage_agent_config "$@"
 if [ -n "$remove_list" ]; then
   while IFS= read -r r; do
     [ -n "$r" ] || continue
-    [ -f "$r" ] && head -n 1 "$r" | grep -q 'Managed by consulctl' || continue
+    if ! { [ -f "$r" ] && head -n 1 "$r" | grep -q 'Managed by consulctl'; }; then
+      continue
+    fi
     rm -f "$stage/validate/$(basename "$r")"
     need_validate=1
   done <<EOF_REMOVE

@@ -21,7 +21,6 @@ export PATH LC_ALL
 printf 'consulctl-doctor 1\n'
 printf 'clock_ms %s\n' "$(date +%s%3N 2>/dev/null)"
 init=$1; data=$2; logd=$3; http=$4; lines=$5
-have() { command -v "$1" >/dev/null 2>&1; }
 
 # --- the agent under its init system -------------------------------------------------------
 user=root

@@ -95,8 +95,6 @@ if [ -n "$queries" ]; then
 fi
 # "$@": program candidates then plumbing files; both are hashed below.
 
-have() { command -v "$1" >/dev/null 2>&1; }
-
 # Print each line of $2 prefixed with "$1 " (no fork: split on newlines, globbing off).
 emit_lines() {
     _k=$1

@@ -12,15 +12,6 @@ prog=$2
 suffix=$3
 shift 3
 rc=0
-agent_pid() {
-  for p in $(pidof consul 2>/dev/null || pgrep -x consul 2>/dev/null); do
-    if grep -qa agent "/proc/$p/cmdline" 2>/dev/null; then
-      echo "$p"
-      return 0
-    fi
-  done
-  return 1
-}
 case "$init" in
 systemd)
   if ! out=$(systemctl disable --now consul 2>&1); then

@@ -5,15 +5,6 @@
 set -u
 PATH=$PATH:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 init=$1; data=$2
-agent_pid() {
-  for p in $(pidof consul 2>/dev/null || pgrep -x consul 2>/dev/null); do
-    if grep -qa agent "/proc/$p/cmdline" 2>/dev/null; then
-      echo "$p"
-      return 0
-    fi
-  done
-  return 1
-}
 [ -f "$data/node-id" ] && printf 'old_node_id %s\n' "$(tr -d ' \t\r\n' <"$data/node-id")"
 case "$init" in
 systemd) systemctl stop consul 2>&1 || true ;;

@@ -10,15 +10,10 @@
 # read the config files as they are now.
 # Exit 4 when it did not come back in time (its last log lines on stderr).
 set -u
-# The agent's HTTP API answers at all (any status: with ACLs a request may be refused
-# until the ACL system is bootstrapped; the listener being up is what counts here).
-answers() {
-  [ "$(ccurl -s -o /dev/null -w '%{http_code}' --max-time 2 "$http/v1/agent/self" 2>/dev/null)" != 000 ]
-}
 init=$1; bin=$2; http=$3; wait=$4; logdir=$5; reload=${6:-0}; enable=${7:-0}
 
 # The agent's PID as the init system knows it (pidof would also match a `consul members`).
-agent_pid() {
+main_pid() {
   case "$init" in
   systemd) p=$(systemctl show -p MainPID --value consul 2>/dev/null) || p= ;;
   supervisord) p=$(supervisorctl pid consul 2>/dev/null) || p= ;;
@@ -30,7 +25,7 @@ agent_pid() {
   esac
 }
 
-before=$(agent_pid)
+before=$(main_pid)
 echo "pid_before ${before:-none}"
 if [ -f "$bin.consulctl-new" ]; then
   [ -e "$bin" ] && cp -p "$bin" "$bin.consulctl-prev"
@@ -48,7 +43,7 @@ supervisord)
     # `update` rereads the program file and restarts the program when it changed.
     supervisorctl update consul >/dev/null 2>&1 || true
   fi
-  if [ "$reload" != 1 ] || [ "$(agent_pid)" = "$before" ]; then
+  if [ "$reload" != 1 ] || [ "$(main_pid)" = "$before" ]; then
     # Blocks until the old process stopped and the new one stayed up for `startsecs`.
     if ! out=$(supervisorctl restart consul 2>&1); then
       printf '%s\n' "$out" >&2
@@ -63,7 +58,7 @@ esac
 
 n=0
 while [ "$n" -lt "$((wait * 4))" ]; do
-  now=$(agent_pid)
+  now=$(main_pid)
   if [ -n "$now" ] && [ "$now" != "$before" ] &&
     answers; then
     echo "pid $now"
@@ -88,7 +83,7 @@ while [ "$n" -lt "$((wait * 4))" ]; do
   sleep 0.25
   n=$((n + 1))
 done
-echo "the consul agent did not come back within ${wait}s (PID before: ${before:-none}, now: $(agent_pid)); its last log lines:" >&2
+echo "the consul agent did not come back within ${wait}s (PID before: ${before:-none}, now: $(main_pid)); its last log lines:" >&2
 if [ "$init" = systemd ]; then
   journalctl -u consul -n 15 --no-pager 2>&1 | tail -n 15 >&2 || true
 else

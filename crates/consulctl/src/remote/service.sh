@@ -4,11 +4,6 @@
 #       4=enable (0|1), 5=consul binary, 6=HTTP address of the local agent (host:port),
 #       7=seconds to wait, 8=log dir (supervisord logs).
 set -eu
-# The agent's HTTP API answers at all (any status: with ACLs a request may be refused
-# until the ACL system is bootstrapped; the listener being up is what counts here).
-answers() {
-  [ "$(ccurl -s -o /dev/null -w '%{http_code}' --max-time 2 "$http/v1/agent/self" 2>/dev/null)" != 000 ]
-}
 init=$1; op=$2; reload=$3; enable=$4; bin=$5; http=$6; wait=$7; logdir=$8
 if [ "$op" = reload ]; then
   # Consul re-reads the reloadable parts of its config (log level, services, checks, ...).
