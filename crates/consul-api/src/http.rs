@@ -181,14 +181,7 @@ fn normalize(address: &str, ssl: bool) -> String {
     }
 }
 
-/// The time limit of a request: the configured one, and for a blocking query its wait plus
-/// Consul's jitter (wait/16) plus 5 s, if that is more.
-pub fn request_timeout(base: Duration, wait: Option<Duration>) -> Duration {
-    match wait {
-        Some(w) => base.max(w + w / 16 + Duration::from_secs(5)),
-        None => base,
-    }
-}
+pub use crate::request::request_timeout;
 
 struct Inner {
     agent: ureq::Agent,

@@ -41,7 +41,8 @@ mod watch;
 pub use client::{BoxFuture, Call, Client, Transport};
 pub use error::{DecodeError, Error, TransportError};
 pub use request::{
-    encode_component, encode_path, Method, PathBuilder, QueryMeta, QueryOptions, Request, Response,
+    encode_component, encode_path, request_timeout, Method, PathBuilder, QueryMeta, QueryOptions,
+    Request, Response,
 };
 pub use watch::Watch;
 

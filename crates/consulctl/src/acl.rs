@@ -63,42 +63,26 @@ impl Request {
 /// Send requests through a host's agent in one round trip; (HTTP code, body) per request.
 /// Neither bodies nor answers are logged (tokens).
 pub async fn send(conn: &Connection, http: &str, reqs: &[Request]) -> Result<Vec<(u16, String)>> {
-    let mut input = String::new();
-    for r in reqs {
-        let body = r.body.as_deref().unwrap_or("-");
-        if r.path.contains(['\n', ' ']) || body.contains('\n') {
-            bail!("internal: an API request with a newline or space in it");
-        }
-        input.push_str(&format!("{} {}\n{}\n", r.method, r.path, body));
-    }
-    let (out, stdout) = conn
-        .run_bytes(
-            "consul api requests",
-            REQUESTS,
-            &[http.to_string()],
-            Some(input.as_bytes()),
-        )
-        .await?;
-    if !out.success() {
-        bail!("API requests failed: {}", out.tail(4));
-    }
-    let text = String::from_utf8_lossy(&stdout);
-    let mut answers = Vec::new();
-    let mut lines = text.lines();
-    while let Some(line) = lines.next() {
-        if let Some(rest) = line.strip_prefix("=== ") {
-            let code = rest
-                .rsplit(' ')
-                .next()
-                .and_then(|c| c.parse().ok())
-                .unwrap_or(0);
-            answers.push((code, lines.next().unwrap_or("").to_string()));
-        }
-    }
-    if answers.len() != reqs.len() {
-        bail!("expected {} API answers, got {}", reqs.len(), answers.len());
-    }
-    Ok(answers)
+    let requests = reqs
+        .iter()
+        .map(|r| {
+            let method = consul_api::Method::parse(r.method)
+                .ok_or_else(|| anyhow::anyhow!("internal: HTTP method {}", r.method))?;
+            let mut q = consul_api::Request::new(method, r.path.clone());
+            if let Some(b) = &r.body {
+                q = q.with_body(b.clone().into_bytes());
+            }
+            Ok(q)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let answers = crate::consul::client(conn, http)
+        .send(requests)
+        .await
+        .map_err(|e| anyhow::anyhow!("API requests failed: {}", e.message))?;
+    Ok(answers
+        .into_iter()
+        .map(|a| (a.status, String::from_utf8_lossy(&a.body).into_owned()))
+        .collect())
 }
 
 /// What the bootstrap answered.

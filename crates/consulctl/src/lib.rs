@@ -7,6 +7,7 @@
 pub mod acl;
 pub mod apply;
 pub mod cli;
+pub mod consul;
 pub mod doctor;
 pub mod execute;
 pub mod keys;

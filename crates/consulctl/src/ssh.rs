@@ -39,13 +39,16 @@ impl Output {
     }
 }
 
+/// One host's ssh master connection. Clones share the master (a Consul API client of the host
+/// keeps one); [`Connection::close`] closes it when no other clone is alive.
+#[derive(Clone)]
 pub struct Connection {
     host: String,
-    session: Session,
+    session: std::sync::Arc<Session>,
     sudo: bool,
-    round_trips: AtomicU32,
+    round_trips: std::sync::Arc<AtomicU32>,
     /// What every script gets to talk to Consul's API (see [`PRELUDE`]).
-    consul_env: std::sync::Mutex<ConsulEnv>,
+    consul_env: std::sync::Arc<std::sync::Mutex<ConsulEnv>>,
 }
 
 /// How scripts on a host reach Consul's API: the ACL token and the CA of an HTTPS API.
@@ -108,10 +111,10 @@ impl Connection {
         tracing::debug!(host = %host.name, user = %target.user, port = target.port, elapsed_ms = started.elapsed().as_millis() as u64, "connected");
         Ok(Connection {
             host: host.name.clone(),
-            session,
+            session: std::sync::Arc::new(session),
             sudo: target.user != "root",
-            round_trips: AtomicU32::new(0),
-            consul_env: std::sync::Mutex::new(ConsulEnv::default()),
+            round_trips: std::sync::Arc::new(AtomicU32::new(0)),
+            consul_env: std::sync::Arc::new(std::sync::Mutex::new(ConsulEnv::default())),
         })
     }
 
@@ -298,8 +301,14 @@ impl Connection {
     }
 
     pub async fn close(self) {
-        if let Err(e) = self.session.close().await {
-            tracing::debug!(host = %self.host, error = %e, "closing ssh master");
+        match std::sync::Arc::try_unwrap(self.session) {
+            Ok(session) => {
+                if let Err(e) = session.close().await {
+                    tracing::debug!(host = %self.host, error = %e, "closing ssh master");
+                }
+            }
+            // Another clone (a Consul client) still uses the master: the last one to go drops it.
+            Err(_) => tracing::debug!(host = %self.host, "ssh master still in use"),
         }
     }
 }
