@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use crate::ssh::Connection;
 use consulctl_core::model::{Cluster, Host};
@@ -33,10 +33,29 @@ pub fn consul_env(cluster: &consulctl_core::model::Cluster, host: &Host) -> crat
 
 /// Read leader, raft configuration and members through one host's agent (one round trip).
 pub async fn read_view(conn: &Connection, http: &str) -> Result<ClusterView> {
-    let args = vec![http.to_string(), LEADER.into(), RAFT.into(), MEMBERS.into()];
-    let out = conn.run("consul api", API, &args, None).await?;
-    let map = parse_api_output(&out.stdout);
-    view_from_api(conn.host(), &map)
+    read_view_with(&crate::consul::client(conn, http), conn.host()).await
+}
+
+/// Leader, raft configuration and members through one client, in one round trip. `via` names
+/// the host whose agent answers.
+pub async fn read_view_with(client: &consul_api::Client, via: &str) -> Result<ClusterView> {
+    let (leader, raft, members) = client
+        .call3(
+            consul_api::status::leader(),
+            consul_api::operator::raft_configuration(true),
+            consul_api::agent::members(false),
+        )
+        .await;
+    let leader = leader.context("reading the leader")?;
+    // Without a leader the raft configuration may be unavailable; that is a finding, not an error.
+    let raft = raft.map(|c| c.servers).unwrap_or_default();
+    let members = members.context("reading the members")?;
+    Ok(ClusterView {
+        via: via.to_string(),
+        leader,
+        raft,
+        members,
+    })
 }
 
 /// Poll Consul through the given servers until the cluster checks out or the timeout passes.
