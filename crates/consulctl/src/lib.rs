@@ -4,32 +4,16 @@
 //! inventory (parse -> validate -> `model`) -> `facts` (one read-only command per host) ->
 //! `plan` (pure: desired state + facts -> actions) -> `execute` -> `verify` (ask Consul).
 
-pub mod acl;
-pub mod apply;
 pub mod cli;
-pub mod consul;
-pub mod doctor;
-pub mod execute;
-pub mod keys;
-pub mod lab;
-pub mod lock;
-pub mod log;
-pub mod masters;
-pub mod node;
-pub mod plan_output;
-pub mod progress;
-pub mod recap;
-pub mod recover;
+pub mod commands;
+pub mod engine;
 pub mod remote;
-pub mod restart;
-pub mod rolling;
-pub mod services;
-pub mod source;
-pub mod ssh;
-pub mod status;
-pub mod tls;
-pub mod unlock;
-pub mod verify;
+
+// Old flat paths, kept while the code moves into the folders above.
+pub use commands::{doctor, keys, lab, node, recover, restart, services, status, tls, unlock};
+pub use engine::rollout as apply;
+pub use engine::{acl, execute, lock, log, plan_output, progress, recap, rolling, source, verify};
+pub use remote::{consul, masters, ssh};
 
 use clap::Parser;
 

@@ -3,6 +3,10 @@
 //! prelude in front). Scripts that use the shared functions of `src/remote/lib.sh` (`have`,
 //! `agent_pid`, `answers`) get it prepended here, at compile time. [`ALL`] lists them all.
 
+pub mod consul;
+pub mod masters;
+pub mod ssh;
+
 /// `lib.sh` followed by a script: the script as shipped.
 macro_rules! with_lib {
     ($file:literal) => {

@@ -197,7 +197,10 @@ mod tests {
         assert_eq!(state, ["facts"], "configure must not run in a dry run");
         assert_eq!(
             report.would,
-            [("configure".to_string(), vec!["configure after facts".to_string()])]
+            [(
+                "configure".to_string(),
+                vec!["configure after facts".to_string()]
+            )]
         );
         assert_eq!(report.skipped, ["restart"]);
     }

@@ -577,7 +577,7 @@ log ==> Starting Consul agent...\nend\n";
         assert_eq!(log_time_ms("==> Starting"), None);
     }
 
-    const FRESH_HOST: &str = include_str!("../tests/fixtures/doctor/fresh-host.doctor");
+    const FRESH_HOST: &str = include_str!("../../tests/fixtures/doctor/fresh-host.doctor");
 
     fn expected_lab() -> Expected {
         let host = |name: &str, role, address: &str| ExpectedHost {
