@@ -4,6 +4,7 @@
 //! Nothing here depends on a command.
 
 pub mod acl;
+pub mod context;
 pub mod execute;
 pub mod lock;
 pub mod log;
