@@ -5,6 +5,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+pub mod settings;
+pub use settings::{RolloutSettings, Settings};
+
 #[derive(Debug, Parser)]
 #[command(
     name = "consulctl",

@@ -1,12 +1,15 @@
 //! One file per command. A command builds on `engine` and `remote`; commands never use each
 //! other (checked by the module graph test).
 
+pub mod apply;
 pub mod doctor;
 pub mod keys;
 pub mod lab;
 pub mod node;
+pub mod plan;
 pub mod recover;
 pub mod restart;
+pub mod run;
 pub mod services;
 pub mod status;
 pub mod tls;

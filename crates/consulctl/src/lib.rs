@@ -47,10 +47,10 @@ pub fn run() -> i32 {
 
 async fn dispatch(cli: Cli) -> Result<(), Error> {
     match cli.command {
-        Command::Apply(args) => apply::run(&args, cli.debug_log.as_deref()).await,
-        Command::Plan(args) => apply::plan(&args, cli.debug_log.as_deref()).await,
+        Command::Apply(args) => commands::apply::run(&args, cli.debug_log.as_deref()).await,
+        Command::Plan(args) => commands::plan::run(&args, cli.debug_log.as_deref()).await,
         Command::Status(args) => status::run(&args, cli.debug_log.as_deref()).await,
-        Command::Run(args) => apply::run_file(&args, cli.debug_log.as_deref()).await,
+        Command::Run(args) => commands::run::run(&args, cli.debug_log.as_deref()).await,
         Command::Restart(args) => restart::run(&args, cli.debug_log.as_deref()).await,
         Command::Services(args) => services::run(&args, cli.debug_log.as_deref()).await,
         Command::Doctor(args) => doctor::run(&args, cli.debug_log.as_deref()).await,

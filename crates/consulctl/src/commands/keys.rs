@@ -17,7 +17,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::apply;
-use crate::cli::{ApplyArgs, InventoryArgs, KeysRotateArgs, Output};
+use crate::cli::{InventoryArgs, KeysRotateArgs, Output};
 use crate::recap::Recap;
 use crate::ssh::Connection;
 use crate::verify;
@@ -247,17 +247,16 @@ pub async fn rotate(args: &KeysRotateArgs, debug_log: Option<&Path>) -> Result<(
     // The configs get the new key: a key change on agents with a keyring is no restart.
     drop(lock);
     say.line("==> write the new key into the agent configs (no restart)");
-    let apply_args = ApplyArgs {
-        inv,
-        output: Output::Text,
-        verify_timeout: 90,
-    };
+    let settings = crate::cli::Settings::from(&inv);
+    let rollout = crate::cli::RolloutSettings::default();
     let applied = if json {
-        let (result, recap) = crate::recap::capture(apply::run(&apply_args, debug_log)).await;
+        let (result, recap) =
+            crate::recap::capture(crate::engine::rollout::apply(&settings, rollout, debug_log))
+                .await;
         say.out.apply = recap;
         result
     } else {
-        apply::run(&apply_args, debug_log).await
+        crate::engine::rollout::apply(&settings, rollout, debug_log).await
     };
     if let Err(e) = &applied {
         say.out.error = Some(consulctl_core::redact::redact(&e.to_string(), &[]));

@@ -6,7 +6,9 @@ use std::path::Path;
 use anyhow::anyhow;
 use consulctl_core::error::Error;
 
-use crate::cli::{ApplyArgs, InventoryArgs, LabDownArgs, LabUpArgs, Output, StatusArgs};
+use crate::cli::{
+    InventoryArgs, LabDownArgs, LabUpArgs, Output, RolloutSettings, Settings, StatusArgs,
+};
 
 /// `consulctl lab up`: hosts and inventory, then `apply` and `status` unless `--no-apply`.
 pub async fn up(args: &LabUpArgs, debug_log: Option<&Path>) -> Result<(), Error> {
@@ -25,15 +27,8 @@ pub async fn up(args: &LabUpArgs, debug_log: Option<&Path>) -> Result<(), Error>
     .await?;
     if !args.no_apply {
         let inv = InventoryArgs::all_hosts(&lab.inventory, false);
-        crate::apply::run(
-            &ApplyArgs {
-                inv: inv.clone(),
-                output: Output::Text,
-                verify_timeout: 90,
-            },
-            debug_log,
-        )
-        .await?;
+        crate::engine::rollout::apply(&Settings::from(&inv), RolloutSettings::default(), debug_log)
+            .await?;
         crate::status::run(
             &StatusArgs {
                 inv,

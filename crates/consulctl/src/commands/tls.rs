@@ -97,18 +97,14 @@ pub async fn renew(
     let kept = dir(&cluster).join("retired").join(&stamp);
     say(format!("    old files kept in {}", kept.display()));
     out.retired_dir = Some(kept.display().to_string());
-    let apply_args = crate::cli::ApplyArgs {
-        inv: crate::cli::InventoryArgs::all_hosts(
-            &args.cluster.inventory,
-            args.cluster.accept_new_host_keys,
-        ),
-        output: crate::cli::Output::Text,
-        verify_timeout: 90,
-    };
+    let settings =
+        crate::cli::Settings::all_hosts(&args.cluster.inventory, args.cluster.accept_new_host_keys);
+    let rollout = crate::cli::RolloutSettings::default();
     if !json {
-        return crate::apply::run(&apply_args, debug_log).await;
+        return crate::engine::rollout::apply(&settings, rollout, debug_log).await;
     }
-    let (result, recap) = crate::recap::capture(crate::apply::run(&apply_args, debug_log)).await;
+    let (result, recap) =
+        crate::recap::capture(crate::engine::rollout::apply(&settings, rollout, debug_log)).await;
     out.apply = recap;
     if let Err(e) = &result {
         out.error = Some(consulctl_core::redact::redact(&e.to_string(), &[]));

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context, Result};
 use futures::StreamExt;
 
-use crate::cli::{ApplyArgs, Output, PlanArgs};
+use crate::cli::{Output, RolloutSettings, Settings};
 use crate::lock::{Holder, RunLock};
 use crate::progress::Progress;
 use crate::recap::{Recap, VerifyResult};
@@ -720,43 +720,22 @@ pub async fn acl(
     );
 }
 
-/// `consulctl apply`: the shipped rollout playbook.
-pub async fn run(args: &ApplyArgs, debug_log: Option<&Path>) -> Result<(), Error> {
-    let p = prepare(&args.inv, "apply", debug_log).await?;
+/// The shipped rollout playbook on the hosts of `settings`: what `apply` does, and what
+/// `keys rotate`, `tls renew` and `lab up` run after changing the inventory's secrets or hosts.
+pub async fn apply(
+    settings: &Settings,
+    rollout: RolloutSettings,
+    debug_log: Option<&Path>,
+) -> Result<(), Error> {
+    let p = prepare(settings, "apply", debug_log).await?;
     run_playbook(
         &Playbook::rollout(),
         &p,
         "apply",
-        args.output,
-        args.verify_timeout,
+        rollout.output,
+        rollout.verify_timeout_secs,
     )
     .await
-}
-
-/// `consulctl run PLAYBOOK`: a playbook of the user's (parsed before any host is touched).
-pub async fn run_file(args: &crate::cli::RunArgs, debug_log: Option<&Path>) -> Result<(), Error> {
-    let text = std::fs::read_to_string(&args.playbook)
-        .with_context(|| format!("{}: cannot read the playbook", args.playbook.display()))
-        .map_err(Error::Input)?;
-    let playbook = Playbook::parse(&args.playbook, &text).map_err(Error::Input)?;
-    for step in &playbook.steps {
-        if step.hosts != "all" {
-            Selector::parse(
-                &step.hosts,
-                &consulctl_core::inventory::load(&args.inv.cluster.inventory)?,
-            )
-            .map_err(|e| {
-                Error::Input(anyhow!(
-                    "{}: step {:?}: hosts = {:?}: {e}",
-                    args.playbook.display(),
-                    step.title,
-                    step.hosts
-                ))
-            })?;
-        }
-    }
-    let p = prepare(&args.inv, "run", debug_log).await?;
-    run_playbook(&playbook, &p, "run", args.output, args.verify_timeout).await
 }
 
 /// Run a playbook's steps over the selected hosts under the run lock, then print the recap.
@@ -933,52 +912,6 @@ pub async fn command_step(
     Ok(())
 }
 
-/// `consulctl plan`: connect, gather facts, plan, print actions and unified diffs. Changes nothing.
-pub async fn plan(args: &PlanArgs, debug_log: Option<&Path>) -> Result<(), Error> {
-    let started = Instant::now();
-    let p = prepare(&args.inv, "plan", debug_log).await?;
-    let mut runs: Vec<HostRun> = p.selected.iter().cloned().map(HostRun::new).collect();
-    let progress = Progress::new(runs.iter().map(|r| r.host.name.as_str()));
-    connect(&mut runs, &p, &progress).await;
-    gather_facts(&mut runs, &p, &progress).await;
-    validate(&mut runs, &p, &progress);
-    refine(&mut runs, &p, &progress).await;
-    // The current contents of the files that would change, for the diffs: one read per host.
-    let reads = runs
-        .iter()
-        .filter(|r| r.alive() && !r.plan.is_empty())
-        .map(|r| async move {
-            let paths: Vec<&Path> = r.plan.file_writes().map(|f| f.path.as_path()).collect();
-            let conn = r.conn.as_ref().expect("connected");
-            (
-                r.host.name.clone(),
-                crate::execute::read_files(conn, &paths).await,
-            )
-        });
-    let current: BTreeMap<String, _> = futures::future::join_all(reads).await.into_iter().collect();
-    for r in &runs {
-        progress.finish(&r.host.name, "planned");
-    }
-    progress.clear();
-    let secrets = crate::plan_output::cluster_secrets(&p.cluster);
-    let report =
-        crate::plan_output::report(&runs, &current, &secrets, started.elapsed(), &p.debug_log);
-    match args.output {
-        Output::Text => print!("{}", report.to_text()),
-        Output::Json => println!("{}", report.to_json()),
-    }
-    disconnect(&mut runs, None).await;
-    let failed = runs.iter().filter(|r| r.failed.is_some()).count();
-    if failed > 0 {
-        eprintln!("debug log: {}", p.debug_log.display());
-        return Err(Error::HostsFailed {
-            failed,
-            total: runs.len(),
-        });
-    }
-    Ok(())
-}
-
 /// Hide every secret in `text`: the values of secret-bearing keys whatever they are, every
 /// secret consulctl holds, and `secrets` ([`consulctl_core::redact::redact`]).
 pub fn redact(text: &str, secrets: &[String]) -> String {
@@ -1007,6 +940,7 @@ pub fn unified_diff(path: &str, old: &str, new: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use consulctl_core::facts::Facts;
 
     #[test]
     fn diff_shows_only_the_changed_line() {
