@@ -1,40 +1,31 @@
 //! `consulctl plan`: what `apply` would do, as actions and unified diffs. Changes nothing on
 //! the hosts and writes nothing beside the inventory but the debug log.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
 use consulctl_core::error::Error;
 
 use crate::cli::{Output, PlanArgs};
-use crate::engine::context::{connect, disconnect, gather_facts, prepare, HostRun};
-use crate::engine::progress::Progress;
-use crate::engine::rollout::{refine, validate};
+use crate::engine::context::prepare;
+use crate::engine::rollout::{phases, Rollout};
+use consulctl_core::playbook::Playbook;
 
 /// `consulctl plan`: connect, gather facts, plan, print actions and unified diffs. Changes nothing.
 pub async fn run(args: &PlanArgs, debug_log: Option<&Path>) -> Result<(), Error> {
     let started = Instant::now();
     let p = prepare(&args.inv, "plan", debug_log).await?;
-    let mut runs: Vec<HostRun> = p.selected.iter().cloned().map(HostRun::new).collect();
-    let progress = Progress::new(runs.iter().map(|r| r.host.name.as_str()));
-    connect(&mut runs, &p, &progress).await;
-    gather_facts(&mut runs, &p, &progress).await;
-    validate(&mut runs, &p, &progress);
-    refine(&mut runs, &p, &progress).await;
-    // The current contents of the files that would change, for the diffs: one read per host.
-    let reads = runs
-        .iter()
-        .filter(|r| r.alive() && !r.plan.is_empty())
-        .map(|r| async move {
-            let paths: Vec<&Path> = r.plan.file_writes().map(|f| f.path.as_path()).collect();
-            let conn = r.conn.as_ref().expect("connected");
-            (
-                r.host.name.clone(),
-                crate::execute::read_files(conn, &paths).await,
-            )
-        });
-    let current: BTreeMap<String, _> = futures::future::join_all(reads).await.into_iter().collect();
+    // The rollout's phases as a dry run: connect, gather facts, validate (reading the files
+    // that would change), disconnect; nothing that changes a host runs.
+    let playbook = Playbook::rollout();
+    let mut state = Rollout::new(&p, None, 0);
+    phases(&playbook, true).run(&mut state).await?;
+    let Rollout {
+        runs,
+        progress,
+        current,
+        ..
+    } = state;
     for r in &runs {
         progress.finish(&r.host.name, "planned");
     }
@@ -46,7 +37,6 @@ pub async fn run(args: &PlanArgs, debug_log: Option<&Path>) -> Result<(), Error>
         Output::Text => print!("{}", report.to_text()),
         Output::Json => println!("{}", report.to_json()),
     }
-    disconnect(&mut runs, None).await;
     let failed = runs.iter().filter(|r| r.failed.is_some()).count();
     if failed > 0 {
         eprintln!("debug log: {}", p.debug_log.display());

@@ -11,9 +11,10 @@ use std::pin::Pin;
 
 use consulctl_core::error::Error;
 
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+/// Not `Send`: phases run on the command's task, one after the other.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 
-pub trait Phase<S>: Send {
+pub trait Phase<S> {
     /// What the operator sees: `==> {title}`.
     fn title(&self) -> String;
 
@@ -47,10 +48,10 @@ pub struct Report {
 pub struct Manager<'p, S> {
     phases: Vec<Box<dyn Phase<S> + 'p>>,
     dry_run: bool,
-    announce: Box<dyn Fn(&str) + Send + Sync + 'p>,
+    announce: Box<dyn Fn(&str) + 'p>,
 }
 
-impl<'p, S: Send> Manager<'p, S> {
+impl<'p, S> Manager<'p, S> {
     pub fn new(dry_run: bool) -> Self {
         Manager {
             phases: Vec::new(),
@@ -60,7 +61,7 @@ impl<'p, S: Send> Manager<'p, S> {
     }
 
     /// Where `==> title` lines go (the progress display, stdout, ...).
-    pub fn announce(mut self, f: impl Fn(&str) + Send + Sync + 'p) -> Self {
+    pub fn announce(mut self, f: impl Fn(&str) + 'p) -> Self {
         self.announce = Box::new(f);
         self
     }

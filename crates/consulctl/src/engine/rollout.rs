@@ -12,6 +12,7 @@ use anyhow::{anyhow, Context, Result};
 use futures::StreamExt;
 
 use crate::cli::{Output, RolloutSettings, Settings};
+use crate::engine::phase::{BoxFuture, Manager, Phase};
 use crate::lock::{Holder, RunLock};
 use crate::progress::Progress;
 use crate::recap::{Recap, VerifyResult};
@@ -738,6 +739,172 @@ pub async fn apply(
     .await
 }
 
+/// The rollout's state as its phases go: the hosts, their bind addresses, what verify and the
+/// rolling restarts found. `lock` is None in a dry run (`plan`), which locks no host.
+pub struct Rollout<'p> {
+    pub p: &'p Prepared,
+    pub runs: Vec<HostRun>,
+    pub progress: Progress,
+    pub binds: BTreeMap<String, IpAddr>,
+    pub verify_result: Option<VerifyResult>,
+    pub restarts: crate::rolling::RollState,
+    /// This run's holder, and the dead run whose control lock it took over.
+    pub lock: Option<(Holder, Option<Holder>)>,
+    pub timestamp: String,
+    pub verify_timeout: u64,
+    /// In a dry run: the current contents of the files each host's plan would change, read
+    /// before disconnecting (the diffs of `plan`).
+    pub current: BTreeMap<String, Result<BTreeMap<String, String>>>,
+}
+
+impl<'p> Rollout<'p> {
+    pub fn new(
+        p: &'p Prepared,
+        lock: Option<(Holder, Option<Holder>)>,
+        verify_timeout: u64,
+    ) -> Self {
+        let runs: Vec<HostRun> = p.selected.iter().cloned().map(HostRun::new).collect();
+        let progress = Progress::new(runs.iter().map(|r| r.host.name.as_str()));
+        Rollout {
+            p,
+            runs,
+            progress,
+            binds: BTreeMap::new(),
+            verify_result: None,
+            restarts: crate::rolling::RollState::default(),
+            lock,
+            timestamp: chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string(),
+            verify_timeout,
+            current: BTreeMap::new(),
+        }
+    }
+}
+
+/// The current contents of the files the plans would change: one read per host.
+async fn read_current(runs: &[HostRun]) -> Vec<(String, Result<BTreeMap<String, String>>)> {
+    let reads = runs
+        .iter()
+        .filter(|r| r.alive() && !r.plan.is_empty() && r.conn.is_some())
+        .map(|r| async move {
+            let paths: Vec<&Path> = r.plan.file_writes().map(|f| f.path.as_path()).collect();
+            let conn = r.conn.as_ref().expect("connected");
+            (
+                r.host.name.clone(),
+                crate::execute::read_files(conn, &paths).await,
+            )
+        });
+    futures::future::join_all(reads).await
+}
+
+/// One playbook step as a phase of the rollout.
+struct StepPhase<'s> {
+    step: &'s consulctl_core::playbook::Step,
+}
+
+/// A playbook's steps as phases; a dry run (`plan`) runs only the steps that change nothing on
+/// the hosts: connect, gather facts, validate (without locking hosts), disconnect.
+pub fn phases<'s, 'p>(playbook: &'s Playbook, dry_run: bool) -> Manager<'s, Rollout<'p>>
+where
+    'p: 's,
+{
+    let mut m = Manager::new(dry_run);
+    for step in &playbook.steps {
+        m.add(StepPhase { step });
+    }
+    m
+}
+
+impl<'s, 'p> Phase<Rollout<'p>> for StepPhase<'s> {
+    fn title(&self) -> String {
+        self.step.title.clone()
+    }
+
+    fn mutates(&self) -> bool {
+        !matches!(
+            self.step.task,
+            Task::Connect | Task::GatherFacts | Task::Validate | Task::Disconnect
+        )
+    }
+
+    fn dry_run(&self, s: &Rollout<'p>) -> Vec<String> {
+        s.runs
+            .iter()
+            .filter(|r| r.alive() && !r.plan.is_empty())
+            .map(|r| format!("{}: {} actions", r.host.name, r.plan.actions.len()))
+            .collect()
+    }
+
+    fn run<'a>(&'a mut self, s: &'a mut Rollout<'p>) -> BoxFuture<'a, Result<(), Error>> {
+        let step = self.step;
+        Box::pin(async move {
+            let p = s.p;
+            match step.task {
+                Task::Connect => connect(&mut s.runs, p, &s.progress).await,
+                Task::GatherFacts => gather_facts(&mut s.runs, p, &s.progress).await,
+                Task::Validate => {
+                    let selector = selector_for(&step.hosts, &p.cluster)?;
+                    s.binds = validate_selected(&mut s.runs, p, &s.progress, selector.as_ref());
+                    let mut chosen = take_selected(&mut s.runs, selector.as_ref());
+                    refine(&mut chosen, p, &s.progress).await;
+                    match &s.lock {
+                        Some((holder, took_over)) => {
+                            lock_hosts(&mut chosen, p, &s.progress, holder, took_over.as_ref())
+                                .await
+                        }
+                        None => s.current.extend(read_current(&chosen).await),
+                    }
+                    put_back(&mut s.runs, chosen, &p.selected);
+                }
+                Task::Upload => {
+                    let selector = selector_for(&step.hosts, &p.cluster)?;
+                    let mut chosen = take_selected(&mut s.runs, selector.as_ref());
+                    upload(&mut chosen, p, &s.progress).await;
+                    put_back(&mut s.runs, chosen, &p.selected);
+                }
+                Task::Configure => {
+                    let selector = selector_for(&step.hosts, &p.cluster)?;
+                    let mut chosen = take_selected(&mut s.runs, selector.as_ref());
+                    configure(&mut chosen, p, &s.progress, &s.timestamp).await;
+                    put_back(&mut s.runs, chosen, &p.selected);
+                }
+                Task::Start => {
+                    start(
+                        &mut s.runs,
+                        p,
+                        &s.progress,
+                        &step.hosts,
+                        &s.binds,
+                        &s.timestamp,
+                        &mut s.restarts,
+                    )
+                    .await?
+                }
+                Task::Acl => acl(&mut s.runs, p, &s.progress, &s.binds).await,
+                Task::Verify => {
+                    let timeout = Duration::from_secs(s.verify_timeout);
+                    let mut v = verify(&s.runs, p, &s.progress, &s.binds, timeout).await;
+                    if !v.healthy && s.runs.iter().any(|r| r.conn.is_some()) {
+                        // Say why, as `doctor` would: a wrong gossip key, a node-ID conflict ...
+                        s.progress
+                            .println("==> Verify failed: reading the hosts' agent logs and state");
+                        let why =
+                            crate::doctor::explain(&p.cluster, &s.runs, &s.binds, p.concurrency)
+                                .await;
+                        v.problems.extend(why);
+                    }
+                    s.verify_result = Some(v);
+                }
+                Task::Disconnect => {
+                    let holder = s.lock.as_ref().map(|(h, _)| h);
+                    disconnect(&mut s.runs, holder).await
+                }
+                Task::Command => command_step(&mut s.runs, p, &s.progress, step).await?,
+            }
+            Ok(())
+        })
+    }
+}
+
 /// Run a playbook's steps over the selected hosts under the run lock, then print the recap.
 pub async fn run_playbook(
     playbook: &Playbook,
@@ -749,72 +916,22 @@ pub async fn run_playbook(
     let started = Instant::now();
     let lock = RunLock::acquire(&p.cluster.state_dir(), command)?;
     let holder = lock.holder().clone();
-    let timestamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
-    let mut runs: Vec<HostRun> = p.selected.iter().cloned().map(HostRun::new).collect();
-    let progress = Progress::new(runs.iter().map(|r| r.host.name.as_str()));
-    let mut binds = BTreeMap::new();
-    let mut verify_result = None;
-    let mut restarts = crate::rolling::RollState::default();
-    for step in &playbook.steps {
-        progress.println(&format!("==> {}", step.title));
-        match step.task {
-            Task::Connect => connect(&mut runs, p, &progress).await,
-            Task::GatherFacts => gather_facts(&mut runs, p, &progress).await,
-            Task::Validate => {
-                let selector = selector_for(&step.hosts, &p.cluster)?;
-                binds = validate_selected(&mut runs, p, &progress, selector.as_ref());
-                let mut chosen = take_selected(&mut runs, selector.as_ref());
-                refine(&mut chosen, p, &progress).await;
-                lock_hosts(&mut chosen, p, &progress, &holder, lock.took_over()).await;
-                put_back(&mut runs, chosen, &p.selected);
-            }
-            Task::Upload => {
-                let selector = selector_for(&step.hosts, &p.cluster)?;
-                let mut chosen = take_selected(&mut runs, selector.as_ref());
-                upload(&mut chosen, p, &progress).await;
-                put_back(&mut runs, chosen, &p.selected);
-            }
-            Task::Configure => {
-                let selector = selector_for(&step.hosts, &p.cluster)?;
-                let mut chosen = take_selected(&mut runs, selector.as_ref());
-                configure(&mut chosen, p, &progress, &timestamp).await;
-                put_back(&mut runs, chosen, &p.selected);
-            }
-            Task::Start => {
-                start(
-                    &mut runs,
-                    p,
-                    &progress,
-                    &step.hosts,
-                    &binds,
-                    &timestamp,
-                    &mut restarts,
-                )
-                .await?
-            }
-            Task::Acl => acl(&mut runs, p, &progress, &binds).await,
-            Task::Verify => {
-                let mut v = verify(
-                    &runs,
-                    p,
-                    &progress,
-                    &binds,
-                    Duration::from_secs(verify_timeout),
-                )
-                .await;
-                if !v.healthy && runs.iter().any(|r| r.conn.is_some()) {
-                    // Say why, as `doctor` would: a wrong gossip key, a node-ID conflict ...
-                    progress.println("==> Verify failed: reading the hosts' agent logs and state");
-                    let why =
-                        crate::doctor::explain(&p.cluster, &runs, &binds, p.concurrency).await;
-                    v.problems.extend(why);
-                }
-                verify_result = Some(v);
-            }
-            Task::Disconnect => disconnect(&mut runs, Some(&holder)).await,
-            Task::Command => command_step(&mut runs, p, &progress, step).await?,
-        }
-    }
+    let mut state = Rollout::new(
+        p,
+        Some((holder.clone(), lock.took_over().cloned())),
+        verify_timeout,
+    );
+    let manager = phases(playbook, false);
+    let progress = state.progress.clone();
+    let mut manager = manager.announce(move |line| progress.println(line));
+    manager.run(&mut state).await?;
+    let Rollout {
+        mut runs,
+        progress,
+        verify_result,
+        restarts,
+        ..
+    } = state;
     disconnect(&mut runs, Some(&holder)).await;
     drop(lock);
     for r in &runs {
