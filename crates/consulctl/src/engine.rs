@@ -8,6 +8,7 @@ pub mod context;
 pub mod execute;
 pub mod lock;
 pub mod log;
+pub mod output;
 pub mod phase;
 pub mod plan_output;
 pub mod progress;

@@ -6,8 +6,9 @@ use std::time::Instant;
 
 use consulctl_core::error::Error;
 
-use crate::cli::{Output, PlanArgs};
+use crate::cli::PlanArgs;
 use crate::engine::context::prepare;
+use crate::engine::output;
 use crate::engine::rollout::{phases, Rollout};
 use consulctl_core::playbook::Playbook;
 
@@ -33,17 +34,8 @@ pub async fn run(args: &PlanArgs, debug_log: Option<&Path>) -> Result<(), Error>
     let secrets = crate::plan_output::cluster_secrets(&p.cluster);
     let report =
         crate::plan_output::report(&runs, &current, &secrets, started.elapsed(), &p.debug_log);
-    match args.output {
-        Output::Text => print!("{}", report.to_text()),
-        Output::Json => println!("{}", report.to_json()),
-    }
+    output::print(args.output, &report);
     let failed = runs.iter().filter(|r| r.failed.is_some()).count();
-    if failed > 0 {
-        eprintln!("debug log: {}", p.debug_log.display());
-        return Err(Error::HostsFailed {
-            failed,
-            total: runs.len(),
-        });
-    }
+    output::hosts_failed(failed, runs.len(), Some(&p.debug_log))?;
     Ok(())
 }

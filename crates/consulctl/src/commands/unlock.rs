@@ -36,8 +36,5 @@ pub async fn run(args: &UnlockArgs, debug_log: Option<&Path>) -> Result<(), Erro
         }
     }
     apply::disconnect(&mut runs, None).await;
-    if failed > 0 {
-        return Err(Error::HostsFailed { failed, total });
-    }
-    Ok(())
+    crate::engine::output::hosts_failed(failed, total, None)
 }

@@ -13,6 +13,15 @@ use consulctl_core::desired::{DesiredFile, FileKind};
 use consulctl_core::model::Cluster;
 use consulctl_core::redact::Marks;
 
+impl crate::engine::output::Report for PlanReport {
+    fn to_text(&self) -> String {
+        PlanReport::to_text(self)
+    }
+    fn to_json(&self) -> String {
+        PlanReport::to_json(self)
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct PlanReport {
     pub hosts: Vec<PlanHost>,

@@ -40,6 +40,15 @@ pub struct Totals {
     pub changed_actions: usize,
 }
 
+impl crate::engine::output::Report for Recap {
+    fn to_text(&self) -> String {
+        Recap::to_text(self)
+    }
+    fn redacted(&self) -> bool {
+        true
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Recap {
     pub hosts: Vec<HostResult>,

@@ -949,25 +949,16 @@ pub async fn run_playbook(
     );
     recap.restarts = restarts.steps;
     tracing::info!(recap = %serde_json::to_string(&recap).unwrap_or_default(), "done");
-    match output {
-        _ if crate::recap::captured(&recap) => {}
-        Output::Text => print!("{}", consulctl_core::redact::redact(&recap.to_text(), &[])),
-        Output::Json => println!(
-            "{}",
-            consulctl_core::redact::values(
-                &serde_json::to_string_pretty(&recap).unwrap_or_default(),
-                &[]
-            )
-        ),
+    if !crate::recap::captured(&recap) {
+        crate::engine::output::print(output, &recap);
     }
     if recap.failed() {
+        crate::engine::output::hosts_failed(
+            recap.totals.failed,
+            recap.totals.hosts,
+            Some(&p.debug_log),
+        )?;
         eprintln!("debug log: {}", p.debug_log.display());
-        if recap.totals.failed > 0 {
-            return Err(Error::HostsFailed {
-                failed: recap.totals.failed,
-                total: recap.totals.hosts,
-            });
-        }
         return Err(Error::Runtime(anyhow!(
             "the cluster did not become healthy within {}s: {}",
             verify_timeout,
