@@ -2072,11 +2072,18 @@ tags = [ "web",  "lab" ]
     /// former script passed it after `--` for a name with a leading dash).
     #[tokio::test]
     async fn force_leave_of_an_odd_node_name() {
-        let fake = fixture("healthy-3-servers.json").on_json(
-            "GET",
-            "/v1/agent/members",
-            &serde_json::json!([{"Name": "-n1", "Addr": "10.0.0.9", "Status": 4, "Tags": {}}]),
-        );
+        let fake = FakeTransport::new()
+            .on_json(
+                "GET",
+                "/v1/agent/members",
+                &serde_json::json!([{"Name": "-n1", "Addr": "10.0.0.9", "Status": 4, "Tags": {}}]),
+            )
+            .on("PUT", "/v1/agent/force-leave/-n1", 200, "")
+            .load_file(format!(
+                "{}/tests/fixtures/consul/healthy-3-servers.json",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap();
         let mut done = Vec::new();
         force_out(
             &via("server1", &fake),
