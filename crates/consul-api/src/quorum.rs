@@ -60,8 +60,7 @@ pub fn find_server<'a>(
 ) -> Option<&'a RaftServer> {
     raft.iter().find(|s| s.node == node).or_else(|| {
         let ip = ip?;
-        raft.iter()
-            .find(|s| parse_addr_ip(&s.address) == Some(ip))
+        raft.iter().find(|s| parse_addr_ip(&s.address) == Some(ip))
     })
 }
 
@@ -369,7 +368,10 @@ mod tests {
             server("b", "fd00::2", true),
             server("c", "10.0.0.3", true),
         ];
-        assert_eq!(find_server(&raft, "b", None).unwrap().address, "[fd00::2]:8300");
+        assert_eq!(
+            find_server(&raft, "b", None).unwrap().address,
+            "[fd00::2]:8300"
+        );
         let v6: IpAddr = "fd00::1".parse().unwrap();
         assert_eq!(find_server(&raft, "server1", Some(v6)).unwrap().node, "a");
         let v4: IpAddr = "10.0.0.3".parse().unwrap();

@@ -360,7 +360,10 @@ impl ManualClock {
 
     /// Every sleep so far, in order.
     pub fn sleeps(&self) -> Vec<Duration> {
-        self.sleeps.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.sleeps
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The time the sleeps add up to.

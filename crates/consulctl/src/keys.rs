@@ -34,10 +34,7 @@ const POLL: Duration = Duration::from_millis(500);
 
 /// Every pool has `key` installed on all its members.
 pub fn everywhere(pools: &[KeyringResponse], key: &str) -> bool {
-    !pools.is_empty()
-        && pools
-            .iter()
-            .all(|p| p.num_nodes > 0 && p.everyone_has(key))
+    !pools.is_empty() && pools.iter().all(|p| p.num_nodes > 0 && p.everyone_has(key))
 }
 
 /// Every pool holds `key` and nothing else.
@@ -170,7 +167,13 @@ pub async fn rotate_keyring(
     step: &mut dyn FnMut(&str),
 ) -> Result<()> {
     let c = &via.client;
-    change(c, operator::keyring_install(new.expose()), new, "installing the new key").await?;
+    change(
+        c,
+        operator::keyring_install(new.expose()),
+        new,
+        "installing the new key",
+    )
+    .await?;
     wait_keyring(
         c,
         everywhere,
@@ -182,10 +185,22 @@ pub async fn rotate_keyring(
     .await?;
     healthy(via, check).await?;
     step("installed the new key on every member");
-    change(c, operator::keyring_use(new.expose()), new, "switching to the new key").await?;
+    change(
+        c,
+        operator::keyring_use(new.expose()),
+        new,
+        "switching to the new key",
+    )
+    .await?;
     healthy(via, check).await?;
     step("every member encrypts with the new key");
-    change(c, operator::keyring_remove(old.expose()), old, "removing the old key").await?;
+    change(
+        c,
+        operator::keyring_remove(old.expose()),
+        old,
+        "removing the old key",
+    )
+    .await?;
     wait_keyring(
         c,
         only,
@@ -531,10 +546,7 @@ mod tests {
                 "removed the old key: the new key is the only one installed",
             ]
         );
-        let mut want = vec![
-            "POST /v1/operator/keyring",
-            "GET /v1/operator/keyring",
-        ];
+        let mut want = vec!["POST /v1/operator/keyring", "GET /v1/operator/keyring"];
         want.extend(VIEW);
         want.push("PUT /v1/operator/keyring");
         want.extend(VIEW);
@@ -594,7 +606,10 @@ mod tests {
         // Installed, then only keyring reads for the whole timeout: never used, nothing removed.
         let sent = fake.sent();
         assert_eq!(sent[0], "POST /v1/operator/keyring");
-        assert!(sent[1..].iter().all(|l| l == "GET /v1/operator/keyring"), "{sent:?}");
+        assert!(
+            sent[1..].iter().all(|l| l == "GET /v1/operator/keyring"),
+            "{sent:?}"
+        );
         assert_eq!(sent.len(), 1 + 121);
         assert_eq!(fake.count("PUT", "/v1/operator/keyring"), 0);
         assert_eq!(fake.count("DELETE", "/v1/operator/keyring"), 0);

@@ -93,8 +93,7 @@ pub struct Via {
 pub async fn read_view_via(via: &[Via]) -> Result<(ClusterView, &Via)> {
     let mut errors = Vec::new();
     for a in via {
-        match tokio::time::timeout(READ_TIMEOUT, verify::read_view_with(&a.client, &a.name)).await
-        {
+        match tokio::time::timeout(READ_TIMEOUT, verify::read_view_with(&a.client, &a.name)).await {
             Ok(Ok(view)) if !view.raft.is_empty() => return Ok((view, a)),
             Ok(Ok(_)) => errors.push(format!("{}: no raft configuration (no leader?)", a.name)),
             Ok(Err(e)) => errors.push(format!("{}: {e:#}", a.name)),
@@ -183,8 +182,7 @@ pub async fn check_before_server(
     match read_view_via(via).await {
         Ok((view, _)) => {
             let ips: BTreeSet<IpAddr> = ip.into_iter().collect();
-            let check =
-                quorum_after_removal(&view.raft, &view.members, &[name.to_string()], &ips);
+            let check = quorum_after_removal(&view.raft, &view.members, &[name.to_string()], &ips);
             if let Some(problem) = check.problem() {
                 if !force {
                     return Err(format!("refusing: {problem}; --force overrides"));
@@ -275,32 +273,38 @@ pub async fn wait_gone(
         ));
         return Ok(());
     }
-    let waited = wait_until_with(clock, &format!("{node} gone"), timeout, POLL, || async move {
-        let mut last = String::from("no answer yet");
-        for a in via {
-            let view = match tokio::time::timeout(
-                READ_TIMEOUT,
-                verify::read_view_with(&a.client, &a.name),
-            )
-            .await
-            {
-                Ok(Ok(v)) => v,
-                Ok(Err(e)) => {
-                    last = format!("{} did not answer: {e:#}", a.name);
-                    continue;
-                }
-                Err(_) => {
-                    last = format!("{} did not answer in time", a.name);
-                    continue;
-                }
-            };
-            return Ok::<_, String>(match gone(&view, &a.name, node, ip, server) {
-                Ok(said) => Poll::Ready(said),
-                Err(still) => Poll::Pending(still),
-            });
-        }
-        Ok(Poll::Pending(last))
-    })
+    let waited = wait_until_with(
+        clock,
+        &format!("{node} gone"),
+        timeout,
+        POLL,
+        || async move {
+            let mut last = String::from("no answer yet");
+            for a in via {
+                let view = match tokio::time::timeout(
+                    READ_TIMEOUT,
+                    verify::read_view_with(&a.client, &a.name),
+                )
+                .await
+                {
+                    Ok(Ok(v)) => v,
+                    Ok(Err(e)) => {
+                        last = format!("{} did not answer: {e:#}", a.name);
+                        continue;
+                    }
+                    Err(_) => {
+                        last = format!("{} did not answer in time", a.name);
+                        continue;
+                    }
+                };
+                return Ok::<_, String>(match gone(&view, &a.name, node, ip, server) {
+                    Ok(said) => Poll::Ready(said),
+                    Err(still) => Poll::Pending(still),
+                });
+            }
+            Ok(Poll::Pending(last))
+        },
+    )
     .await;
     match waited {
         Ok(said) => {
@@ -1799,7 +1803,13 @@ tags = [ "web",  "lab" ]
         .unwrap();
         let c = up.check.unwrap();
         assert_eq!(
-            (c.voters, c.removed_voters, c.remaining, c.alive_remaining, c.quorum),
+            (
+                c.voters,
+                c.removed_voters,
+                c.remaining,
+                c.alive_remaining,
+                c.quorum
+            ),
             (3, 1, 2, 2, 2)
         );
         assert!(up.warnings.is_empty(), "{:?}", up.warnings);
@@ -1890,7 +1900,10 @@ tags = [ "web",  "lab" ]
         force_out(&v, "server3", None, true, &clock, RAFT_SETTLE, &mut done)
             .await
             .unwrap();
-        assert_eq!(done, ["consul force-leave -prune server3 (through server2)"]);
+        assert_eq!(
+            done,
+            ["consul force-leave -prune server3 (through server2)"]
+        );
         assert_eq!(fake.count("DELETE", "/v1/operator/raft/peer"), 0);
         assert!(clock.sleeps().is_empty());
         let mut want: Vec<&str> = VIEW.to_vec();
@@ -1950,16 +1963,30 @@ tags = [ "web",  "lab" ]
         .await
         .unwrap();
         assert_eq!(up.warnings.len(), 1);
-        assert!(up.warnings[0].starts_with("--force: removing server2 would leave 1 alive voter of 2"));
+        assert!(
+            up.warnings[0].starts_with("--force: removing server2 would leave 1 alive voter of 2")
+        );
         // The check before the server itself says it once more only when it is news.
         let mut warnings = up.warnings.clone();
-        check_before_server(&[via("server1", &fake)], "server2", Some(ip("10.0.0.2")), true, &mut warnings)
-            .await
-            .unwrap();
+        check_before_server(
+            &[via("server1", &fake)],
+            "server2",
+            Some(ip("10.0.0.2")),
+            true,
+            &mut warnings,
+        )
+        .await
+        .unwrap();
         assert_eq!(warnings.len(), 1);
-        let e = check_before_server(&[via("server1", &fake)], "server2", Some(ip("10.0.0.2")), false, &mut warnings)
-            .await
-            .unwrap_err();
+        let e = check_before_server(
+            &[via("server1", &fake)],
+            "server2",
+            Some(ip("10.0.0.2")),
+            false,
+            &mut warnings,
+        )
+        .await
+        .unwrap_err();
         assert_eq!(
             e,
             "refusing: removing server2 would leave 1 alive voter of 2; quorum of the remaining 2 needs 2; --force overrides"
@@ -1993,7 +2020,10 @@ tags = [ "web",  "lab" ]
         .await
         .unwrap();
         let c = up.check.unwrap();
-        assert_eq!((c.removed_voters, c.remaining, c.alive_remaining), (1, 2, 2));
+        assert_eq!(
+            (c.removed_voters, c.remaining, c.alive_remaining),
+            (1, 2, 2)
+        );
         // Forced out: node-c is not a member by the inventory's name; its raft peer goes by
         // its bracketed address.
         fake.clear_record();
@@ -2027,9 +2057,14 @@ tags = [ "web",  "lab" ]
     #[tokio::test]
     async fn without_a_raft_configuration_removing_a_server_is_an_error_and_a_client_a_warning() {
         let fake = FakeTransport::new().fail_all("ssh server1: connection refused");
-        let e = check_up_front(&[via("server1", &fake)], &names(&["server2"]), &ips(&[]), true)
-            .await
-            .unwrap_err();
+        let e = check_up_front(
+            &[via("server1", &fake)],
+            &names(&["server2"]),
+            &ips(&[]),
+            true,
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(e, Error::Runtime(_)), "{e:?}");
         assert!(e.to_string().contains("cannot be checked"), "{e}");
         let up = check_up_front(&[via("server1", &fake)], &[], &ips(&[]), false)

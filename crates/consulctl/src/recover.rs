@@ -76,10 +76,11 @@ pub async fn read_state(client: &Client, via: &str) -> Result<Reading> {
         ])
         .await?;
     let leader = leader.finish(&answers[0]).context("reading the leader")?;
-    let raft = raft.finish(&answers[1]).map(|c| c.servers).unwrap_or_default();
-    let members = members
-        .finish(&answers[2])
-        .context("reading the members")?;
+    let raft = raft
+        .finish(&answers[1])
+        .map(|c| c.servers)
+        .unwrap_or_default();
+    let members = members.finish(&answers[2]).context("reading the members")?;
     Ok(Reading {
         view: ClusterView {
             via: via.to_string(),
@@ -152,16 +153,18 @@ pub fn member_not_back(r: &Reading, name: &str) -> Option<String> {
 /// by name, else by the IP of its raft address).
 pub fn voter_not_back(r: &Reading, name: &str, ip: Option<IpAddr>) -> Option<String> {
     match &r.autopilot {
-        Ok(h) => match h.servers.iter().find(|s| {
-            s.name == name || ip.is_some_and(|ip| parse_addr_ip(&s.address) == Some(ip))
-        }) {
-            Some(s) if s.healthy && s.voter => None,
-            Some(s) => Some(format!(
-                "{name}: autopilot healthy {}, voter {}",
-                s.healthy, s.voter
-            )),
-            None => Some(format!("{name} is not among autopilot's servers yet")),
-        },
+        Ok(h) => {
+            match h.servers.iter().find(|s| {
+                s.name == name || ip.is_some_and(|ip| parse_addr_ip(&s.address) == Some(ip))
+            }) {
+                Some(s) if s.healthy && s.voter => None,
+                Some(s) => Some(format!(
+                    "{name}: autopilot healthy {}, voter {}",
+                    s.healthy, s.voter
+                )),
+                None => Some(format!("{name} is not among autopilot's servers yet")),
+            }
+        }
         Err(e) => Some(format!("autopilot: {e}")),
     }
 }
@@ -209,21 +212,22 @@ pub async fn wait_back(
             if server {
                 if let Some(old) = old_id {
                     let lingering = old_entry_lingers(&r, name, old);
-                    if lingering && !removed_old.load(Ordering::SeqCst) && r.view.leader.is_some()
-                    {
+                    if lingering && !removed_old.load(Ordering::SeqCst) && r.view.leader.is_some() {
                         let through = via.iter().find(|v| v.name != name).or(via.first());
                         if let Some(v) = through {
                             removed_old.store(true, Ordering::SeqCst);
                             match v.client.call(operator::raft_remove_peer_by_id(old)).await {
-                                Ok(()) => said_ref.lock().unwrap_or_else(|e| e.into_inner()).push(
-                                    format!(
-                                        "consul operator raft remove-peer -id={old} (its entry under \
+                                Ok(()) => said_ref
+                                    .lock()
+                                    .unwrap_or_else(|e| e.into_inner())
+                                    .push(format!(
+                                    "consul operator raft remove-peer -id={old} (its entry under \
                                          the old node ID lingered; through {})",
-                                        v.name
-                                    ),
-                                ),
-                                Err(e) => problems
-                                    .push(format!("removing the old raft entry {old}: {e}")),
+                                    v.name
+                                )),
+                                Err(e) => {
+                                    problems.push(format!("removing the old raft entry {old}: {e}"))
+                                }
                             }
                         }
                     }
@@ -257,7 +261,10 @@ pub async fn wait_back(
             let last = match t.last {
                 Last::Pending(s) | Last::Error(s) => s,
             };
-            bail!("{name} did not come back within {}s: {last}", timeout.as_secs())
+            bail!(
+                "{name} did not come back within {}s: {last}",
+                timeout.as_secs()
+            )
         }
     }
 }
@@ -981,9 +988,15 @@ mod tests {
     #[tokio::test]
     async fn recovering_one_of_three_healthy_servers_goes_ahead() {
         let fake = fixture("healthy-3-servers.json");
-        let w = check_node(&[via("server1", &fake)], "server3", Some(ip("10.0.0.3")), true, false)
-            .await
-            .unwrap();
+        let w = check_node(
+            &[via("server1", &fake)],
+            "server3",
+            Some(ip("10.0.0.3")),
+            true,
+            false,
+        )
+        .await
+        .unwrap();
         assert_eq!(w, None);
         assert_eq!(fake.sent(), READ);
         assert_eq!(fake.batches(), [4], "one round trip");
@@ -992,9 +1005,15 @@ mod tests {
     #[tokio::test]
     async fn recovering_a_server_while_another_is_failed_is_refused_with_exit_2() {
         let fake = fixture("one-server-failed.json");
-        let e = check_node(&[via("server1", &fake)], "server2", Some(ip("10.0.0.2")), true, false)
-            .await
-            .unwrap_err();
+        let e = check_node(
+            &[via("server1", &fake)],
+            "server2",
+            Some(ip("10.0.0.2")),
+            true,
+            false,
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(e, Error::Locked(_)), "{e:?}");
         assert_eq!(e.code(), 2);
         assert_eq!(
@@ -1004,14 +1023,26 @@ mod tests {
         );
         assert_eq!(fake.sent(), READ, "nothing but the read");
         // The failed one itself may be recovered: the other two keep the quorum.
-        let w = check_node(&[via("server1", &fake)], "server3", Some(ip("10.0.0.3")), true, false)
-            .await
-            .unwrap();
+        let w = check_node(
+            &[via("server1", &fake)],
+            "server3",
+            Some(ip("10.0.0.3")),
+            true,
+            false,
+        )
+        .await
+        .unwrap();
         assert_eq!(w, None);
         // --force: the problem comes back as a warning.
-        let w = check_node(&[via("server1", &fake)], "server2", Some(ip("10.0.0.2")), true, true)
-            .await
-            .unwrap();
+        let w = check_node(
+            &[via("server1", &fake)],
+            "server2",
+            Some(ip("10.0.0.2")),
+            true,
+            true,
+        )
+        .await
+        .unwrap();
         assert_eq!(
             w.as_deref(),
             Some("while server2 is down, 1 of the 3 voters would be alive; the quorum needs 2")
@@ -1030,35 +1061,60 @@ mod tests {
     #[tokio::test]
     async fn recovering_without_a_quorum_or_without_an_answer_is_refused() {
         let fake = fixture("no-leader.json");
-        let e = check_node(&[via("server1", &fake)], "server1", Some(ip("10.0.0.1")), true, false)
-            .await
-            .unwrap_err();
+        let e = check_node(
+            &[via("server1", &fake)],
+            "server1",
+            Some(ip("10.0.0.1")),
+            true,
+            false,
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(e, Error::Locked(_)), "{e:?}");
-        assert!(e.to_string().contains("0 of the 3 voters would be alive"), "{e}");
+        assert!(
+            e.to_string().contains("0 of the 3 voters would be alive"),
+            "{e}"
+        );
         let down = FakeTransport::new().fail_all("ssh server1: connection refused");
         let e = check_node(&[via("server1", &down)], "server2", None, true, false)
             .await
             .unwrap_err();
         assert!(matches!(e, Error::Locked(_)), "{e:?}");
-        assert!(e.to_string().contains("`consulctl recover quorum` is the step"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("`consulctl recover quorum` is the step"),
+            "{e}"
+        );
     }
 
     #[tokio::test]
     async fn ipv6_servers_are_matched_by_their_bracketed_raft_addresses() {
         // The inventory's server2 / server3 are Consul's node-b / node-c; node-c failed.
         let fake = fixture("ipv6-one-server-failed.json");
-        let e = check_node(&[via("server1", &fake)], "server2", Some(ip("fd00::2")), true, false)
-            .await
-            .unwrap_err();
+        let e = check_node(
+            &[via("server1", &fake)],
+            "server2",
+            Some(ip("fd00::2")),
+            true,
+            false,
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(e, Error::Locked(_)), "{e:?}");
         assert!(
             e.to_string()
                 .contains("while server2 is down, 1 of the 3 voters would be alive"),
             "{e}"
         );
-        let w = check_node(&[via("server1", &fake)], "server3", Some(ip("fd00::3")), true, false)
-            .await
-            .unwrap();
+        let w = check_node(
+            &[via("server1", &fake)],
+            "server3",
+            Some(ip("fd00::3")),
+            true,
+            false,
+        )
+        .await
+        .unwrap();
         assert_eq!(w, None);
         // Autopilot's entry is found by the raft address too.
         let (r, _) = read_via(&[via("server1", &fake)]).await.unwrap();
@@ -1143,7 +1199,13 @@ mod tests {
             ("server3".to_string(), false),
         ];
         let (survivors, lost) = split_survivors(&servers);
-        assert_eq!((survivors.as_slice(), lost.as_slice()), (&["server1".to_string(), "server2".to_string()][..], &["server3".to_string()][..]));
+        assert_eq!(
+            (survivors.as_slice(), lost.as_slice()),
+            (
+                &["server1".to_string(), "server2".to_string()][..],
+                &["server3".to_string()][..]
+            )
+        );
         let fake = fixture("no-leader.json");
         assert_eq!(
             refuse_if_leader(&[via("server1", &fake)], false)
@@ -1153,8 +1215,16 @@ mod tests {
         );
         assert_eq!(fake.sent(), READ, "only read");
         let found = vec![
-            ("server1".to_string(), ip("10.0.0.1"), Some("id-1".to_string())),
-            ("server2".to_string(), ip("10.0.0.2"), Some("id-2".to_string())),
+            (
+                "server1".to_string(),
+                ip("10.0.0.1"),
+                Some("id-1".to_string()),
+            ),
+            (
+                "server2".to_string(),
+                ip("10.0.0.2"),
+                Some("id-2".to_string()),
+            ),
         ];
         let peers = peers_of(&found).unwrap();
         assert_eq!(
@@ -1170,10 +1240,19 @@ mod tests {
     #[tokio::test]
     async fn recover_quorum_with_ipv6_survivors() {
         let found = vec![
-            ("server1".to_string(), ip("fd00::1"), Some("id-1".to_string())),
-            ("server2".to_string(), ip("fd00::2"), Some("id-2".to_string())),
+            (
+                "server1".to_string(),
+                ip("fd00::1"),
+                Some("id-1".to_string()),
+            ),
+            (
+                "server2".to_string(),
+                ip("fd00::2"),
+                Some("id-2".to_string()),
+            ),
         ];
-        let v: serde_json::Value = serde_json::from_str(&peers_json(&peers_of(&found).unwrap())).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&peers_json(&peers_of(&found).unwrap())).unwrap();
         assert_eq!(
             v,
             serde_json::json!([
@@ -1192,7 +1271,10 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(leader, "[fd00::1]:8300");
-        assert_eq!(voters, ["[fd00::1]:8300", "[fd00::2]:8300", "[fd00::3]:8300"]);
+        assert_eq!(
+            voters,
+            ["[fd00::1]:8300", "[fd00::2]:8300", "[fd00::3]:8300"]
+        );
     }
 
     #[tokio::test]
@@ -1209,11 +1291,20 @@ mod tests {
              where most servers are gone. Nothing was changed; --force overrides"
         );
         assert_eq!(fake.sent(), READ, "nothing written");
-        let w = refuse_if_leader(&[via("server1", &fake)], true).await.unwrap();
-        assert!(w.unwrap().starts_with("the cluster has a leader (10.0.0.1:8300)"));
+        let w = refuse_if_leader(&[via("server1", &fake)], true)
+            .await
+            .unwrap();
+        assert!(w
+            .unwrap()
+            .starts_with("the cluster has a leader (10.0.0.1:8300)"));
         // No server answers: no refusal (the servers may be down).
         let down = FakeTransport::new().fail_all("ssh: no route to host");
-        assert_eq!(refuse_if_leader(&[via("server1", &down)], false).await.unwrap(), None);
+        assert_eq!(
+            refuse_if_leader(&[via("server1", &down)], false)
+                .await
+                .unwrap(),
+            None
+        );
     }
 
     #[tokio::test]
@@ -1240,7 +1331,11 @@ mod tests {
         )
         .await
         .unwrap_err();
-        assert!(e.to_string().ends_with("expected {\"10.0.0.1:8300\", \"10.0.0.9:8300\"}"), "{e}");
+        assert!(
+            e.to_string()
+                .ends_with("expected {\"10.0.0.1:8300\", \"10.0.0.9:8300\"}"),
+            "{e}"
+        );
     }
 
     /// Run a remote script locally with `sh -c SCRIPT sh ARGS...`, as on a host.
