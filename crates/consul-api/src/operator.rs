@@ -79,6 +79,16 @@ pub fn raft_remove_peer_by_id(id: &str) -> Call<()> {
     )
 }
 
+/// `DELETE /v1/operator/raft/peer`: `peer` is a raft address (`IP:port`, `[IPv6]:port`:
+/// anything with a `:`) or else a server ID (raft protocol 3).
+pub fn raft_remove_peer(peer: &str) -> Call<()> {
+    if peer.contains(':') {
+        raft_remove_peer_by_address(peer)
+    } else {
+        raft_remove_peer_by_id(peer)
+    }
+}
+
 /// One server in [`AutopilotHealth`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, rename_all = "PascalCase")]
@@ -253,11 +263,15 @@ mod tests {
         let c = Client::new(fake.clone());
         block_on(c.call(raft_remove_peer_by_address("[fd00::3]:8300"))).unwrap();
         block_on(c.call(raft_remove_peer_by_id("8b8c4b52-0003"))).unwrap();
+        block_on(c.call(raft_remove_peer("10.0.0.5:8300"))).unwrap();
+        block_on(c.call(raft_remove_peer("5e0d2f6c-0000-4000-8000-000000000001"))).unwrap();
         assert_eq!(
             fake.sent(),
             [
                 "DELETE /v1/operator/raft/peer?address=%5Bfd00%3A%3A3%5D%3A8300",
                 "DELETE /v1/operator/raft/peer?id=8b8c4b52-0003",
+                "DELETE /v1/operator/raft/peer?address=10.0.0.5%3A8300",
+                "DELETE /v1/operator/raft/peer?id=5e0d2f6c-0000-4000-8000-000000000001",
             ]
         );
     }

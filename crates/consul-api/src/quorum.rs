@@ -51,6 +51,19 @@ pub fn member_of<'a>(members: &'a [Member], server: &RaftServer) -> Option<&'a M
     })
 }
 
+/// The raft entry of a server: same node name, else a raft address with the IP `ip` (the
+/// server's bind IP; `[fd00::1]:8300` matches `fd00::1`).
+pub fn find_server<'a>(
+    raft: &'a [RaftServer],
+    node: &str,
+    ip: Option<IpAddr>,
+) -> Option<&'a RaftServer> {
+    raft.iter().find(|s| s.node == node).or_else(|| {
+        let ip = ip?;
+        raft.iter().find(|s| parse_addr_ip(&s.address) == Some(ip))
+    })
+}
+
 fn alive(members: &[Member], server: &RaftServer) -> bool {
     member_of(members, server).is_some_and(Member::is_alive)
 }
@@ -346,6 +359,26 @@ mod tests {
         members[0].status = 2;
         let c = quorum_after_removal(&raft, &members, &names(&["server2"]), &BTreeSet::new());
         assert_eq!(c.alive_remaining, 1);
+    }
+
+    #[test]
+    fn servers_are_found_by_name_else_by_ip() {
+        let raft = vec![
+            server("a", "fd00::1", true),
+            server("b", "fd00::2", true),
+            server("c", "10.0.0.3", true),
+        ];
+        assert_eq!(
+            find_server(&raft, "b", None).unwrap().address,
+            "[fd00::2]:8300"
+        );
+        let v6: IpAddr = "fd00::1".parse().unwrap();
+        assert_eq!(find_server(&raft, "server1", Some(v6)).unwrap().node, "a");
+        let v4: IpAddr = "10.0.0.3".parse().unwrap();
+        assert_eq!(find_server(&raft, "server3", Some(v4)).unwrap().node, "c");
+        assert_eq!(find_server(&raft, "server9", None), None);
+        let other: IpAddr = "fd00::9".parse().unwrap();
+        assert_eq!(find_server(&raft, "server9", Some(other)), None);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! A scripted transport for tests, and a minimal executor.
+//! A scripted transport for tests, a manual clock, and a minimal executor.
 //!
 //! [`FakeTransport`] answers from a table of `METHOD path` entries and records every request
 //! and batch it receives, so tests assert on what was sent:
@@ -23,6 +23,7 @@ use std::path::Path;
 use std::pin::pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
 
 use crate::client::{BoxFuture, Transport};
 use crate::error::TransportError;
@@ -335,6 +336,57 @@ impl Transport for FakeTransport {
     }
 }
 
+/// A [`crate::poll::Clock`] for tests: sleeps advance it at once and are recorded, so a
+/// [`crate::poll::wait_until_with`] that times out returns without waiting.
+#[derive(Debug)]
+pub struct ManualClock {
+    now: Mutex<Instant>,
+    sleeps: Mutex<Vec<Duration>>,
+}
+
+impl Default for ManualClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ManualClock {
+    pub fn new() -> Self {
+        ManualClock {
+            now: Mutex::new(Instant::now()),
+            sleeps: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Every sleep so far, in order.
+    pub fn sleeps(&self) -> Vec<Duration> {
+        self.sleeps
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The time the sleeps add up to.
+    pub fn slept(&self) -> Duration {
+        self.sleeps().iter().sum()
+    }
+}
+
+impl crate::poll::Clock for ManualClock {
+    fn now(&self) -> Instant {
+        *self.now.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn sleep(&self, d: Duration) -> BoxFuture<'_, ()> {
+        *self.now.lock().unwrap_or_else(|e| e.into_inner()) += d;
+        self.sleeps
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(d);
+        Box::pin(std::future::ready(()))
+    }
+}
+
 struct ThreadWaker(std::thread::Thread);
 
 impl Wake for ThreadWaker {
@@ -445,6 +497,22 @@ mod tests {
         assert!(bad.contains("expected \"METHOD /v1/path\""), "{bad}");
         let bad = FakeTransport::from_json(r#"{"GET /v1/x": {"stauts": 200}}"#).unwrap_err();
         assert!(bad.contains("unknown answer field \"stauts\""), "{bad}");
+    }
+
+    #[test]
+    fn a_manual_clock_times_a_wait_out_without_waiting() {
+        let clock = ManualClock::new();
+        let s = Duration::from_secs(1);
+        let r: Result<(), crate::poll::Timeout<String>> =
+            block_on(crate::poll::wait_until_with(&clock, "x", s * 3, s, || {
+                std::future::ready(Ok(crate::poll::Progress::Pending("not yet".into())))
+            }));
+        assert_eq!(
+            r.unwrap_err().to_string(),
+            "timed out after 3s waiting for x: not yet"
+        );
+        assert_eq!(clock.sleeps(), [s, s, s]);
+        assert_eq!(clock.slept(), s * 3);
     }
 
     #[test]

@@ -17,3 +17,4 @@ pub mod rolling;
 pub mod rollout;
 pub mod source;
 pub mod verify;
+pub mod via;

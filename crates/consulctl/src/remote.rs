@@ -86,15 +86,6 @@ pub const NODE_LEAVE: &str = include_str!("remote/node-leave.sh");
 /// paths, then the paths to move aside.
 pub const NODE_STOP: &str = with_lib!("remote/node-stop.sh");
 
-/// Force a node out of the cluster through this (live) host's agent (`-prune` when offered).
-/// Args: 1=consul binary, 2=HTTP address of the local agent (host:port), 3=node name.
-pub const NODE_FORCE_LEAVE: &str = include_str!("remote/node-force-leave.sh");
-
-/// Remove a server from the raft configuration through this (live) host's agent.
-/// Args: 1=consul binary, 2=HTTP address (host:port), 3=the peer: a raft address (IP:8300, with
-/// a ":"; `node remove`) or a server ID (`recover`: the entry under a recovered server's old ID).
-pub const REMOVE_PEER: &str = include_str!("remote/remove-peer.sh");
-
 /// Stop the consul agent and wait until its process is gone (recover).
 /// Args: 1=init (systemd|supervisord), 2=data dir. Prints "old_node_id ID", "stopped".
 pub const RECOVER_STOP: &str = with_lib!("remote/recover-stop.sh");
@@ -117,10 +108,6 @@ pub const API: &str = include_str!("remote/api.sh");
 /// Args: 1=base URL of the local agent (http://127.0.0.1:8500).
 pub const API_REQUESTS: &str = include_str!("remote/api-requests.sh");
 
-/// Consul's gossip keyring through the local agent's HTTP API (request body on stdin).
-/// Args: 1=HTTP address (host:port), 2=method (GET|POST|PUT|DELETE).
-pub const KEYRING: &str = include_str!("remote/keyring.sh");
-
 /// Every script as shipped, by file name.
 pub const ALL: &[(&str, &str)] = &[
     ("facts.sh", FACTS),
@@ -138,15 +125,12 @@ pub const ALL: &[(&str, &str)] = &[
     ("node-snapshot.sh", NODE_SNAPSHOT),
     ("node-leave.sh", NODE_LEAVE),
     ("node-stop.sh", NODE_STOP),
-    ("node-force-leave.sh", NODE_FORCE_LEAVE),
-    ("remove-peer.sh", REMOVE_PEER),
     ("recover-stop.sh", RECOVER_STOP),
     ("recover-data.sh", RECOVER_DATA),
     ("recover-peers.sh", RECOVER_PEERS),
     ("read-node-id.sh", READ_NODE_ID),
     ("api.sh", API),
     ("api-requests.sh", API_REQUESTS),
-    ("keyring.sh", KEYRING),
 ];
 
 #[cfg(test)]
@@ -385,7 +369,7 @@ mod tests {
 
     /// The scripts another change replaces with consul-api calls; left out of shellcheck until
     /// then (the lead removes this list after that merge).
-    const NOT_CHECKED: &[&str] = &["api.sh", "api-requests.sh", "keyring.sh"];
+    const NOT_CHECKED: &[&str] = &["api.sh", "api-requests.sh"];
 
     /// Every script of the registry, as shipped (lib.sh prepended where used), passes
     /// `shellcheck -s sh`. Without shellcheck: skipped, except under CI=true where it fails.
@@ -445,39 +429,5 @@ mod tests {
             let file = std::fs::read_to_string(dir.join(name)).unwrap();
             assert!(script.ends_with(&file), "{name} is not its file");
         }
-    }
-    /// One remove-peer script for both callers: `node remove` passes the raft address,
-    /// `recover` the server ID.
-    #[test]
-    fn remove_peer_by_address_or_id() {
-        use std::os::unix::fs::PermissionsExt;
-        let tmp = tempfile::tempdir().unwrap();
-        let bin = tmp.path().join("consul");
-        std::fs::write(&bin, "#!/bin/sh\necho \"$@\"\n").unwrap();
-        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let run = |peer: &str| {
-            let out = Command::new("sh")
-                .arg("-c")
-                .arg(super::REMOVE_PEER)
-                .arg("sh")
-                .args([bin.to_str().unwrap(), "http://127.0.0.1:8500", peer])
-                .output()
-                .unwrap();
-            assert!(out.status.success());
-            String::from_utf8(out.stdout).unwrap()
-        };
-        assert_eq!(
-            run("10.0.0.5:8300"),
-            "operator raft remove-peer -http-addr=http://127.0.0.1:8500 -address=10.0.0.5:8300\n"
-        );
-        assert_eq!(
-            run("[fd00::5]:8300"),
-            "operator raft remove-peer -http-addr=http://127.0.0.1:8500 -address=[fd00::5]:8300\n"
-        );
-        let id = "5e0d2f6c-0000-4000-8000-000000000001";
-        assert_eq!(
-            run(id),
-            format!("operator raft remove-peer -http-addr=http://127.0.0.1:8500 -id={id}\n")
-        );
     }
 }

@@ -6,51 +6,39 @@
 //! last. The new key is kept in the secrets file as `gossip_key_next` from the start, so an
 //! interrupted rotation resumes with it.
 //!
-//! Keys travel only in request bodies on stdin and are never logged: keyring answers are read
-//! as bytes (`Connection::run_bytes` logs their length only) and reported as fingerprints.
+//! The keyring is read and changed through a `consul_api::Client` of that server's agent
+//! ([`rotate_keyring`] takes one, so the order of the steps is tested against recorded
+//! answers). Keys travel only in request bodies (on the SSH transport's stdin) and are never
+//! logged: keyring answers print as member counts and are reported as fingerprints.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::apply;
 use crate::cli::{InventoryArgs, KeysRotateArgs, Output};
+use crate::engine::via::Via;
 use crate::recap::Recap;
-use crate::ssh::Connection;
-use crate::verify;
+use crate::verify::{self, ClusterView};
+use consul_api::poll::{wait_until_with, Clock, Last, Progress as Poll, TokioClock};
+use consul_api::{operator, Call, Client, KeyringResponse};
 use consulctl_core::error::Error;
 use consulctl_core::model::{Role, Secret};
 use consulctl_core::secrets::{self, Secrets, GOSSIP_KEY, GOSSIP_KEY_NEXT};
 
-pub use crate::remote::KEYRING;
-
-/// One pool's keyring (`GET /v1/operator/keyring`).
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-pub struct Pool {
-    #[serde(rename = "WAN", default)]
-    pub wan: bool,
-    #[serde(rename = "Datacenter", default)]
-    pub datacenter: String,
-    /// key -> how many members have it installed.
-    #[serde(rename = "Keys", default)]
-    pub keys: BTreeMap<String, usize>,
-    #[serde(rename = "NumNodes", default)]
-    pub num_nodes: usize,
-}
+/// How often a wait re-reads the keyring.
+const POLL: Duration = Duration::from_millis(500);
 
 /// Every pool has `key` installed on all its members.
-pub fn everywhere(pools: &[Pool], key: &str) -> bool {
-    !pools.is_empty()
-        && pools
-            .iter()
-            .all(|p| p.keys.get(key).copied() == Some(p.num_nodes) && p.num_nodes > 0)
+pub fn everywhere(pools: &[KeyringResponse], key: &str) -> bool {
+    !pools.is_empty() && pools.iter().all(|p| p.num_nodes > 0 && p.everyone_has(key))
 }
 
 /// Every pool holds `key` and nothing else.
-pub fn only(pools: &[Pool], key: &str) -> bool {
+pub fn only(pools: &[KeyringResponse], key: &str) -> bool {
     everywhere(pools, key) && pools.iter().all(|p| p.keys.len() == 1)
 }
 
@@ -59,61 +47,172 @@ pub fn fingerprint(key: &str) -> String {
     crate::doctor::key_fingerprint(key)[..12].to_string()
 }
 
-fn parse_answer(bytes: &[u8]) -> Result<(u16, String)> {
-    let text = String::from_utf8_lossy(bytes);
-    let mut lines = text.splitn(2, '\n');
-    let head = lines.next().unwrap_or("");
-    let code = head
-        .strip_prefix("=== ")
-        .and_then(|c| c.trim().parse().ok())
-        .context("the keyring script printed no status line")?;
-    Ok((code, lines.next().unwrap_or("").to_string()))
-}
-
-struct Agent<'a> {
-    name: String,
-    conn: &'a Connection,
-    http: String,
-}
-
-impl Agent<'_> {
-    async fn call(&self, method: &str, key: Option<&Secret>) -> Result<(u16, String)> {
-        let body = key.map(|k| serde_json::json!({ "Key": k.expose() }).to_string());
-        let (out, bytes) = self
-            .conn
-            .run_bytes(
-                &format!("keyring {method}"),
-                KEYRING,
-                &[self.http.clone(), method.to_string()],
-                body.as_deref().map(str::as_bytes),
+/// The keys of every pool as fingerprints with their member counts, for messages.
+fn seen(pools: &[KeyringResponse]) -> String {
+    pools
+        .iter()
+        .map(|p| {
+            format!(
+                "{} pool: {}",
+                if p.wan { "WAN" } else { "LAN" },
+                p.keys
+                    .iter()
+                    .map(|(k, n)| format!("{} on {n}/{}", fingerprint(k), p.num_nodes))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
-            .await?;
-        if !out.success() {
-            bail!("the keyring script failed: {}", out.tail(4));
-        }
-        parse_answer(&bytes)
-    }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
 
-    async fn pools(&self) -> Result<Vec<Pool>> {
-        let (code, body) = self.call("GET", None).await?;
-        if code != 200 {
-            bail!("GET /v1/operator/keyring answered HTTP {code}");
+/// The keyring of every pool, through `client`.
+async fn pools(client: &Client) -> Result<Vec<KeyringResponse>> {
+    match client.call(operator::keyring_list()).await {
+        Ok(p) => Ok(p),
+        Err(consul_api::Error::Status { status, body, .. }) => {
+            bail!("GET /v1/operator/keyring answered HTTP {status}: {body}")
         }
-        serde_json::from_str(&body).context("parsing the keyring")
+        Err(e) => Err(anyhow::Error::from(e).context("reading the keyring")),
     }
+}
 
-    async fn change(&self, method: &str, key: &Secret, what: &str) -> Result<()> {
-        let (code, body) = self.call(method, Some(key)).await?;
-        if code != 200 {
-            // Consul's error text names no key; keep it short anyway.
+/// One keyring change (install, use, remove) through `client`. Consul's error text names no
+/// key; it is hidden anyway.
+async fn change(client: &Client, call: Call<()>, key: &Secret, what: &str) -> Result<()> {
+    match client.call(call).await {
+        Ok(()) => Ok(()),
+        Err(consul_api::Error::Status { status, body, .. }) => {
             let body: String = body.chars().take(300).collect();
             bail!(
-                "{what} failed: HTTP {code}: {}",
+                "{what} failed: HTTP {status}: {}",
                 body.replace(key.expose(), "<key>")
-            );
+            )
         }
-        Ok(())
+        Err(e) => Err(anyhow::Error::from(e).context(format!("{what} failed"))),
     }
+}
+
+/// What makes Consul's view unhealthy for a rotation (every member alive, ...); empty: healthy.
+pub type HealthCheck<'a> = &'a (dyn Fn(&ClusterView) -> Vec<String> + Sync);
+
+/// Whether the cluster, as Consul reports it through `via`, is healthy by `check`.
+pub async fn healthy(via: &Via, check: HealthCheck<'_>) -> Result<()> {
+    let view = verify::read_view_with(&via.client, &via.name).await?;
+    let problems = check(&view);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(anyhow!(
+            "the cluster is not healthy: {}",
+            problems.join("; ")
+        ))
+    }
+}
+
+/// Before a rotation: an unhealthy cluster is refused ([`Error::Locked`], exit 2; nothing
+/// was changed).
+pub async fn refuse_unless_healthy(via: &Via, check: HealthCheck<'_>) -> Result<(), Error> {
+    healthy(via, check)
+        .await
+        .map_err(|e| Error::Locked(e.context("refusing to rotate")))
+}
+
+/// Wait until the keyring, read through `client`, is as `want` says for `key`. An error
+/// reading it stops the wait.
+async fn wait_keyring(
+    client: &Client,
+    want: fn(&[KeyringResponse], &str) -> bool,
+    key: &Secret,
+    what: &str,
+    clock: &dyn Clock,
+    timeout: Duration,
+) -> Result<()> {
+    let waited = wait_until_with(clock, what, timeout, POLL, || async move {
+        let pools = match pools(client).await {
+            Ok(p) => p,
+            Err(e) => return Ok(Poll::Ready(Err(e))),
+        };
+        Ok::<_, String>(if want(&pools, key.expose()) {
+            Poll::Ready(Ok(()))
+        } else {
+            Poll::Pending(seen(&pools))
+        })
+    })
+    .await;
+    match waited {
+        Ok(r) => r,
+        Err(t) => {
+            let last = match t.last {
+                Last::Pending(s) | Last::Error(s) => s,
+            };
+            bail!("{what} within {}s: {last}", timeout.as_secs())
+        }
+    }
+}
+
+/// The keyring steps of a rotation from `old` to `new`, in this order, through one server's
+/// agent (Consul spreads keyring operations to every member): install `new`; wait until every
+/// member of every pool has it; use it; remove `old`; wait until `new` is the only key. The
+/// cluster must be healthy by `check` after each of the three steps, and `step` hears each one
+/// done. Anything else stops the rotation where it is: in particular the new key is not used
+/// while a member lacks it.
+pub async fn rotate_keyring(
+    via: &Via,
+    old: &Secret,
+    new: &Secret,
+    check: HealthCheck<'_>,
+    clock: &dyn Clock,
+    timeout: Duration,
+    step: &mut dyn FnMut(&str),
+) -> Result<()> {
+    let c = &via.client;
+    change(
+        c,
+        operator::keyring_install(new.expose()),
+        new,
+        "installing the new key",
+    )
+    .await?;
+    wait_keyring(
+        c,
+        everywhere,
+        new,
+        "not every member has the new key",
+        clock,
+        timeout,
+    )
+    .await?;
+    healthy(via, check).await?;
+    step("installed the new key on every member");
+    change(
+        c,
+        operator::keyring_use(new.expose()),
+        new,
+        "switching to the new key",
+    )
+    .await?;
+    healthy(via, check).await?;
+    step("every member encrypts with the new key");
+    change(
+        c,
+        operator::keyring_remove(old.expose()),
+        old,
+        "removing the old key",
+    )
+    .await?;
+    wait_keyring(
+        c,
+        only,
+        new,
+        "the old key is still installed",
+        clock,
+        timeout,
+    )
+    .await?;
+    healthy(via, check).await?;
+    step("removed the old key: the new key is the only one installed");
+    Ok(())
 }
 
 /// What `keys rotate --output json` prints: the fingerprints of the old and the new key (never
@@ -210,7 +309,7 @@ pub async fn rotate(args: &KeysRotateArgs, debug_log: Option<&Path>) -> Result<(
 
     let (mut runs, _progress) = apply::connect_and_gather(&p).await;
     let binds = apply::bind_addrs(&p.cluster, &runs);
-    let agents: Vec<Agent> = runs
+    let agents: Vec<Via> = runs
         .iter()
         .filter(|r| r.host.role == Role::Server && r.failed.is_none())
         .filter(|r| {
@@ -219,10 +318,10 @@ pub async fn rotate(args: &KeysRotateArgs, debug_log: Option<&Path>) -> Result<(
                 .is_some_and(|f| f.agent_running(r.host.init))
         })
         .filter_map(|r| {
-            Some(Agent {
+            let http = verify::http_addr(&r.host, *binds.get(&r.host.name)?);
+            Some(Via {
                 name: r.host.name.clone(),
-                conn: r.conn.as_ref()?,
-                http: verify::http_addr(&r.host, *binds.get(&r.host.name)?),
+                client: crate::consul::client(r.conn.as_ref()?, &http),
             })
         })
         .collect();
@@ -233,6 +332,12 @@ pub async fn rotate(args: &KeysRotateArgs, debug_log: Option<&Path>) -> Result<(
     drop(agents);
     apply::disconnect(&mut runs, None).await;
     if let Err(e) = result {
+        // A refusal changed nothing (exit 2); anything else stopped the rotation (exit 1).
+        let (refused, e) = match e {
+            Error::Locked(e) => (true, e),
+            Error::Input(e) | Error::Runtime(e) => (false, e),
+            e @ Error::HostsFailed { .. } => (false, anyhow!("{e}")),
+        };
         let e = e.context(format!(
             "keys rotate failed (debug log: {}); the new key is kept in {} as {GOSSIP_KEY_NEXT}: \
              run keys rotate again to finish",
@@ -241,7 +346,11 @@ pub async fn rotate(args: &KeysRotateArgs, debug_log: Option<&Path>) -> Result<(
         ));
         say.out.error = Some(consulctl_core::redact::redact(&format!("{e:#}"), &[]));
         print_json(&mut say.out);
-        return Err(Error::Runtime(e));
+        return Err(if refused {
+            Error::Locked(e)
+        } else {
+            Error::Runtime(e)
+        });
     }
     say.out.rotated = true;
     // The configs get the new key: a key change on agents with a keyring is no restart.
@@ -278,30 +387,19 @@ async fn rotate_keys(
     args: &KeysRotateArgs,
     cluster: &consulctl_core::model::Cluster,
     binds: &BTreeMap<String, std::net::IpAddr>,
-    agents: &[Agent<'_>],
+    agents: &[Via],
     old: &Secret,
     store: &mut Secrets,
     say: &mut Say,
-) -> Result<()> {
+) -> Result<(), Error> {
     say.out.old_key_fingerprint = Some(fingerprint(old.expose()));
     let agent = agents
         .first()
         .context("no server is reachable over SSH with its agent running")?;
     let timeout = Duration::from_secs(args.timeout);
     // Every member alive before anything changes (and after every step).
-    let alive = || async {
-        let view = verify::read_view(agent.conn, &agent.http).await?;
-        let problems = verify::check(cluster, binds, &view);
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(anyhow!(
-                "the cluster is not healthy: {}",
-                problems.join("; ")
-            ))
-        }
-    };
-    alive().await.context("refusing to rotate")?;
+    let check = |view: &ClusterView| verify::check(cluster, binds, view);
+    refuse_unless_healthy(agent, &check).await?;
 
     let new = match store.get(GOSSIP_KEY_NEXT) {
         Some(k) if k != *old => {
@@ -327,48 +425,16 @@ async fn rotate_keys(
         fingerprint(new.expose()),
         agent.name
     ));
-
-    let wait = |want: fn(&[Pool], &str) -> bool, key: Secret, what: &'static str| async move {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let pools = agent.pools().await?;
-            if want(&pools, key.expose()) {
-                return anyhow::Ok(());
-            }
-            if Instant::now() > deadline {
-                let seen: Vec<String> = pools
-                    .iter()
-                    .map(|p| {
-                        format!(
-                            "{} pool: {}",
-                            if p.wan { "WAN" } else { "LAN" },
-                            p.keys
-                                .iter()
-                                .map(|(k, n)| format!("{} on {n}/{}", fingerprint(k), p.num_nodes))
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        )
-                    })
-                    .collect();
-                bail!("{what} within {}s: {}", timeout.as_secs(), seen.join("; "));
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    };
-
-    agent.change("POST", &new, "installing the new key").await?;
-    wait(everywhere, new.clone(), "not every member has the new key").await?;
-    alive().await?;
-    say.step("installed the new key on every member");
-    agent
-        .change("PUT", &new, "switching to the new key")
-        .await?;
-    alive().await?;
-    say.step("every member encrypts with the new key");
-    agent.change("DELETE", old, "removing the old key").await?;
-    wait(only, new.clone(), "the old key is still installed").await?;
-    alive().await?;
-    say.step("removed the old key: the new key is the only one installed");
+    rotate_keyring(
+        agent,
+        old,
+        &new,
+        &check,
+        &TokioClock,
+        timeout,
+        &mut |line| say.step(line),
+    )
+    .await?;
 
     // Last: the secrets file.
     store.set(GOSSIP_KEY, &new);
@@ -380,13 +446,16 @@ async fn rotate_keys(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use consul_api::testing::{FakeTransport, ManualClock};
+    use consul_api::Response;
 
-    fn pools(lan: &[(&str, usize)], nodes: usize) -> Vec<Pool> {
-        vec![Pool {
+    fn pools(lan: &[(&str, u32)], nodes: u32) -> Vec<KeyringResponse> {
+        vec![KeyringResponse {
             wan: false,
             datacenter: "dc1".into(),
             keys: lan.iter().map(|(k, n)| (k.to_string(), *n)).collect(),
             num_nodes: nodes,
+            ..Default::default()
         }]
     }
 
@@ -395,18 +464,210 @@ mod tests {
         assert!(everywhere(&pools(&[("a", 5), ("b", 5)], 5), "b"));
         assert!(!everywhere(&pools(&[("a", 5), ("b", 4)], 5), "b"));
         assert!(!everywhere(&[], "b"));
+        assert!(!everywhere(&pools(&[], 0), "b"));
         assert!(!only(&pools(&[("a", 5), ("b", 5)], 5), "b"));
         assert!(only(&pools(&[("b", 5)], 5), "b"));
     }
 
     #[test]
     fn parses_the_keyring_answer() {
-        let body = b"=== 200\n[{\"WAN\":false,\"Datacenter\":\"dc1\",\"Segment\":\"\",\"Keys\":{\"k1\":3},\"NumNodes\":3}]\n";
-        let (code, text) = parse_answer(body).unwrap();
-        assert_eq!(code, 200);
-        let p: Vec<Pool> = serde_json::from_str(&text).unwrap();
+        let body = "[{\"WAN\":false,\"Datacenter\":\"dc1\",\"Segment\":\"\",\"Keys\":{\"k1\":3},\"NumNodes\":3}]\n";
+        let p = operator::keyring_list()
+            .finish(&Response::new(200, body))
+            .unwrap();
         assert_eq!(p[0].keys["k1"], 3);
-        assert!(parse_answer(b"nothing").is_err());
+        assert!(everywhere(&p, "k1"));
+        assert!(operator::keyring_list()
+            .finish(&Response::new(200, "nothing"))
+            .is_err());
+    }
+
+    // --- the rotation over Consul's answers (fixtures in tests/fixtures/consul) ------------
+
+    const OLD: &str = "pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s=";
+    const NEW: &str = "Z3Nq9wTtXQ3bq2cXmZq6x6vD4XxH2yRZlY3n4nQk8hE=";
+
+    fn fixtures(names: &[&str]) -> FakeTransport {
+        names.iter().fold(FakeTransport::new(), |f, n| {
+            f.load_file(format!(
+                "{}/tests/fixtures/consul/{n}",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap()
+        })
+    }
+
+    fn via(fake: &FakeTransport) -> Via {
+        Via {
+            name: "server1".into(),
+            client: Client::new(fake.clone()),
+        }
+    }
+
+    /// Every member alive (what `verify::check` asks of members, without an inventory).
+    fn all_alive(view: &ClusterView) -> Vec<String> {
+        view.members
+            .iter()
+            .filter(|m| !m.is_alive())
+            .map(|m| format!("{} is {}", m.name, m.status_word()))
+            .collect()
+    }
+
+    const VIEW: [&str; 3] = [
+        "GET /v1/status/leader",
+        "GET /v1/operator/raft/configuration?stale",
+        "GET /v1/agent/members",
+    ];
+
+    #[tokio::test]
+    async fn rotation_installs_then_uses_then_removes() {
+        let fake = fixtures(&["healthy-3-servers.json", "keyring-rotation.json"]);
+        let v = via(&fake);
+        refuse_unless_healthy(&v, &all_alive).await.unwrap();
+        fake.clear_record();
+        let mut steps = Vec::new();
+        rotate_keyring(
+            &v,
+            &Secret::new(OLD),
+            &Secret::new(NEW),
+            &all_alive,
+            &ManualClock::new(),
+            Duration::from_secs(60),
+            &mut |s| steps.push(s.to_string()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            steps,
+            [
+                "installed the new key on every member",
+                "every member encrypts with the new key",
+                "removed the old key: the new key is the only one installed",
+            ]
+        );
+        let mut want = vec!["POST /v1/operator/keyring", "GET /v1/operator/keyring"];
+        want.extend(VIEW);
+        want.push("PUT /v1/operator/keyring");
+        want.extend(VIEW);
+        want.push("DELETE /v1/operator/keyring");
+        want.push("GET /v1/operator/keyring");
+        want.extend(VIEW);
+        assert_eq!(fake.sent(), want);
+        // The key of each change is in its body: the new one installed and used, the old one
+        // removed.
+        let bodies: Vec<String> = fake
+            .requests()
+            .iter()
+            .filter(|r| r.body.is_some())
+            .map(|r| r.body_text())
+            .collect();
+        assert_eq!(
+            bodies,
+            [
+                format!("{{\"Key\":\"{NEW}\"}}"),
+                format!("{{\"Key\":\"{NEW}\"}}"),
+                format!("{{\"Key\":\"{OLD}\"}}"),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn rotation_stops_before_use_while_a_member_lacks_the_new_key() {
+        let fake = fixtures(&[
+            "healthy-3-servers.json",
+            "keyring-new-key-missing-on-one-member.json",
+        ]);
+        let clock = ManualClock::new();
+        let mut steps = Vec::new();
+        let e = rotate_keyring(
+            &via(&fake),
+            &Secret::new(OLD),
+            &Secret::new(NEW),
+            &all_alive,
+            &clock,
+            Duration::from_secs(60),
+            &mut |s| steps.push(s.to_string()),
+        )
+        .await
+        .unwrap_err();
+        let msg = format!("{e:#}");
+        assert_eq!(
+            msg,
+            format!(
+                "not every member has the new key within 60s: WAN pool: {n} on 3/3, {o} on 3/3; \
+                 LAN pool: {n} on 3/4, {o} on 4/4",
+                o = fingerprint(OLD),
+                n = fingerprint(NEW)
+            )
+        );
+        assert!(!msg.contains(NEW) && !msg.contains(OLD), "{msg}");
+        assert!(steps.is_empty());
+        // Installed, then only keyring reads for the whole timeout: never used, nothing removed.
+        let sent = fake.sent();
+        assert_eq!(sent[0], "POST /v1/operator/keyring");
+        assert!(
+            sent[1..].iter().all(|l| l == "GET /v1/operator/keyring"),
+            "{sent:?}"
+        );
+        assert_eq!(sent.len(), 1 + 121);
+        assert_eq!(fake.count("PUT", "/v1/operator/keyring"), 0);
+        assert_eq!(fake.count("DELETE", "/v1/operator/keyring"), 0);
+        assert_eq!(clock.slept(), Duration::from_secs(60));
+    }
+
+    #[tokio::test]
+    async fn rotation_is_refused_with_exit_2_while_a_member_is_down() {
+        let fake = fixtures(&["one-server-failed.json", "keyring-rotation.json"]);
+        let e = refuse_unless_healthy(&via(&fake), &all_alive)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::Locked(_)), "{e:?}");
+        assert_eq!(e.code(), 2);
+        assert_eq!(
+            e.to_string(),
+            "refusing to rotate\n  caused by: the cluster is not healthy: server3 is failed"
+        );
+        assert_eq!(fake.sent(), VIEW, "no keyring request");
+    }
+
+    #[tokio::test]
+    async fn a_refused_keyring_change_hides_the_key_and_stops() {
+        // The PUT's first answer is a refusal (the fixture's 200 comes after it).
+        let fake = ["healthy-3-servers.json", "keyring-rotation.json"]
+            .iter()
+            .fold(
+                FakeTransport::new().on(
+                    "PUT",
+                    "/v1/operator/keyring",
+                    500,
+                    &format!("1/4 nodes reported failure: key {NEW} is not installed"),
+                ),
+                |f, n| {
+                    f.load_file(format!(
+                        "{}/tests/fixtures/consul/{n}",
+                        env!("CARGO_MANIFEST_DIR")
+                    ))
+                    .unwrap()
+                },
+            );
+        let mut steps = Vec::new();
+        let e = rotate_keyring(
+            &via(&fake),
+            &Secret::new(OLD),
+            &Secret::new(NEW),
+            &all_alive,
+            &ManualClock::new(),
+            Duration::from_secs(60),
+            &mut |s| steps.push(s.to_string()),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "switching to the new key failed: HTTP 500: 1/4 nodes reported failure: key <key> is not installed"
+        );
+        assert_eq!(steps, ["installed the new key on every member"]);
+        assert_eq!(fake.count("DELETE", "/v1/operator/keyring"), 0);
     }
 
     #[test]

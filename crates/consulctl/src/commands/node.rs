@@ -15,19 +15,26 @@
 //!    the data dir (and with `--remove-binary` the binary) aside. Nothing is deleted.
 //!
 //! A host that SSH cannot reach, or whose agent is not running, cannot leave by itself: without
-//! `--force` it fails with a hint; with `--force` a live server runs `consul force-leave -prune`
-//! (plain `force-leave` where `-prune` is missing), then `consul operator raft remove-peer` when
-//! its address is still a raft peer, and Consul is asked until the node is gone from the peers.
+//! `--force` it fails with a hint; with `--force` a live server's agent is asked to force-leave
+//! it with prune (`PUT /v1/agent/force-leave/<node>?prune`), then, when its address is still a
+//! raft peer after a few seconds, to remove that peer (`DELETE /v1/operator/raft/peer`), and
+//! Consul is asked until the node is gone from the peers.
 //!
 //! Servers are removed one at a time. Before anything changes, [`quorum_after_removal`] (pure,
 //! over Consul's raft configuration and member status) must show that the voters left alive are
-//! enough for the quorum of the remaining voter set; it is checked again before each server.
-//! `--force` overrides that check only with a printed warning.
+//! enough for the quorum of the remaining voter set, else the removal is refused (exit 2); it is
+//! checked again before each server. `--force` overrides that check only with a printed warning.
+//!
+//! Every read and write of Consul's state goes through a `consul_api::Client` of a live server's
+//! agent ([`Via`]); the decisions ([`check_up_front`], [`check_before_server`], [`force_out`],
+//! [`wait_gone`]) take such clients, so they are tested against recorded answers. Only
+//! `consul snapshot save` and `consul leave` (with the config dir moved aside around it) run
+//! the consul CLI on a host.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -41,7 +48,9 @@ use crate::execute::path_arg;
 use crate::progress::Progress;
 use crate::recap::{HostResult, HostStatus, Recap};
 use crate::ssh::Connection;
-use crate::verify::{self, ClusterView, Member, RaftServer};
+use crate::verify::{self, ClusterView, RaftServer};
+use consul_api::poll::{wait_until_with, Clock, Last, Progress as Poll, TokioClock};
+use consul_api::{agent, operator, quorum};
 use consulctl_core::error::Error;
 use consulctl_core::model::{Cluster, Host, Init, Role};
 use consulctl_core::templates::Templates;
@@ -50,53 +59,16 @@ use consulctl_core::templates::Templates;
 const READ_TIMEOUT: Duration = Duration::from_secs(20);
 
 // ------------------------------------------------------------------------------------------
-// Quorum (pure)
+// Decisions, through Consul API clients (tested with a fake transport)
 // ------------------------------------------------------------------------------------------
 
-/// What removing some servers does to the raft voter set, as Consul reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct QuorumCheck {
-    /// The servers to remove, as named on the command line.
-    pub removing: Vec<String>,
-    /// Voters in the raft configuration now.
-    pub voters: usize,
-    /// How many of them the removal takes out.
-    pub removed_voters: usize,
-    /// Voters left after the removal.
-    pub remaining: usize,
-    /// Of those, how many are alive members (serf status 1).
-    pub alive_remaining: usize,
-    /// Votes the remaining voter set needs: `remaining / 2 + 1`.
-    pub quorum: usize,
-}
+pub use consul_api::quorum::{quorum_after_removal, QuorumCheck};
 
-impl QuorumCheck {
-    /// Why the removal must not go ahead; None when it is safe.
-    pub fn problem(&self) -> Option<String> {
-        if self.removed_voters == 0 {
-            return None;
-        }
-        let names = self.removing.join(", ");
-        if self.remaining == 0 {
-            return Some(format!(
-                "removing {names} would remove the last server: none of the {} voter{} would remain",
-                self.voters,
-                plural(self.voters)
-            ));
-        }
-        if self.alive_remaining < self.quorum {
-            return Some(format!(
-                "removing {names} would leave {} alive voter{} of {}; quorum of the remaining {} needs {}",
-                self.alive_remaining,
-                plural(self.alive_remaining),
-                self.remaining,
-                self.remaining,
-                self.quorum
-            ));
-        }
-        None
-    }
-}
+/// How often a wait re-reads Consul.
+const POLL: Duration = Duration::from_millis(500);
+
+/// How long the leader gets to drop a force-left server from raft by itself.
+const RAFT_SETTLE: Duration = Duration::from_secs(10);
 
 fn plural(n: usize) -> &'static str {
     if n == 1 {
@@ -106,46 +78,306 @@ fn plural(n: usize) -> &'static str {
     }
 }
 
-/// The IP part of `IP:port` / `[IPv6]:port`.
-fn addr_ip(addr: &str) -> &str {
-    let host = addr.rsplit_once(':').map(|(h, _)| h).unwrap_or(addr);
-    host.trim_start_matches('[').trim_end_matches(']')
+fn voters(view: &ClusterView) -> usize {
+    view.raft.iter().filter(|s| s.voter).count()
 }
 
-/// The member for a raft server: same node name, else same IP.
-fn member_of<'a>(members: &'a [Member], server: &RaftServer) -> Option<&'a Member> {
-    members.iter().find(|m| m.name == server.node).or_else(|| {
-        let ip = addr_ip(&server.address);
-        members
-            .iter()
-            .find(|m| addr_ip(&m.addr) == ip || m.addr == ip)
-    })
+pub use crate::engine::via::{read_view_via, Via};
+
+/// What `node remove` saw and decided before changing anything.
+#[derive(Debug)]
+pub struct UpFront {
+    /// Consul's view, when a server answered.
+    pub view: Option<ClusterView>,
+    /// The quorum after removing the servers, when servers are removed.
+    pub check: Option<QuorumCheck>,
+    pub warnings: Vec<String>,
 }
 
-/// Quorum after removing the servers named `removing` (matched against the raft configuration
-/// by node name, or by raft address `IP:8300` from `addrs`). Only voters count; a voter counts
-/// as alive when its member status is 1 (alive).
-pub fn quorum_after_removal(
-    raft: &[RaftServer],
-    members: &[Member],
-    removing: &[String],
-    addrs: &BTreeSet<String>,
-) -> QuorumCheck {
-    let is_removed = |s: &RaftServer| removing.contains(&s.node) || addrs.contains(&s.address);
-    let voters: Vec<&RaftServer> = raft.iter().filter(|s| s.voter).collect();
-    let remaining: Vec<&&RaftServer> = voters.iter().filter(|s| !is_removed(s)).collect();
-    let alive_remaining = remaining
-        .iter()
-        .filter(|s| member_of(members, s).is_some_and(|m| m.status == 1))
-        .count();
-    QuorumCheck {
-        removing: removing.to_vec(),
-        voters: voters.len(),
-        removed_voters: voters.len() - remaining.len(),
-        remaining: remaining.len(),
-        alive_remaining,
-        quorum: remaining.len() / 2 + 1,
+/// The check before anything changes: Consul's view through the first of `via` that answers
+/// and, when `servers` are removed (`remove_ips`: their bind IPs), whether the voters left
+/// alive keep the quorum of the remaining voter set. A removal that would lose the quorum is
+/// refused ([`Error::Locked`], exit 2) unless `force`, which makes it a warning. Without a
+/// view, removing servers is an error (the quorum cannot be checked); removing clients only
+/// goes on with a warning.
+pub async fn check_up_front(
+    via: &[Via],
+    servers: &[String],
+    remove_ips: &BTreeSet<IpAddr>,
+    force: bool,
+) -> Result<UpFront, Error> {
+    let mut out = UpFront {
+        view: None,
+        check: None,
+        warnings: Vec::new(),
+    };
+    match read_view_via(via).await {
+        Ok((view, a)) => {
+            tracing::info!(via = %a.name, leader = ?view.leader, voters = voters(&view), "cluster state");
+            out.view = Some(view);
+        }
+        Err(e) if !servers.is_empty() => {
+            return Err(Error::Runtime(anyhow!(
+                "cannot read Consul's raft configuration, so the quorum after removing {} cannot be \
+                 checked: {e:#}; nothing was changed",
+                servers.join(", ")
+            )));
+        }
+        Err(e) => out
+            .warnings
+            .push(format!("cannot read the cluster state: {e:#}")),
     }
+    if let (Some(view), false) = (&out.view, servers.is_empty()) {
+        let check = quorum_after_removal(&view.raft, &view.members, servers, remove_ips);
+        tracing::info!(check = ?check, "quorum");
+        if let Some(problem) = check.problem() {
+            if !force {
+                return Err(Error::Locked(anyhow!(
+                    "refusing: {problem}. Nothing was changed; --force overrides this check"
+                )));
+            }
+            let w = format!(
+                "--force: {problem}; going on anyway: the cluster may lose its leader and stop accepting writes"
+            );
+            eprintln!("WARNING: {w}");
+            out.warnings.push(w);
+        }
+        out.check = Some(check);
+    }
+    Ok(out)
+}
+
+/// The quorum check again right before the server `name` (bind IP `ip`) is removed: servers
+/// go one at a time. Err: why this server is not removed. With `force` a problem is a warning
+/// (said once for the same numbers).
+pub async fn check_before_server(
+    via: &[Via],
+    name: &str,
+    ip: Option<IpAddr>,
+    force: bool,
+    warnings: &mut Vec<String>,
+) -> std::result::Result<(), String> {
+    match read_view_via(via).await {
+        Ok((view, _)) => {
+            let ips: BTreeSet<IpAddr> = ip.into_iter().collect();
+            let check = quorum_after_removal(&view.raft, &view.members, &[name.to_string()], &ips);
+            if let Some(problem) = check.problem() {
+                if !force {
+                    return Err(format!("refusing: {problem}; --force overrides"));
+                }
+                // Already said up front for the same numbers: say it once.
+                if !warnings.iter().any(|w| w.contains(&problem)) {
+                    let w = format!("--force: {problem}; going on anyway");
+                    eprintln!("WARNING: {w}");
+                    warnings.push(w);
+                }
+            }
+            Ok(())
+        }
+        Err(e) if !force => Err(format!(
+            "cannot check the quorum before removing {name}: {e:#}"
+        )),
+        Err(e) => {
+            let w = format!("--force: cannot check the quorum before removing {name}: {e:#}");
+            eprintln!("WARNING: {w}");
+            warnings.push(w);
+            Ok(())
+        }
+    }
+}
+
+/// Whether Consul's view (read through `via`) shows `node` gone: not a member any more or
+/// `left`, and for a server out of the raft configuration (matched by name, else by its bind
+/// IP `ip`). Ok: what Consul reports, for the actions; Err: what is still there.
+pub fn gone(
+    view: &ClusterView,
+    via: &str,
+    node: &str,
+    ip: Option<IpAddr>,
+    server: bool,
+) -> std::result::Result<Vec<String>, String> {
+    let member = view.members.iter().find(|m| m.name == node);
+    let member_gone = member.map_or(true, |m| m.status == 3);
+    let in_raft = quorum::find_server(&view.raft, node, ip).is_some();
+    let raft_known = !view.raft.is_empty();
+    let raft_gone = !server || (raft_known && !in_raft);
+    if member_gone && raft_gone {
+        let mut said = vec![match member {
+            Some(m) => format!(
+                "Consul (through {via}) reports {node} as {}",
+                m.status_word()
+            ),
+            None => format!("Consul (through {via}) no longer lists {node} as a member"),
+        }];
+        if server {
+            let n = voters(view);
+            said.push(format!(
+                "{node} is out of the raft configuration ({n} voter{} now, leader {})",
+                plural(n),
+                view.leader.as_deref().unwrap_or("NONE")
+            ));
+        }
+        return Ok(said);
+    }
+    Err(format!(
+        "Consul (through {via}) still reports {node} as {}{}",
+        member.map(|m| m.status_word()).unwrap_or("gone"),
+        if in_raft {
+            " and in the raft configuration"
+        } else if !raft_known && server {
+            " (raft configuration unreadable)"
+        } else {
+            ""
+        }
+    ))
+}
+
+/// Wait until Consul, asked through the first of `via` that answers, reports `node` [`gone`].
+/// `done` gets what Consul reported. `graceful` names the step before in the timeout error.
+#[allow(clippy::too_many_arguments)]
+pub async fn wait_gone(
+    via: &[Via],
+    node: &str,
+    ip: Option<IpAddr>,
+    server: bool,
+    graceful: bool,
+    clock: &dyn Clock,
+    timeout: Duration,
+    done: &mut Vec<String>,
+) -> Result<()> {
+    if via.is_empty() {
+        done.push(format!(
+            "no other live server to confirm that {node} left (it was the last one reachable)"
+        ));
+        return Ok(());
+    }
+    let waited = wait_until_with(
+        clock,
+        &format!("{node} gone"),
+        timeout,
+        POLL,
+        || async move {
+            let mut last = String::from("no answer yet");
+            for a in via {
+                let view = match tokio::time::timeout(
+                    READ_TIMEOUT,
+                    verify::read_view_with(&a.client, &a.name),
+                )
+                .await
+                {
+                    Ok(Ok(v)) => v,
+                    Ok(Err(e)) => {
+                        last = format!("{} did not answer: {e:#}", a.name);
+                        continue;
+                    }
+                    Err(_) => {
+                        last = format!("{} did not answer in time", a.name);
+                        continue;
+                    }
+                };
+                return Ok::<_, String>(match gone(&view, &a.name, node, ip, server) {
+                    Ok(said) => Poll::Ready(said),
+                    Err(still) => Poll::Pending(still),
+                });
+            }
+            Ok(Poll::Pending(last))
+        },
+    )
+    .await;
+    match waited {
+        Ok(said) => {
+            done.extend(said);
+            Ok(())
+        }
+        Err(t) => {
+            let what = if graceful {
+                "after consul leave"
+            } else {
+                "after force-leave"
+            };
+            let last = match t.last {
+                Last::Pending(s) | Last::Error(s) => s,
+            };
+            bail!("{what}, within {}s: {last}", timeout.as_secs())
+        }
+    }
+}
+
+type StepResult = std::result::Result<(), (&'static str, anyhow::Error)>;
+
+/// `--force`: take `node` (bind IP `ip`) out through the live server `via`: force-leave it
+/// with prune when it is a member, then, for a server the leader has not dropped from raft
+/// by itself within `settle`, remove its raft peer by address. `done` gets what was done.
+#[allow(clippy::too_many_arguments)]
+pub async fn force_out(
+    via: &Via,
+    node: &str,
+    ip: Option<IpAddr>,
+    server: bool,
+    clock: &dyn Clock,
+    settle: Duration,
+    done: &mut Vec<String>,
+) -> StepResult {
+    let (view, _) = read_view_via(std::slice::from_ref(via))
+        .await
+        .map_err(|e| ("force-leave", e))?;
+    if view.members.iter().any(|m| m.name == node) {
+        via.client
+            .call(agent::force_leave(node, true))
+            .await
+            .map_err(|e| ("force-leave", anyhow::Error::from(e)))?;
+        done.push(format!(
+            "consul force-leave -prune {node} (through {})",
+            via.name
+        ));
+    } else {
+        done.push(format!(
+            "{node} is not a member any more (as {} sees it)",
+            via.name
+        ));
+    }
+    if !server {
+        return Ok(());
+    }
+    // Give the leader a moment to drop it from raft by itself, then remove the peer if needed.
+    let seen: Mutex<Option<RaftServer>> = Mutex::new(None);
+    let seen_ref = &seen;
+    let dropped = wait_until_with(
+        clock,
+        &format!("{node} out of the raft configuration"),
+        settle,
+        POLL,
+        || async move {
+            let (view, _) = read_view_via(std::slice::from_ref(via))
+                .await
+                .map_err(|e| format!("{e:#}"))?;
+            let entry = quorum::find_server(&view.raft, node, ip).cloned();
+            let still = entry
+                .as_ref()
+                .map(|e| format!("{} is still a raft peer", e.address));
+            *seen_ref.lock().unwrap_or_else(|e| e.into_inner()) = entry;
+            Ok::<_, String>(match still {
+                None => Poll::Ready(()),
+                Some(s) => Poll::Pending(s),
+            })
+        },
+    )
+    .await;
+    let entry = match dropped {
+        Ok(()) => None,
+        Err(_) => seen.into_inner().unwrap_or_else(|e| e.into_inner()),
+    };
+    if let Some(entry) = entry {
+        via.client
+            .call(operator::raft_remove_peer_by_address(&entry.address))
+            .await
+            .map_err(|e| ("remove-peer", anyhow::Error::from(e)))?;
+        done.push(format!(
+            "consul operator raft remove-peer -address={} (through {})",
+            entry.address, via.name
+        ));
+    }
+    Ok(())
 }
 
 // ------------------------------------------------------------------------------------------
@@ -400,10 +632,16 @@ impl Target {
 }
 
 /// A live agent to ask or to run a command through.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Agent<'a> {
     host: &'a Host,
     conn: &'a Connection,
+    /// Consul's API through this agent.
+    via: Via,
+}
+
+fn vias(agents: &[Agent<'_>]) -> Vec<Via> {
+    agents.iter().map(|a| a.via.clone()).collect()
 }
 
 struct Ctx<'a> {
@@ -430,9 +668,9 @@ impl<'a> Ctx<'a> {
         verify::http_addr(host, bind)
     }
 
-    /// The raft address (`IP:8300`) of a host, when its bind address is known.
-    fn raft_addr(&self, name: &str) -> Option<String> {
-        self.binds.get(name).map(|ip| verify::raft_addr(*ip))
+    /// The bind IP of a host, when known.
+    fn ip(&self, name: &str) -> Option<IpAddr> {
+        self.binds.get(name).copied()
     }
 
     /// Connected servers whose agent runs, except `exclude`, in inventory order.
@@ -447,56 +685,22 @@ impl<'a> Ctx<'a> {
                     .is_some_and(|f| f.agent_running(r.host.init) || f.consul_pid.is_some())
             })
             .filter_map(|r| {
+                let conn = r.conn.as_ref()?;
                 Some(Agent {
                     host: &r.host,
-                    conn: r.conn.as_ref()?,
+                    conn,
+                    via: Via {
+                        name: r.host.name.clone(),
+                        client: crate::consul::client(conn, &self.http(&r.host)),
+                    },
                 })
             })
             .collect()
     }
 
-    /// Consul's view (with a raft configuration) through the first of `agents` that answers.
-    async fn read_view(&self, agents: &[Agent<'a>]) -> Result<(ClusterView, Agent<'a>)> {
-        let mut errors = Vec::new();
-        for a in agents {
-            let http = self.http(a.host);
-            match tokio::time::timeout(READ_TIMEOUT, verify::read_view(a.conn, &http)).await {
-                Ok(Ok(view)) if !view.raft.is_empty() => return Ok((view, *a)),
-                Ok(Ok(_)) => errors.push(format!(
-                    "{}: no raft configuration (no leader?)",
-                    a.host.name
-                )),
-                Ok(Err(e)) => errors.push(format!("{}: {e:#}", a.host.name)),
-                Err(_) => errors.push(format!("{}: timed out", a.host.name)),
-            }
-        }
-        if agents.is_empty() {
-            bail!("no live server is reachable over SSH with its agent running");
-        }
-        bail!("no live server answered: {}", errors.join("; "))
-    }
-
-    /// Quorum after removing `names`, from the view.
-    fn quorum(&self, view: &ClusterView, names: &[String]) -> QuorumCheck {
-        let addrs: BTreeSet<String> = names.iter().filter_map(|n| self.raft_addr(n)).collect();
-        quorum_after_removal(&view.raft, &view.members, names, &addrs)
-    }
-
     fn timeout(&self) -> Duration {
         Duration::from_secs(self.args.timeout)
     }
-}
-
-/// The raft entry of a node: by name, else by its raft address.
-fn raft_entry<'v>(view: &'v ClusterView, name: &str, addr: Option<&str>) -> Option<&'v RaftServer> {
-    view.raft
-        .iter()
-        .find(|s| s.node == name)
-        .or_else(|| addr.and_then(|a| view.raft.iter().find(|s| s.address == a)))
-}
-
-fn voters(view: &ClusterView) -> usize {
-    view.raft.iter().filter(|s| s.voter).count()
 }
 
 /// `consulctl node remove`.
@@ -624,39 +828,9 @@ async fn run_targets(ctx: &Ctx<'_>, names: &[String]) -> Result<(Vec<Target>, Ve
             .filter(|a| target_set.contains(&a.host.name)),
     );
     ctx.progress.println("==> read the cluster state");
-    let view = match ctx.read_view(&agents).await {
-        Ok((view, via)) => {
-            tracing::info!(via = %via.host.name, leader = ?view.leader, voters = voters(&view), "cluster state");
-            Some(view)
-        }
-        Err(e) if !server_targets.is_empty() => {
-            return Err(Error::Runtime(anyhow!(
-                "cannot read Consul's raft configuration, so the quorum after removing {} cannot be \
-                 checked: {e:#}; nothing was changed",
-                server_targets.join(", ")
-            )));
-        }
-        Err(e) => {
-            warnings.push(format!("cannot read the cluster state: {e:#}"));
-            None
-        }
-    };
-    if let (Some(view), false) = (&view, server_targets.is_empty()) {
-        let check = ctx.quorum(view, &server_targets);
-        tracing::info!(check = ?check, "quorum");
-        if let Some(problem) = check.problem() {
-            if !force {
-                return Err(Error::Input(anyhow!(
-                    "refusing: {problem}. Nothing was changed; --force overrides this check"
-                )));
-            }
-            let w = format!(
-                "--force: {problem}; going on anyway: the cluster may lose its leader and stop accepting writes"
-            );
-            eprintln!("WARNING: {w}");
-            warnings.push(w);
-        }
-    }
+    let remove_ips: BTreeSet<IpAddr> = server_targets.iter().filter_map(|n| ctx.ip(n)).collect();
+    let up = check_up_front(&vias(&agents), &server_targets, &remove_ips, force).await?;
+    warnings.extend(up.warnings);
 
     // Clients first (they do not touch the quorum), concurrently.
     let clients: Vec<&mut Target> = targets
@@ -686,40 +860,17 @@ async fn run_targets(ctx: &Ctx<'_>, names: &[String]) -> Result<(Vec<Target>, Ve
         if agents.is_empty() {
             agents = ctx.live_servers(&removed);
         }
-        match ctx.read_view(&agents).await {
-            Ok((view, _)) => {
-                let check = ctx.quorum(&view, std::slice::from_ref(&t.host.name));
-                if let Some(problem) = check.problem() {
-                    if !force {
-                        t.fail("quorum", format!("refusing: {problem}; --force overrides"));
-                        continue;
-                    }
-                    // Already said up front for the same numbers: say it once.
-                    if !warnings.iter().any(|w| w.contains(&problem)) {
-                        let w = format!("--force: {problem}; going on anyway");
-                        eprintln!("WARNING: {w}");
-                        warnings.push(w);
-                    }
-                }
-            }
-            Err(e) if !force => {
-                t.fail(
-                    "quorum",
-                    format!(
-                        "cannot check the quorum before removing {}: {e:#}",
-                        t.host.name
-                    ),
-                );
-                continue;
-            }
-            Err(e) => {
-                let w = format!(
-                    "--force: cannot check the quorum before removing {}: {e:#}",
-                    t.host.name
-                );
-                eprintln!("WARNING: {w}");
-                warnings.push(w);
-            }
+        if let Err(e) = check_before_server(
+            &vias(&agents),
+            &t.host.name,
+            ctx.ip(&t.host.name),
+            force,
+            &mut warnings,
+        )
+        .await
+        {
+            t.fail("quorum", e);
+            continue;
         }
         remove_one(ctx, t, &removed).await;
         if t.removed {
@@ -771,8 +922,6 @@ async fn remove_one(ctx: &Ctx<'_>, t: &mut Target, removed: &BTreeSet<String>) {
     }
 }
 
-type StepResult = std::result::Result<(), (&'static str, anyhow::Error)>;
-
 async fn graceful(ctx: &Ctx<'_>, t: &mut Target, others: &[Agent<'_>]) -> StepResult {
     let run = ctx.run_of(&t.host.name).expect("connected");
     let conn = run.conn.as_ref().expect("connected");
@@ -807,9 +956,22 @@ async fn graceful(ctx: &Ctx<'_>, t: &mut Target, others: &[Agent<'_>]) -> StepRe
         .to_string();
     t.did(format!("consul leave: {said}"));
     // 2. Consul (through another server) reports it left.
-    wait_gone(ctx, t, others, true)
-        .await
-        .map_err(|e| ("wait for left", e))?;
+    let mut said = Vec::new();
+    let waited = wait_gone(
+        &vias(others),
+        &host.name,
+        ctx.ip(&host.name),
+        host.role == Role::Server,
+        true,
+        &TokioClock,
+        ctx.timeout(),
+        &mut said,
+    )
+    .await;
+    for s in said {
+        t.did(s);
+    }
+    waited.map_err(|e| ("wait for left", e))?;
     // 3. stop, disable, move aside.
     let mut paths = Vec::new();
     if !moved_conf {
@@ -820,7 +982,7 @@ async fn graceful(ctx: &Ctx<'_>, t: &mut Target, others: &[Agent<'_>]) -> StepRe
 
 async fn forced(ctx: &Ctx<'_>, t: &mut Target, others: &[Agent<'_>]) -> StepResult {
     let host = t.host.clone();
-    let Some(agent) = others.first().copied() else {
+    let Some(agent) = others.first() else {
         return Err((
             "force-leave",
             anyhow!(
@@ -829,95 +991,38 @@ async fn forced(ctx: &Ctx<'_>, t: &mut Target, others: &[Agent<'_>]) -> StepResu
             ),
         ));
     };
-    let raft_addr = ctx.raft_addr(&host.name);
-    let (view, _) = ctx
-        .read_view(std::slice::from_ref(&agent))
-        .await
-        .map_err(|e| ("force-leave", e))?;
-    let is_member = view.members.iter().any(|m| m.name == host.name);
-    if is_member {
-        let args = vec![
-            path_arg(&agent.host.paths.binary),
-            ctx.http(agent.host),
-            host.name.clone(),
-        ];
-        let out = timed(
-            ctx,
-            agent.conn.run(
-                "consul force-leave",
-                crate::remote::NODE_FORCE_LEAVE,
-                &args,
-                None,
-            ),
-        )
-        .await
-        .map_err(|e| ("force-leave", e))?;
-        if !out.success() {
-            return Err(("force-leave", anyhow!("{}", out.tail(8))));
-        }
-        if out.stdout.lines().next() == Some("prune") {
-            t.did(format!(
-                "consul force-leave -prune {} (through {})",
-                host.name, agent.host.name
-            ));
-        } else {
-            t.did(format!(
-                "consul force-leave {} (through {}); this consul has no -prune, so the member stays \
-                 listed as left until Consul reaps it",
-                host.name, agent.host.name
-            ));
-        }
-    } else {
-        t.did(format!(
-            "{} is not a member any more (as {} sees it)",
-            host.name, agent.host.name
-        ));
+    let ip = ctx.ip(&host.name);
+    let server = host.role == Role::Server;
+    let mut done = Vec::new();
+    let res = force_out(
+        &agent.via,
+        &host.name,
+        ip,
+        server,
+        &TokioClock,
+        RAFT_SETTLE,
+        &mut done,
+    )
+    .await;
+    for d in done.drain(..) {
+        t.did(d);
     }
-    if host.role == Role::Server {
-        // Give the leader a moment to drop it from raft by itself, then remove-peer if needed.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut entry = None;
-        loop {
-            if let Ok((view, _)) = ctx.read_view(std::slice::from_ref(&agent)).await {
-                entry = raft_entry(&view, &host.name, raft_addr.as_deref()).cloned();
-                if entry.is_none() {
-                    break;
-                }
-            }
-            if Instant::now() > deadline {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-        if let Some(entry) = entry {
-            let args = vec![
-                path_arg(&agent.host.paths.binary),
-                ctx.http(agent.host),
-                entry.address.clone(),
-            ];
-            let out = timed(
-                ctx,
-                agent.conn.run(
-                    "consul operator raft remove-peer",
-                    crate::remote::REMOVE_PEER,
-                    &args,
-                    None,
-                ),
-            )
-            .await
-            .map_err(|e| ("remove-peer", e))?;
-            if !out.success() {
-                return Err(("remove-peer", anyhow!("{}", out.tail(8))));
-            }
-            t.did(format!(
-                "consul operator raft remove-peer -address={} (through {})",
-                entry.address, agent.host.name
-            ));
-        }
+    res?;
+    let waited = wait_gone(
+        std::slice::from_ref(&agent.via),
+        &host.name,
+        ip,
+        server,
+        false,
+        &TokioClock,
+        ctx.timeout(),
+        &mut done,
+    )
+    .await;
+    for d in done {
+        t.did(d);
     }
-    wait_gone(ctx, t, std::slice::from_ref(&agent), false)
-        .await
-        .map_err(|e| ("verify", e))?;
+    waited.map_err(|e| ("verify", e))?;
     match t.way {
         Way::ForceLocal => {
             let run = ctx.run_of(&host.name).expect("connected");
@@ -932,98 +1037,6 @@ async fn forced(ctx: &Ctx<'_>, t: &mut Target, others: &[Agent<'_>]) -> StepResu
             ));
             Ok(())
         }
-    }
-}
-
-/// Wait until Consul, asked through one of `agents`, reports the node left (or no longer a
-/// member) and, for a server, no longer in the raft configuration.
-async fn wait_gone(
-    ctx: &Ctx<'_>,
-    t: &mut Target,
-    agents: &[Agent<'_>],
-    graceful: bool,
-) -> Result<()> {
-    let host = t.host.clone();
-    if agents.is_empty() {
-        t.did(format!(
-            "no other live server to confirm that {} left (it was the last one reachable)",
-            host.name
-        ));
-        return Ok(());
-    }
-    let raft_addr = ctx.raft_addr(&host.name);
-    let deadline = Instant::now() + ctx.timeout();
-    let mut last = String::from("no answer yet");
-    let mut delay = Duration::from_millis(250);
-    loop {
-        for a in agents {
-            let http = ctx.http(a.host);
-            let view =
-                match tokio::time::timeout(READ_TIMEOUT, verify::read_view(a.conn, &http)).await {
-                    Ok(Ok(v)) => v,
-                    Ok(Err(e)) => {
-                        last = format!("{} did not answer: {e:#}", a.host.name);
-                        continue;
-                    }
-                    Err(_) => {
-                        last = format!("{} did not answer in time", a.host.name);
-                        continue;
-                    }
-                };
-            let member = view.members.iter().find(|m| m.name == host.name);
-            let member_gone = member.map_or(true, |m| m.status == 3);
-            let in_raft = raft_entry(&view, &host.name, raft_addr.as_deref()).is_some();
-            let raft_known = !view.raft.is_empty();
-            let raft_gone = host.role == Role::Client || (raft_known && !in_raft);
-            if member_gone && raft_gone {
-                match member {
-                    Some(m) => t.did(format!(
-                        "Consul (through {}) reports {} as {}",
-                        a.host.name,
-                        host.name,
-                        m.status_word()
-                    )),
-                    None => t.did(format!(
-                        "Consul (through {}) no longer lists {} as a member",
-                        a.host.name, host.name
-                    )),
-                }
-                if host.role == Role::Server {
-                    t.did(format!(
-                        "{} is out of the raft configuration ({} voter{} now, leader {})",
-                        host.name,
-                        voters(&view),
-                        plural(voters(&view)),
-                        view.leader.as_deref().unwrap_or("NONE")
-                    ));
-                }
-                return Ok(());
-            }
-            last = format!(
-                "Consul (through {}) still reports {} as {}{}",
-                a.host.name,
-                host.name,
-                member.map(|m| m.status_word()).unwrap_or("gone"),
-                if in_raft {
-                    " and in the raft configuration"
-                } else if !raft_known && host.role == Role::Server {
-                    " (raft configuration unreadable)"
-                } else {
-                    ""
-                }
-            );
-            break;
-        }
-        if Instant::now() + delay > deadline {
-            let what = if graceful {
-                "after consul leave"
-            } else {
-                "after force-leave"
-            };
-            bail!("{what}, within {}s: {last}", ctx.args.timeout);
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(2));
     }
 }
 
@@ -1417,158 +1430,15 @@ fn to_text(r: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn server(node: &str, ip: &str, voter: bool) -> RaftServer {
-        RaftServer {
-            node: node.into(),
-            address: format!("{ip}:8300"),
-            leader: false,
-            voter,
-            ..Default::default()
-        }
-    }
-
-    fn member(name: &str, ip: &str, status: u8) -> Member {
-        Member {
-            name: name.into(),
-            addr: ip.into(),
-            status,
-            tags: [("role".to_string(), "consul".to_string())].into(),
-            ..Default::default()
-        }
-    }
-
-    /// `n` voters server1..n at 10.0.0.1..n; `dead` are failed members.
-    fn cluster(n: usize, dead: &[usize]) -> (Vec<RaftServer>, Vec<Member>) {
-        let raft = (1..=n)
-            .map(|i| server(&format!("server{i}"), &format!("10.0.0.{i}"), true))
-            .collect();
-        let members = (1..=n)
-            .map(|i| {
-                let status = if dead.contains(&i) { 4 } else { 1 };
-                member(&format!("server{i}"), &format!("10.0.0.{i}"), status)
-            })
-            .collect();
-        (raft, members)
-    }
+    use consul_api::testing::{FakeTransport, ManualClock};
 
     fn names(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
     }
 
-    fn check(n: usize, dead: &[usize], remove: &[&str]) -> QuorumCheck {
-        let (raft, members) = cluster(n, dead);
-        quorum_after_removal(&raft, &members, &names(remove), &BTreeSet::new())
-    }
-
-    #[test]
-    fn five_to_three_healthy_is_fine() {
-        let c = check(5, &[], &["server4", "server5"]);
-        assert_eq!(
-            (c.voters, c.remaining, c.alive_remaining, c.quorum),
-            (5, 3, 3, 2)
-        );
-        assert_eq!(c.problem(), None);
-    }
-
-    #[test]
-    fn the_issue_example_names_the_numbers() {
-        // 5 voters, server1 dead: removing server2 and server3 leaves 1 alive of 3.
-        let c = check(5, &[1, 4], &["server2", "server3"]);
-        assert_eq!(
-            c.problem().unwrap(),
-            "removing server2, server3 would leave 1 alive voter of 3; quorum of the remaining 3 needs 2"
-        );
-    }
-
-    #[test]
-    fn one_dead_of_three_refuses_removing_a_live_one() {
-        let c = check(3, &[1], &["server2"]);
-        assert_eq!((c.remaining, c.alive_remaining, c.quorum), (2, 1, 2));
-        assert_eq!(
-            c.problem().unwrap(),
-            "removing server2 would leave 1 alive voter of 2; quorum of the remaining 2 needs 2"
-        );
-    }
-
-    #[test]
-    fn removing_the_dead_one_of_three_is_fine() {
-        let c = check(3, &[3], &["server3"]);
-        assert_eq!((c.remaining, c.alive_remaining, c.quorum), (2, 2, 2));
-        assert_eq!(c.problem(), None);
-    }
-
-    #[test]
-    fn three_to_one_healthy_keeps_a_quorum_of_one() {
-        // 3 -> 1: one alive voter, quorum of 1 is 1: allowed (the cluster keeps a leader).
-        let c = check(3, &[], &["server2", "server3"]);
-        assert_eq!((c.remaining, c.alive_remaining, c.quorum), (1, 1, 1));
-        assert_eq!(c.problem(), None);
-    }
-
-    #[test]
-    fn the_last_server_is_refused() {
-        let c = check(1, &[], &["server1"]);
-        assert_eq!(
-            c.problem().unwrap(),
-            "removing server1 would remove the last server: none of the 1 voter would remain"
-        );
-        let c = check(3, &[], &["server1", "server2", "server3"]);
-        assert!(c.problem().unwrap().contains("the last server"), "{c:?}");
-    }
-
-    #[test]
-    fn non_voters_do_not_count_and_unknown_members_are_not_alive() {
-        let (mut raft, mut members) = cluster(3, &[]);
-        raft.push(server("server4", "10.0.0.4", false));
-        members.retain(|m| m.name != "server3"); // no member record: not alive
-        let c = quorum_after_removal(&raft, &members, &names(&["server4"]), &BTreeSet::new());
-        assert_eq!(c.removed_voters, 0);
-        assert_eq!(c.problem(), None, "removing a non-voter never hurts");
-        let c = quorum_after_removal(&raft, &members, &names(&["server2"]), &BTreeSet::new());
-        assert_eq!(
-            (c.voters, c.remaining, c.alive_remaining, c.quorum),
-            (3, 2, 1, 2)
-        );
-        assert!(c.problem().is_some());
-    }
-
-    #[test]
-    fn matched_by_raft_address_and_member_address_when_names_differ() {
-        let raft = vec![
-            server("a", "10.0.0.1", true),
-            server("b", "10.0.0.2", true),
-            server("c", "10.0.0.3", true),
-        ];
-        // Members carry other names (e.g. node_name overridden) but the same IPs.
-        let members = vec![
-            member("x", "10.0.0.1", 1),
-            member("y", "10.0.0.2", 4),
-            member("z", "10.0.0.3", 1),
-        ];
-        let addrs: BTreeSet<String> = ["10.0.0.3:8300".to_string()].into();
-        let c = quorum_after_removal(&raft, &members, &names(&["server3"]), &addrs);
-        assert_eq!(
-            (c.removed_voters, c.remaining, c.alive_remaining),
-            (1, 2, 1)
-        );
-        assert!(c.problem().is_some());
-    }
-
-    #[test]
-    fn a_leaving_member_is_not_alive() {
-        let (raft, mut members) = cluster(3, &[]);
-        members[0].status = 2;
-        let c = quorum_after_removal(&raft, &members, &names(&["server2"]), &BTreeSet::new());
-        assert_eq!(c.alive_remaining, 1);
-    }
-
-    #[test]
-    fn ipv6_addresses_split() {
-        assert_eq!(addr_ip("[fd00::1]:8300"), "fd00::1");
-        assert_eq!(addr_ip("10.0.0.1:8300"), "10.0.0.1");
-        assert_eq!(addr_ip("10.0.0.1"), "10.0.0.1");
-    }
+    // The quorum arithmetic itself (five to three, one dead of three, the last server,
+    // non-voters, names that differ from the inventory, IPv6) is tested in
+    // `consul_api::quorum`; here: the decisions of `node remove` over Consul's answers.
 
     const COMMENTED: &str = r#"# Production cluster: edit with care.
 [cluster]
@@ -1867,33 +1737,379 @@ tags = [ "web",  "lab" ]
         assert!(elapsed <= budget && elapsed >= s(55), "{elapsed:?}");
     }
 
-    #[test]
-    fn force_leave_script_uses_prune_only_when_offered() {
-        let tmp = tempfile::tempdir().unwrap();
-        let with = fake_consul(
-            tmp.path(),
-            "if [ \"$2\" = -h ]; then echo '  -prune    Remove agent completely'; exit 1; fi; echo \"$@\"",
-        );
-        let out = sh(
-            crate::remote::NODE_FORCE_LEAVE,
-            &[&with, "http://127.0.0.1:8500", "-n1"],
-        );
-        assert!(out.status.success(), "{out:?}");
+    // --- decisions over Consul's answers (fixtures in tests/fixtures/consul) ---------------
+
+    fn fixture(name: &str) -> FakeTransport {
+        FakeTransport::from_file(format!(
+            "{}/tests/fixtures/consul/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    fn via(name: &str, fake: &FakeTransport) -> Via {
+        Via {
+            name: name.into(),
+            client: Client::new(fake.clone()),
+        }
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn ips(v: &[&str]) -> BTreeSet<IpAddr> {
+        v.iter().map(|s| ip(s)).collect()
+    }
+
+    const VIEW: [&str; 3] = [
+        "GET /v1/status/leader",
+        "GET /v1/operator/raft/configuration?stale",
+        "GET /v1/agent/members",
+    ];
+
+    #[tokio::test]
+    async fn removing_a_healthy_server_keeps_the_quorum() {
+        let fake = fixture("healthy-3-servers.json");
+        let up = check_up_front(
+            &[via("server1", &fake)],
+            &names(&["server3"]),
+            &ips(&["10.0.0.3"]),
+            false,
+        )
+        .await
+        .unwrap();
+        let c = up.check.unwrap();
         assert_eq!(
-            String::from_utf8_lossy(&out.stdout),
-            "prune\nforce-leave -prune -http-addr=http://127.0.0.1:8500 -- -n1\n"
+            (
+                c.voters,
+                c.removed_voters,
+                c.remaining,
+                c.alive_remaining,
+                c.quorum
+            ),
+            (3, 1, 2, 2, 2)
         );
-        let without = fake_consul(
-            tmp.path(),
-            "if [ \"$2\" = -h ]; then echo 'Usage: consul force-leave'; exit 1; fi; echo \"$@\"",
+        assert!(up.warnings.is_empty(), "{:?}", up.warnings);
+        assert_eq!(up.view.unwrap().leader.as_deref(), Some("10.0.0.1:8300"));
+        // One read, one round trip, nothing written.
+        assert_eq!(fake.sent(), VIEW);
+        assert_eq!(fake.batches(), [3]);
+    }
+
+    #[tokio::test]
+    async fn removing_the_failed_server_is_allowed_and_force_leaves_it() {
+        let fake = fixture("one-server-failed.json");
+        let v = via("server1", &fake);
+        let up = check_up_front(
+            std::slice::from_ref(&v),
+            &names(&["server3"]),
+            &ips(&["10.0.0.3"]),
+            false,
+        )
+        .await
+        .unwrap();
+        let c = up.check.unwrap();
+        assert_eq!((c.remaining, c.alive_remaining, c.quorum), (2, 2, 2));
+        assert_eq!(c.problem(), None);
+        fake.clear_record();
+
+        // --force on the dead server: force-leave, the leader keeps it in raft for the whole
+        // settle time, so its peer is removed by address.
+        let clock = ManualClock::new();
+        let mut done = Vec::new();
+        force_out(
+            &v,
+            "server3",
+            Some(ip("10.0.0.3")),
+            true,
+            &clock,
+            RAFT_SETTLE,
+            &mut done,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            done,
+            [
+                "consul force-leave -prune server3 (through server1)",
+                "consul operator raft remove-peer -address=10.0.0.3:8300 (through server1)",
+            ]
         );
-        let out = sh(
-            crate::remote::NODE_FORCE_LEAVE,
-            &[&without, "http://127.0.0.1:8500", "n1"],
+        let sent = fake.sent();
+        assert_eq!(sent[..3], VIEW);
+        assert_eq!(sent[3], "PUT /v1/agent/force-leave/server3?prune");
+        assert_eq!(
+            sent.last().unwrap(),
+            "DELETE /v1/operator/raft/peer?address=10.0.0.3%3A8300"
+        );
+        // Between them only reads, every 500ms for 10s.
+        let reads = &sent[4..sent.len() - 1];
+        assert_eq!(reads.len(), 21 * 3);
+        assert!(reads.chunks(3).all(|c| c == VIEW), "{reads:?}");
+        assert_eq!(clock.slept(), RAFT_SETTLE);
+        assert_eq!(fake.count("PUT", "/v1/agent/force-leave/server3?prune"), 1);
+    }
+
+    #[tokio::test]
+    async fn a_server_the_leader_drops_by_itself_needs_no_remove_peer() {
+        // After the first read (server3 failed, a raft peer) Consul shows it left and out of raft.
+        let fake = fixture("one-server-failed.json")
+            .on_json(
+                "GET",
+                "/v1/operator/raft/configuration",
+                &serde_json::json!({"Servers": [
+                    {"ID": "1", "Node": "server1", "Address": "10.0.0.1:8300", "Leader": true, "Voter": true},
+                    {"ID": "2", "Node": "server2", "Address": "10.0.0.2:8300", "Leader": false, "Voter": true}
+                ], "Index": 150}),
+            )
+            .on_json(
+                "GET",
+                "/v1/agent/members",
+                &serde_json::json!([
+                    {"Name": "server1", "Addr": "10.0.0.1", "Status": 1, "Tags": {"role": "consul"}},
+                    {"Name": "server2", "Addr": "10.0.0.2", "Status": 1, "Tags": {"role": "consul"}},
+                    {"Name": "server3", "Addr": "10.0.0.3", "Status": 3, "Tags": {"role": "consul"}}
+                ]),
+            );
+        let v = via("server2", &fake);
+        let clock = ManualClock::new();
+        let mut done = Vec::new();
+        force_out(&v, "server3", None, true, &clock, RAFT_SETTLE, &mut done)
+            .await
+            .unwrap();
+        assert_eq!(
+            done,
+            ["consul force-leave -prune server3 (through server2)"]
+        );
+        assert_eq!(fake.count("DELETE", "/v1/operator/raft/peer"), 0);
+        assert!(clock.sleeps().is_empty());
+        let mut want: Vec<&str> = VIEW.to_vec();
+        want.push("PUT /v1/agent/force-leave/server3?prune");
+        want.extend(VIEW);
+        assert_eq!(fake.sent(), want);
+        // Then Consul reports it gone.
+        let mut said = Vec::new();
+        wait_gone(
+            std::slice::from_ref(&v),
+            "server3",
+            None,
+            true,
+            false,
+            &clock,
+            Duration::from_secs(60),
+            &mut said,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            said,
+            [
+                "Consul (through server2) reports server3 as left",
+                "server3 is out of the raft configuration (2 voters now, leader 10.0.0.1:8300)",
+            ]
+        );
+        assert_eq!(fake.count("PUT", "/v1/agent/force-leave/server3?prune"), 1);
+    }
+
+    #[tokio::test]
+    async fn removing_a_live_server_while_another_failed_is_refused_with_exit_2() {
+        let fake = fixture("one-server-failed.json");
+        let e = check_up_front(
+            &[via("server1", &fake)],
+            &names(&["server2"]),
+            &ips(&["10.0.0.2"]),
+            false,
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(e, Error::Locked(_)), "{e:?}");
+        assert_eq!(e.code(), 2);
+        assert_eq!(
+            e.to_string(),
+            "refusing: removing server2 would leave 1 alive voter of 2; quorum of the remaining 2 \
+             needs 2. Nothing was changed; --force overrides this check"
+        );
+        assert_eq!(fake.sent(), VIEW, "nothing but the read");
+        // --force: a warning instead.
+        let up = check_up_front(
+            &[via("server1", &fake)],
+            &names(&["server2"]),
+            &ips(&["10.0.0.2"]),
+            true,
+        )
+        .await
+        .unwrap();
+        assert_eq!(up.warnings.len(), 1);
+        assert!(
+            up.warnings[0].starts_with("--force: removing server2 would leave 1 alive voter of 2")
+        );
+        // The check before the server itself says it once more only when it is news.
+        let mut warnings = up.warnings.clone();
+        check_before_server(
+            &[via("server1", &fake)],
+            "server2",
+            Some(ip("10.0.0.2")),
+            true,
+            &mut warnings,
+        )
+        .await
+        .unwrap();
+        assert_eq!(warnings.len(), 1);
+        let e = check_before_server(
+            &[via("server1", &fake)],
+            "server2",
+            Some(ip("10.0.0.2")),
+            false,
+            &mut warnings,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(
+            e,
+            "refusing: removing server2 would leave 1 alive voter of 2; quorum of the remaining 2 needs 2; --force overrides"
+        );
+    }
+
+    #[tokio::test]
+    async fn ipv6_servers_named_otherwise_in_consul_are_matched_by_address() {
+        // The inventory's server2 / server3 are Consul's node-b / node-c at [fd00::2] / [fd00::3].
+        let fake = fixture("ipv6-one-server-failed.json");
+        let e = check_up_front(
+            &[via("server1", &fake)],
+            &names(&["server2"]),
+            &ips(&["fd00::2"]),
+            false,
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(e, Error::Locked(_)), "{e:?}");
+        assert!(
+            e.to_string()
+                .contains("would leave 1 alive voter of 2; quorum of the remaining 2 needs 2"),
+            "{e}"
+        );
+        let up = check_up_front(
+            &[via("server1", &fake)],
+            &names(&["server3"]),
+            &ips(&["fd00::3"]),
+            false,
+        )
+        .await
+        .unwrap();
+        let c = up.check.unwrap();
+        assert_eq!(
+            (c.removed_voters, c.remaining, c.alive_remaining),
+            (1, 2, 2)
+        );
+        // Forced out: node-c is not a member by the inventory's name; its raft peer goes by
+        // its bracketed address.
+        fake.clear_record();
+        let clock = ManualClock::new();
+        let mut done = Vec::new();
+        force_out(
+            &via("server1", &fake),
+            "server3",
+            Some(ip("fd00::3")),
+            true,
+            &clock,
+            Duration::from_secs(1),
+            &mut done,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            done,
+            [
+                "server3 is not a member any more (as server1 sees it)",
+                "consul operator raft remove-peer -address=[fd00::3]:8300 (through server1)",
+            ]
         );
         assert_eq!(
-            String::from_utf8_lossy(&out.stdout),
-            "no-prune\nforce-leave -http-addr=http://127.0.0.1:8500 -- n1\n"
+            fake.sent().last().unwrap(),
+            "DELETE /v1/operator/raft/peer?address=%5Bfd00%3A%3A3%5D%3A8300"
         );
+        assert_eq!(fake.count("PUT", "/v1/agent/force-leave/server3?prune"), 0);
+    }
+
+    #[tokio::test]
+    async fn without_a_raft_configuration_removing_a_server_is_an_error_and_a_client_a_warning() {
+        let fake = FakeTransport::new().fail_all("ssh server1: connection refused");
+        let e = check_up_front(
+            &[via("server1", &fake)],
+            &names(&["server2"]),
+            &ips(&[]),
+            true,
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(e, Error::Runtime(_)), "{e:?}");
+        assert!(e.to_string().contains("cannot be checked"), "{e}");
+        let up = check_up_front(&[via("server1", &fake)], &[], &ips(&[]), false)
+            .await
+            .unwrap();
+        assert!(up.view.is_none() && up.check.is_none());
+        assert_eq!(
+            up.warnings,
+            ["cannot read the cluster state: no live server answered: server1: reading the leader: ssh server1: connection refused"]
+        );
+    }
+
+    #[tokio::test]
+    async fn waiting_for_a_node_to_leave_times_out_naming_what_is_left() {
+        let fake = fixture("one-server-failed.json");
+        let clock = ManualClock::new();
+        let mut said = Vec::new();
+        let e = wait_gone(
+            &[via("server1", &fake)],
+            "server3",
+            Some(ip("10.0.0.3")),
+            true,
+            true,
+            &clock,
+            Duration::from_secs(5),
+            &mut said,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "after consul leave, within 5s: Consul (through server1) still reports server3 as \
+             failed and in the raft configuration"
+        );
+        assert!(said.is_empty());
+        assert_eq!(fake.count("GET", "/v1/agent/members"), 11);
+    }
+
+    /// A node name is one path segment of the force-leave request, whatever it holds (the
+    /// former script passed it after `--` for a name with a leading dash).
+    #[tokio::test]
+    async fn force_leave_of_an_odd_node_name() {
+        let fake = FakeTransport::new()
+            .on_json(
+                "GET",
+                "/v1/agent/members",
+                &serde_json::json!([{"Name": "-n1", "Addr": "10.0.0.9", "Status": 4, "Tags": {}}]),
+            )
+            .on("PUT", "/v1/agent/force-leave/-n1", 200, "")
+            .load_file(format!(
+                "{}/tests/fixtures/consul/healthy-3-servers.json",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap();
+        let mut done = Vec::new();
+        force_out(
+            &via("server1", &fake),
+            "-n1",
+            None,
+            false,
+            &ManualClock::new(),
+            RAFT_SETTLE,
+            &mut done,
+        )
+        .await
+        .unwrap();
+        assert_eq!(done, ["consul force-leave -prune -n1 (through server1)"]);
+        assert_eq!(fake.sent()[3..], ["PUT /v1/agent/force-leave/-n1?prune"]);
     }
 }

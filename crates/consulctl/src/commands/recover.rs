@@ -11,24 +11,34 @@
 //! that SSH still reaches: stop the agent, copy its data dir aside
 //! (`<data_dir>.pre-recovery-<UTC>`), write the same `raft/peers.json` (raft protocol 3: each
 //! survivor's node ID, `IP:8300`, voter) on each, start them, and wait for a leader. A later
-//! `apply` brings replacement servers in as new members.
+//! `apply` brings replacement servers in as new members. Refused (exit 2) while the cluster has
+//! a leader, unless forced.
+//!
+//! Consul is read and written through `consul_api::Client`s of live servers' agents ([`Via`]);
+//! the decisions ([`check_node`], [`wait_back`], [`split_survivors`], [`refuse_if_leader`],
+//! [`peers_of`], [`peers_json`], [`wait_leader`]) take such clients or plain data, so they are
+//! tested against recorded answers. The scripts on hosts only stop and start agents and move,
+//! copy and write files.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::apply::{self, HostRun, Prepared};
 use crate::cli::{Output, RecoverArgs};
 use crate::execute::path_arg;
 use crate::progress::Progress;
-use crate::rolling;
 use crate::ssh::Connection;
-use crate::verify::{self, Member};
+use crate::verify::{self, ClusterView};
+use consul_api::poll::{wait_until_with, Clock, Last, Progress as Poll, TokioClock};
+use consul_api::quorum::{parse_addr_ip, raft_addr};
+use consul_api::{agent, operator, status, AutopilotHealth, Client};
 use consulctl_core::error::Error;
 use consulctl_core::model::{Cluster, Host, Role};
 use consulctl_core::templates::Templates;
@@ -36,55 +46,271 @@ use consulctl_core::templates::Templates;
 const READ_TIMEOUT: Duration = Duration::from_secs(20);
 
 // ------------------------------------------------------------------------------------------
-// Pure parts
+// Decisions, through Consul API clients (tested with a fake transport)
 // ------------------------------------------------------------------------------------------
 
-/// A raft server entry with its ID (`/v1/operator/raft/configuration`).
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
-pub struct RaftPeer {
-    #[serde(rename = "ID", default)]
-    pub id: String,
-    #[serde(rename = "Node", default)]
-    pub node: String,
-    #[serde(rename = "Address", default)]
-    pub address: String,
-    #[serde(rename = "Voter", default)]
-    pub voter: bool,
+pub use crate::node::Via;
+pub use consul_api::quorum::quorum_while_down;
+
+/// Consul's state through one agent: leader, raft configuration (with the servers' IDs),
+/// members, and autopilot's health (the error, as text, when autopilot did not answer).
+#[derive(Debug, Clone)]
+pub struct Reading {
+    pub view: ClusterView,
+    pub autopilot: std::result::Result<AutopilotHealth, String>,
 }
 
-/// Whether taking `target` down for a while keeps a quorum: the voters other than it that are
-/// alive members must be at least `voters / 2 + 1`. Some(problem) when not.
-pub fn quorum_while_down(
-    raft: &[RaftPeer],
-    members: &[Member],
-    target: &str,
-    target_addr: Option<&str>,
-) -> Option<String> {
-    let voters: Vec<&RaftPeer> = raft.iter().filter(|s| s.voter).collect();
-    let is_target = |s: &RaftPeer| s.node == target || target_addr.is_some_and(|a| a == s.address);
-    if !voters.iter().any(|s| is_target(s)) {
-        return None;
+/// Leader, raft configuration, members and autopilot health through `client`, in one round
+/// trip. Without a leader the raft configuration may be unavailable: it is then empty.
+pub async fn read_state(client: &Client, via: &str) -> Result<Reading> {
+    let leader = status::leader();
+    let raft = operator::raft_configuration(true);
+    let members = agent::members(false);
+    let autopilot = operator::autopilot_health();
+    let answers = client
+        .send(vec![
+            leader.request.clone(),
+            raft.request.clone(),
+            members.request.clone(),
+            autopilot.request.clone(),
+        ])
+        .await?;
+    let leader = leader.finish(&answers[0]).context("reading the leader")?;
+    let raft = raft
+        .finish(&answers[1])
+        .map(|c| c.servers)
+        .unwrap_or_default();
+    let members = members.finish(&answers[2]).context("reading the members")?;
+    Ok(Reading {
+        view: ClusterView {
+            via: via.to_string(),
+            leader,
+            raft,
+            members,
+        },
+        autopilot: autopilot.finish(&answers[3]).map_err(|e| e.to_string()),
+    })
+}
+
+/// [`read_state`] through the first of `via` that answers.
+pub async fn read_via(via: &[Via]) -> Result<(Reading, &Via)> {
+    let mut errors = Vec::new();
+    for a in via {
+        match tokio::time::timeout(READ_TIMEOUT, read_state(&a.client, &a.name)).await {
+            Ok(Ok(r)) => return Ok((r, a)),
+            Ok(Err(e)) => errors.push(format!("{}: {e:#}", a.name)),
+            Err(_) => errors.push(format!("{}: timed out", a.name)),
+        }
     }
-    let alive_others = voters
+    if via.is_empty() {
+        bail!("no live server is reachable over SSH with its agent running");
+    }
+    bail!("no server answered: {}", errors.join("; "))
+}
+
+/// Whether `recover NODE` may take the server `name` (bind IP `ip`) down, asked through the
+/// other live servers `via`: refused ([`Error::Locked`], exit 2) when the other voters alive
+/// would be fewer than the quorum while it is down, or when no other server answers. With
+/// `force` the problem is returned as a warning instead. A client needs no check.
+pub async fn check_node(
+    via: &[Via],
+    name: &str,
+    ip: Option<IpAddr>,
+    server: bool,
+    force: bool,
+) -> Result<Option<String>, Error> {
+    if !server {
+        return Ok(None);
+    }
+    let problem = match read_via(via).await {
+        Ok((r, _)) => quorum_while_down(&r.view.raft, &r.view.members, name, ip),
+        Err(e) => Some(format!(
+            "cannot read the raft configuration through another server ({e:#}); if most servers \
+             are gone for good, `consulctl recover quorum` is the step to take"
+        )),
+    };
+    match problem {
+        None => Ok(None),
+        Some(problem) if !force => Err(Error::Locked(anyhow!(
+            "refusing to recover server {name}: {problem}. Nothing was changed; --force overrides"
+        ))),
+        Some(problem) => Ok(Some(problem)),
+    }
+}
+
+/// Why a recovered node is not back as a member: not an alive member of the pool.
+pub fn member_not_back(r: &Reading, name: &str) -> Option<String> {
+    let member = r.view.members.iter().find(|m| m.name == name);
+    (!member.is_some_and(|m| m.is_alive())).then(|| {
+        format!(
+            "{name} is {}",
+            member.map(|m| m.status_word()).unwrap_or("not a member")
+        )
+    })
+}
+
+/// Why a recovered server is not back as a voter: not a healthy voter by autopilot (matched
+/// by name, else by the IP of its raft address).
+pub fn voter_not_back(r: &Reading, name: &str, ip: Option<IpAddr>) -> Option<String> {
+    match &r.autopilot {
+        Ok(h) => {
+            match h.servers.iter().find(|s| {
+                s.name == name || ip.is_some_and(|ip| parse_addr_ip(&s.address) == Some(ip))
+            }) {
+                Some(s) if s.healthy && s.voter => None,
+                Some(s) => Some(format!(
+                    "{name}: autopilot healthy {}, voter {}",
+                    s.healthy, s.voter
+                )),
+                None => Some(format!("{name} is not among autopilot's servers yet")),
+            }
+        }
+        Err(e) => Some(format!("autopilot: {e}")),
+    }
+}
+
+/// Whether the raft configuration still holds an entry under the recovered server's old node
+/// ID while its member carries a new one (Consul did not replace the entry itself).
+pub fn old_entry_lingers(r: &Reading, name: &str, old_id: &str) -> bool {
+    let new_id = r
+        .view
+        .members
         .iter()
-        .filter(|s| !is_target(s))
-        .filter(|s| {
-            members.iter().any(|m| {
-                m.status == 1
-                    && (m.name == s.node
-                        || s.address.rsplit_once(':').map(|(ip, _)| ip) == Some(&m.addr))
+        .find(|m| m.name == name)
+        .and_then(|m| m.tags.get("id"))
+        .map(String::as_str);
+    r.view.raft.iter().any(|p| p.id == old_id) && new_id.is_some_and(|n| n != old_id)
+}
+
+/// Wait until Consul, asked through the first of `via` that answers, reports the recovered
+/// node back ([`member_not_back`], for a server also [`voter_not_back`], find nothing). For a
+/// server whose raft entry lingers under its
+/// old node ID `old_id`, that entry is removed once (by ID, through a server other than the
+/// node itself when there is one) while there is a leader. `done` gets what was done.
+#[allow(clippy::too_many_arguments)]
+pub async fn wait_back(
+    via: &[Via],
+    name: &str,
+    ip: Option<IpAddr>,
+    server: bool,
+    old_id: Option<&str>,
+    clock: &dyn Clock,
+    timeout: Duration,
+    done: &mut Vec<String>,
+) -> Result<()> {
+    let removed_old = AtomicBool::new(false);
+    let said: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let (removed_old, said_ref) = (&removed_old, &said);
+    let waited = wait_until_with(
+        clock,
+        &format!("{name} back"),
+        timeout,
+        Duration::from_secs(1),
+        || async move {
+            let (r, _) = read_via(via).await.map_err(|e| format!("{e:#}"))?;
+            let mut problems: Vec<String> = member_not_back(&r, name).into_iter().collect();
+            if server {
+                if let Some(old) = old_id {
+                    let lingering = old_entry_lingers(&r, name, old);
+                    if lingering && !removed_old.load(Ordering::SeqCst) && r.view.leader.is_some() {
+                        let through = via.iter().find(|v| v.name != name).or(via.first());
+                        if let Some(v) = through {
+                            removed_old.store(true, Ordering::SeqCst);
+                            match v.client.call(operator::raft_remove_peer_by_id(old)).await {
+                                Ok(()) => said_ref.lock().unwrap_or_else(|e| e.into_inner()).push(
+                                    format!(
+                                    "consul operator raft remove-peer -id={old} (its entry under \
+                                         the old node ID lingered; through {})",
+                                    v.name
+                                ),
+                                ),
+                                Err(e) => {
+                                    problems.push(format!("removing the old raft entry {old}: {e}"))
+                                }
+                            }
+                        }
+                    }
+                    if lingering {
+                        problems.push(format!(
+                            "the raft entry under the old node ID {old} is still there"
+                        ));
+                    }
+                }
+                problems.extend(voter_not_back(&r, name, ip));
+            }
+            Ok::<_, String>(if problems.is_empty() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending(problems.join("; "))
             })
-        })
-        .count();
-    let quorum = voters.len() / 2 + 1;
-    if alive_others < quorum {
-        Some(format!(
-            "while {target} is down, {alive_others} of the {} voters would be alive; the quorum needs {quorum}",
-            voters.len()
-        ))
-    } else {
-        None
+        },
+    )
+    .await;
+    done.extend(said.into_inner().unwrap_or_else(|e| e.into_inner()));
+    match waited {
+        Ok(()) => {
+            done.push(if server {
+                "Consul reports it an alive member and a healthy voter".to_string()
+            } else {
+                "Consul reports it an alive member".to_string()
+            });
+            Ok(())
+        }
+        Err(t) => {
+            let last = match t.last {
+                Last::Pending(s) | Last::Error(s) => s,
+            };
+            bail!(
+                "{name} did not come back within {}s: {last}",
+                timeout.as_secs()
+            )
+        }
     }
+}
+
+/// `recover quorum`'s survivors: the servers SSH reaches whose bind IP is known, in inventory
+/// order, and the servers gone (the rest).
+pub fn split_survivors(servers: &[(String, bool)]) -> (Vec<String>, Vec<String>) {
+    let (ok, gone): (Vec<_>, Vec<_>) = servers.iter().partition(|(_, reachable)| *reachable);
+    (
+        ok.into_iter().map(|(n, _)| n.clone()).collect(),
+        gone.into_iter().map(|(n, _)| n.clone()).collect(),
+    )
+}
+
+/// `recover quorum` is for an outage without a leader: refused ([`Error::Locked`], exit 2)
+/// when Consul, asked through the first of `via` that answers, reports one; with `force` the
+/// problem is returned as a warning. No answer at all is no refusal (the servers may be down).
+pub async fn refuse_if_leader(via: &[Via], force: bool) -> Result<Option<String>, Error> {
+    let Ok((r, _)) = read_via(via).await else {
+        return Ok(None);
+    };
+    let Some(leader) = &r.view.leader else {
+        return Ok(None);
+    };
+    let problem = format!(
+        "the cluster has a leader ({leader}); recover quorum is for an outage where most servers are gone"
+    );
+    if !force {
+        return Err(Error::Locked(anyhow!(
+            "refusing: {problem}. Nothing was changed; --force overrides"
+        )));
+    }
+    Ok(Some(problem))
+}
+
+/// The peers of `raft/peers.json`: each survivor's (node ID, bind IP). Err: the first survivor
+/// without a node ID (it holds no raft state to recover from).
+pub fn peers_of(
+    survivors: &[(String, IpAddr, Option<String>)],
+) -> std::result::Result<Vec<(String, IpAddr)>, String> {
+    survivors
+        .iter()
+        .map(|(name, ip, id)| match id {
+            Some(id) => Ok((id.clone(), *ip)),
+            None => Err(name.clone()),
+        })
+        .collect()
 }
 
 /// `raft/peers.json` for the surviving servers: (node ID, bind IP), in the raft protocol 3
@@ -100,11 +326,65 @@ pub fn peers_json(survivors: &[(String, IpAddr)]) -> String {
         .iter()
         .map(|(id, ip)| Peer {
             id,
-            address: verify::raft_addr(*ip),
+            address: raft_addr(*ip),
             non_voter: false,
         })
         .collect();
     serde_json::to_string_pretty(&peers).expect("peers serialize") + "\n"
+}
+
+/// Whether the recovered cluster is up: a leader, and every survivor (bind IPs `want`) a
+/// voter. Ok: the leader and the voters' addresses; Err: what is missing.
+pub fn leader_elected(
+    r: &Reading,
+    want: &[IpAddr],
+) -> std::result::Result<(String, Vec<String>), String> {
+    let Some(leader) = &r.view.leader else {
+        return Err("no leader yet".into());
+    };
+    let have: BTreeSet<String> = r
+        .view
+        .raft
+        .iter()
+        .filter(|p| p.voter)
+        .map(|p| p.address.clone())
+        .collect();
+    let have_ips: BTreeSet<IpAddr> = have.iter().filter_map(|a| parse_addr_ip(a)).collect();
+    if want.iter().all(|ip| have_ips.contains(ip)) {
+        return Ok((leader.clone(), have.into_iter().collect()));
+    }
+    let want: BTreeSet<String> = want.iter().map(|ip| raft_addr(*ip)).collect();
+    Err(format!("voters {have:?}, expected {want:?}"))
+}
+
+/// Wait until Consul, asked through the first of `via` that answers, reports a leader with
+/// every survivor a voter ([`leader_elected`]).
+pub async fn wait_leader(
+    via: &[Via],
+    want: &[IpAddr],
+    clock: &dyn Clock,
+    timeout: Duration,
+) -> Result<(String, Vec<String>)> {
+    let waited = wait_until_with(
+        clock,
+        "a leader",
+        timeout,
+        Duration::from_millis(500),
+        || async move {
+            let (r, _) = read_via(via).await.map_err(|e| format!("{e:#}"))?;
+            Ok::<_, String>(match leader_elected(&r, want) {
+                Ok(x) => Poll::Ready(x),
+                Err(why) => Poll::Pending(why),
+            })
+        },
+    )
+    .await;
+    waited.map_err(|t| {
+        let last = match t.last {
+            Last::Pending(s) | Last::Error(s) => s,
+        };
+        anyhow!("no leader within {}s: {last}", timeout.as_secs())
+    })
 }
 
 // ------------------------------------------------------------------------------------------
@@ -179,51 +459,28 @@ impl Ctx {
             .collect()
     }
 
-    /// Members, leader, autopilot and the raft peers with IDs through the first of `via` that
-    /// answers.
-    async fn read(&self, via: &[&HostRun]) -> Result<(rolling::Reading, Vec<RaftPeer>)> {
-        let mut errors = Vec::new();
-        for r in via {
-            let conn = r.conn.as_ref().expect("live");
-            let http = self.http(&r.host);
-            let res = tokio::time::timeout(READ_TIMEOUT, async {
-                // One round trip: leader, raft (with server IDs), members, autopilot.
-                let args = [
-                    http.clone(),
-                    verify::LEADER.into(),
-                    verify::RAFT.into(),
-                    verify::MEMBERS.into(),
-                    rolling::AUTOPILOT.into(),
-                ];
-                let out = conn.run("consul api", verify::API, &args, None).await?;
-                let map = verify::parse_api_output(&out.stdout);
-                let reading = rolling::reading_from(conn.host(), &map)?;
-                let peers = map
-                    .get(verify::RAFT)
-                    .filter(|(c, _)| *c == 200)
-                    .and_then(|(_, b)| {
-                        #[derive(Deserialize)]
-                        struct Cfg {
-                            #[serde(rename = "Servers")]
-                            servers: Vec<RaftPeer>,
-                        }
-                        serde_json::from_str::<Cfg>(b).ok()
-                    })
-                    .map(|c| c.servers)
-                    .unwrap_or_default();
-                anyhow::Ok((reading, peers))
+    /// Clients of the agents of the named hosts (those connected), in that order.
+    fn vias(&self, names: &[String]) -> Vec<Via> {
+        names
+            .iter()
+            .filter_map(|n| self.run_of(n))
+            .filter_map(|r| {
+                Some(Via {
+                    name: r.host.name.clone(),
+                    client: crate::consul::client(r.conn.as_ref()?, &self.http(&r.host)),
+                })
             })
-            .await;
-            match res {
-                Ok(Ok(x)) => return Ok(x),
-                Ok(Err(e)) => errors.push(format!("{}: {e:#}", r.host.name)),
-                Err(_) => errors.push(format!("{}: timed out", r.host.name)),
-            }
-        }
-        if via.is_empty() {
-            bail!("no live server is reachable over SSH with its agent running");
-        }
-        bail!("no server answered: {}", errors.join("; "))
+            .collect()
+    }
+
+    /// Clients of the live servers' agents (except `exclude`).
+    fn live_vias(&self, exclude: &str) -> Vec<Via> {
+        let names: Vec<String> = self
+            .live_servers(exclude)
+            .iter()
+            .map(|r| r.host.name.clone())
+            .collect();
+        self.vias(&names)
     }
 }
 
@@ -450,11 +707,12 @@ pub async fn run(args: &RecoverArgs, debug_log: Option<&Path>) -> Result<(), Err
 
 /// Leader and voters after the run, through any live server.
 async fn final_state(ctx: &Ctx) -> (Option<String>, Vec<String>) {
-    let via = ctx.live_servers("");
-    match ctx.read(&via).await {
-        Ok((reading, peers)) => (
+    match read_via(&ctx.live_vias("")).await {
+        Ok((reading, _)) => (
             reading.view.leader.clone(),
-            peers
+            reading
+                .view
+                .raft
                 .iter()
                 .filter(|p| p.voter)
                 .map(|p| format!("{} ({})", p.node, p.address))
@@ -469,7 +727,8 @@ async fn recover_node(ctx: &mut Ctx, args: &RecoverArgs) -> Result<(), Error> {
     let host = ctx.p.cluster.host(&name).expect("checked").clone();
     ctx.conn(&name)
         .map_err(|e| Error::Runtime(e.context(format!("cannot reach {name} over SSH"))))?;
-    let target_addr = ctx.binds.get(&name).map(|ip| verify::raft_addr(*ip));
+    let ip = ctx.binds.get(&name).copied();
+    let server = host.role == Role::Server;
     let others: Vec<String> = ctx
         .live_servers(&name)
         .iter()
@@ -478,30 +737,12 @@ async fn recover_node(ctx: &mut Ctx, args: &RecoverArgs) -> Result<(), Error> {
 
     // Consul's view before anything changes: quorum while a server is down.
     ctx.progress.println("==> read the cluster state");
-    let via: Vec<&HostRun> = others.iter().filter_map(|n| ctx.run_of(n)).collect();
-    let before = ctx.read(&via).await;
-    if host.role == Role::Server {
-        let problem = match &before {
-            Ok((reading, peers)) => {
-                quorum_while_down(peers, &reading.view.members, &name, target_addr.as_deref())
-            }
-            Err(e) => Some(format!(
-                "cannot read the raft configuration through another server ({e:#}); if most servers \
-                 are gone for good, `consulctl recover quorum` is the step to take"
-            )),
-        };
-        if let Some(problem) = problem {
-            if !args.force {
-                return Err(Error::Input(anyhow!(
-                    "refusing to recover server {name}: {problem}. Nothing was changed; --force overrides"
-                )));
-            }
-            eprintln!("WARNING: --force: {problem}; going on anyway");
-            ctx.did(
-                &name,
-                format!("WARNING: --force past the quorum check: {problem}"),
-            );
-        }
+    if let Some(problem) = check_node(&ctx.vias(&others), &name, ip, server, args.force).await? {
+        eprintln!("WARNING: --force: {problem}; going on anyway");
+        ctx.did(
+            &name,
+            format!("WARNING: --force past the quorum check: {problem}"),
+        );
     }
 
     // Stop, move the data dir aside, start.
@@ -517,136 +758,58 @@ async fn recover_node(ctx: &mut Ctx, args: &RecoverArgs) -> Result<(), Error> {
     // Wait until Consul reports it back.
     ctx.progress
         .println(&format!("==> wait until Consul reports {name} back"));
-    let deadline = Instant::now() + Duration::from_secs(args.timeout);
-    let mut removed_old = false;
-    let mut last: String;
-    loop {
-        let mut via_names = others.clone();
-        if host.role == Role::Server || via_names.is_empty() {
-            via_names.push(name.clone());
-        }
-        let via: Vec<&HostRun> = via_names.iter().filter_map(|n| ctx.run_of(n)).collect();
-        match ctx.read(&via).await {
-            Ok((reading, peers)) => {
-                let member = reading.view.members.iter().find(|m| m.name == name);
-                let alive = member.is_some_and(|m| m.status == 1);
-                let mut problems = Vec::new();
-                if !alive {
-                    problems.push(format!(
-                        "{name} is {}",
-                        member.map(|m| m.status_word()).unwrap_or("not a member")
-                    ));
-                }
-                if host.role == Role::Server {
-                    // The entry under the old node ID, when Consul did not replace it itself.
-                    if let Some(old) = old_id.as_deref() {
-                        let new_id = member.and_then(|m| m.tags.get("id")).map(String::as_str);
-                        let lingering =
-                            peers.iter().any(|p| p.id == old) && new_id.is_some_and(|n| n != old);
-                        if lingering && !removed_old && reading.view.leader.is_some() {
-                            let via = via
-                                .iter()
-                                .find(|r| r.host.name != name)
-                                .copied()
-                                .or(via.first().copied());
-                            if let Some(v) = via {
-                                let conn = v.conn.as_ref().expect("live");
-                                let out = conn
-                                    .run(
-                                        "recover: remove old raft peer",
-                                        crate::remote::REMOVE_PEER,
-                                        &[
-                                            path_arg(&v.host.paths.binary),
-                                            ctx.http(&v.host),
-                                            old.to_string(),
-                                        ],
-                                        None,
-                                    )
-                                    .await?;
-                                removed_old = true;
-                                if out.success() {
-                                    let msg = format!("consul operator raft remove-peer -id={old} (its entry under the old node ID lingered; through {})", v.host.name);
-                                    ctx.did(&name, msg);
-                                } else {
-                                    problems.push(format!(
-                                        "removing the old raft entry {old}: {}",
-                                        out.tail(3)
-                                    ));
-                                }
-                            }
-                        }
-                        if lingering {
-                            problems.push(format!(
-                                "the raft entry under the old node ID {old} is still there"
-                            ));
-                        }
-                    }
-                    match &reading.autopilot {
-                        Ok(h) => {
-                            match h.servers.iter().find(|s| {
-                                s.name == name || Some(&s.address) == target_addr.as_ref()
-                            }) {
-                                Some(s) if s.healthy && s.voter => {}
-                                Some(s) => problems.push(format!(
-                                    "{name}: autopilot healthy {}, voter {}",
-                                    s.healthy, s.voter
-                                )),
-                                None => problems
-                                    .push(format!("{name} is not among autopilot's servers yet")),
-                            }
-                        }
-                        Err(e) => problems.push(format!("autopilot: {e}")),
-                    }
-                }
-                if problems.is_empty() {
-                    let what = if host.role == Role::Server {
-                        "Consul reports it an alive member and a healthy voter"
-                    } else {
-                        "Consul reports it an alive member"
-                    };
-                    ctx.did(&name, what);
-                    return Ok(());
-                }
-                last = problems.join("; ");
-            }
-            Err(e) => last = format!("{e:#}"),
-        }
-        if Instant::now() >= deadline {
-            return Err(
-                anyhow!("{name} did not come back within {}s: {last}", args.timeout).into(),
-            );
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut via_names = others.clone();
+    if server || via_names.is_empty() {
+        via_names.push(name.clone());
     }
+    let via = ctx.vias(&via_names);
+    let mut done = Vec::new();
+    let back = wait_back(
+        &via,
+        &name,
+        ip,
+        server,
+        old_id.as_deref(),
+        &TokioClock,
+        Duration::from_secs(args.timeout),
+        &mut done,
+    )
+    .await;
+    for d in done {
+        ctx.did(&name, d);
+    }
+    back.map_err(Error::Runtime)
 }
 
 async fn recover_quorum(ctx: &mut Ctx, args: &RecoverArgs) -> Result<(), Error> {
-    // Survivors: servers SSH reaches whose data dir holds a node ID.
-    let servers: Vec<Host> = ctx.p.cluster.servers().cloned().collect();
-    let mut survivors: Vec<Host> = Vec::new();
-    let mut lost: Vec<String> = Vec::new();
-    for h in &servers {
-        let r = ctx.run_of(&h.name).expect("selected");
-        if r.failed.is_none() && ctx.binds.contains_key(&h.name) {
-            survivors.push(h.clone());
-        } else {
-            lost.push(h.name.clone());
-        }
-    }
-    if survivors.is_empty() {
+    // Survivors: servers SSH reaches (with a bind IP).
+    let servers: Vec<(String, bool)> = ctx
+        .p
+        .cluster
+        .servers()
+        .map(|h| {
+            let r = ctx.run_of(&h.name).expect("selected");
+            (
+                h.name.clone(),
+                r.failed.is_none() && ctx.binds.contains_key(&h.name),
+            )
+        })
+        .collect();
+    let (survivor_names, lost) = split_survivors(&servers);
+    if survivor_names.is_empty() {
         return Err(anyhow!(
             "no server is reachable over SSH: nothing to recover from ({})",
             lost.join(", ")
         )
         .into());
     }
+    let survivors: Vec<Host> = survivor_names
+        .iter()
+        .map(|n| ctx.p.cluster.host(n).expect("a server").clone())
+        .collect();
     ctx.progress.println(&format!(
         "==> survivors: {}; gone: {}",
-        survivors
-            .iter()
-            .map(|h| h.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", "),
+        survivor_names.join(", "),
         if lost.is_empty() {
             "none".to_string()
         } else {
@@ -654,29 +817,15 @@ async fn recover_quorum(ctx: &mut Ctx, args: &RecoverArgs) -> Result<(), Error> 
         }
     ));
     // A cluster with a leader needs no peers.json.
-    let live: Vec<String> = ctx
-        .live_servers("")
-        .iter()
-        .map(|r| r.host.name.clone())
-        .collect();
-    let via: Vec<&HostRun> = live.iter().filter_map(|n| ctx.run_of(n)).collect();
-    if let Ok((reading, _)) = ctx.read(&via).await {
-        if let Some(leader) = &reading.view.leader {
-            let problem = format!("the cluster has a leader ({leader}); recover quorum is for an outage where most servers are gone");
-            if !args.force {
-                return Err(Error::Input(anyhow!(
-                    "refusing: {problem}. Nothing was changed; --force overrides"
-                )));
-            }
-            eprintln!("WARNING: --force: {problem}; going on anyway");
-        }
+    if let Some(problem) = refuse_if_leader(&ctx.live_vias(""), args.force).await? {
+        eprintln!("WARNING: --force: {problem}; going on anyway");
     }
 
     // Stop every survivor and copy its data dir aside.
     ctx.progress
         .println("==> stop the surviving servers, copy their data dirs aside");
     // Every survivor's node ID first (read-only): a server without one holds no raft state.
-    let mut ids: Vec<(String, IpAddr)> = Vec::new();
+    let mut found: Vec<(String, IpAddr, Option<String>)> = Vec::new();
     for h in &survivors {
         let conn = ctx.conn(&h.name)?;
         let out = conn
@@ -687,20 +836,23 @@ async fn recover_quorum(ctx: &mut Ctx, args: &RecoverArgs) -> Result<(), Error> 
                 None,
             )
             .await?;
-        match out.stdout.split_whitespace().next() {
-            Some(id) => ids.push((id.to_string(), ctx.binds[&h.name])),
-            None => {
-                return Err(anyhow!(
-                    "{}: {} is missing: this server holds no raft state to recover from; remove it \
-                     from the inventory's servers for the recovery and let `apply` add it afterwards. \
-                     Nothing was changed",
-                    h.name,
-                    h.paths.data_dir.join("node-id").display()
-                )
-                .into())
-            }
+        let id = out.stdout.split_whitespace().next().map(str::to_string);
+        let missing = id.is_none();
+        found.push((h.name.clone(), ctx.binds[&h.name], id));
+        if missing {
+            break;
         }
     }
+    let ids = peers_of(&found).map_err(|name| {
+        let h = ctx.p.cluster.host(&name).expect("a survivor");
+        Error::Runtime(anyhow!(
+            "{}: {} is missing: this server holds no raft state to recover from; remove it \
+             from the inventory's servers for the recovery and let `apply` add it afterwards. \
+             Nothing was changed",
+            h.name,
+            h.paths.data_dir.join("node-id").display()
+        ))
+    })?;
     for h in &survivors {
         ctx.stop(args, h).await?;
         ctx.set_aside(args, h, "copy", ".pre-recovery-").await?;
@@ -736,50 +888,31 @@ async fn recover_quorum(ctx: &mut Ctx, args: &RecoverArgs) -> Result<(), Error> 
 
     // Wait for a leader among the survivors.
     ctx.progress.println("==> wait for a leader");
-    let names: Vec<String> = survivors.iter().map(|h| h.name.clone()).collect();
-    let deadline = Instant::now() + Duration::from_secs(args.timeout);
     let t0 = Instant::now();
-    let mut last: String;
-    loop {
-        let via: Vec<&HostRun> = names.iter().filter_map(|n| ctx.run_of(n)).collect();
-        match ctx.read(&via).await {
-            Ok((reading, peers)) if reading.view.leader.is_some() => {
-                let want: BTreeSet<String> =
-                    ids.iter().map(|(_, ip)| verify::raft_addr(*ip)).collect();
-                let have: BTreeSet<String> = peers
-                    .iter()
-                    .filter(|p| p.voter)
-                    .map(|p| p.address.clone())
-                    .collect();
-                if want.is_subset(&have) {
-                    let leader = reading.view.leader.clone().unwrap_or_default();
-                    ctx.did(
-                        &names[0],
-                        format!(
-                            "leader {leader} elected {:.1}s after the start; voters: {}",
-                            t0.elapsed().as_secs_f64(),
-                            have.into_iter().collect::<Vec<_>>().join(", ")
-                        ),
-                    );
-                    if !lost.is_empty() {
-                        ctx.progress.println(&format!(
-                            "next: replace {} in the inventory with new server hosts (or remove them) and run `consulctl apply -i {}`",
-                            lost.join(", "),
-                            args.cluster.inventory.display()
-                        ));
-                    }
-                    return Ok(());
-                }
-                last = format!("voters {have:?}, expected {want:?}");
-            }
-            Ok(_) => last = "no leader yet".into(),
-            Err(e) => last = format!("{e:#}"),
-        }
-        if Instant::now() >= deadline {
-            return Err(anyhow!("no leader within {}s: {last}", args.timeout).into());
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+    let want: Vec<IpAddr> = ids.iter().map(|(_, ip)| *ip).collect();
+    let (leader, voters) = wait_leader(
+        &ctx.vias(&survivor_names),
+        &want,
+        &TokioClock,
+        Duration::from_secs(args.timeout),
+    )
+    .await?;
+    ctx.did(
+        &survivor_names[0],
+        format!(
+            "leader {leader} elected {:.1}s after the start; voters: {}",
+            t0.elapsed().as_secs_f64(),
+            voters.join(", ")
+        ),
+    );
+    if !lost.is_empty() {
+        ctx.progress.println(&format!(
+            "next: replace {} in the inventory with new server hosts (or remove them) and run `consulctl apply -i {}`",
+            lost.join(", "),
+            args.cluster.inventory.display()
+        ));
     }
+    Ok(())
 }
 
 async fn timed<T>(
@@ -819,78 +952,389 @@ pub fn to_text(r: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use consul_api::testing::{FakeTransport, ManualClock};
 
-    fn peer(node: &str, ip: &str, voter: bool) -> RaftPeer {
-        RaftPeer {
-            id: format!("id-{node}"),
-            node: node.into(),
-            address: format!("{ip}:8300"),
-            voter,
-        }
+    // The quorum arithmetic while a server is down (one of three healthy, one failed, not a
+    // voter, the only server, IPv6) is tested in `consul_api::quorum`; here: the decisions of
+    // `recover` over Consul's answers (fixtures in tests/fixtures/consul).
+
+    fn fixture(name: &str) -> FakeTransport {
+        FakeTransport::from_file(format!(
+            "{}/tests/fixtures/consul/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
     }
 
-    fn member(name: &str, ip: &str, status: u8) -> Member {
-        Member {
+    fn via(name: &str, fake: &FakeTransport) -> Via {
+        Via {
             name: name.into(),
-            addr: ip.into(),
-            status,
-            tags: Default::default(),
-            ..Default::default()
+            client: Client::new(fake.clone()),
         }
     }
 
-    #[test]
-    fn recovering_one_of_three_healthy_servers_keeps_quorum() {
-        let raft = [
-            peer("s1", "10.0.0.1", true),
-            peer("s2", "10.0.0.2", true),
-            peer("s3", "10.0.0.3", true),
-        ];
-        let members = [
-            member("s1", "10.0.0.1", 1),
-            member("s2", "10.0.0.2", 1),
-            member("s3", "10.0.0.3", 1),
-        ];
-        assert_eq!(
-            quorum_while_down(&raft, &members, "s3", Some("10.0.0.3:8300")),
-            None
-        );
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
     }
 
-    #[test]
-    fn recovering_a_server_while_another_is_failed_is_refused() {
-        let raft = [
-            peer("s1", "10.0.0.1", true),
-            peer("s2", "10.0.0.2", true),
-            peer("s3", "10.0.0.3", true),
-        ];
-        let members = [
-            member("s1", "10.0.0.1", 1),
-            member("s2", "10.0.0.2", 4),
-            member("s3", "10.0.0.3", 1),
-        ];
-        let p = quorum_while_down(&raft, &members, "s3", Some("10.0.0.3:8300")).unwrap();
+    const READ: [&str; 4] = [
+        "GET /v1/status/leader",
+        "GET /v1/operator/raft/configuration?stale",
+        "GET /v1/agent/members",
+        "GET /v1/operator/autopilot/health",
+    ];
+
+    #[tokio::test]
+    async fn recovering_one_of_three_healthy_servers_goes_ahead() {
+        let fake = fixture("healthy-3-servers.json");
+        let w = check_node(
+            &[via("server1", &fake)],
+            "server3",
+            Some(ip("10.0.0.3")),
+            true,
+            false,
+        )
+        .await
+        .unwrap();
+        assert_eq!(w, None);
+        assert_eq!(fake.sent(), READ);
+        assert_eq!(fake.batches(), [4], "one round trip");
+    }
+
+    #[tokio::test]
+    async fn recovering_a_server_while_another_is_failed_is_refused_with_exit_2() {
+        let fake = fixture("one-server-failed.json");
+        let e = check_node(
+            &[via("server1", &fake)],
+            "server2",
+            Some(ip("10.0.0.2")),
+            true,
+            false,
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(e, Error::Locked(_)), "{e:?}");
+        assert_eq!(e.code(), 2);
+        assert_eq!(
+            e.to_string(),
+            "refusing to recover server server2: while server2 is down, 1 of the 3 voters would \
+             be alive; the quorum needs 2. Nothing was changed; --force overrides"
+        );
+        assert_eq!(fake.sent(), READ, "nothing but the read");
+        // The failed one itself may be recovered: the other two keep the quorum.
+        let w = check_node(
+            &[via("server1", &fake)],
+            "server3",
+            Some(ip("10.0.0.3")),
+            true,
+            false,
+        )
+        .await
+        .unwrap();
+        assert_eq!(w, None);
+        // --force: the problem comes back as a warning.
+        let w = check_node(
+            &[via("server1", &fake)],
+            "server2",
+            Some(ip("10.0.0.2")),
+            true,
+            true,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            w.as_deref(),
+            Some("while server2 is down, 1 of the 3 voters would be alive; the quorum needs 2")
+        );
+        // A client needs no check and no read.
+        fake.clear_record();
+        assert_eq!(
+            check_node(&[via("server1", &fake)], "client1", None, false, false)
+                .await
+                .unwrap(),
+            None
+        );
+        assert!(fake.sent().is_empty());
+    }
+
+    #[tokio::test]
+    async fn recovering_without_a_quorum_or_without_an_answer_is_refused() {
+        let fake = fixture("no-leader.json");
+        let e = check_node(
+            &[via("server1", &fake)],
+            "server1",
+            Some(ip("10.0.0.1")),
+            true,
+            false,
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(e, Error::Locked(_)), "{e:?}");
         assert!(
-            p.contains("1 of the 3 voters would be alive; the quorum needs 2"),
-            "{p}"
+            e.to_string().contains("0 of the 3 voters would be alive"),
+            "{e}"
+        );
+        let down = FakeTransport::new().fail_all("ssh server1: connection refused");
+        let e = check_node(&[via("server1", &down)], "server2", None, true, false)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::Locked(_)), "{e:?}");
+        assert!(
+            e.to_string()
+                .contains("`consulctl recover quorum` is the step"),
+            "{e}"
         );
     }
 
-    #[test]
-    fn a_server_that_is_not_a_voter_needs_no_quorum_check() {
-        let raft = [peer("s1", "10.0.0.1", true)];
-        let members = [member("s1", "10.0.0.1", 1)];
+    #[tokio::test]
+    async fn ipv6_servers_are_matched_by_their_bracketed_raft_addresses() {
+        // The inventory's server2 / server3 are Consul's node-b / node-c; node-c failed.
+        let fake = fixture("ipv6-one-server-failed.json");
+        let e = check_node(
+            &[via("server1", &fake)],
+            "server2",
+            Some(ip("fd00::2")),
+            true,
+            false,
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(e, Error::Locked(_)), "{e:?}");
+        assert!(
+            e.to_string()
+                .contains("while server2 is down, 1 of the 3 voters would be alive"),
+            "{e}"
+        );
+        let w = check_node(
+            &[via("server1", &fake)],
+            "server3",
+            Some(ip("fd00::3")),
+            true,
+            false,
+        )
+        .await
+        .unwrap();
+        assert_eq!(w, None);
+        // Autopilot's entry is found by the raft address too.
+        let (r, _) = read_via(&[via("server1", &fake)]).await.unwrap();
         assert_eq!(
-            quorum_while_down(&raft, &members, "s2", Some("10.0.0.2:8300")),
+            voter_not_back(&r, "server2", Some(ip("fd00::2"))),
+            None,
+            "node-b is a healthy voter"
+        );
+        assert_eq!(
+            voter_not_back(&r, "server3", Some(ip("fd00::3"))).as_deref(),
+            Some("server3: autopilot healthy false, voter true")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_recovered_server_whose_old_raft_entry_lingers_gets_it_removed_once() {
+        let fake = fixture("server-back-with-old-raft-entry.json");
+        let old = "0d6d1f4c-6f0e-8c3e-3c2b-8a1d3e1f0003";
+        let clock = ManualClock::new();
+        let mut done = Vec::new();
+        wait_back(
+            &[via("server1", &fake), via("server3", &fake)],
+            "server3",
+            Some(ip("10.0.0.3")),
+            true,
+            Some(old),
+            &clock,
+            Duration::from_secs(60),
+            &mut done,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            done,
+            [
+                format!(
+                    "consul operator raft remove-peer -id={old} (its entry under the old node ID \
+                     lingered; through server1)"
+                ),
+                "Consul reports it an alive member and a healthy voter".to_string(),
+            ]
+        );
+        let mut want: Vec<String> = READ.iter().map(|s| s.to_string()).collect();
+        want.push(format!("DELETE /v1/operator/raft/peer?id={old}"));
+        want.extend(READ.iter().map(|s| s.to_string()));
+        assert_eq!(fake.sent(), want);
+        assert_eq!(clock.sleeps(), [Duration::from_secs(1)]);
+    }
+
+    #[tokio::test]
+    async fn a_node_that_does_not_come_back_times_out_naming_why() {
+        let fake = fixture("one-server-failed.json");
+        let clock = ManualClock::new();
+        let mut done = Vec::new();
+        let e = wait_back(
+            &[via("server1", &fake)],
+            "server3",
+            Some(ip("10.0.0.3")),
+            true,
+            None,
+            &clock,
+            Duration::from_secs(3),
+            &mut done,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "server3 did not come back within 3s: server3 is failed; server3: autopilot healthy \
+             false, voter true"
+        );
+        assert!(done.is_empty());
+        assert_eq!(fake.count("DELETE", "/v1/operator/raft/peer"), 0);
+    }
+
+    #[tokio::test]
+    async fn recover_quorum_picks_the_reachable_servers_and_writes_their_peers() {
+        // server3 is unreachable; Consul (through server1) has no leader.
+        let servers = vec![
+            ("server1".to_string(), true),
+            ("server2".to_string(), true),
+            ("server3".to_string(), false),
+        ];
+        let (survivors, lost) = split_survivors(&servers);
+        assert_eq!(
+            (survivors.as_slice(), lost.as_slice()),
+            (
+                &["server1".to_string(), "server2".to_string()][..],
+                &["server3".to_string()][..]
+            )
+        );
+        let fake = fixture("no-leader.json");
+        assert_eq!(
+            refuse_if_leader(&[via("server1", &fake)], false)
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(fake.sent(), READ, "only read");
+        let found = vec![
+            (
+                "server1".to_string(),
+                ip("10.0.0.1"),
+                Some("id-1".to_string()),
+            ),
+            (
+                "server2".to_string(),
+                ip("10.0.0.2"),
+                Some("id-2".to_string()),
+            ),
+        ];
+        let peers = peers_of(&found).unwrap();
+        assert_eq!(
+            peers_json(&peers),
+            "[\n  {\n    \"id\": \"id-1\",\n    \"address\": \"10.0.0.1:8300\",\n    \"non_voter\": false\n  },\n  {\n    \"id\": \"id-2\",\n    \"address\": \"10.0.0.2:8300\",\n    \"non_voter\": false\n  }\n]\n"
+        );
+        // A survivor without a node ID holds no raft state: named, nothing written.
+        let mut missing = found.clone();
+        missing[1].2 = None;
+        assert_eq!(peers_of(&missing).unwrap_err(), "server2");
+    }
+
+    #[tokio::test]
+    async fn recover_quorum_with_ipv6_survivors() {
+        let found = vec![
+            (
+                "server1".to_string(),
+                ip("fd00::1"),
+                Some("id-1".to_string()),
+            ),
+            (
+                "server2".to_string(),
+                ip("fd00::2"),
+                Some("id-2".to_string()),
+            ),
+        ];
+        let v: serde_json::Value =
+            serde_json::from_str(&peers_json(&peers_of(&found).unwrap())).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!([
+                {"id": "id-1", "address": "[fd00::1]:8300", "non_voter": false},
+                {"id": "id-2", "address": "[fd00::2]:8300", "non_voter": false}
+            ])
+        );
+        // After the start: a leader, and both survivors voters by their bracketed addresses.
+        let fake = fixture("ipv6-one-server-failed.json");
+        let (leader, voters) = wait_leader(
+            &[via("server1", &fake)],
+            &[ip("fd00::1"), ip("fd00::2")],
+            &ManualClock::new(),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+        assert_eq!(leader, "[fd00::1]:8300");
+        assert_eq!(
+            voters,
+            ["[fd00::1]:8300", "[fd00::2]:8300", "[fd00::3]:8300"]
+        );
+    }
+
+    #[tokio::test]
+    async fn recover_quorum_is_refused_while_there_is_a_leader() {
+        let fake = fixture("healthy-3-servers.json");
+        let e = refuse_if_leader(&[via("server1", &fake)], false)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::Locked(_)), "{e:?}");
+        assert_eq!(e.code(), 2);
+        assert_eq!(
+            e.to_string(),
+            "refusing: the cluster has a leader (10.0.0.1:8300); recover quorum is for an outage \
+             where most servers are gone. Nothing was changed; --force overrides"
+        );
+        assert_eq!(fake.sent(), READ, "nothing written");
+        let w = refuse_if_leader(&[via("server1", &fake)], true)
+            .await
+            .unwrap();
+        assert!(w
+            .unwrap()
+            .starts_with("the cluster has a leader (10.0.0.1:8300)"));
+        // No server answers: no refusal (the servers may be down).
+        let down = FakeTransport::new().fail_all("ssh: no route to host");
+        assert_eq!(
+            refuse_if_leader(&[via("server1", &down)], false)
+                .await
+                .unwrap(),
             None
         );
     }
 
-    #[test]
-    fn the_only_server_cannot_be_recovered_without_force() {
-        let raft = [peer("s1", "10.0.0.1", true)];
-        let members = [member("s1", "10.0.0.1", 1)];
-        assert!(quorum_while_down(&raft, &members, "s1", None).is_some());
+    #[tokio::test]
+    async fn waiting_for_a_leader_times_out_naming_the_last_state() {
+        let fake = fixture("no-leader.json");
+        let clock = ManualClock::new();
+        let e = wait_leader(
+            &[via("server1", &fake)],
+            &[ip("10.0.0.1")],
+            &clock,
+            Duration::from_secs(2),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(e.to_string(), "no leader within 2s: no leader yet");
+        assert_eq!(fake.count("GET", "/v1/status/leader"), 5);
+        // A leader without every survivor a voter is not done yet.
+        let fake = fixture("healthy-3-servers.json");
+        let e = wait_leader(
+            &[via("server1", &fake)],
+            &[ip("10.0.0.1"), ip("10.0.0.9")],
+            &clock,
+            Duration::from_secs(1),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .ends_with("expected {\"10.0.0.1:8300\", \"10.0.0.9:8300\"}"),
+            "{e}"
+        );
     }
 
     /// Run a remote script locally with `sh -c SCRIPT sh ARGS...`, as on a host.
