@@ -14,9 +14,10 @@ macro_rules! with_lib {
 /// Args: BINARY CONFIG_DIR DATA_DIR LOG_DIR SYSTEMD_UNIT [SUPERVISOR_PROGRAM...]. Always exits 0.
 pub const FACTS: &str = with_lib!("remote/facts.sh");
 
-/// `consulctl doctor`: read-only evidence about one host's agent (parsed by `doctor::parse_output`).
-/// Args: 1=init (systemd|supervisord), 2=data dir, 3=log dir (supervisord logs), 4=HTTP address
-/// of the local agent (host:port), 5=how many log lines.
+/// `consulctl doctor`: read-only evidence about one host's agent (parsed by `doctor::parse_output`;
+/// the agent's API answers are read through the API client). Args: 1=init (systemd|supervisord),
+/// 2=data dir, 3=log dir (supervisord logs), 4=HTTP address of the local agent (for its port),
+/// 5=how many log lines.
 pub const DOCTOR: &str = with_lib!("remote/doctor.sh");
 
 /// Install the consul binary from compressed data on stdin.
