@@ -172,10 +172,7 @@ impl Fix {
 
 /// A read that found nothing: 404, or 403 (Consul answers `403 ACL not found` for a token or
 /// policy that does not exist).
-fn absent<T>(
-    res: Result<Option<T>, consul_api::Error>,
-    what: &str,
-) -> Result<Option<T>> {
+fn absent<T>(res: Result<Option<T>, consul_api::Error>, what: &str) -> Result<Option<T>> {
     match res {
         Ok(v) => Ok(v),
         Err(consul_api::Error::Status {
@@ -184,7 +181,9 @@ fn absent<T>(
         Err(consul_api::Error::Status { status, body, .. }) => {
             bail!("{what}: HTTP {status}: {}", first_line(&body))
         }
-        Err(consul_api::Error::Decode { source, .. }) => Err(anyhow!(source).context(what.to_string())),
+        Err(consul_api::Error::Decode { source, .. }) => {
+            Err(anyhow!(source).context(what.to_string()))
+        }
         Err(e) => Err(anyhow!("API requests failed: {e}")),
     }
 }
@@ -539,11 +538,20 @@ source = { package = \"auto\" }\n\
             },
         );
         let fake = FakeTransport::new()
-            .on("GET", "/v1/acl/policy/name/consulctl-agent-s1", 403, "ACL not found")
+            .on(
+                "GET",
+                "/v1/acl/policy/name/consulctl-agent-s1",
+                403,
+                "ACL not found",
+            )
             .on("GET", "/v1/acl/token/acc-s1", 403, "ACL not found")
             .on("PUT", "/v1/acl/policy", 200, "{}")
             .on("PUT", "/v1/acl/token", 200, "{}");
-        let n = block_on(ensure_agent_tokens_with(&Client::new(fake.clone()), &cluster)).unwrap();
+        let n = block_on(ensure_agent_tokens_with(
+            &Client::new(fake.clone()),
+            &cluster,
+        ))
+        .unwrap();
         assert_eq!(n, 2);
         assert_eq!(fake.batches(), [2, 2]);
         assert_eq!(
@@ -552,7 +560,12 @@ source = { package = \"auto\" }\n\
         );
         // A refused write names the endpoint, not the IDs.
         let fake = FakeTransport::new()
-            .on("GET", "/v1/acl/policy/name/consulctl-agent-s1", 200, &json!({"ID": "p1", "Rules": ""}).to_string())
+            .on(
+                "GET",
+                "/v1/acl/policy/name/consulctl-agent-s1",
+                200,
+                &json!({"ID": "p1", "Rules": ""}).to_string(),
+            )
             .on("GET", "/v1/acl/token/acc-s1", 404, "")
             .on("PUT", "/v1/acl/policy/p1", 403, "Permission denied")
             .on("PUT", "/v1/acl/token", 200, "{}");
@@ -567,7 +580,12 @@ source = { package = \"auto\" }\n\
     async fn bootstrap_retries_until_consul_takes_it_and_stops_when_done_before() {
         let fake = FakeTransport::new()
             .on("PUT", "/v1/acl/bootstrap", 500, "No cluster leader")
-            .on("PUT", "/v1/acl/bootstrap", 200, r#"{"AccessorID":"a","SecretID":"s-1"}"#);
+            .on(
+                "PUT",
+                "/v1/acl/bootstrap",
+                200,
+                r#"{"AccessorID":"a","SecretID":"s-1"}"#,
+            );
         let secrets = std::path::Path::new("inv.secrets.toml");
         let t = bootstrap_with(&Client::new(fake.clone()), secrets, Duration::from_secs(30))
             .await

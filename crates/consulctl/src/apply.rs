@@ -753,11 +753,7 @@ async fn wait_voter_with(
                 view.leader,
                 view.raft
                     .iter()
-                    .map(|s| format!(
-                        "{}{}",
-                        s.address,
-                        if s.voter { "" } else { " (non-voter)" }
-                    ))
+                    .map(|s| format!("{}{}", s.address, if s.voter { "" } else { " (non-voter)" }))
                     .collect::<Vec<_>>()
             )))
         },
@@ -1415,8 +1411,7 @@ mod tests {
             .on("GET", "/v1/operator/raft/configuration", 200, &raft(false))
             .on("GET", "/v1/operator/raft/configuration", 200, &raft(true))
             .on("GET", "/v1/agent/members", 200, "[]");
-        let agent =
-            crate::verify::Agent::new("s2", consul_api::Client::new(fake.clone()));
+        let agent = crate::verify::Agent::new("s2", consul_api::Client::new(fake.clone()));
         let s2: IpAddr = "10.0.0.2".parse().unwrap();
         wait_voter_with(&agent, s2, Duration::from_secs(30))
             .await

@@ -509,7 +509,8 @@ mod tests {
     use consul_api::testing::{block_on, FakeTransport};
     use consul_api::Client;
 
-    const SAMPLE: &str = "motd noise\nconsulctl-doctor 1\nclock_ms 1700000000123\ninit_state active\nrestarts 0\n\
+    const SAMPLE: &str =
+        "motd noise\nconsulctl-doctor 1\nclock_ms 1700000000123\ninit_state active\nrestarts 0\n\
 agent_pid 4242\nagent_user root\nnode_id 0b9d7d0e-3c56-4a5e-8f0f-111111111111\n\
 keyring 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\ndata_dir 1 1\n\
 listen 8500 consul\nlisten 8600 dnsmasq\n\
@@ -604,7 +605,12 @@ log ==> Starting Consul agent...\nend\n";
         let ev = sample(
             FakeTransport::new()
                 .on("GET", "/v1/status/leader", 200, "\"\"")
-                .on("GET", "/v1/operator/raft/configuration", 500, "No cluster leader")
+                .on(
+                    "GET",
+                    "/v1/operator/raft/configuration",
+                    500,
+                    "No cluster leader",
+                )
                 .on("GET", "/v1/agent/members", 200, MEMBERS),
         );
         let api = agent_api(&host, None, &ev).unwrap();

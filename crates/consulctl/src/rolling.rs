@@ -186,9 +186,7 @@ pub fn parse_autopilot(code: u16, body: &str) -> Result<AutopilotHealth> {
 
 /// The autopilot call's result with this module's messages: `... answered HTTP 500: No
 /// cluster leader`, `parsing the ... answer: ...`.
-fn autopilot_answer(
-    res: Result<AutopilotHealth, consul_api::Error>,
-) -> Result<AutopilotHealth> {
+fn autopilot_answer(res: Result<AutopilotHealth, consul_api::Error>) -> Result<AutopilotHealth> {
     match res {
         Ok(h) => Ok(h),
         Err(consul_api::Error::Status { status, body, .. }) => {

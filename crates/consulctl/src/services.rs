@@ -158,7 +158,12 @@ pub async fn read(client: &Client) -> Result<(Vec<String>, BTreeMap<String, Vec<
     };
     let names: Vec<String> = catalog.into_keys().collect();
     let answers = client
-        .call_all(names.iter().map(|n| consul_api::health::service(n)).collect())
+        .call_all(
+            names
+                .iter()
+                .map(|n| consul_api::health::service(n))
+                .collect(),
+        )
         .await;
     let mut health = BTreeMap::new();
     for (n, answer) in names.iter().zip(answers) {
@@ -168,9 +173,7 @@ pub async fn read(client: &Client) -> Result<(Vec<String>, BTreeMap<String, Vec<
             }
             Err(consul_api::Error::Status { .. }) => {}
             Err(consul_api::Error::Decode { source, .. }) => {
-                return Err(
-                    anyhow!(source).context(format!("parsing the health of service {n}"))
-                )
+                return Err(anyhow!(source).context(format!("parsing the health of service {n}")))
             }
             Err(e) => return Err(e.into()),
         }
@@ -192,8 +195,8 @@ pub async fn run(args: &ServicesArgs, debug_log: Option<&Path>) -> Result<(), Er
     let binds = apply::bind_addrs(&p.cluster, &runs);
     // Servers first, as `status`: any host whose agent runs will do.
     let agents = crate::status::agents(&runs, &binds);
-    let got = verify::first_answer(&agents, Some(Duration::from_secs(30)), |a| read(&a.client))
-        .await;
+    let got =
+        verify::first_answer(&agents, Some(Duration::from_secs(30)), |a| read(&a.client)).await;
     let errors: Vec<String> = got.errors.iter().map(verify::NoAnswer::short).collect();
     let answer = got.answer.map(|(a, answer)| (a.host.clone(), answer));
     apply::disconnect(&mut runs, None).await;
@@ -329,7 +332,11 @@ mod tests {
             .on("GET", "/v1/health/service/db", 403, "Permission denied");
         let (names, health) = block_on(read(&Client::new(fake.clone()))).unwrap();
         assert_eq!(names, ["consul", "db", "web"]);
-        assert_eq!(fake.batches(), [1, 3], "the catalog, then every service at once");
+        assert_eq!(
+            fake.batches(),
+            [1, 3],
+            "the catalog, then every service at once"
+        );
         assert!(
             !health.contains_key("db"),
             "a refused health read has no instances"

@@ -231,15 +231,7 @@ pub async fn wait_healthy_except(
         .iter()
         .map(|(conn, http)| Agent::via_ssh(conn, http))
         .collect();
-    wait_healthy_with(
-        &poll::TokioClock,
-        cluster,
-        bind,
-        &agents,
-        timeout,
-        skip,
-    )
-    .await
+    wait_healthy_with(&poll::TokioClock, cluster, bind, &agents, timeout, skip).await
 }
 
 /// [`wait_healthy_except`] through `agents` on `clock`. Each poll reads through the first agent
@@ -329,7 +321,8 @@ source = { package = \"auto\" }\n\
     }
 
     const RAFT: &str = r#"{"Servers":[{"ID":"a","Node":"s1","Address":"10.0.0.1:8300","Leader":true,"Voter":true}],"Index":5}"#;
-    const MEMBERS_S1: &str = r#"[{"Name":"s1","Addr":"10.0.0.1","Port":8301,"Status":1,"Tags":{"role":"consul"}}]"#;
+    const MEMBERS_S1: &str =
+        r#"[{"Name":"s1","Addr":"10.0.0.1","Port":8301,"Status":1,"Tags":{"role":"consul"}}]"#;
     const MEMBERS_ALL: &str = r#"[{"Name":"s1","Addr":"10.0.0.1","Port":8301,"Status":1,"Tags":{"role":"consul"}},{"Name":"c1","Addr":"10.0.0.4","Port":8301,"Status":1,"Tags":{"role":"node"}}]"#;
 
     fn agent(name: &str, fake: &FakeTransport) -> Agent {
@@ -362,7 +355,10 @@ source = { package = \"auto\" }\n\
             got.errors[0].short(),
             "s1: reading the leader: ssh s1: connection refused"
         );
-        assert!(never.sent().is_empty(), "agents after the answer are not asked");
+        assert!(
+            never.sent().is_empty(),
+            "agents after the answer are not asked"
+        );
         assert_eq!(up.batches(), [3], "one round trip");
         let t = NoAnswer {
             host: "s3".into(),
@@ -390,7 +386,10 @@ source = { package = \"auto\" }\n\
             .on("GET", "/v1/status/leader", 200, "\"\"")
             .on("GET", "/v1/agent/members", 500, "rpc error");
         let e = block_on(read_view_with(&consul_api::Client::new(fake), "s1")).unwrap_err();
-        assert!(format!("{e:#}").starts_with("reading the members: "), "{e:#}");
+        assert!(
+            format!("{e:#}").starts_with("reading the members: "),
+            "{e:#}"
+        );
     }
 
     #[tokio::test]
