@@ -125,6 +125,19 @@ pub fn token_create(token: &AclToken) -> Call<AclToken> {
     Call::json(Request::put("/v1/acl/token").with_json(token))
 }
 
+/// `PUT /v1/acl/token/<accessor ID>`: replace a token (`token.accessor_id` names it; the
+/// secret and policies given replace the stored ones).
+pub fn token_update(token: &AclToken) -> Call<AclToken> {
+    Call::json(
+        Request::put(
+            PathBuilder::new("/v1/acl/token")
+                .segment(&token.accessor_id)
+                .build(),
+        )
+        .with_json(token),
+    )
+}
+
 fn parse_optional<T: serde::de::DeserializeOwned>(r: &Response) -> Result<Option<T>, Error> {
     if r.status == 404 {
         return Ok(None);
@@ -257,6 +270,24 @@ mod tests {
         );
         let created = c.finish(&Response::new(200, TOKEN)).unwrap();
         assert_eq!(created.create_index, 12);
+    }
+
+    #[test]
+    fn token_update_names_the_accessor_in_path_and_body() {
+        let t = AclToken {
+            accessor_id: "acc-1".into(),
+            secret_id: "sec-1".into(),
+            policies: vec![AclPolicyLink::by_name("agent")],
+            ..AclToken::default()
+        };
+        let c = token_update(&t);
+        assert_eq!(c.request.line(), "PUT /v1/acl/token/acc-1");
+        assert_eq!(
+            c.request.body_text(),
+            r#"{"AccessorID":"acc-1","SecretID":"sec-1","Policies":[{"Name":"agent"}]}"#
+        );
+        let fake = FakeTransport::new().on("PUT", "/v1/acl/token/acc-1", 200, TOKEN);
+        assert!(block_on(Client::new(fake).call(token_update(&t))).is_ok());
     }
 
     #[test]

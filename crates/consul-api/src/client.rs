@@ -200,6 +200,41 @@ impl Client {
         }
     }
 
+    /// Four calls in one transport round trip.
+    pub async fn call4<A, B, C, D>(
+        &self,
+        a: Call<A>,
+        b: Call<B>,
+        c: Call<C>,
+        d: Call<D>,
+    ) -> (
+        Result<A, Error>,
+        Result<B, Error>,
+        Result<C, Error>,
+        Result<D, Error>,
+    ) {
+        let requests = vec![
+            a.request.clone(),
+            b.request.clone(),
+            c.request.clone(),
+            d.request.clone(),
+        ];
+        match self.send(requests).await {
+            Ok(r) => (
+                a.finish(&r[0]),
+                b.finish(&r[1]),
+                c.finish(&r[2]),
+                d.finish(&r[3]),
+            ),
+            Err(e) => (
+                Err(e.clone().into()),
+                Err(e.clone().into()),
+                Err(e.clone().into()),
+                Err(e.into()),
+            ),
+        }
+    }
+
     /// Calls of one type in one transport round trip; results in order.
     pub async fn call_all<T>(&self, calls: Vec<Call<T>>) -> Vec<Result<T, Error>> {
         let requests = calls.iter().map(|c| c.request.clone()).collect();
@@ -252,6 +287,46 @@ mod tests {
                 "GET /v1/agent/members",
             ]
         );
+    }
+
+    #[test]
+    fn call4_sends_one_batch_and_keeps_each_answer() {
+        let fake = FakeTransport::new()
+            .on("GET", "/v1/status/leader", 200, "\"10.0.0.1:8300\"")
+            .on(
+                "GET",
+                "/v1/operator/raft/configuration?stale",
+                200,
+                r#"{"Servers":[]}"#,
+            )
+            .on("GET", "/v1/agent/members", 200, "[]")
+            .on(
+                "GET",
+                "/v1/operator/autopilot/health",
+                429,
+                r#"{"Healthy":false,"FailureTolerance":0,"Servers":[]}"#,
+            );
+        let client = Client::new(fake.clone());
+        let (l, r, m, a) = block_on(client.call4(
+            status::leader(),
+            operator::raft_configuration(true),
+            agent::members(false),
+            operator::autopilot_health(),
+        ));
+        assert_eq!(l.unwrap().as_deref(), Some("10.0.0.1:8300"));
+        assert!(r.unwrap().servers.is_empty());
+        assert!(m.unwrap().is_empty());
+        assert!(!a.unwrap().healthy);
+        assert_eq!(fake.batches(), vec![4]);
+        let fake = FakeTransport::new().fail_all("ssh: refused");
+        let (l, _, _, a) = block_on(Client::new(fake).call4(
+            status::leader(),
+            status::peers(),
+            agent::members(false),
+            operator::autopilot_health(),
+        ));
+        assert!(matches!(l, Err(Error::Transport(_))));
+        assert!(matches!(a, Err(Error::Transport(_))));
     }
 
     #[test]

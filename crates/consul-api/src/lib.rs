@@ -3,8 +3,9 @@
 //! The crate describes Consul endpoints as [`Call`]s (a [`Request`] plus a parser for its
 //! [`Response`]), grouped by API area: [`agent`], [`catalog`], [`health`], [`operator`], [`acl`],
 //! [`kv`] and [`status`]. A [`Client`] sends calls through a [`Transport`], one at a time or
-//! batched ([`Client::call2`], [`Client::call3`], [`Client::call_all`]) so that a transport with
-//! a costly round trip (such as curl run over SSH) answers several requests at once.
+//! batched ([`Client::call2`], [`Client::call3`], [`Client::call4`], [`Client::call_all`]) so
+//! that a transport with a costly round trip (such as curl run over SSH) answers several
+//! requests at once.
 //!
 //! Pure helpers need no runtime: [`quorum`] (raft quorum arithmetic, raft addresses),
 //! [`Watch`] (the blocking-query rules as a state machine), [`poll`] (wait until a condition

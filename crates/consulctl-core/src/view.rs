@@ -4,8 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use anyhow::{bail, Context, Result};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::model::{Cluster, Host};
 
@@ -52,66 +51,6 @@ pub fn http_addr(host: &Host, bind: IpAddr) -> String {
         IpAddr::V6(v6) => format!("{scheme}://[{v6}]:{port}"),
         IpAddr::V4(v4) => format!("{scheme}://{v4}:{port}"),
     }
-}
-
-/// Parse `api.sh` output: `=== PATH CODE` then the body line.
-pub fn parse_api_output(out: &str) -> BTreeMap<String, (u16, String)> {
-    let mut map = BTreeMap::new();
-    let mut lines = out.lines();
-    while let Some(line) = lines.next() {
-        if let Some(rest) = line.strip_prefix("=== ") {
-            let mut parts = rest.rsplitn(2, ' ');
-            let code = parts.next().and_then(|c| c.parse().ok()).unwrap_or(0);
-            let path = parts.next().unwrap_or("").to_string();
-            let body = lines.next().unwrap_or("").to_string();
-            map.insert(path, (code, body));
-        }
-    }
-    map
-}
-
-/// API paths `read_view` asks (pub: other readers pass them to `API` too).
-pub const LEADER: &str = "/v1/status/leader";
-pub const RAFT: &str = "/v1/operator/raft/configuration?stale";
-pub const MEMBERS: &str = "/v1/agent/members";
-
-pub fn view_from_api(via: &str, map: &BTreeMap<String, (u16, String)>) -> Result<ClusterView> {
-    let get = |p: &str| -> Result<&String> {
-        let (code, body) = map.get(p).with_context(|| format!("no answer for {p}"))?;
-        if *code != 200 {
-            bail!(
-                "{p} answered HTTP {code}: {}",
-                body.chars().take(200).collect::<String>()
-            );
-        }
-        Ok(body)
-    };
-    let leader: String = serde_json::from_str(get(LEADER)?).context("parsing the leader")?;
-    #[derive(Deserialize)]
-    struct RaftConfig {
-        #[serde(rename = "Servers")]
-        servers: Vec<RaftServer>,
-    }
-    // Without a leader the raft configuration may be unavailable; that is a finding, not an error.
-    let raft = match get(RAFT) {
-        Ok(body) => {
-            serde_json::from_str::<RaftConfig>(body)
-                .context("parsing the raft configuration")?
-                .servers
-        }
-        Err(_) => Vec::new(),
-    };
-    let members: Vec<Member> = serde_json::from_str(get(MEMBERS)?).context("parsing members")?;
-    Ok(ClusterView {
-        via: via.to_string(),
-        leader: if leader.is_empty() {
-            None
-        } else {
-            Some(leader)
-        },
-        raft,
-        members,
-    })
 }
 
 /// Compare Consul's view with the inventory. Empty = healthy.
@@ -223,18 +162,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn api_output_is_split_per_path() {
-        let out =
-            "=== /v1/status/leader 200\n\"10.0.0.1:8300\"\n=== /v1/agent/members 500\nrpc error\n";
-        let map = parse_api_output(out);
-        assert_eq!(
-            map["/v1/status/leader"],
-            (200, "\"10.0.0.1:8300\"".to_string())
-        );
-        assert_eq!(map["/v1/agent/members"].0, 500);
-    }
-
-    #[test]
     fn hosts_that_already_failed_are_not_waited_for() {
         let text = "[cluster]\ndatacenter = \"dc1\"\n[consul]\nversion = \"1.8.7\"\nsource = { package = \"auto\" }\n\
 [[hosts]]\nname = \"s1\"\naddress = \"10.0.0.1\"\nrole = \"server\"\n\
@@ -299,16 +226,5 @@ mod tests {
             check_except(&cluster, &bind, &no_leader, &skip),
             ["no leader elected", "hosts that are not members: c1"]
         );
-    }
-
-    #[test]
-    fn empty_leader_is_no_leader() {
-        let mut map = BTreeMap::new();
-        map.insert(LEADER.to_string(), (200, "\"\"".to_string()));
-        map.insert(RAFT.to_string(), (500, "No cluster leader".to_string()));
-        map.insert(MEMBERS.to_string(), (200, "[]".to_string()));
-        let view = view_from_api("s1", &map).unwrap();
-        assert_eq!(view.leader, None);
-        assert!(view.raft.is_empty());
     }
 }

@@ -18,9 +18,10 @@ macro_rules! with_lib {
 /// Args: BINARY CONFIG_DIR DATA_DIR LOG_DIR SYSTEMD_UNIT [SUPERVISOR_PROGRAM...]. Always exits 0.
 pub const FACTS: &str = with_lib!("remote/facts.sh");
 
-/// `consulctl doctor`: read-only evidence about one host's agent (parsed by `doctor::parse_output`).
-/// Args: 1=init (systemd|supervisord), 2=data dir, 3=log dir (supervisord logs), 4=HTTP address
-/// of the local agent (host:port), 5=how many log lines.
+/// `consulctl doctor`: read-only evidence about one host's agent (parsed by `doctor::parse_output`;
+/// the agent's API answers are read through the API client). Args: 1=init (systemd|supervisord),
+/// 2=data dir, 3=log dir (supervisord logs), 4=HTTP address of the local agent (for its port),
+/// 5=how many log lines.
 pub const DOCTOR: &str = with_lib!("remote/doctor.sh");
 
 /// Install the consul binary from compressed data on stdin.
@@ -100,10 +101,6 @@ pub const RECOVER_PEERS: &str = include_str!("remote/recover-peers.sh");
 /// Print `<data dir>/node-id` (nothing when it is missing). Args: 1=data dir.
 pub const READ_NODE_ID: &str = include_str!("remote/read-node-id.sh");
 
-/// Read Consul's view of the cluster through the local agent's HTTP API.
-/// Args: 1=HTTP address (host:port), then API paths.
-pub const API: &str = include_str!("remote/api.sh");
-
 /// Requests to Consul's HTTP API through the local agent, two lines each on stdin.
 /// Args: 1=base URL of the local agent (http://127.0.0.1:8500).
 pub const API_REQUESTS: &str = include_str!("remote/api-requests.sh");
@@ -129,7 +126,6 @@ pub const ALL: &[(&str, &str)] = &[
     ("recover-data.sh", RECOVER_DATA),
     ("recover-peers.sh", RECOVER_PEERS),
     ("read-node-id.sh", READ_NODE_ID),
-    ("api.sh", API),
     ("api-requests.sh", API_REQUESTS),
 ];
 
@@ -367,10 +363,6 @@ mod tests {
         assert_eq!(consul.version, Some(Version::new(1, 8, 7)));
     }
 
-    /// The scripts another change replaces with consul-api calls; left out of shellcheck until
-    /// then (the lead removes this list after that merge).
-    const NOT_CHECKED: &[&str] = &["api.sh", "api-requests.sh"];
-
     /// Every script of the registry, as shipped (lib.sh prepended where used), passes
     /// `shellcheck -s sh`. Without shellcheck: skipped, except under CI=true where it fails.
     #[test]
@@ -389,9 +381,6 @@ mod tests {
         }
         let mut failed = vec![];
         for (name, script) in super::ALL {
-            if NOT_CHECKED.contains(name) {
-                continue;
-            }
             let mut child = Command::new("shellcheck")
                 .args(["-s", "sh", "-"])
                 .stdin(std::process::Stdio::piped())

@@ -38,8 +38,8 @@ pub struct Evidence {
     pub data_dir: Option<(bool, bool)>,
     /// (port, process) listening on Consul's ports.
     pub listeners: Vec<(u16, String)>,
-    /// API path -> (HTTP code, body).
-    pub api: BTreeMap<String, (u16, String)>,
+    /// What the agent answered on its API (read through the API client, not the script).
+    pub api: AgentAnswers,
     pub log: Vec<String>,
 }
 
@@ -52,7 +52,7 @@ pub fn parse_output(stdout: &str) -> Result<Evidence> {
         bail!("the doctor script printed no header");
     }
     let mut complete = false;
-    while let Some(line) = lines.next() {
+    for line in lines {
         let (key, val) = line.split_once(' ').unwrap_or((line, ""));
         match key {
             "end" => {
@@ -83,13 +83,6 @@ pub fn parse_output(stdout: &str) -> Result<Evidence> {
                         .push((port, it.next().unwrap_or("?").trim().to_string()));
                 }
             }
-            "===" => {
-                let mut parts = val.rsplitn(2, ' ');
-                let code = parts.next().and_then(|c| c.parse().ok()).unwrap_or(0);
-                let path = parts.next().unwrap_or("").to_string();
-                let body = lines.next().unwrap_or("").to_string();
-                ev.api.insert(path, (code, body));
-            }
             "log" => ev.log.push(val.to_string()),
             _ => {}
         }
@@ -100,27 +93,40 @@ pub fn parse_output(stdout: &str) -> Result<Evidence> {
     Ok(ev)
 }
 
+/// The agent's answers to leader, raft configuration (stale) and members: each None (raft:
+/// empty) when the agent did not give it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AgentAnswers {
+    /// `IP:8300` of the leader the agent knows.
+    pub leader: Option<String>,
+    pub raft: Vec<RaftServer>,
+    pub members: Option<Vec<Member>>,
+}
+
+/// Ask the agent for leader, raft configuration and members (one round trip).
+pub async fn read_api(client: &consul_api::Client) -> AgentAnswers {
+    let (leader, raft, members) = client
+        .call3(
+            consul_api::status::leader(),
+            consul_api::operator::raft_configuration(true),
+            consul_api::agent::members(false),
+        )
+        .await;
+    if let Err(e) = &members {
+        tracing::debug!(via = %client.describe(), error = %e, "the agent did not answer");
+    }
+    AgentAnswers {
+        leader: leader.ok().flatten(),
+        raft: raft.map(|c| c.servers).unwrap_or_default(),
+        members: members.ok(),
+    }
+}
+
 /// The agent's answers, from the API part of the evidence. None when it did not answer.
 pub fn agent_api(host: &Host, bind: Option<IpAddr>, ev: &Evidence) -> Option<AgentApi> {
-    let ok = |p: &str| {
-        ev.api
-            .get(p)
-            .filter(|(code, _)| *code == 200)
-            .map(|(_, b)| b.as_str())
-    };
-    let members: Vec<Member> = serde_json::from_str(ok(verify::MEMBERS)?).ok()?;
-    let leader = ok(verify::LEADER)
-        .and_then(|b| serde_json::from_str::<String>(b).ok())
-        .filter(|l| !l.is_empty());
-    #[derive(serde::Deserialize)]
-    struct RaftConfig {
-        #[serde(rename = "Servers")]
-        servers: Vec<RaftServer>,
-    }
-    let raft = ok(verify::RAFT)
-        .and_then(|b| serde_json::from_str::<RaftConfig>(b).ok())
-        .map(|c| c.servers)
-        .unwrap_or_default();
+    let members = ev.api.members.clone()?;
+    let leader = ev.api.leader.clone().filter(|l| !l.is_empty());
+    let raft = ev.api.raft.clone();
     // The agent's own member entry: by name, else by its bind address.
     let own = members.iter().find(|m| m.name == host.name).or_else(|| {
         let ip = bind?.to_string();
@@ -193,16 +199,20 @@ pub fn expected(cluster: &Cluster, binds: &BTreeMap<String, IpAddr>) -> Expected
     }
 }
 
-/// Read one host: `doctor.sh`, timed for the clock offset.
+/// How long the agent may take to answer the doctor's API reads.
+const API_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Read one host: `doctor.sh`, timed for the clock offset, then the agent's API (a second
+/// round trip).
 async fn read_host(r: &HostRun, bind: Option<IpAddr>, log_lines: u32) -> Result<(Evidence, i64)> {
     let conn = r.conn.as_ref().context("not connected")?;
     let host = &r.host;
-    let http = verify::http_addr(host, bind.unwrap_or(IpAddr::from([127, 0, 0, 1])));
+    let http = verify::agent_url(host, bind);
     let args = vec![
         host.init.as_str().to_string(),
         path_arg(&host.paths.data_dir),
         path_arg(&host.paths.log_dir),
-        http,
+        http.clone(),
         log_lines.to_string(),
     ];
     let before = chrono::Utc::now().timestamp_millis();
@@ -213,7 +223,14 @@ async fn read_host(r: &HostRun, bind: Option<IpAddr>, log_lines: u32) -> Result<
     .await
     .map_err(|_| anyhow!("the doctor script did not finish within 60s"))??;
     let after = chrono::Utc::now().timestamp_millis();
-    let ev = parse_output(&out.stdout)?;
+    let mut ev = parse_output(&out.stdout)?;
+    let client = crate::consul::client(conn, &http);
+    ev.api = tokio::time::timeout(API_TIMEOUT, read_api(&client))
+        .await
+        .unwrap_or_else(|_| {
+            tracing::debug!(host = %host.name, "the agent's API did not answer in time");
+            AgentAnswers::default()
+        });
     // The script reads its clock first thing, one SSH one-way trip (milliseconds on a
     // multiplexed connection) after `before`: far below the 5 s that count as skew.
     let offset = ev.clock_ms.map(|c| c - before).unwrap_or(0);
@@ -489,20 +506,46 @@ pub fn to_text(r: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use consul_api::testing::{block_on, FakeTransport};
+    use consul_api::Client;
 
-    const SAMPLE: &str = "motd noise\nconsulctl-doctor 1\nclock_ms 1700000000123\ninit_state active\nrestarts 0\n\
+    const SAMPLE: &str =
+        "motd noise\nconsulctl-doctor 1\nclock_ms 1700000000123\ninit_state active\nrestarts 0\n\
 agent_pid 4242\nagent_user root\nnode_id 0b9d7d0e-3c56-4a5e-8f0f-111111111111\n\
 keyring 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\ndata_dir 1 1\n\
 listen 8500 consul\nlisten 8600 dnsmasq\n\
-=== /v1/status/leader 200\n\"10.0.0.1:8300\"\n\
-=== /v1/operator/raft/configuration?stale 200\n{\"Servers\":[{\"ID\":\"x\",\"Node\":\"server1\",\"Address\":\"10.0.0.1:8300\",\"Leader\":true,\"Voter\":true}]}\n\
-=== /v1/agent/members 200\n[{\"Name\":\"server1\",\"Addr\":\"10.0.0.1\",\"Status\":1,\"Tags\":{\"dc\":\"dc1\",\"id\":\"0b9d\",\"role\":\"consul\"}}]\n\
 log 2024-01-01T00:00:00.000Z [INFO]  agent: Consul agent running!\n\
 log ==> Starting Consul agent...\nend\n";
+
+    const MEMBERS: &str = r#"[{"Name":"server1","Addr":"10.0.0.1","Status":1,"Tags":{"dc":"dc1","id":"0b9d","role":"consul"}}]"#;
+
+    /// The agent of the sample host, healthy.
+    fn sample_agent() -> FakeTransport {
+        FakeTransport::new()
+            .on("GET", "/v1/status/leader", 200, "\"10.0.0.1:8300\"")
+            .on(
+                "GET",
+                "/v1/operator/raft/configuration?stale",
+                200,
+                r#"{"Servers":[{"ID":"x","Node":"server1","Address":"10.0.0.1:8300","Leader":true,"Voter":true}]}"#,
+            )
+            .on("GET", "/v1/agent/members", 200, MEMBERS)
+    }
+
+    /// The sample script output with the answers of `agent`.
+    fn sample(agent: FakeTransport) -> Evidence {
+        let mut ev = parse_output(SAMPLE).unwrap();
+        ev.api = block_on(read_api(&Client::new(agent)));
+        ev
+    }
 
     #[test]
     fn parses_the_doctor_output() {
         let ev = parse_output(SAMPLE).unwrap();
+        assert_eq!(ev.api, AgentAnswers::default(), "the script reads no API");
+        let fake = sample_agent();
+        let ev = sample(fake.clone());
+        assert_eq!(fake.batches(), [3], "one round trip");
         assert_eq!(ev.clock_ms, Some(1_700_000_000_123));
         assert_eq!(ev.agent_pid, Some(4242));
         assert_eq!(ev.init_state.as_deref(), Some("active"));
@@ -517,7 +560,9 @@ log ==> Starting Consul agent...\nend\n";
             ev.listeners,
             vec![(8500, "consul".into()), (8600, "dnsmasq".into())]
         );
-        assert_eq!(ev.api.len(), 3);
+        assert_eq!(ev.api.leader.as_deref(), Some("10.0.0.1:8300"));
+        assert_eq!(ev.api.raft.len(), 1);
+        assert_eq!(ev.api.members.as_ref().map(Vec::len), Some(1));
         assert_eq!(ev.log.len(), 2);
         assert_eq!(ev.log[1], "==> Starting Consul agent...");
     }
@@ -531,7 +576,7 @@ log ==> Starting Consul agent...\nend\n";
 
     #[test]
     fn agent_api_finds_its_own_member_entry() {
-        let ev = parse_output(SAMPLE).unwrap();
+        let ev = sample(sample_agent());
         let host = server1_host();
         let api = agent_api(&host, Some("10.0.0.1".parse().unwrap()), &ev).unwrap();
         assert_eq!(api.leader.as_deref(), Some("10.0.0.1:8300"));
@@ -542,10 +587,36 @@ log ==> Starting Consul agent...\nend\n";
 
     #[test]
     fn no_members_answer_means_the_agent_did_not_answer() {
-        let text = SAMPLE.replace("=== /v1/agent/members 200", "=== /v1/agent/members 000");
-        let ev = parse_output(&text).unwrap();
         let host = server1_host();
+        let ev = sample(
+            FakeTransport::new()
+                .on("GET", "/v1/status/leader", 200, "\"10.0.0.1:8300\"")
+                .on("GET", "/v1/agent/members", 500, "rpc error"),
+        );
+        assert_eq!(ev.api.leader.as_deref(), Some("10.0.0.1:8300"));
         assert!(agent_api(&host, None, &ev).is_none());
+        // Nothing listens: no answer at all.
+        let ev = sample(FakeTransport::new().fail_all(
+            "GET http://127.0.0.1:8500/v1/status/leader: (7) Failed to connect to 127.0.0.1 port 8500",
+        ));
+        assert_eq!(ev.api, AgentAnswers::default());
+        assert!(agent_api(&host, None, &ev).is_none());
+        // No leader: the members still answer.
+        let ev = sample(
+            FakeTransport::new()
+                .on("GET", "/v1/status/leader", 200, "\"\"")
+                .on(
+                    "GET",
+                    "/v1/operator/raft/configuration",
+                    500,
+                    "No cluster leader",
+                )
+                .on("GET", "/v1/agent/members", 200, MEMBERS),
+        );
+        let api = agent_api(&host, None, &ev).unwrap();
+        assert_eq!(api.leader, None);
+        assert!(api.raft.is_empty());
+        assert_eq!(api.node_name.as_deref(), Some("server1"));
     }
 
     #[test]
@@ -610,7 +681,7 @@ log ==> Starting Consul agent...\nend\n";
 
     /// server1 healthy and alone in its member list: client1 never joined.
     fn healthy_server1() -> Observation {
-        let ev = parse_output(SAMPLE).unwrap();
+        let ev = sample(sample_agent());
         let host = server1_host();
         Observation {
             host: "server1".into(),

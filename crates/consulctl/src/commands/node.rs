@@ -1431,6 +1431,7 @@ fn to_text(r: &Report) -> String {
 mod tests {
     use super::*;
     use consul_api::testing::{FakeTransport, ManualClock};
+    use consul_api::Client;
 
     fn names(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()

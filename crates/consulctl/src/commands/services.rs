@@ -6,62 +6,18 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
-use serde::{Deserialize, Serialize};
+use anyhow::{anyhow, bail, Result};
+use consul_api::{Client, ServiceEntry};
+use serde::Serialize;
 
 use crate::apply::{self, HostRun};
 use crate::cli::{Output, ServicesArgs};
 use crate::progress::Progress;
-use crate::ssh::Connection;
 use crate::verify;
 use consulctl_core::error::Error;
-use consulctl_core::model::{Cluster, Role};
+use consulctl_core::model::Cluster;
 
 const CATALOG: &str = "/v1/catalog/services";
-
-#[derive(Debug, Clone, Deserialize)]
-struct HealthEntry {
-    #[serde(rename = "Node")]
-    node: HealthNode,
-    #[serde(rename = "Service")]
-    service: HealthService,
-    #[serde(rename = "Checks", default)]
-    checks: Vec<HealthCheck>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-struct HealthNode {
-    #[serde(rename = "Node")]
-    node: String,
-    #[serde(rename = "Address", default)]
-    address: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-struct HealthService {
-    #[serde(rename = "ID", default)]
-    id: String,
-    #[serde(rename = "Address", default)]
-    address: String,
-    #[serde(rename = "Port", default)]
-    port: u16,
-    #[serde(rename = "Tags", default)]
-    tags: Option<Vec<String>>,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
-pub struct HealthCheck {
-    #[serde(rename = "Name", default)]
-    pub name: String,
-    #[serde(rename = "CheckID", default)]
-    pub check_id: String,
-    #[serde(rename = "Status", default)]
-    pub status: String,
-    #[serde(rename = "ServiceID", default)]
-    pub service_id: String,
-    #[serde(rename = "Output", default)]
-    pub output: String,
-}
 
 /// One instance of a service as the catalog holds it (or as the inventory declares it).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -102,19 +58,6 @@ pub struct Report {
     pub ok: bool,
 }
 
-/// Percent-encode a path segment.
-fn seg(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
 fn worst(checks: &[CheckState]) -> String {
     let rank = |s: &str| match s {
         "critical" => 3,
@@ -133,8 +76,8 @@ fn worst(checks: &[CheckState]) -> String {
 pub fn build(
     cluster: &Cluster,
     names: &[String],
-    health: &BTreeMap<String, String>,
-) -> Result<Vec<ServiceReport>> {
+    health: &BTreeMap<String, Vec<ServiceEntry>>,
+) -> Vec<ServiceReport> {
     let mut declared: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for h in &cluster.hosts {
         for s in &h.services {
@@ -148,11 +91,7 @@ pub fn build(
     all.extend(declared.keys().cloned());
     let mut out = Vec::new();
     for name in all {
-        let entries: Vec<HealthEntry> = match health.get(&name) {
-            Some(body) => serde_json::from_str(body)
-                .with_context(|| format!("parsing the health of service {name}"))?,
-            None => Vec::new(),
-        };
+        let entries: &[ServiceEntry] = health.get(&name).map(Vec::as_slice).unwrap_or_default();
         let wanted = declared.get(&name).cloned().unwrap_or_default();
         let mut instances: Vec<Instance> = entries
             .iter()
@@ -180,7 +119,7 @@ pub fn build(
                         e.service.address.clone()
                     },
                     port: e.service.port,
-                    tags: e.service.tags.clone().unwrap_or_default(),
+                    tags: e.service.tags.clone(),
                     status: worst(&checks),
                     checks,
                     declared: wanted.contains(&e.node.node),
@@ -200,42 +139,43 @@ pub fn build(
             missing,
         });
     }
-    Ok(out)
+    out
 }
 
-async fn read(conn: &Connection, http: &str) -> Result<(Vec<String>, BTreeMap<String, String>)> {
-    let out = conn
-        .run(
-            "consul api",
-            verify::API,
-            &[http.to_string(), CATALOG.into()],
-            None,
+/// The catalog's service names, then every service's instances with their checks: two round
+/// trips through one agent. A service whose health read is refused (an HTTP error) has no
+/// instances in the answer.
+pub async fn read(client: &Client) -> Result<(Vec<String>, BTreeMap<String, Vec<ServiceEntry>>)> {
+    let catalog = match client.call(consul_api::catalog::services()).await {
+        Ok(c) => c,
+        Err(consul_api::Error::Status { status, body, .. }) => {
+            bail!("{CATALOG} answered HTTP {status}: {body}")
+        }
+        Err(consul_api::Error::Decode { source, .. }) => {
+            return Err(anyhow!(source).context("parsing the catalog"))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let names: Vec<String> = catalog.into_keys().collect();
+    let answers = client
+        .call_all(
+            names
+                .iter()
+                .map(|n| consul_api::health::service(n))
+                .collect(),
         )
-        .await?;
-    let map = verify::parse_api_output(&out.stdout);
-    let (code, body) = map.get(CATALOG).context("no answer for the catalog")?;
-    if *code != 200 {
-        bail!(
-            "{CATALOG} answered HTTP {code}: {}",
-            body.chars().take(200).collect::<String>()
-        );
-    }
-    let catalog: BTreeMap<String, serde_json::Value> =
-        serde_json::from_str(body).context("parsing the catalog")?;
-    let names: Vec<String> = catalog.keys().cloned().collect();
-    let mut args = vec![http.to_string()];
-    args.extend(
-        names
-            .iter()
-            .map(|n| format!("/v1/health/service/{}", seg(n))),
-    );
-    let out = conn.run("consul api", verify::API, &args, None).await?;
-    let map = verify::parse_api_output(&out.stdout);
+        .await;
     let mut health = BTreeMap::new();
-    for n in &names {
-        let path = format!("/v1/health/service/{}", seg(n));
-        if let Some((200, body)) = map.get(&path) {
-            health.insert(n.clone(), body.clone());
+    for (n, answer) in names.iter().zip(answers) {
+        match answer {
+            Ok(entries) => {
+                health.insert(n.clone(), entries);
+            }
+            Err(consul_api::Error::Status { .. }) => {}
+            Err(consul_api::Error::Decode { source, .. }) => {
+                return Err(anyhow!(source).context(format!("parsing the health of service {n}")))
+            }
+            Err(e) => return Err(e.into()),
         }
     }
     Ok((names, health))
@@ -253,34 +193,12 @@ pub async fn run(args: &ServicesArgs, debug_log: Option<&Path>) -> Result<(), Er
     }
     progress.clear();
     let binds = apply::bind_addrs(&p.cluster, &runs);
-    let mut order: Vec<&HostRun> = runs
-        .iter()
-        .filter(|r| r.host.role == Role::Server)
-        .collect();
-    order.extend(runs.iter().filter(|r| r.host.role == Role::Client));
-    let mut answer = None;
-    let mut errors = Vec::new();
-    for r in order {
-        let (Some(conn), Some(bind)) = (r.conn.as_ref(), binds.get(&r.host.name)) else {
-            continue;
-        };
-        if !r
-            .facts
-            .as_ref()
-            .is_some_and(|f| f.agent_running(r.host.init))
-        {
-            continue;
-        }
-        let http = verify::http_addr(&r.host, *bind);
-        match tokio::time::timeout(Duration::from_secs(30), read(conn, &http)).await {
-            Ok(Ok(a)) => {
-                answer = Some((r.host.name.clone(), a));
-                break;
-            }
-            Ok(Err(e)) => errors.push(format!("{}: {e:#}", r.host.name)),
-            Err(_) => errors.push(format!("{}: timed out", r.host.name)),
-        }
-    }
+    // Servers first, as `status`: any host whose agent runs will do.
+    let agents = crate::status::agents(&runs, &binds);
+    let got =
+        verify::first_answer(&agents, Some(Duration::from_secs(30)), |a| read(&a.client)).await;
+    let errors: Vec<String> = got.errors.iter().map(verify::NoAnswer::short).collect();
+    let answer = got.answer.map(|(a, answer)| (a.host.clone(), answer));
     apply::disconnect(&mut runs, None).await;
     let Some((via, (names, health))) = answer else {
         return Err(Error::Runtime(anyhow!(
@@ -292,7 +210,7 @@ pub async fn run(args: &ServicesArgs, debug_log: Option<&Path>) -> Result<(), Er
             }
         )));
     };
-    let services = build(&p.cluster, &names, &health).map_err(Error::Runtime)?;
+    let services = build(&p.cluster, &names, &health);
     let ok = services.iter().all(|s| s.missing.is_empty());
     let report = Report { via, services, ok };
     match args.output {
@@ -358,10 +276,18 @@ pub fn to_text(r: &Report) -> String {
 mod tests {
     use super::*;
 
+    use consul_api::testing::{block_on, FakeTransport};
+
     #[test]
-    fn seg_encodes_everything_but_unreserved() {
-        assert_eq!(seg("web"), "web");
-        assert_eq!(seg("a b/c"), "a%20b%2Fc");
+    fn service_names_are_encoded_as_one_path_segment() {
+        assert_eq!(
+            consul_api::health::service("web").request.path,
+            "/v1/health/service/web"
+        );
+        assert_eq!(
+            consul_api::health::service("a b/c").request.path,
+            "/v1/health/service/a%20b%2Fc"
+        );
     }
 
     #[test]
@@ -394,9 +320,31 @@ mod tests {
             hosts: vec![],
             warnings: vec![],
         };
-        let mut health = BTreeMap::new();
-        health.insert("web".to_string(), body.to_string());
-        let r = build(&cluster, &["web".into()], &health).unwrap();
+        let fake = FakeTransport::new()
+            .on(
+                "GET",
+                "/v1/catalog/services",
+                200,
+                r#"{"consul":[],"web":["http"],"db":null}"#,
+            )
+            .on("GET", "/v1/health/service/web", 200, body)
+            .on("GET", "/v1/health/service/consul", 200, "[]")
+            .on("GET", "/v1/health/service/db", 403, "Permission denied");
+        let (names, health) = block_on(read(&Client::new(fake.clone()))).unwrap();
+        assert_eq!(names, ["consul", "db", "web"]);
+        assert_eq!(
+            fake.batches(),
+            [1, 3],
+            "the catalog, then every service at once"
+        );
+        assert!(
+            !health.contains_key("db"),
+            "a refused health read has no instances"
+        );
+        assert!(health["consul"].is_empty());
+        let mut health: BTreeMap<String, Vec<ServiceEntry>> = health;
+        health.retain(|k, _| k == "web");
+        let r = build(&cluster, &["web".into()], &health);
         assert_eq!(r.len(), 1);
         let web = &r[0];
         assert_eq!(web.instances.len(), 2);
@@ -408,5 +356,26 @@ mod tests {
         );
         assert_eq!(web.instances[1].status, "passing");
         assert!(!web.instances[0].declared);
+    }
+
+    #[test]
+    fn catalog_errors_name_the_catalog_and_bad_health_bodies_the_service() {
+        let fake = FakeTransport::new().on("GET", "/v1/catalog/services", 500, "rpc error");
+        let e = block_on(read(&Client::new(fake))).unwrap_err();
+        assert_eq!(
+            format!("{e:#}"),
+            "/v1/catalog/services answered HTTP 500: rpc error"
+        );
+        let fake = FakeTransport::new()
+            .on("GET", "/v1/catalog/services", 200, r#"{"web":[]}"#)
+            .on("GET", "/v1/health/service/web", 200, "<html>");
+        let e = block_on(read(&Client::new(fake))).unwrap_err();
+        assert!(
+            format!("{e:#}").starts_with("parsing the health of service web: "),
+            "{e:#}"
+        );
+        let fake = FakeTransport::new().fail_all("ssh c1: refused");
+        let e = block_on(read(&Client::new(fake))).unwrap_err();
+        assert_eq!(format!("{e:#}"), "ssh c1: refused");
     }
 }

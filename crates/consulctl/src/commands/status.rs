@@ -1,6 +1,8 @@
 //! `consulctl status`: Consul's own view (members, leader, raft peers) and each host's agent.
 //! Exit 0 when the cluster matches the inventory, 1 otherwise.
 
+use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -47,41 +49,11 @@ pub async fn run(args: &StatusArgs, debug_log: Option<&Path>) -> Result<(), Erro
     apply::connect(&mut runs, &p, &progress).await;
     apply::gather_facts(&mut runs, &p, &progress).await;
     let binds = apply::bind_addrs(&p.cluster, &runs);
-    let mut view: Option<ClusterView> = None;
-    let mut read_error = None;
-    // Servers first: they know the raft configuration.
-    let mut order: Vec<&HostRun> = runs
-        .iter()
-        .filter(|r| r.host.role == Role::Server)
-        .collect();
-    order.extend(runs.iter().filter(|r| r.host.role == Role::Client));
-    for r in order {
-        let (Some(conn), Some(bind)) = (r.conn.as_ref(), binds.get(&r.host.name)) else {
-            continue;
-        };
-        if !r
-            .facts
-            .as_ref()
-            .map(|f| f.agent_running(r.host.init))
-            .unwrap_or(false)
-        {
-            continue;
-        }
-        progress.set(&r.host.name, "reading cluster state");
-        match tokio::time::timeout(
-            Duration::from_secs(20),
-            verify::read_view(conn, &verify::http_addr(&r.host, *bind)),
-        )
-        .await
-        {
-            Ok(Ok(v)) => {
-                view = Some(v);
-                break;
-            }
-            Ok(Err(e)) => read_error = Some(format!("{}: {e:#}", r.host.name)),
-            Err(_) => read_error = Some(format!("{}: timed out", r.host.name)),
-        }
-    }
+    let agents = agents(&runs, &binds);
+    let (view, read_error) = read_cluster_view(&agents, |host| {
+        progress.set(host, "reading cluster state");
+    })
+    .await;
     for r in &runs {
         progress.finish(&r.host.name, "");
     }
@@ -138,6 +110,49 @@ pub async fn run(args: &StatusArgs, debug_log: Option<&Path>) -> Result<(), Erro
             status.problems.join("; ")
         )))
     }
+}
+
+/// The agents `status` reads Consul through: connected hosts with a known bind address whose
+/// agent runs, servers first (they know the raft configuration).
+pub fn agents(runs: &[HostRun], binds: &BTreeMap<String, IpAddr>) -> Vec<verify::Agent> {
+    let mut order: Vec<&HostRun> = runs
+        .iter()
+        .filter(|r| r.host.role == Role::Server)
+        .collect();
+    order.extend(runs.iter().filter(|r| r.host.role == Role::Client));
+    order
+        .into_iter()
+        .filter(|r| {
+            r.facts
+                .as_ref()
+                .is_some_and(|f| f.agent_running(r.host.init))
+        })
+        .filter_map(|r| {
+            let conn = r.conn.as_ref()?;
+            let bind = binds.get(&r.host.name)?;
+            Some(verify::agent(conn, &r.host, Some(*bind)))
+        })
+        .collect()
+}
+
+/// How long one agent may take to answer `status`.
+const READ_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Consul's view through the first of `agents` that answers (`reading` is told each host
+/// before it is asked); else why the last one asked did not answer.
+pub async fn read_cluster_view(
+    agents: &[verify::Agent],
+    mut reading: impl FnMut(&str),
+) -> (Option<ClusterView>, Option<String>) {
+    let got = verify::first_answer(agents, Some(READ_TIMEOUT), |a| {
+        reading(&a.host);
+        verify::read_view_with(&a.client, &a.host)
+    })
+    .await;
+    (
+        got.answer.map(|(_, v)| v),
+        got.errors.last().map(verify::NoAnswer::short),
+    )
 }
 
 pub fn to_text(s: &Status) -> String {
@@ -236,4 +251,51 @@ pub fn to_text(s: &Status) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use consul_api::testing::FakeTransport;
+    use consul_api::Client;
+
+    #[tokio::test]
+    async fn the_view_comes_from_the_first_agent_that_answers() {
+        let down = FakeTransport::new().fail_all("ssh server1: connection refused");
+        let up = FakeTransport::new()
+            .on("GET", "/v1/status/leader", 200, "\"10.0.0.2:8300\"")
+            .on(
+                "GET",
+                "/v1/operator/raft/configuration",
+                200,
+                r#"{"Servers":[{"ID":"b","Node":"server2","Address":"10.0.0.2:8300","Leader":true,"Voter":true}]}"#,
+            )
+            .on(
+                "GET",
+                "/v1/agent/members",
+                200,
+                r#"[{"Name":"server2","Addr":"10.0.0.2","Port":8301,"Status":1,"Tags":{"role":"consul"}}]"#,
+            );
+        let agents = [
+            verify::Agent::new("server1", Client::new(down)),
+            verify::Agent::new("server2", Client::new(up)),
+        ];
+        let mut asked = Vec::new();
+        let (view, err) = read_cluster_view(&agents, |h| asked.push(h.to_string())).await;
+        let view = view.unwrap();
+        assert_eq!(view.via, "server2");
+        assert_eq!(view.leader.as_deref(), Some("10.0.0.2:8300"));
+        assert_eq!(view.raft[0].node, "server2");
+        assert_eq!(view.members[0].role(), "server");
+        assert_eq!(asked, ["server1", "server2"]);
+        assert_eq!(
+            err.as_deref(),
+            Some("server1: reading the leader: ssh server1: connection refused")
+        );
+
+        let (view, err) = read_cluster_view(&agents[..1], |_| {}).await;
+        assert!(view.is_none());
+        assert!(err.unwrap().starts_with("server1: "));
+        assert_eq!(read_cluster_view(&[], |_| {}).await.1, None);
+    }
 }

@@ -8,16 +8,16 @@
 //! those IDs after the bootstrap. Re-running reads the tokens and policies (one round trip on
 //! one server) and writes nothing when they are as they should be.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
+use consul_api::acl::{self as api, AclPolicy, AclPolicyLink, AclToken};
+use consul_api::poll::{self, Progress};
+use consul_api::{Call, Client};
 use serde::Deserialize;
-use serde_json::json;
 
 use crate::ssh::Connection;
 use consulctl_core::model::{Cluster, Host, Secret};
-
-pub use crate::remote::API_REQUESTS as REQUESTS;
 
 /// The policy of a node's agent token.
 pub fn policy_name(node: &str) -> String {
@@ -39,50 +39,6 @@ pub fn policy_rules(host: &Host) -> String {
         r.push_str(&format!("service {n:?} {{\n  policy = \"write\"\n}}\n"));
     }
     r
-}
-
-/// One API request for [`REQUESTS`].
-#[derive(Debug, Clone)]
-pub struct Request {
-    pub method: &'static str,
-    pub path: String,
-    /// JSON body (may hold secrets: it only travels on stdin).
-    pub body: Option<String>,
-}
-
-impl Request {
-    fn get(path: String) -> Request {
-        Request {
-            method: "GET",
-            path,
-            body: None,
-        }
-    }
-}
-
-/// Send requests through a host's agent in one round trip; (HTTP code, body) per request.
-/// Neither bodies nor answers are logged (tokens).
-pub async fn send(conn: &Connection, http: &str, reqs: &[Request]) -> Result<Vec<(u16, String)>> {
-    let requests = reqs
-        .iter()
-        .map(|r| {
-            let method = consul_api::Method::parse(r.method)
-                .ok_or_else(|| anyhow::anyhow!("internal: HTTP method {}", r.method))?;
-            let mut q = consul_api::Request::new(method, r.path.clone());
-            if let Some(b) = &r.body {
-                q = q.with_body(b.clone().into_bytes());
-            }
-            Ok(q)
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let answers = crate::consul::client(conn, http)
-        .send(requests)
-        .await
-        .map_err(|e| anyhow::anyhow!("API requests failed: {}", e.message))?;
-    Ok(answers
-        .into_iter()
-        .map(|a| (a.status, String::from_utf8_lossy(&a.body).into_owned()))
-        .collect())
 }
 
 /// What the bootstrap answered.
@@ -118,6 +74,19 @@ pub fn bootstrap_answer(code: u16, body: &str) -> Result<Bootstrap> {
     }
 }
 
+/// The bootstrap call's result as [`Bootstrap`]; `Err` when the agent gave no answer.
+pub fn bootstrap_result(res: Result<AclToken, consul_api::Error>) -> Result<Bootstrap> {
+    match res {
+        Ok(t) if !t.secret_id.is_empty() => Ok(Bootstrap::Token(Secret::new(t.secret_id))),
+        Ok(_) => bail!("the bootstrap answer has no SecretID"),
+        Err(consul_api::Error::Status { status, body, .. }) => bootstrap_answer(status, &body),
+        Err(consul_api::Error::Decode { source, .. }) => {
+            Err(anyhow!(source).context("the bootstrap answer has no SecretID"))
+        }
+        Err(e) => Err(anyhow!("API requests failed: {e}")),
+    }
+}
+
 fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or("").chars().take(200).collect()
 }
@@ -130,107 +99,138 @@ pub async fn bootstrap(
     secrets_path: &std::path::Path,
     timeout: Duration,
 ) -> Result<Secret> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let req = Request {
-            method: "PUT",
-            path: "/v1/acl/bootstrap".into(),
-            body: None,
-        };
-        let ans = send(conn, http, &[req]).await?;
-        let (code, body) = &ans[0];
-        match bootstrap_answer(*code, body)? {
-            Bootstrap::Token(t) => return Ok(t),
-            Bootstrap::Done(msg) => bail!(
-                "the ACL system of this cluster was bootstrapped before, and {} has no \
-                 acl_management_token: put the management token there, or reset the bootstrap \
-                 (Consul: `consul acl bootstrap` reset index) ({msg})",
-                secrets_path.display()
-            ),
-            Bootstrap::Retry(why) => {
-                if Instant::now() > deadline {
-                    bail!(
-                        "the ACL bootstrap did not succeed within {}s: {why}",
-                        timeout.as_secs()
-                    );
+    bootstrap_with(&crate::consul::client(conn, http), secrets_path, timeout).await
+}
+
+/// [`bootstrap`] through a client: `PUT /v1/acl/bootstrap` every 500 ms while Consul says
+/// "not yet"; a cluster bootstrapped before, or an agent that does not answer, stops at once.
+pub async fn bootstrap_with(
+    client: &Client,
+    secrets_path: &std::path::Path,
+    timeout: Duration,
+) -> Result<Secret> {
+    let res = poll::wait_until(
+        "the ACL bootstrap",
+        timeout,
+        Duration::from_millis(500),
+        || async {
+            let answer = match bootstrap_result(client.call(api::bootstrap()).await) {
+                Ok(a) => a,
+                Err(e) => return Ok::<_, String>(Progress::Ready(Err(e))),
+            };
+            Ok(match answer {
+                Bootstrap::Token(t) => Progress::Ready(Ok(t)),
+                Bootstrap::Done(msg) => Progress::Ready(Err(anyhow!(
+                    "the ACL system of this cluster was bootstrapped before, and {} has no \
+                     acl_management_token: put the management token there, or reset the \
+                     bootstrap (Consul: `consul acl bootstrap` reset index) ({msg})",
+                    secrets_path.display()
+                ))),
+                Bootstrap::Retry(why) => {
+                    tracing::debug!(why = %why, "ACL bootstrap not yet possible");
+                    Progress::Pending(why)
                 }
-                tracing::debug!(why = %why, "ACL bootstrap not yet possible");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-        }
+            })
+        },
+    )
+    .await;
+    match res {
+        Ok(r) => r,
+        Err(t) => bail!(
+            "the ACL bootstrap did not succeed within {}s: {}",
+            timeout.as_secs(),
+            crate::verify::last_seen(&t)
+        ),
     }
 }
 
-/// The requests that make a node's policy and token what they should be, given what
+/// A write that makes a node's agent policy or token what it should be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fix {
+    CreatePolicy(AclPolicy),
+    UpdatePolicy(AclPolicy),
+    CreateToken(AclToken),
+    UpdateToken(AclToken),
+}
+
+impl Fix {
+    /// The call that writes it (its answer is not needed).
+    pub fn call(&self) -> Call<()> {
+        let request = match self {
+            Fix::CreatePolicy(p) => api::policy_create(p).request,
+            Fix::UpdatePolicy(p) => api::policy_update(p).request,
+            Fix::CreateToken(t) => api::token_create(t).request,
+            Fix::UpdateToken(t) => api::token_update(t).request,
+        };
+        Call::new(request, |_| Ok(()))
+    }
+
+    fn is_token(&self) -> bool {
+        matches!(self, Fix::CreateToken(_) | Fix::UpdateToken(_))
+    }
+}
+
+/// A read that found nothing: 404, or 403 (Consul answers `403 ACL not found` for a token or
+/// policy that does not exist).
+fn absent<T>(res: Result<Option<T>, consul_api::Error>, what: &str) -> Result<Option<T>> {
+    match res {
+        Ok(v) => Ok(v),
+        Err(consul_api::Error::Status {
+            status: 403 | 404, ..
+        }) => Ok(None),
+        Err(consul_api::Error::Status { status, body, .. }) => {
+            bail!("{what}: HTTP {status}: {}", first_line(&body))
+        }
+        Err(consul_api::Error::Decode { source, .. }) => {
+            Err(anyhow!(source).context(what.to_string()))
+        }
+        Err(e) => Err(anyhow!("API requests failed: {e}")),
+    }
+}
+
+/// The writes that make a node's policy and token what they should be, given what
 /// `GET /v1/acl/policy/name/..` and `GET /v1/acl/token/<accessor>` answered. Pure.
 pub fn agent_token_fixes(
     host: &Host,
     accessor: &str,
     secret: &Secret,
-    policy_answer: (u16, &str),
-    token_answer: (u16, &str),
-) -> Result<Vec<Request>> {
+    policy_answer: Result<Option<AclPolicy>, consul_api::Error>,
+    token_answer: Result<Option<AclToken>, consul_api::Error>,
+) -> Result<Vec<Fix>> {
     let name = policy_name(&host.name);
     let rules = policy_rules(host);
+    let description = format!("consulctl: agent of {}", host.name);
     let mut out = Vec::new();
-    #[derive(Deserialize)]
-    struct Policy {
-        #[serde(rename = "ID")]
-        id: String,
-        #[serde(rename = "Rules", default)]
-        rules: String,
-    }
-    match policy_answer {
-        (200, body) => {
-            let p: Policy =
-                serde_json::from_str(body).with_context(|| format!("reading policy {name}"))?;
+    match absent(policy_answer, &format!("reading policy {name}"))? {
+        Some(p) => {
             if p.rules != rules {
-                out.push(Request {
-                    method: "PUT",
-                    path: format!("/v1/acl/policy/{}", p.id),
-                    body: Some(
-                        json!({ "ID": p.id, "Name": name, "Rules": rules,
-                                "Description": format!("consulctl: agent of {}", host.name) })
-                        .to_string(),
-                    ),
-                });
+                out.push(Fix::UpdatePolicy(AclPolicy {
+                    id: p.id,
+                    name: name.clone(),
+                    rules,
+                    description,
+                    ..AclPolicy::default()
+                }));
             }
         }
-        (403 | 404, _) => out.push(Request {
-            method: "PUT",
-            path: "/v1/acl/policy".into(),
-            body: Some(
-                json!({ "Name": name, "Rules": rules,
-                        "Description": format!("consulctl: agent of {}", host.name) })
-                .to_string(),
-            ),
-        }),
-        (code, body) => bail!("reading policy {name}: HTTP {code}: {}", first_line(body)),
+        None => out.push(Fix::CreatePolicy(AclPolicy {
+            name: name.clone(),
+            rules,
+            description,
+            ..AclPolicy::default()
+        })),
     }
-    #[derive(Deserialize)]
-    struct Token {
-        #[serde(rename = "SecretID", default)]
-        secret: String,
-        #[serde(rename = "Policies", default)]
-        policies: Vec<PolicyLink>,
-    }
-    #[derive(Deserialize)]
-    struct PolicyLink {
-        #[serde(rename = "Name", default)]
-        name: String,
-    }
-    let token_body = json!({
-        "AccessorID": accessor,
-        "SecretID": secret.expose(),
-        "Description": format!("consulctl: agent token of {}", host.name),
-        "Policies": [{ "Name": name }],
-    })
-    .to_string();
-    match token_answer {
-        (200, body) => {
-            let t: Token = serde_json::from_str(body)
-                .with_context(|| format!("reading the agent token of {}", host.name))?;
-            if t.secret != secret.expose() {
+    let token = AclToken {
+        accessor_id: accessor.to_string(),
+        secret_id: secret.expose().to_string(),
+        description: format!("consulctl: agent token of {}", host.name),
+        policies: vec![AclPolicyLink::by_name(&name)],
+        ..AclToken::default()
+    };
+    let what = format!("reading the agent token of {}", host.name);
+    match absent(token_answer, &what)? {
+        Some(t) => {
+            if t.secret_id != secret.expose() {
                 bail!(
                     "ACL token {accessor} (agent of {}) exists with another secret than the \
                      secrets file holds",
@@ -238,23 +238,10 @@ pub fn agent_token_fixes(
                 );
             }
             if !t.policies.iter().any(|p| p.name == name) {
-                out.push(Request {
-                    method: "PUT",
-                    path: format!("/v1/acl/token/{accessor}"),
-                    body: Some(token_body),
-                });
+                out.push(Fix::UpdateToken(token));
             }
         }
-        (403 | 404, _) => out.push(Request {
-            method: "PUT",
-            path: "/v1/acl/token".into(),
-            body: Some(token_body),
-        }),
-        (code, body) => bail!(
-            "reading the agent token of {}: HTTP {code}: {}",
-            host.name,
-            first_line(body)
-        ),
+        None => out.push(Fix::CreateToken(token)),
     }
     Ok(out)
 }
@@ -267,6 +254,11 @@ pub async fn ensure_agent_tokens(
     http: &str,
     cluster: &Cluster,
 ) -> Result<usize> {
+    ensure_agent_tokens_with(&crate::consul::client(conn, http), cluster).await
+}
+
+/// [`ensure_agent_tokens`] through a client.
+pub async fn ensure_agent_tokens_with(client: &Client, cluster: &Cluster) -> Result<usize> {
     let mut reads = Vec::new();
     let mut hosts = Vec::new();
     for h in &cluster.hosts {
@@ -275,40 +267,47 @@ pub async fn ensure_agent_tokens(
             .agents
             .get(&h.name)
             .ok_or_else(|| anyhow!("no agent token for {} in the secrets file", h.name))?;
-        reads.push(Request::get(format!(
-            "/v1/acl/policy/name/{}",
-            policy_name(&h.name)
-        )));
-        reads.push(Request::get(format!("/v1/acl/token/{}", t.accessor)));
-        hosts.push((h, t));
+        let policy = api::policy_read_by_name(&policy_name(&h.name));
+        let token = api::token_read(&t.accessor);
+        reads.push(policy.request.clone());
+        reads.push(token.request.clone());
+        hosts.push((h, t, policy, token));
     }
-    let answers = send(conn, http, &reads).await?;
+    let answers = client
+        .send(reads)
+        .await
+        .map_err(|e| anyhow!("API requests failed: {}", e.message))?;
     let mut writes = Vec::new();
-    for (i, (h, t)) in hosts.iter().enumerate() {
-        let p = &answers[2 * i];
-        let k = &answers[2 * i + 1];
+    for (i, (h, t, policy, token)) in hosts.iter().enumerate() {
         writes.extend(agent_token_fixes(
             h,
             &t.accessor,
             &t.secret,
-            (p.0, &p.1),
-            (k.0, &k.1),
+            policy.finish(&answers[2 * i]),
+            token.finish(&answers[2 * i + 1]),
         )?);
     }
     if writes.is_empty() {
         return Ok(0);
     }
     // Policies before tokens (a token names its policy).
-    writes.sort_by_key(|r| r.path.starts_with("/v1/acl/token"));
-    let answers = send(conn, http, &writes).await?;
-    for (r, (code, body)) in writes.iter().zip(&answers) {
-        if *code != 200 {
-            bail!(
-                "{} {}: HTTP {code}: {}",
-                r.method,
-                r.path.split('/').take(4).collect::<Vec<_>>().join("/"),
-                first_line(body)
-            );
+    writes.sort_by_key(Fix::is_token);
+    let calls: Vec<Call<()>> = writes.iter().map(Fix::call).collect();
+    let lines: Vec<(consul_api::Method, String)> = calls
+        .iter()
+        .map(|c| (c.request.method, c.request.path.clone()))
+        .collect();
+    let answers = client.call_all(calls).await;
+    for ((method, path), answer) in lines.iter().zip(answers) {
+        match answer {
+            Ok(()) => {}
+            // The path without the accessor or policy ID.
+            Err(consul_api::Error::Status { status, body, .. }) => bail!(
+                "{method} {}: HTTP {status}: {}",
+                path.split('/').take(4).collect::<Vec<_>>().join("/"),
+                first_line(&body)
+            ),
+            Err(e) => bail!("API requests failed: {e}"),
         }
     }
     tracing::info!(written = writes.len(), "ACL agent policies and tokens");
@@ -318,7 +317,24 @@ pub async fn ensure_agent_tokens(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use consul_api::testing::{block_on, FakeTransport};
+    use consul_api::Response;
     use consulctl_core::model::{BindAddr, Init, Role};
+    use serde_json::json;
+
+    /// What reading the policy answers, through its call.
+    fn policy(code: u16, body: &str) -> Result<Option<AclPolicy>, consul_api::Error> {
+        api::policy_read_by_name("consulctl-agent-web-1").finish(&Response::new(code, body))
+    }
+
+    /// What reading the token answers, through its call.
+    fn token(code: u16, body: &str) -> Result<Option<AclToken>, consul_api::Error> {
+        api::token_read("acc").finish(&Response::new(code, body))
+    }
+
+    fn path(f: &Fix) -> String {
+        f.call().request.path
+    }
 
     fn host() -> Host {
         let mut h = Host::minimal(
@@ -392,15 +408,15 @@ mod tests {
             &h,
             "acc-1",
             &s,
-            (404, "ACL not found"),
-            (403, "ACL not found"),
+            policy(404, "ACL not found"),
+            token(403, "ACL not found"),
         )
         .unwrap();
         assert_eq!(fixes.len(), 2);
-        assert_eq!(fixes[0].path, "/v1/acl/policy");
-        assert_eq!(fixes[1].path, "/v1/acl/token");
+        assert_eq!(path(&fixes[0]), "/v1/acl/policy");
+        assert_eq!(path(&fixes[1]), "/v1/acl/token");
         let body: serde_json::Value =
-            serde_json::from_str(fixes[1].body.as_ref().unwrap()).unwrap();
+            serde_json::from_str(&fixes[1].call().request.body_text()).unwrap();
         assert_eq!(body["AccessorID"], "acc-1");
         assert_eq!(body["SecretID"], s.expose());
         assert_eq!(body["Policies"][0]["Name"], "consulctl-agent-web-1");
@@ -416,7 +432,14 @@ mod tests {
         let token = json!({ "AccessorID": "acc", "SecretID": "sec",
                             "Policies": [{ "ID": "p1", "Name": "consulctl-agent-web-1" }] })
         .to_string();
-        let fixes = agent_token_fixes(&h, "acc", &s, (200, &policy), (200, &token)).unwrap();
+        let fixes = agent_token_fixes(
+            &h,
+            "acc",
+            &s,
+            self::policy(200, &policy),
+            self::token(200, &token),
+        )
+        .unwrap();
         assert!(fixes.is_empty(), "{fixes:?}");
     }
 
@@ -429,9 +452,21 @@ mod tests {
                 .to_string();
         let token = json!({ "SecretID": "sec", "Policies": [{ "Name": "consulctl-agent-web-1" }] })
             .to_string();
-        let fixes = agent_token_fixes(&h, "acc", &s, (200, &policy), (200, &token)).unwrap();
+        let fixes = agent_token_fixes(
+            &h,
+            "acc",
+            &s,
+            self::policy(200, &policy),
+            self::token(200, &token),
+        )
+        .unwrap();
         assert_eq!(fixes.len(), 1);
-        assert_eq!(fixes[0].path, "/v1/acl/policy/p1");
+        assert_eq!(path(&fixes[0]), "/v1/acl/policy/p1");
+        let body: serde_json::Value =
+            serde_json::from_str(&fixes[0].call().request.body_text()).unwrap();
+        assert_eq!(body["ID"], "p1");
+        assert_eq!(body["Rules"], policy_rules(&h));
+        assert_eq!(body["Description"], "consulctl: agent of web-1");
     }
 
     #[test]
@@ -443,8 +478,8 @@ mod tests {
             &h,
             "acc",
             &Secret::new("sec"),
-            (200, &policy),
-            (200, &token),
+            self::policy(200, &policy),
+            self::token(200, &token),
         )
         .unwrap_err();
         assert!(format!("{e}").contains("another secret"), "{e}");
@@ -452,5 +487,139 @@ mod tests {
             !format!("{e}").contains("zz-wrong-zz"),
             "never quotes a secret: {e}"
         );
+    }
+
+    #[test]
+    fn other_read_errors_are_errors_with_the_status() {
+        let h = host();
+        let e = agent_token_fixes(
+            &h,
+            "acc",
+            &Secret::new("sec"),
+            policy(500, "rpc error: No cluster leader\nmore"),
+            token(404, ""),
+        )
+        .unwrap_err();
+        assert_eq!(
+            format!("{e:#}"),
+            "reading policy consulctl-agent-web-1: HTTP 500: rpc error: No cluster leader"
+        );
+    }
+
+    #[test]
+    fn a_token_without_its_policy_is_updated_in_place() {
+        let h = host();
+        let policy = json!({ "ID": "p1", "Rules": policy_rules(&h) }).to_string();
+        let token = json!({ "SecretID": "sec", "Policies": [] }).to_string();
+        let fixes = agent_token_fixes(
+            &h,
+            "acc",
+            &Secret::new("sec"),
+            self::policy(200, &policy),
+            self::token(200, &token),
+        )
+        .unwrap();
+        assert_eq!(fixes.len(), 1);
+        assert_eq!(fixes[0].call().request.line(), "PUT /v1/acl/token/acc");
+    }
+
+    #[test]
+    fn ensure_reads_in_one_round_trip_and_writes_policies_before_tokens() {
+        let text = "[cluster]\ndatacenter = \"dc1\"\nacl = true\n[consul]\nversion = \"1.8.7\"\n\
+source = { package = \"auto\" }\n\
+[[hosts]]\nname = \"s1\"\naddress = \"10.0.0.1\"\nrole = \"server\"\n";
+        let mut cluster =
+            consulctl_core::inventory::parse(std::path::Path::new("inv.toml"), text).unwrap();
+        cluster.acl_tokens.agents.insert(
+            "s1".into(),
+            consulctl_core::model::AgentToken {
+                accessor: "acc-s1".into(),
+                secret: Secret::new("sec-s1"),
+            },
+        );
+        let fake = FakeTransport::new()
+            .on(
+                "GET",
+                "/v1/acl/policy/name/consulctl-agent-s1",
+                403,
+                "ACL not found",
+            )
+            .on("GET", "/v1/acl/token/acc-s1", 403, "ACL not found")
+            .on("PUT", "/v1/acl/policy", 200, "{}")
+            .on("PUT", "/v1/acl/token", 200, "{}");
+        let n = block_on(ensure_agent_tokens_with(
+            &Client::new(fake.clone()),
+            &cluster,
+        ))
+        .unwrap();
+        assert_eq!(n, 2);
+        assert_eq!(fake.batches(), [2, 2]);
+        assert_eq!(
+            fake.sent()[2..],
+            ["PUT /v1/acl/policy", "PUT /v1/acl/token"]
+        );
+        // A refused write names the endpoint, not the IDs.
+        let fake = FakeTransport::new()
+            .on(
+                "GET",
+                "/v1/acl/policy/name/consulctl-agent-s1",
+                200,
+                &json!({"ID": "p1", "Rules": ""}).to_string(),
+            )
+            .on("GET", "/v1/acl/token/acc-s1", 404, "")
+            .on("PUT", "/v1/acl/policy/p1", 403, "Permission denied")
+            .on("PUT", "/v1/acl/token", 200, "{}");
+        let e = block_on(ensure_agent_tokens_with(&Client::new(fake), &cluster)).unwrap_err();
+        assert_eq!(
+            format!("{e:#}"),
+            "PUT /v1/acl/policy: HTTP 403: Permission denied"
+        );
+    }
+
+    #[tokio::test]
+    async fn bootstrap_retries_until_consul_takes_it_and_stops_when_done_before() {
+        let fake = FakeTransport::new()
+            .on("PUT", "/v1/acl/bootstrap", 500, "No cluster leader")
+            .on(
+                "PUT",
+                "/v1/acl/bootstrap",
+                200,
+                r#"{"AccessorID":"a","SecretID":"s-1"}"#,
+            );
+        let secrets = std::path::Path::new("inv.secrets.toml");
+        let t = bootstrap_with(&Client::new(fake.clone()), secrets, Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert_eq!(t, Secret::new("s-1"));
+        assert_eq!(fake.count("PUT", "/v1/acl/bootstrap"), 2);
+        let fake = FakeTransport::new().on(
+            "PUT",
+            "/v1/acl/bootstrap",
+            403,
+            "Permission denied: ACL bootstrap no longer allowed (reset index: 12)",
+        );
+        let e = bootstrap_with(&Client::new(fake.clone()), secrets, Duration::from_secs(30))
+            .await
+            .unwrap_err();
+        assert!(format!("{e}").contains("bootstrapped before"), "{e}");
+        assert_eq!(fake.count("PUT", "/v1/acl/bootstrap"), 1);
+        let fake = FakeTransport::new().on(
+            "PUT",
+            "/v1/acl/bootstrap",
+            500,
+            "The ACL system is currently in legacy mode.",
+        );
+        let e = bootstrap_with(&Client::new(fake), secrets, Duration::from_millis(300))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            format!("{e}"),
+            "the ACL bootstrap did not succeed within 0s: HTTP 500: The ACL system is currently in legacy mode."
+        );
+        let fake = FakeTransport::new().fail_all("ssh s1: refused");
+        let e = bootstrap_with(&Client::new(fake), secrets, Duration::from_secs(30))
+            .await
+            .unwrap_err();
+        assert_eq!(format!("{e}"), "API requests failed: ssh s1: refused");
     }
 }

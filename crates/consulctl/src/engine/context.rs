@@ -79,11 +79,7 @@ impl HostRun {
 
     /// The base URL of this host's agent API (loopback when its bind address is unknown).
     pub fn api_url(&self, binds: &BTreeMap<String, IpAddr>) -> String {
-        let bind = binds
-            .get(&self.host.name)
-            .copied()
-            .unwrap_or(IpAddr::from([127, 0, 0, 1]));
-        crate::verify::http_addr(&self.host, bind)
+        crate::verify::agent_url(&self.host, binds.get(&self.host.name).copied())
     }
 
     pub fn mark(&mut self) {

@@ -37,10 +37,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
-use serde::{Deserialize, Serialize};
+use anyhow::{anyhow, bail, Result};
+use consul_api::poll::{self, Progress as Poll};
+use serde::Serialize;
 
 use crate::apply::{HostRun, Prepared};
 use crate::execute::path_arg;
@@ -165,55 +168,35 @@ pub struct HostRestart {
     pub written: Vec<String>,
 }
 
-/// `/v1/operator/autopilot/health`.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
-pub struct AutopilotHealth {
-    #[serde(rename = "Healthy")]
-    pub healthy: bool,
-    #[serde(rename = "FailureTolerance", default)]
-    pub failure_tolerance: i64,
-    #[serde(rename = "Servers", default)]
-    pub servers: Vec<AutopilotServer>,
-}
+/// `/v1/operator/autopilot/health` (servers, voters, health as the leader sees them).
+pub use consul_api::AutopilotHealth;
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
-pub struct AutopilotServer {
-    #[serde(rename = "ID", default)]
-    pub id: String,
-    /// Node name; empty for a server autopilot only knows from raft (being pruned).
-    #[serde(rename = "Name", default)]
-    pub name: String,
-    /// `IP:8300`.
-    #[serde(rename = "Address", default)]
-    pub address: String,
-    /// `alive`, `failed`, `left`, `none` ...
-    #[serde(rename = "SerfStatus", default)]
-    pub serf_status: String,
-    #[serde(rename = "Leader", default)]
-    pub leader: bool,
-    #[serde(rename = "Voter", default)]
-    pub voter: bool,
-    #[serde(rename = "Healthy", default)]
-    pub healthy: bool,
-    /// A Go duration (`"35.2ms"`, `"-1ns"` for never).
-    #[serde(rename = "LastContact", default)]
-    pub last_contact: String,
-    #[serde(rename = "LastTerm", default)]
-    pub last_term: u64,
-    #[serde(rename = "LastIndex", default)]
-    pub last_index: u64,
-}
+/// One server in [`AutopilotHealth`]: `Name` is empty for a server autopilot only knows from
+/// raft (being pruned); `LastContact` is a Go duration (`"35.2ms"`, `"-1ns"` for never).
+pub type AutopilotServer = consul_api::ServerHealth;
 
 /// Parse an autopilot health answer. HTTP 200 (healthy) and 429 (unhealthy) both carry the
 /// JSON body; anything else (no leader: 500) is an error carrying the body.
 pub fn parse_autopilot(code: u16, body: &str) -> Result<AutopilotHealth> {
-    if code != 200 && code != 429 {
-        bail!(
-            "{AUTOPILOT} answered HTTP {code}: {}",
-            body.chars().take(200).collect::<String>()
-        );
+    autopilot_answer(
+        consul_api::operator::autopilot_health()
+            .finish(&consul_api::Response::new(code, body.as_bytes())),
+    )
+}
+
+/// The autopilot call's result with this module's messages: `... answered HTTP 500: No
+/// cluster leader`, `parsing the ... answer: ...`.
+fn autopilot_answer(res: Result<AutopilotHealth, consul_api::Error>) -> Result<AutopilotHealth> {
+    match res {
+        Ok(h) => Ok(h),
+        Err(consul_api::Error::Status { status, body, .. }) => {
+            bail!("{AUTOPILOT} answered HTTP {status}: {body}")
+        }
+        Err(consul_api::Error::Decode { source, .. }) => {
+            Err(anyhow!(source).context(format!("parsing the {AUTOPILOT} answer")))
+        }
+        Err(e) => Err(e.into()),
     }
-    serde_json::from_str(body).with_context(|| format!("parsing the {AUTOPILOT} answer"))
 }
 
 /// Servers in restart order: the followers in the order given, the leader last.
@@ -535,124 +518,113 @@ pub struct Reading {
     pub autopilot: Result<AutopilotHealth, String>,
 }
 
-/// Read leader, raft configuration, members and autopilot health through one agent (one
-/// round trip).
+/// Read leader, raft configuration, members and autopilot health through one host's agent
+/// (one round trip).
 pub async fn read_state(conn: &Connection, http: &str) -> Result<Reading> {
-    let args = vec![
-        http.to_string(),
-        verify::LEADER.into(),
-        verify::RAFT.into(),
-        verify::MEMBERS.into(),
-        AUTOPILOT.into(),
-    ];
-    let out = conn.run("consul api", verify::API, &args, None).await?;
-    reading_from(conn.host(), &verify::parse_api_output(&out.stdout))
+    read_reading(&crate::consul::client(conn, http), conn.host()).await
 }
 
-/// A reading from parsed `api.sh` answers that include leader, raft, members and autopilot.
-pub fn reading_from(
-    via: &str,
-    map: &std::collections::BTreeMap<String, (u16, String)>,
-) -> Result<Reading> {
-    let view = verify::view_from_api(via, map)?;
-    let autopilot = match map.get(AUTOPILOT) {
-        Some((code, body)) => parse_autopilot(*code, body).map_err(|e| format!("{e:#}")),
-        None => Err(format!("no answer for {AUTOPILOT}")),
-    };
+/// Leader, raft configuration, members and autopilot health through one client, in one round
+/// trip. `via` names the host whose agent answers. An autopilot that does not answer (no
+/// leader) is part of the reading, not an error.
+pub async fn read_reading(client: &consul_api::Client, via: &str) -> Result<Reading> {
+    let (leader, raft, members, autopilot) = client
+        .call4(
+            consul_api::status::leader(),
+            consul_api::operator::raft_configuration(true),
+            consul_api::agent::members(false),
+            consul_api::operator::autopilot_health(),
+        )
+        .await;
+    let view = verify::view_from(via, leader, raft, members)?;
+    let autopilot = autopilot_answer(autopilot).map_err(|e| format!("{e:#}"));
     Ok(Reading { view, autopilot })
 }
 
-/// A host whose agent the gates read through.
+/// A host whose agent the gates read through: its connection and base URL (for the restart
+/// script) and a client of its agent.
 struct Reader<'a> {
-    host: &'a str,
     conn: &'a Connection,
     http: String,
-}
-
-fn http_of(r: &HostRun, binds: &BTreeMap<String, IpAddr>) -> String {
-    let bind = binds
-        .get(&r.host.name)
-        .copied()
-        .unwrap_or(IpAddr::from([127, 0, 0, 1]));
-    verify::http_addr(&r.host, bind)
+    agent: verify::Agent,
 }
 
 fn reader<'a>(r: &'a HostRun, binds: &BTreeMap<String, IpAddr>) -> Option<Reader<'a>> {
+    let conn = r.conn.as_ref()?;
+    let http = verify::agent_url(&r.host, binds.get(&r.host.name).copied());
     Some(Reader {
-        host: &r.host.name,
-        conn: r.conn.as_ref()?,
-        http: http_of(r, binds),
+        conn,
+        agent: verify::Agent::via_ssh(conn, &http),
+        http,
     })
 }
 
-/// Hosts to read the cluster through: healthy, connected ones, servers first.
-fn readers<'a>(runs: &'a [HostRun], binds: &BTreeMap<String, IpAddr>) -> Vec<Reader<'a>> {
+/// Agents to read the cluster through: healthy, connected hosts, servers first.
+fn readers(runs: &[HostRun], binds: &BTreeMap<String, IpAddr>) -> Vec<verify::Agent> {
     let mut out = Vec::new();
     for role in [Role::Server, Role::Client] {
         out.extend(
             runs.iter()
                 .filter(|r| r.host.role == role && r.failed.is_none())
-                .filter_map(|r| reader(r, binds)),
+                .filter_map(|r| reader(r, binds))
+                .map(|r| r.agent),
         );
     }
     out
 }
 
-/// Poll Consul through `readers` (the first that answers, each poll) until the gate passes
+/// How long one read through one agent may take in a gate.
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Poll Consul through `agents` (the first that answers, each poll) until the gate passes
 /// `passes` times in a row, or `timeout` passes: then the last problems.
 async fn wait_gate(
     cluster: &Cluster,
     binds: &BTreeMap<String, IpAddr>,
-    readers: &[Reader<'_>],
+    agents: &[verify::Agent],
     back: Option<&str>,
     passes: u32,
     timeout: Duration,
 ) -> Result<Reading, Vec<String>> {
-    if readers.is_empty() {
+    if agents.is_empty() {
         return Err(vec![
             "no reachable host to read the cluster state through".into()
         ]);
     }
-    let deadline = Instant::now() + timeout;
-    let mut in_row = 0;
-    let mut last = vec!["no host answered".to_string()];
-    loop {
-        let mut got = None;
-        for rd in readers {
-            match tokio::time::timeout(Duration::from_secs(30), read_state(rd.conn, &rd.http)).await
-            {
-                Ok(Ok(reading)) => {
-                    got = Some(reading);
-                    break;
-                }
-                Ok(Err(e)) => last = vec![format!("{} did not answer: {e:#}", rd.host)],
-                Err(_) => last = vec![format!("{} did not answer within 30s", rd.host)],
+    let in_row = AtomicU32::new(0);
+    let last = Mutex::new(vec!["no host answered".to_string()]);
+    let (in_row_ref, last_ref) = (&in_row, &last);
+    let res = poll::wait_until("the cluster gate", timeout, POLL, move || async move {
+        let got = verify::first_answer(agents, Some(READ_TIMEOUT), |a| {
+            read_reading(&a.client, &a.host)
+        })
+        .await;
+        let mut last = last_ref.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = got.errors.last() {
+            *last = vec![e.long()];
+        }
+        let Some((_, reading)) = got.answer else {
+            in_row_ref.store(0, Ordering::SeqCst);
+            return Ok::<_, String>(Poll::Pending(last.join("; ")));
+        };
+        let problems = gate_problems(cluster, binds, &reading.view, &reading.autopilot, back);
+        if problems.is_empty() {
+            let n = in_row_ref.fetch_add(1, Ordering::SeqCst) + 1;
+            if n >= passes {
+                return Ok(Poll::Ready(reading));
             }
+            return Ok(Poll::Pending(format!("passed {n} of {passes} times")));
         }
-        match got {
-            Some(reading) => {
-                let problems =
-                    gate_problems(cluster, binds, &reading.view, &reading.autopilot, back);
-                if problems.is_empty() {
-                    in_row += 1;
-                    if in_row >= passes {
-                        return Ok(reading);
-                    }
-                } else {
-                    if problems != last {
-                        tracing::debug!(via = %reading.view.via, problems = ?problems, "gate not passed yet");
-                    }
-                    in_row = 0;
-                    last = problems;
-                }
-            }
-            None => in_row = 0,
+        if problems != *last {
+            tracing::debug!(via = %reading.view.via, problems = ?problems, "gate not passed yet");
         }
-        if Instant::now() + POLL > deadline {
-            return Err(last);
-        }
-        tokio::time::sleep(POLL).await;
-    }
+        in_row_ref.store(0, Ordering::SeqCst);
+        let why = problems.join("; ");
+        *last = problems;
+        Ok(Poll::Pending(why))
+    })
+    .await;
+    res.map_err(|_| last.into_inner().unwrap_or_else(|e| e.into_inner()))
 }
 
 fn ms(d: Duration) -> u64 {
@@ -744,7 +716,7 @@ async fn restart_one(
     let gate = wait_gate(
         cluster,
         binds,
-        std::slice::from_ref(&me),
+        std::slice::from_ref(&me.agent),
         back,
         2,
         opts.step_timeout,
@@ -1348,5 +1320,133 @@ mod tests {
                 .any(|x| x.contains("servers not in the raft configuration: server1")),
             "{p:?}"
         );
+    }
+
+    fn lab_fake(autopilot: &str, status: u16) -> consul_api::testing::FakeTransport {
+        let raft = serde_json::json!({"Servers": RAFT3.iter().map(|(n, a, v)| serde_json::json!({
+            "ID": n, "Node": n, "Address": a, "Leader": *n == "server2", "Voter": v,
+        })).collect::<Vec<_>>(), "Index": 9});
+        let members: Vec<serde_json::Value> = ALL
+            .iter()
+            .map(|n| serde_json::json!({"Name": n, "Addr": "", "Port": 8301, "Status": 1}))
+            .collect();
+        consul_api::testing::FakeTransport::new()
+            .on("GET", "/v1/status/leader", 200, "\"10.213.1.12:8300\"")
+            .on_json("GET", "/v1/operator/raft/configuration", &raft)
+            .on_json("GET", "/v1/agent/members", &serde_json::json!(members))
+            .on(
+                "GET",
+                "/v1/operator/autopilot/health",
+                status,
+                &fixture(autopilot),
+            )
+    }
+
+    #[test]
+    fn a_reading_is_one_round_trip_and_an_unhealthy_autopilot_is_an_answer() {
+        use consul_api::testing::block_on;
+        let (cluster, binds) = lab();
+        let fake = lab_fake("autopilot-health-1.8.7-server-down.json", 429);
+        let client = consul_api::Client::new(fake.clone());
+        let r = block_on(read_reading(&client, "server1")).unwrap();
+        assert_eq!(fake.batches(), [4]);
+        assert_eq!(
+            fake.sent(),
+            [
+                "GET /v1/status/leader",
+                "GET /v1/operator/raft/configuration?stale",
+                "GET /v1/agent/members",
+                "GET /v1/operator/autopilot/health",
+            ]
+        );
+        assert_eq!(r.view.via, "server1");
+        assert_eq!(
+            leader_name(&r.view, &cluster, &binds).as_deref(),
+            Some("server2")
+        );
+        let p = gate_problems(&cluster, &binds, &r.view, &r.autopilot, None);
+        assert_eq!(
+            p,
+            ["autopilot reports unhealthy servers: server1 (serf alive, last contact -1ns)"]
+        );
+        // No leader: autopilot answers 500; the reading says so, it is not an error.
+        let fake = consul_api::testing::FakeTransport::new()
+            .on("GET", "/v1/status/leader", 200, "\"\"")
+            .on("GET", "/v1/agent/members", 200, "[]")
+            .on(
+                "GET",
+                "/v1/operator/autopilot/health",
+                500,
+                "No cluster leader",
+            );
+        let r = block_on(read_reading(&consul_api::Client::new(fake), "server1")).unwrap();
+        assert_eq!(r.view.leader, None);
+        assert_eq!(
+            r.autopilot.unwrap_err(),
+            "/v1/operator/autopilot/health answered HTTP 500: No cluster leader"
+        );
+        // An agent that does not answer fails the reading.
+        let fake = consul_api::testing::FakeTransport::new().fail_all("ssh server1: refused");
+        assert!(block_on(read_reading(&consul_api::Client::new(fake), "server1")).is_err());
+    }
+
+    #[tokio::test]
+    async fn the_gate_waits_for_passes_in_a_row_through_the_first_agent_that_answers() {
+        let (cluster, binds) = lab();
+        let down = consul_api::testing::FakeTransport::new().fail_all("ssh server1: refused");
+        let fake = lab_fake("autopilot-health-1.8.7-nonvoter.json", 200).on(
+            "GET",
+            "/v1/operator/autopilot/health",
+            200,
+            &fixture("autopilot-health-1.8.7-healthy.json"),
+        );
+        let agents = [
+            verify::Agent::new("server1", consul_api::Client::new(down.clone())),
+            verify::Agent::new("server2", consul_api::Client::new(fake.clone())),
+        ];
+        let r = wait_gate(
+            &cluster,
+            &binds,
+            &agents,
+            Some("server1"),
+            2,
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.view.via, "server2");
+        // Not a voter yet, then healthy twice.
+        assert_eq!(fake.batches(), [4, 4, 4]);
+        assert_eq!(down.batches().len(), 3);
+
+        // Never healthy: the last problems.
+        let e = wait_gate(
+            &cluster,
+            &binds,
+            &agents[1..],
+            Some("server1"),
+            1,
+            Duration::from_millis(200),
+        )
+        .await;
+        assert!(e.is_ok(), "healthy now");
+        let e = wait_gate(
+            &cluster,
+            &binds,
+            &agents[..1],
+            None,
+            1,
+            Duration::from_millis(200),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(
+            e,
+            ["server1 did not answer: reading the leader: ssh server1: refused"]
+        );
+        let e = wait_gate(&cluster, &binds, &[], None, 1, Duration::ZERO)
+            .await
+            .unwrap_err();
+        assert_eq!(e, ["no reachable host to read the cluster state through"]);
     }
 }

@@ -486,40 +486,51 @@ async fn start_one(r: &mut HostRun, binds: &BTreeMap<String, IpAddr>) {
 
 /// Wait until Consul (asked through this server) has a leader and lists this server as a voter.
 async fn wait_voter(conn: &Connection, host: &Host, bind: IpAddr, timeout: Duration) -> Result<()> {
-    let http = crate::verify::http_addr(host, bind);
+    let agent = crate::verify::agent(conn, host, Some(bind));
+    wait_voter_with(&agent, bind, timeout).await?;
+    tracing::info!(host = %host.name, "new server is a voter");
+    Ok(())
+}
+
+/// Read the view through `agent` every 500 ms until there is a leader and the server at
+/// `bind` is a voter.
+async fn wait_voter_with(
+    agent: &crate::verify::Agent,
+    bind: IpAddr,
+    timeout: Duration,
+) -> Result<()> {
     let me = crate::verify::raft_addr(bind);
-    let deadline = Instant::now() + timeout;
-    loop {
-        let last = match crate::verify::read_view(conn, &http).await {
-            Ok(view) => {
-                let voter = view.raft.iter().any(|s| s.address == me && s.voter);
-                if view.leader.is_some() && voter {
-                    tracing::info!(host = %host.name, "new server is a voter");
-                    return Ok(());
-                }
-                format!(
-                    "leader {:?}, raft peers {:?}",
-                    view.leader,
-                    view.raft
-                        .iter()
-                        .map(|s| format!(
-                            "{}{}",
-                            s.address,
-                            if s.voter { "" } else { " (non-voter)" }
-                        ))
-                        .collect::<Vec<_>>()
-                )
+    let me = &me;
+    consul_api::poll::wait_until(
+        "a voter",
+        timeout,
+        Duration::from_millis(500),
+        move || async move {
+            let view = crate::verify::read_view_with(&agent.client, &agent.host)
+                .await
+                .map_err(|e| format!("{e:#}"))?;
+            let voter = view.raft.iter().any(|s| &s.address == me && s.voter);
+            if view.leader.is_some() && voter {
+                return Ok(consul_api::poll::Progress::Ready(()));
             }
-            Err(e) => format!("{e:#}"),
-        };
-        if Instant::now() > deadline {
-            return Err(anyhow!(
-                "did not become a voter within {}s: {last}",
-                timeout.as_secs()
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+            Ok(consul_api::poll::Progress::Pending(format!(
+                "leader {:?}, raft peers {:?}",
+                view.leader,
+                view.raft
+                    .iter()
+                    .map(|s| format!("{}{}", s.address, if s.voter { "" } else { " (non-voter)" }))
+                    .collect::<Vec<_>>()
+            )))
+        },
+    )
+    .await
+    .map_err(|t| {
+        anyhow!(
+            "did not become a voter within {}s: {}",
+            timeout.as_secs(),
+            crate::verify::last_seen(&t)
+        )
+    })
 }
 
 fn selector_for(sel: &str, cluster: &Cluster) -> Result<Option<Selector>, Error> {
@@ -562,7 +573,7 @@ pub async fn verify(
                 {
                     continue;
                 }
-                via.push((conn, crate::verify::http_addr(&r.host, *bind)));
+                via.push((conn, crate::verify::agent_url(&r.host, Some(*bind))));
             }
         }
     }
@@ -1140,5 +1151,48 @@ mod tests {
         let r = redact(&text, std::slice::from_ref(&key));
         assert!(!r.contains(&key));
         assert!(r.contains("<redacted>"));
+    }
+
+    #[tokio::test]
+    async fn a_new_server_is_waited_for_until_it_is_a_voter() {
+        use consul_api::testing::FakeTransport;
+        let raft = |voter: bool| {
+            format!(
+                r#"{{"Servers":[{{"ID":"a","Node":"s1","Address":"10.0.0.1:8300","Leader":true,"Voter":true}},{{"ID":"b","Node":"s2","Address":"10.0.0.2:8300","Leader":false,"Voter":{voter}}}]}}"#
+            )
+        };
+        let fake = FakeTransport::new()
+            .on("GET", "/v1/status/leader", 200, "\"10.0.0.1:8300\"")
+            .on("GET", "/v1/operator/raft/configuration", 200, &raft(false))
+            .on("GET", "/v1/operator/raft/configuration", 200, &raft(true))
+            .on("GET", "/v1/agent/members", 200, "[]");
+        let agent = crate::verify::Agent::new("s2", consul_api::Client::new(fake.clone()));
+        let s2: IpAddr = "10.0.0.2".parse().unwrap();
+        wait_voter_with(&agent, s2, Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert_eq!(fake.batches(), [3, 3]);
+        let fake = FakeTransport::new()
+            .on("GET", "/v1/status/leader", 200, "\"10.0.0.1:8300\"")
+            .on("GET", "/v1/operator/raft/configuration", 200, &raft(false))
+            .on("GET", "/v1/agent/members", 200, "[]");
+        let agent = crate::verify::Agent::new("s2", consul_api::Client::new(fake));
+        let e = wait_voter_with(&agent, s2, Duration::from_millis(100))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            format!("{e}"),
+            "did not become a voter within 0s: leader Some(\"10.0.0.1:8300\"), raft peers \
+             [\"10.0.0.1:8300\", \"10.0.0.2:8300 (non-voter)\"]"
+        );
+        let fake = FakeTransport::new().fail_all("ssh s2: refused");
+        let agent = crate::verify::Agent::new("s2", consul_api::Client::new(fake));
+        let e = wait_voter_with(&agent, s2, Duration::from_millis(100))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            format!("{e}"),
+            "did not become a voter within 0s: reading the leader: ssh s2: refused"
+        );
     }
 }

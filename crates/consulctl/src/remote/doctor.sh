@@ -1,6 +1,6 @@
 # consulctl doctor: read-only evidence about one host's consul agent. Changes nothing.
 # Args: 1=init (systemd|supervisord), 2=data dir, 3=log dir (supervisord logs),
-#       4=HTTP address of the local agent (host:port), 5=how many log lines.
+#       4=HTTP address of the local agent (its port is Consul's HTTP port), 5=how many log lines.
 # Output, between "consulctl-doctor 1" and "end" (parsed by doctor::parse_output):
 #   clock_ms <ms since the epoch>     read first, for the clock offset
 #   agent_pid <pid>                   the init system's main PID of the agent (absent: none)
@@ -12,8 +12,8 @@
 #                                     themselves never leave the host); keyring_missing
 #   data_dir <exists 0|1> <writable 0|1>
 #   listen <port> <process>           listeners on Consul's ports
-#   === <path> <http code>            then the body on one line (as api.sh)
 #   log <line>                        the agent's recent log, oldest first
+# What the agent answers on its API is read separately, through consulctl's API client.
 set -u
 PATH=$PATH:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 LC_ALL=C
@@ -92,17 +92,6 @@ if have ss; then
             print "listen " p " " proc
         }
     }' | sort -u
-fi
-
-# --- what the agent answers ----------------------------------------------------------------
-if have curl; then
-    for p in /v1/status/leader '/v1/operator/raft/configuration?stale' /v1/agent/members; do
-        body=$(ccurl -sS --max-time 5 -w '\n%{http_code}' "$http$p" 2>&1) || true
-        code=$(printf '%s\n' "$body" | tail -n 1)
-        printf '=== %s %s\n' "$p" "$code"
-        printf '%s\n' "$body" | sed '$d' | tr -d '\n'
-        printf '\n'
-    done
 fi
 
 # --- the agent's recent log ----------------------------------------------------------------
