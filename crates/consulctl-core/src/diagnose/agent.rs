@@ -115,7 +115,7 @@ pub(super) fn data_dir_error(line: &str) -> bool {
 
 impl<'a> Cx<'a> {
     pub(super) fn bind_address(&self, o: &Observation) -> Option<Finding> {
-        let mut d = Draft::new("bind-address");
+        let mut d = Draft::new(FindingCode::BindAddress);
         let addrs = o
             .addresses
             .iter()
@@ -174,7 +174,7 @@ impl<'a> Cx<'a> {
     }
 
     pub(super) fn port_in_use(&self, o: &Observation) -> Option<Finding> {
-        let mut d = Draft::new("port-in-use");
+        let mut d = Draft::new(FindingCode::PortInUse);
         for (port, process) in &o.foreign_listeners {
             d.fact(&o.host, &format!("port {port} is held by {process}"));
         }
@@ -235,7 +235,7 @@ impl<'a> Cx<'a> {
             // No agent: a missing data dir is what a host looks like before its first apply.
             return None;
         }
-        let mut d = Draft::new("data-dir");
+        let mut d = Draft::new(FindingCode::DataDir);
         if o.data_dir_writable == Some(false) {
             d.fact(
                 &o.host,
@@ -275,7 +275,11 @@ impl<'a> Cx<'a> {
         if !looping && o.agent_pid.is_some() {
             return None;
         }
-        let mut d = Draft::new(if looping { "crash-loop" } else { "agent-down" });
+        let mut d = Draft::new(if looping {
+            FindingCode::CrashLoop
+        } else {
+            FindingCode::AgentDown
+        });
         d.host(&o.host);
         let state = o
             .init_state
@@ -299,7 +303,14 @@ impl<'a> Cx<'a> {
         }
         let specific: Vec<&str> = so_far
             .iter()
-            .filter(|f| ["bind-address", "port-in-use", "data-dir"].contains(&f.code.as_str()))
+            .filter(|f| {
+                [
+                    FindingCode::BindAddress,
+                    FindingCode::PortInUse,
+                    FindingCode::DataDir,
+                ]
+                .contains(&f.code)
+            })
             .filter(|f| f.hosts.contains(&o.host))
             .map(|f| f.code.as_str())
             .collect();

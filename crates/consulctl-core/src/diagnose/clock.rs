@@ -22,7 +22,7 @@ impl<'a> Cx<'a> {
         } else {
             sorted[mid]
         };
-        let mut d = Draft::new("clock-skew");
+        let mut d = Draft::new(FindingCode::ClockSkew);
         for (host, ms) in offsets {
             let diff = ms - median;
             if diff.abs() <= CLOCK_SKEW_MS {

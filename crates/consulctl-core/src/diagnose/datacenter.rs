@@ -14,7 +14,7 @@ pub(super) fn wrong_dc(line: &str) -> Option<(&str, &str)> {
 impl<'a> Cx<'a> {
     pub(super) fn datacenter_mismatch(&self) -> Option<Finding> {
         let want = self.exp.datacenter.as_str();
-        let mut d = Draft::new("datacenter-mismatch");
+        let mut d = Draft::new(FindingCode::DatacenterMismatch);
         let mut wrong: BTreeSet<String> = BTreeSet::new();
         for o in self.reachable() {
             let dc = o.api.as_ref().and_then(|a| a.datacenter.as_deref());

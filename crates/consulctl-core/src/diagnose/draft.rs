@@ -10,7 +10,7 @@ pub(super) const LINES_PER_HOST: usize = 3;
 pub(super) const EVIDENCE_CHARS: usize = 300;
 
 pub(super) struct Draft {
-    pub(super) code: &'static str,
+    pub(super) code: FindingCode,
     pub(super) hosts: BTreeSet<String>,
     /// API answers and file facts, each already prefixed with its host.
     pub(super) facts: Vec<String>,
@@ -21,7 +21,7 @@ pub(super) struct Draft {
 }
 
 impl Draft {
-    pub(super) fn new(code: &'static str) -> Self {
+    pub(super) fn new(code: FindingCode) -> Self {
         Draft {
             code,
             hosts: BTreeSet::new(),
@@ -106,7 +106,7 @@ impl Draft {
             }
         }
         Finding {
-            code: code.to_string(),
+            code,
             hosts: hosts.into_iter().collect(),
             evidence,
             cause,
@@ -162,7 +162,7 @@ mod tests {
 
     #[test]
     fn evidence_is_clipped_deduplicated_and_capped_per_host() {
-        let mut d = Draft::new("agent-down");
+        let mut d = Draft::new(FindingCode::AgentDown);
         d.host("h");
         for i in 1..=5 {
             d.log(

@@ -59,7 +59,7 @@ impl<'a> Cx<'a> {
     /// undecryptable messages are this problem and not a wrong key.
     pub(super) fn encryption_mismatch(&self) -> (Option<Finding>, BTreeSet<String>) {
         let want = self.exp.encrypt_fingerprint.is_some();
-        let mut d = Draft::new("encryption-mismatch");
+        let mut d = Draft::new(FindingCode::EncryptionMismatch);
         let mut wrong: BTreeSet<String> = BTreeSet::new();
         for o in self.reachable() {
             match (&o.keyring, want) {
@@ -140,7 +140,7 @@ impl<'a> Cx<'a> {
     }
 
     pub(super) fn gossip_key(&self, mismatched: &BTreeSet<String>) -> Option<Finding> {
-        let mut d = Draft::new("gossip-key");
+        let mut d = Draft::new(FindingCode::GossipKey);
         let mut culprits: BTreeSet<String> = BTreeSet::new();
         let (mut stale_file, mut foreign_key) = (false, false);
         let fp = self.exp.encrypt_fingerprint.as_deref();

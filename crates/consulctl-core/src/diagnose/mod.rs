@@ -20,6 +20,7 @@ use crate::view::{Member, RaftServer};
 
 mod agent;
 mod clock;
+mod code;
 mod cx;
 mod datacenter;
 mod draft;
@@ -30,6 +31,8 @@ mod raft;
 mod reachability;
 #[cfg(test)]
 mod test_support;
+
+pub use code::FindingCode;
 
 use agent::*;
 use cx::*;
@@ -122,7 +125,7 @@ pub struct Finding {
     /// `data-dir`, `no-leader`, `stale-peers`, `missing-peers`, `unknown-members`,
     /// `datacenter-mismatch`, `clock-skew`, `unreachable`, `sudo-password`, `no-agent`,
     /// `not-member`.
-    pub code: String,
+    pub code: FindingCode,
     /// Inventory host names concerned (sorted, no duplicates); may name a node the inventory
     /// does not know when that is what Consul reports.
     pub hosts: Vec<String>,
@@ -135,44 +138,24 @@ pub struct Finding {
 }
 
 /// Finding codes, most severe first: [`diagnose`] returns its findings in this order.
-pub const SEVERITY: [&str; 19] = [
-    "no-leader",
-    "protocol-version",
-    "node-id-conflict",
-    "gossip-key",
-    "encryption-mismatch",
-    "datacenter-mismatch",
-    "bind-address",
-    "port-in-use",
-    "data-dir",
-    "crash-loop",
-    "agent-down",
-    "no-agent",
-    "stale-peers",
-    "missing-peers",
-    "unknown-members",
-    "not-member",
-    "clock-skew",
-    "unreachable",
-    "sudo-password",
-];
+pub const SEVERITY: [FindingCode; 19] = FindingCode::ALL;
 
 /// Codes about what is wrong on the hosts they name: a host one of them names is explained, and
 /// the cluster-level symptoms it causes (not a member, missing from raft) are not reported again.
 /// (`protocol-version` also names the hosts that log it: only its refused node is explained.)
-const HOST_CAUSES: [&str; 12] = [
-    "node-id-conflict",
-    "gossip-key",
-    "encryption-mismatch",
-    "datacenter-mismatch",
-    "bind-address",
-    "port-in-use",
-    "data-dir",
-    "crash-loop",
-    "agent-down",
-    "no-agent",
-    "unreachable",
-    "sudo-password",
+const HOST_CAUSES: [FindingCode; 12] = [
+    FindingCode::NodeIdConflict,
+    FindingCode::GossipKey,
+    FindingCode::EncryptionMismatch,
+    FindingCode::DatacenterMismatch,
+    FindingCode::BindAddress,
+    FindingCode::PortInUse,
+    FindingCode::DataDir,
+    FindingCode::CrashLoop,
+    FindingCode::AgentDown,
+    FindingCode::NoAgent,
+    FindingCode::Unreachable,
+    FindingCode::SudoPassword,
 ];
 
 /// Judge the observations. Empty = healthy.
@@ -213,7 +196,7 @@ pub fn diagnose(expected: &Expected, obs: &[Observation]) -> Vec<Finding> {
     out.extend(cx.missing_peers(&explained));
     let named: BTreeSet<String> = out
         .iter()
-        .filter(|f| f.code != "no-leader")
+        .filter(|f| f.code != FindingCode::NoLeader)
         .flat_map(|f| f.hosts.iter().cloned())
         .collect();
     out.extend(cx.unknown_members(&named));
@@ -251,18 +234,18 @@ pub fn to_text(findings: &[Finding]) -> String {
     s
 }
 
-fn rank(code: &str) -> usize {
+fn rank(code: &FindingCode) -> usize {
     SEVERITY
         .iter()
-        .position(|c| *c == code)
+        .position(|c| c == code)
         .unwrap_or(SEVERITY.len())
 }
 
 /// Hosts named by findings with one of `codes`.
-fn hosts_with(findings: &[Finding], codes: &[&str]) -> BTreeSet<String> {
+fn hosts_with(findings: &[Finding], codes: &[FindingCode]) -> BTreeSet<String> {
     findings
         .iter()
-        .filter(|f| codes.contains(&f.code.as_str()))
+        .filter(|f| codes.contains(&f.code))
         .flat_map(|f| f.hosts.iter().cloned())
         .collect()
 }
@@ -341,14 +324,14 @@ mod tests {
     fn text_report() {
         let findings = vec![
             Finding {
-                code: "agent-down".into(),
+                code: FindingCode::AgentDown,
                 hosts: vec!["client1".into()],
                 evidence: vec!["client1: no consul agent process runs (init state: failed)".into()],
                 cause: "the consul agent is not running".into(),
                 fix: vec!["consulctl apply -i prod.toml".into()],
             },
             Finding {
-                code: "clock-skew".into(),
+                code: FindingCode::ClockSkew,
                 hosts: vec!["a".into(), "b".into()],
                 evidence: vec![],
                 cause: "clocks".into(),

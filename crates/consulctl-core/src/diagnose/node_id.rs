@@ -160,7 +160,7 @@ impl<'a> Cx<'a> {
     }
 
     pub(super) fn conflict_finding(&self, mut c: Conflict) -> Finding {
-        let mut d = Draft::new("node-id-conflict");
+        let mut d = Draft::new(FindingCode::NodeIdConflict);
         for name in &c.names {
             d.host(name);
         }

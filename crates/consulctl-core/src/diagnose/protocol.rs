@@ -45,7 +45,7 @@ impl<'a> Cx<'a> {
         let findings = refused
             .into_iter()
             .map(|(node, (version, lines))| {
-                let mut d = Draft::new("protocol-version");
+                let mut d = Draft::new(FindingCode::ProtocolVersion);
                 d.host(&self.name_of(&node));
                 for (host, line) in lines {
                     d.host(host);

@@ -45,7 +45,7 @@ impl<'a> Cx<'a> {
         if without.is_empty() && silent.is_empty() {
             return None;
         }
-        let mut d = Draft::new("no-leader");
+        let mut d = Draft::new(FindingCode::NoLeader);
         for (host, line) in &without {
             d.host(host);
             d.fact(host, "answers, but /v1/status/leader is empty");
@@ -126,7 +126,7 @@ impl<'a> Cx<'a> {
         if stale.is_empty() {
             return None;
         }
-        let mut d = Draft::new("stale-peers");
+        let mut d = Draft::new(FindingCode::StalePeers);
         for ((node, address), (read_on, voter)) in &stale {
             let name = match self
                 .inventory_host(node)
@@ -195,7 +195,7 @@ impl<'a> Cx<'a> {
         if absent.is_empty() {
             return None;
         }
-        let mut d = Draft::new("missing-peers");
+        let mut d = Draft::new(FindingCode::MissingPeers);
         let peers = api
             .raft
             .iter()
@@ -243,7 +243,7 @@ impl<'a> Cx<'a> {
         if unknown.is_empty() {
             return None;
         }
-        let mut d = Draft::new("unknown-members");
+        let mut d = Draft::new(FindingCode::UnknownMembers);
         for (name, (addr, status, seen_by)) in &unknown {
             d.host(name);
             let also = match seen_by.len() {
@@ -277,7 +277,7 @@ impl<'a> Cx<'a> {
             })
             .filter(|(_, members)| !members.is_empty())
             .collect();
-        let mut d = Draft::new("not-member");
+        let mut d = Draft::new(FindingCode::NotMember);
         for h in &self.exp.hosts {
             let Some(o) = self.observation(&h.name) else {
                 continue;

@@ -40,8 +40,8 @@ impl<'a> Cx<'a> {
     /// `unreachable` for hosts SSH did not reach or log in to, `sudo-password` for hosts where
     /// SSH works but the non-root SSH user's `sudo -n` wants a password.
     pub(super) fn unreachable(&self) -> Vec<Finding> {
-        let mut down = Draft::new("unreachable");
-        let mut sudo = Draft::new("sudo-password");
+        let mut down = Draft::new(FindingCode::Unreachable);
+        let mut sudo = Draft::new(FindingCode::SudoPassword);
         for o in self.all.iter().filter(|o| o.skipped.is_none()) {
             let Some(err) = &o.unreachable else { continue };
             let addr = self
@@ -91,7 +91,7 @@ impl<'a> Cx<'a> {
 
     /// Hosts where consul is not installed at all.
     pub(super) fn no_agent(&self) -> Option<Finding> {
-        let mut d = Draft::new("no-agent");
+        let mut d = Draft::new(FindingCode::NoAgent);
         for o in self.reachable().filter(|o| o.installed == Some(false)) {
             d.host(&o.host);
             d.fact(
