@@ -118,6 +118,12 @@ pub async fn prepare(
     debug_log: Option<&Path>,
 ) -> Result<Prepared, Error> {
     let cluster = consulctl_core::inventory::load(&args.cluster.inventory)?;
+    if !matches!(
+        command,
+        "plan" | "status" | "doctor" | "services" | "unlock"
+    ) {
+        consulctl_core::inventory::persist_secrets(&cluster)?;
+    }
     let selected: Vec<Host> = match &args.limit {
         Some(limit) => {
             let sel = Selector::parse(limit, &cluster)

@@ -67,7 +67,10 @@ use validators::*;
 
 /// Read, parse and validate an inventory file. Every problem is an `Error::Input` naming the
 /// file, the key (with line:column) and what is allowed; all problems are listed together.
-/// Touches no host.
+/// Touches no host, and writes nothing: secrets the inventory asks consulctl to generate
+/// (`encrypt = "auto"`, the agent tokens of `acl = true`) are read from the secrets file beside
+/// it, or generated in memory when missing there, the same ones for every load in this process
+/// until [`persist_secrets`] writes them.
 pub fn load(path: &Path) -> Result<Cluster, Error> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         Error::input(anyhow::anyhow!(
@@ -90,6 +93,24 @@ pub fn load(path: &Path) -> Result<Cluster, Error> {
         })?;
     }
     Ok(cluster)
+}
+
+/// Write what [`load`] generated for `cluster` and did not write: the secrets file beside the
+/// inventory (gossip key, agent tokens) and, with `tls = "auto"`, the TLS directory, whose
+/// files are then written as rendering makes them (see [`crate::pki`]). For the commands that
+/// change hosts, before they touch any: a command that only reads never calls it and leaves no
+/// file behind. Nothing generated: nothing written.
+pub fn persist_secrets(cluster: &Cluster) -> Result<(), Error> {
+    let path = &cluster.inventory_path;
+    crate::secrets::persist_unsaved(path).map_err(|e| {
+        Error::input(e.context(format!("{}: writing the generated secrets", path.display())))
+    })?;
+    if cluster.tls_auto {
+        crate::pki::persist(&crate::pki::dir(cluster)).map_err(|e| {
+            Error::input(e.context(format!("{}: cluster.tls = \"auto\"", path.display())))
+        })?;
+    }
+    Ok(())
 }
 
 /// Parse and validate inventory `text` read from `path` (used in messages and to resolve
@@ -604,6 +625,43 @@ mod tests {
                 "want `{want}`, got `{got}`\nall:\n{shown}"
             );
         }
+    }
+
+    #[test]
+    fn load_writes_nothing_and_persist_secrets_writes_what_it_generated() {
+        let tmp = tempfile::tempdir().unwrap();
+        let inv = tmp.path().join("prod.toml");
+        let text = doc("").replace(
+            "datacenter = \"dc1\"\n",
+            "datacenter = \"dc1\"\nencrypt = \"auto\"\nacl = true\ntls = \"auto\"\n",
+        );
+        std::fs::write(&inv, text).unwrap();
+        let listing = || {
+            let mut names: Vec<String> = std::fs::read_dir(tmp.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            names
+        };
+        let a = load(&inv).unwrap();
+        let b = load(&inv).unwrap();
+        assert_eq!(listing(), ["prod.toml"], "load wrote a file");
+        assert_eq!(
+            a.encrypt, b.encrypt,
+            "the same generated key for every load"
+        );
+        assert_eq!(a.acl_tokens.agents, b.acl_tokens.agents);
+        assert_eq!(a.acl_tokens.agents.len(), 3);
+
+        persist_secrets(&a).unwrap();
+        assert_eq!(listing(), ["prod.secrets.toml", "prod.toml"]);
+        let c = load(&inv).unwrap();
+        assert_eq!(c.encrypt, a.encrypt, "the written key is read back");
+        assert_eq!(c.acl_tokens.agents, a.acl_tokens.agents);
+        // Nothing generated any more: persisting again writes nothing new.
+        persist_secrets(&c).unwrap();
+        assert_eq!(listing(), ["prod.secrets.toml", "prod.toml"]);
     }
 
     #[test]
