@@ -430,9 +430,12 @@ fn resolve(path: &[String], here: &[String]) -> Option<Vec<String>> {
     Some(base)
 }
 
+/// A leaf of a use tree: its full path and the name it binds (`None` for `*`).
+type UseLeaf = (Vec<String>, Option<String>);
+
 /// Parses a path or use tree starting at `tokens[i]`: `a::b::{c, d::{e as f}, *}`. Returns
 /// every leaf path with its alias (the last segment, or the `as` name) and the index after it.
-fn parse_use_tree(tokens: &[Token], mut i: usize) -> (Vec<(Vec<String>, Option<String>)>, usize) {
+fn parse_use_tree(tokens: &[Token], mut i: usize) -> (Vec<UseLeaf>, usize) {
     let mut prefix = Vec::new();
     loop {
         match tokens.get(i) {
