@@ -6,8 +6,8 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::check::HealthCheck;
 use crate::client::{parse_unit, Call};
-use crate::health::HealthCheck;
 use crate::request::{PathBuilder, Request};
 
 /// A serf member, as `GET /v1/agent/members` lists it.

@@ -24,6 +24,7 @@
 pub mod acl;
 pub mod agent;
 pub mod catalog;
+mod check;
 mod client;
 mod de;
 mod error;

@@ -193,7 +193,7 @@ impl fmt::Display for Action {
                     write!(
                         f,
                         "(re)start {service} (supervisord program {})",
-                        crate::plumbing::DNSMASQ_PROGRAM
+                        crate::managed_paths::DNSMASQ_PROGRAM
                     )
                 } else {
                     write!(f, "enable and (re)start {service}")

@@ -1169,6 +1169,8 @@ mod tests {
         let mut c = cluster("1.8.7");
         c.tls_auto = true;
         c.inventory_path = tmp.path().join("prod.toml");
+        // As a command that changes hosts does before rendering: files are written as made.
+        crate::pki::persist(&crate::pki::dir(&c)).unwrap();
         let server = render(&c, "consul-server-1").unwrap();
         let tls: Vec<&DesiredFile> = server
             .iter()

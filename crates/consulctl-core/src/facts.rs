@@ -76,7 +76,7 @@ pub fn script_args(host: &Host) -> Vec<String> {
     }
     // Host plumbing (DNS, preparation): `--` then `file:`/`unit:`/`pkg:`/`proc:` queries,
     // and `user:NAME` (the agent's user: does it exist, does it own the data dir).
-    let mut q = crate::plumbing::fact_queries(host);
+    let mut q = crate::managed_paths::fact_queries(host);
     if q.is_empty() {
         q.push("--".into());
     }

@@ -22,7 +22,8 @@ pub struct Cluster {
     pub domain: String,
     pub consul: ConsulSpec,
     /// Gossip encryption key (base64): given in the inventory, or (`encrypt = "auto"`) read
-    /// from / generated into the secrets file beside the inventory by `inventory::load`.
+    /// from the secrets file beside the inventory by `inventory::load`, or generated there in
+    /// memory and written by `inventory::persist_secrets`.
     pub encrypt: Option<Secret>,
     /// `encrypt = "auto"`: the key lives in the secrets file (`secrets.rs`), not the inventory.
     pub encrypt_auto: bool,
@@ -32,8 +33,8 @@ pub struct Cluster {
     /// `acl = true`: default policy deny, bootstrapped once by consulctl through the API; the
     /// management token and each node's agent token live in the secrets file (`acl.rs`).
     pub acl: bool,
-    /// The ACL tokens of `acl = true` (from / generated into the secrets file by
-    /// `inventory::load`; empty otherwise).
+    /// The ACL tokens of `acl = true` (from the secrets file, or generated in memory by
+    /// `inventory::load` and written by `inventory::persist_secrets`; empty otherwise).
     pub acl_tokens: AclTokens,
     pub hosts: Vec<Host>,
     /// Non-fatal findings (e.g. an even number of servers).

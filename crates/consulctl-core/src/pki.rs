@@ -16,12 +16,21 @@
 //!
 //! Clients get no certificate of their own: they use `auto_encrypt` (the servers sign one for
 //! them), and only the CA certificate is installed on them.
+//!
+//! Rendering ([`for_host`]) writes nothing until the directory is [`persist`]ed: a command that
+//! only reads (plan, status, doctor) generates what is missing in memory, shared by every host
+//! of the run, and leaves no file behind. Its diff shows the files a first apply creates (the
+//! CA, each server's certificate and key, all new), but not their bytes: apply persists before
+//! it renders and generates its own CA, because fresh keys cannot be shown ahead without being
+//! stored, and storing them is what a read-only command must not do. Once a command that
+//! changes hosts has persisted the directory, files are written as they are made, and every
+//! later run (plan included) reuses them, so plan and apply then agree byte for byte.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 use anyhow::{anyhow, bail, Context, Result};
 use rcgen::{
@@ -41,8 +50,54 @@ pub const SERVER_DAYS: i64 = 365;
 pub const RENEW_WITHIN_DAYS: i64 = 30;
 
 /// One process makes or checks the files at a time (hosts are rendered concurrently; two
-/// CAs made at once would leave certificates signed by a CA that is not on disk).
-static LOCK: Mutex<()> = Mutex::new(());
+/// CAs made at once would leave certificates signed by a CA that is not on disk). Also what
+/// each TLS directory (absolute path) holds in memory: files made and not written yet, and
+/// whether the directory was persisted (files are then written as they are made).
+static DIRS: Mutex<BTreeMap<PathBuf, DirState>> = Mutex::new(BTreeMap::new());
+
+#[derive(Debug, Default)]
+struct DirState {
+    persisted: bool,
+    /// path -> (content, mode), made while the directory was not persisted.
+    unsaved: BTreeMap<PathBuf, (String, u32)>,
+}
+
+fn dirs() -> MutexGuard<'static, BTreeMap<PathBuf, DirState>> {
+    DIRS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn dir_key(dir: &Path) -> PathBuf {
+    std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())
+}
+
+/// Where the TLS files are read and written: the directory itself, or (not persisted yet) the
+/// files made in memory over what the directory holds.
+struct Files<'a> {
+    unsaved: Option<&'a mut BTreeMap<PathBuf, (String, u32)>>,
+}
+
+impl Files<'_> {
+    fn read(&self, path: &Path) -> Option<String> {
+        if let Some(made) = self.unsaved.as_ref().and_then(|u| u.get(path)) {
+            return Some(made.0.clone());
+        }
+        std::fs::read_to_string(path).ok()
+    }
+
+    fn write(&mut self, path: &Path, data: &str, mode: u32) -> Result<()> {
+        match &mut self.unsaved {
+            Some(unsaved) => {
+                unsaved.insert(path.to_path_buf(), (data.to_string(), mode));
+                Ok(())
+            }
+            None => write_file(path, data.as_bytes(), mode),
+        }
+    }
+
+    fn on_disk(&self) -> bool {
+        self.unsaved.is_none()
+    }
+}
 
 /// What a host gets: the CA certificate, and for a server its own certificate and key.
 #[derive(Debug, Clone)]
@@ -86,23 +141,90 @@ pub struct Sans {
     pub ips: BTreeSet<IpAddr>,
 }
 
-/// The TLS material for one host, made or reused under `dir(cluster)`.
+/// The TLS material for one host, made or reused under `dir(cluster)`: written there once the
+/// directory is [`persist`]ed, kept in memory before (see the module docs).
 pub fn for_host(cluster: &Cluster, host: &Host, bind_addr: IpAddr) -> Result<HostTls> {
     let sans = match host.role {
         crate::model::Role::Server => Some(server_sans(cluster, host, bind_addr)),
         crate::model::Role::Client => None,
     };
-    ensure(&dir(cluster), &cluster.name, &host.name, sans.as_ref())
+    let dir = dir(cluster);
+    let mut dirs = dirs();
+    let state = dirs.entry(dir_key(&dir)).or_default();
+    if state.persisted {
+        create_private_dir(&dir)?;
+        make(
+            &mut Files { unsaved: None },
+            &dir,
+            &cluster.name,
+            &host.name,
+            sans.as_ref(),
+        )
+    } else {
+        let mut files = Files {
+            unsaved: Some(&mut state.unsaved),
+        };
+        make(&mut files, &dir, &cluster.name, &host.name, sans.as_ref())
+    }
 }
 
-/// Make or reuse the CA in `dir`, and (`sans` given) the server certificate of `host`.
+/// Make or reuse the CA in `dir`, and (`sans` given) the server certificate of `host`, writing
+/// what it makes there.
 pub fn ensure(dir: &Path, cluster_name: &str, host: &str, sans: Option<&Sans>) -> Result<HostTls> {
-    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _guard = dirs();
     create_private_dir(dir)?;
-    let (ca_pem, ca_key, ca_new) = ensure_ca(dir, cluster_name)?;
+    make(&mut Files { unsaved: None }, dir, cluster_name, host, sans)
+}
+
+/// From now on in this process, write the TLS files of `dir` as they are made, and write those
+/// made in memory so far (keys first). For the commands that change hosts, before they render.
+pub fn persist(dir: &Path) -> Result<()> {
+    let mut dirs = dirs();
+    let state = dirs.entry(dir_key(dir)).or_default();
+    state.persisted = true;
+    if state.unsaved.is_empty() {
+        return Ok(());
+    }
+    create_private_dir(dir)?;
+    let unsaved = std::mem::take(&mut state.unsaved);
+    let is_key = |p: &Path| p.to_string_lossy().ends_with("-key.pem");
+    let keys_first = unsaved
+        .iter()
+        .filter(|(p, _)| is_key(p))
+        .chain(unsaved.iter().filter(|(p, _)| !is_key(p)));
+    for (path, (data, mode)) in keys_first {
+        write_file(path, data.as_bytes(), *mode)?;
+    }
+    if unsaved.contains_key(&dir.join("ca-key.pem")) {
+        eprintln!(
+            "created a TLS CA in {} (keep ca-key.pem private, never commit it)",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// TLS files of `dir` made in memory and not written yet (see [`persist`]), sorted.
+pub fn unsaved(dir: &Path) -> Vec<PathBuf> {
+    dirs()
+        .get(&dir_key(dir))
+        .map(|s| s.unsaved.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+fn make(
+    files: &mut Files,
+    dir: &Path,
+    cluster_name: &str,
+    host: &str,
+    sans: Option<&Sans>,
+) -> Result<HostTls> {
+    let (ca_pem, ca_key, ca_new) = ensure_ca(files, dir, cluster_name)?;
     let server = match sans {
         None => None,
-        Some(sans) => Some(ensure_server(dir, host, sans, &ca_pem, &ca_key, ca_new)?),
+        Some(sans) => Some(ensure_server(
+            files, dir, host, sans, &ca_pem, &ca_key, ca_new,
+        )?),
     };
     Ok(HostTls { ca_pem, server })
 }
@@ -118,13 +240,10 @@ fn now() -> OffsetDateTime {
 }
 
 /// The CA: reused when `ca.pem` and `ca-key.pem` are there, match and are not about to expire.
-fn ensure_ca(dir: &Path, cluster_name: &str) -> Result<(String, KeyPair, bool)> {
+fn ensure_ca(files: &mut Files, dir: &Path, cluster_name: &str) -> Result<(String, KeyPair, bool)> {
     let cert_path = dir.join("ca.pem");
     let key_path = dir.join("ca-key.pem");
-    if let (Ok(cert), Ok(key)) = (
-        std::fs::read_to_string(&cert_path),
-        std::fs::read_to_string(&key_path),
-    ) {
+    if let (Some(cert), Some(key)) = (files.read(&cert_path), files.read(&key_path)) {
         match check_ca(&cert, &key) {
             Ok(kp) => return Ok((cert, kp, false)),
             Err(e) => eprintln!(
@@ -153,12 +272,14 @@ fn ensure_ca(dir: &Path, cluster_name: &str) -> Result<(String, KeyPair, bool)> 
     params.not_after = now() + Duration::days(CA_DAYS);
     let cert = params.self_signed(&key)?;
     // The key first: a CA certificate without its key on disk would be useless.
-    write_file(&key_path, key.serialize_pem().as_bytes(), 0o600)?;
-    write_file(&cert_path, cert.pem().as_bytes(), 0o644)?;
-    eprintln!(
-        "created a TLS CA in {} (keep ca-key.pem private, never commit it)",
-        dir.display()
-    );
+    files.write(&key_path, &key.serialize_pem(), 0o600)?;
+    files.write(&cert_path, &cert.pem(), 0o644)?;
+    if files.on_disk() {
+        eprintln!(
+            "created a TLS CA in {} (keep ca-key.pem private, never commit it)",
+            dir.display()
+        );
+    }
     Ok((cert.pem(), key, true))
 }
 
@@ -182,6 +303,7 @@ fn expiring(not_after: i64) -> bool {
 }
 
 fn ensure_server(
+    files: &mut Files,
     dir: &Path,
     host: &str,
     sans: &Sans,
@@ -195,10 +317,7 @@ fn ensure_server(
     let cert_path = dir.join(format!("{host}.pem"));
     let key_path = dir.join(format!("{host}-key.pem"));
     if !ca_new {
-        if let (Ok(cert), Ok(key)) = (
-            std::fs::read_to_string(&cert_path),
-            std::fs::read_to_string(&key_path),
-        ) {
+        if let (Some(cert), Some(key)) = (files.read(&cert_path), files.read(&key_path)) {
             match check_server(&cert, &key, sans, ca_pem) {
                 Ok(()) => {
                     return Ok(ServerCert {
@@ -245,8 +364,8 @@ fn ensure_server(
     let issuer = Issuer::from_ca_cert_pem(ca_pem, ca_key).context("reading ca.pem")?;
     let cert = params.signed_by(&key, &issuer)?;
     let key_pem = key.serialize_pem();
-    write_file(&key_path, key_pem.as_bytes(), 0o600)?;
-    write_file(&cert_path, cert.pem().as_bytes(), 0o644)?;
+    files.write(&key_path, &key_pem, 0o600)?;
+    files.write(&cert_path, &cert.pem(), 0o644)?;
     Ok(ServerCert {
         cert_pem: cert.pem(),
         key_pem: Secret::new(key_pem),
@@ -348,7 +467,7 @@ pub fn retire_expiring(
     within_days: i64,
     stamp: &str,
 ) -> Result<Vec<(String, Option<i64>)>> {
-    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _guard = dirs();
     let limit = (now() + Duration::days(within_days)).unix_timestamp();
     let mut retired = Vec::new();
     for host in hosts {
@@ -450,6 +569,52 @@ mod tests {
         let other = tmp.path().join("other");
         let o = ensure(&other, "dc1", "s1", Some(&want)).unwrap();
         assert!(!verifies(&s.cert_pem, &o.ca_pem).unwrap());
+    }
+
+    #[test]
+    fn rendering_writes_nothing_until_persisted_then_keeps_the_same_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let inv = tmp.path().join("inv.toml");
+        let text = "[cluster]\ndatacenter = \"dc1\"\ntls = \"auto\"\n\n[consul]\n\
+                    version = \"1.21.0\"\nsource = { package = \"auto\" }\n\n\
+                    [[hosts]]\nname = \"s1\"\naddress = \"10.0.0.1\"\nrole = \"server\"\n\n\
+                    [[hosts]]\nname = \"c1\"\naddress = \"10.0.0.2\"\nrole = \"client\"\n";
+        let cluster = crate::inventory::parse(&inv, text).expect("inventory");
+        let (s1, c1) = (&cluster.hosts[0], &cluster.hosts[1]);
+        let ip = IpAddr::from([10, 0, 0, 1]);
+        let d = dir(&cluster);
+
+        // Not persisted: made in memory, the same CA for every host and every call.
+        let a = for_host(&cluster, s1, ip).unwrap();
+        let c = for_host(&cluster, c1, ip).unwrap();
+        assert_eq!(a.ca_pem, c.ca_pem);
+        let again = for_host(&cluster, s1, ip).unwrap();
+        assert_eq!(
+            again.server.unwrap().cert_pem,
+            a.clone().server.unwrap().cert_pem
+        );
+        assert!(!tmp.path().join(".consulctl").exists(), "nothing written");
+        assert_eq!(
+            unsaved(&d),
+            ["ca-key.pem", "ca.pem", "s1-key.pem", "s1.pem"].map(|f| d.join(f))
+        );
+
+        // Persisted: what was made is written, and reused from then on.
+        persist(&d).unwrap();
+        assert!(unsaved(&d).is_empty());
+        assert_eq!(mode(&d), 0o700);
+        assert_eq!(mode(&d.join("ca-key.pem")), 0o600);
+        assert_eq!(mode(&d.join("s1-key.pem")), 0o600);
+        assert_eq!(std::fs::read_to_string(d.join("ca.pem")).unwrap(), a.ca_pem);
+        let b = for_host(&cluster, s1, ip).unwrap();
+        assert_eq!(b.ca_pem, a.ca_pem);
+        assert_eq!(b.server.unwrap().cert_pem, a.server.unwrap().cert_pem);
+        // A server rendered after persisting is written at once, under the same CA.
+        let mut s2 = s1.clone();
+        s2.name = "s2".into();
+        let n = for_host(&cluster, &s2, IpAddr::from([10, 0, 0, 3])).unwrap();
+        assert_eq!(n.ca_pem, a.ca_pem);
+        assert!(d.join("s2.pem").exists() && d.join("s2-key.pem").exists());
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! left alone. Changed service definitions are applied with `consul reload`, never a restart.
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context as _};
 use serde_json::{json, Map, Value};
@@ -17,18 +17,12 @@ use serde_json::{json, Map, Value};
 use crate::action::Action;
 use crate::desired::{DesiredFile, FileKind};
 use crate::facts::Facts;
+pub use crate::managed_paths::{
+    fact_queries, supervisor_program_path, DNSMASQ_CONF, DNSMASQ_PROGRAM, MANAGED_MARK, NM_DROPIN,
+    RESOLVED_DROPIN, SERVICE_FILE_PREFIX,
+};
 use crate::model::{CheckKind, Cluster, DnsForward, DnsSpec, Host, Init, ServiceSpec};
 
-/// The first line of every file consulctl writes outside the agent's own config: files
-/// without it are never touched.
-pub const MANAGED_MARK: &str = "# Managed by consulctl";
-/// Service definition files: `<config_dir>/consulctl-service-<id>.hcl`.
-pub const SERVICE_FILE_PREFIX: &str = "consulctl-service-";
-pub const DNSMASQ_CONF: &str = "/etc/dnsmasq.d/consulctl-consul.conf";
-pub const RESOLVED_DROPIN: &str = "/etc/systemd/resolved.conf.d/consulctl-consul.conf";
-pub const NM_DROPIN: &str = "/etc/NetworkManager/conf.d/consulctl-dns.conf";
-/// supervisord program running dnsmasq on hosts without systemd.
-pub const DNSMASQ_PROGRAM: &str = "consulctl-dnsmasq";
 const RESOLVED_STUB_DIR: &str = "/run/systemd/resolve/";
 
 /// The host's DNS forwarder for the cluster's domain.
@@ -49,49 +43,6 @@ pub struct Plumbing {
     pub actions: Vec<Action>,
     /// What was decided and why (printed by `plan`).
     pub notes: Vec<String>,
-}
-
-/// The facts queries plumbing needs (appended to the facts script's arguments after `--`).
-pub fn fact_queries(host: &Host) -> Vec<String> {
-    let mut q = Vec::new();
-    if let Some(dns) = &host.dns {
-        q.push(format!("file:{}", dns.resolv_conf.display()));
-        for f in [DNSMASQ_CONF, RESOLVED_DROPIN, NM_DROPIN] {
-            q.push(format!("file:{f}"));
-        }
-        for dir in ["/etc/supervisor/conf.d", "/etc/supervisord.d"] {
-            q.push(format!(
-                "file:{}",
-                supervisor_program_path(Path::new(dir)).display()
-            ));
-        }
-        for u in ["dnsmasq", "systemd-resolved", "NetworkManager"] {
-            q.push(format!("unit:{u}"));
-        }
-        q.push("pkg:dnsmasq".into());
-        q.push("proc:dnsmasq".into());
-    }
-    for u in &host.prepare.disable_services {
-        q.push(format!("unit:{u}"));
-    }
-    for p in &host.prepare.packages {
-        q.push(format!("pkg:{p}"));
-    }
-    if q.is_empty() {
-        return q;
-    }
-    q.insert(0, "--".into());
-    q
-}
-
-/// The supervisord program file for dnsmasq in an include dir (`.conf` on Debian, `.ini` on RHEL).
-pub fn supervisor_program_path(include_dir: &Path) -> PathBuf {
-    let ext = if include_dir.ends_with("supervisord.d") {
-        "ini"
-    } else {
-        "conf"
-    };
-    include_dir.join(format!("{DNSMASQ_PROGRAM}.{ext}"))
 }
 
 /// The agent's DNS port: `ports.dns` from the extra config (`-1`: the agent serves no DNS).
@@ -567,6 +518,7 @@ mod tests {
     use crate::facts::FileFact;
     use crate::model::{BindAddr, CheckSpec, PrepareSpec, Role};
     use crate::plan::HostPlan;
+    use std::path::Path;
 
     fn host(init: Init) -> Host {
         let mut h = Host::minimal(

@@ -2,10 +2,19 @@
 //! git-ignored (`*.secrets.toml`). It holds what consulctl generates and must keep: the gossip
 //! key of `encrypt = "auto"` (and, during `keys rotate`, the key being rolled out).
 //! Values never appear in output or logs: they are [`Secret`]s.
+//!
+//! Loading an inventory writes nothing: what is missing from the file ([`gossip_key`],
+//! [`acl_tokens`]) is generated in memory and kept, per secrets file, until
+//! [`persist_unsaved`] writes it. Commands that only read (plan, status, doctor) never call it,
+//! so they leave no file behind; commands that change hosts call it before touching any. The
+//! values are kept for the whole process, so that loading the same inventory twice gives the
+//! same secrets whether or not they were written in between.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 
 use anyhow::{bail, Context, Result};
 use base64::Engine;
@@ -169,25 +178,26 @@ pub fn new_uuid() -> Result<String> {
 }
 
 /// The ACL tokens of `acl = true`: the management token once bootstrapped, and an agent token
-/// for every node (generated and stored here the first time a node is seen, before its agent
-/// ever starts, so that its config is written once).
+/// for every node (generated the first time a node is seen, before its agent ever starts, so
+/// that its config is written once). Tokens not in the file yet are kept unsaved (see the
+/// module docs) until [`persist_unsaved`].
 pub fn acl_tokens(inventory: &Path, nodes: &[String]) -> Result<AclTokens> {
-    let mut s = Secrets::load(inventory)?;
+    let s = Secrets::load(inventory)?;
     let mut agents = s.agent_tokens();
-    let mut added = 0;
+    let mut unsaved = unsaved_lock();
+    let pending = unsaved_entry(&mut unsaved, inventory);
+    for (n, t) in pending.agent_tokens() {
+        agents.entry(n).or_insert(t);
+    }
     for n in nodes {
         if !agents.contains_key(n) {
             let t = AgentToken {
                 accessor: new_uuid()?,
                 secret: Secret::new(new_uuid()?),
             };
-            s.set_agent_token(n, &t);
+            pending.set_agent_token(n, &t);
             agents.insert(n.clone(), t);
-            added += 1;
         }
-    }
-    if added > 0 {
-        s.save()?;
     }
     Ok(AclTokens {
         management: s.get(ACL_MANAGEMENT_TOKEN),
@@ -236,21 +246,107 @@ pub fn new_gossip_key() -> Result<Secret> {
     ))
 }
 
-/// The gossip key of `encrypt = "auto"`: from the secrets file, generated and stored there
-/// the first time.
+/// The gossip key of `encrypt = "auto"`: from the secrets file, else generated the first time
+/// and kept unsaved (see the module docs) until [`persist_unsaved`].
 pub fn gossip_key(inventory: &Path) -> Result<Secret> {
-    let mut s = Secrets::load(inventory)?;
+    let s = Secrets::load(inventory)?;
     if let Some(k) = s.get(GOSSIP_KEY) {
         return Ok(k);
     }
+    let mut unsaved = unsaved_lock();
+    let pending = unsaved_entry(&mut unsaved, inventory);
+    if let Some(k) = pending.get(GOSSIP_KEY) {
+        return Ok(k);
+    }
     let key = new_gossip_key()?;
-    s.set(GOSSIP_KEY, &key);
-    s.save()?;
-    eprintln!(
-        "generated a gossip encryption key into {} (mode 0600; keep it, never commit it)",
-        s.path().display()
-    );
+    pending.set(GOSSIP_KEY, &key);
     Ok(key)
+}
+
+/// Secrets generated for an inventory and not written yet, by secrets file (absolute path).
+static UNSAVED: Mutex<BTreeMap<PathBuf, Secrets>> = Mutex::new(BTreeMap::new());
+
+fn unsaved_lock() -> MutexGuard<'static, BTreeMap<PathBuf, Secrets>> {
+    UNSAVED.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn unsaved_key(inventory: &Path) -> PathBuf {
+    let path = path_for(inventory);
+    std::path::absolute(&path).unwrap_or(path)
+}
+
+fn unsaved_entry<'m>(
+    unsaved: &'m mut BTreeMap<PathBuf, Secrets>,
+    inventory: &Path,
+) -> &'m mut Secrets {
+    unsaved
+        .entry(unsaved_key(inventory))
+        .or_insert_with(|| Secrets {
+            path: path_for(inventory),
+            table: toml::Table::new(),
+        })
+}
+
+/// Names of the secrets generated for `inventory` and not written yet (`gossip_key`,
+/// `acl_agent_tokens.<node>`), sorted.
+pub fn unsaved(inventory: &Path) -> Vec<String> {
+    let unsaved = unsaved_lock();
+    let Some(pending) = unsaved.get(&unsaved_key(inventory)) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = pending
+        .get(GOSSIP_KEY)
+        .map(|_| GOSSIP_KEY.into())
+        .into_iter()
+        .collect();
+    names.extend(
+        pending
+            .agent_tokens()
+            .into_keys()
+            .map(|n| format!("{ACL_AGENT_TOKENS}.{n}")),
+    );
+    names
+}
+
+/// Write the secrets generated for `inventory` by loading it (and not written yet) into its
+/// secrets file, keeping what the file already holds. Nothing to write: the file is left
+/// alone (not even created).
+pub fn persist_unsaved(inventory: &Path) -> Result<()> {
+    let mut unsaved = unsaved_lock();
+    let Some(pending) = unsaved.remove(&unsaved_key(inventory)) else {
+        return Ok(());
+    };
+    let result = (|| {
+        let mut s = Secrets::load(inventory)?;
+        let mut changed = false;
+        let mut new_gossip_key = false;
+        if let (None, Some(k)) = (s.get(GOSSIP_KEY), pending.get(GOSSIP_KEY)) {
+            s.set(GOSSIP_KEY, &k);
+            changed = true;
+            new_gossip_key = true;
+        }
+        let kept = s.agent_tokens();
+        for (node, t) in pending.agent_tokens() {
+            if !kept.contains_key(&node) {
+                s.set_agent_token(&node, &t);
+                changed = true;
+            }
+        }
+        if changed {
+            s.save()?;
+        }
+        if new_gossip_key {
+            eprintln!(
+                "generated a gossip encryption key into {} (mode 0600; keep it, never commit it)",
+                s.path().display()
+            );
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        unsaved.insert(unsaved_key(inventory), pending);
+    }
+    result
 }
 
 #[cfg(test)]
@@ -267,6 +363,12 @@ mod tests {
             .unwrap();
         assert_eq!(bytes.len(), 32);
         let file = dir.path().join("prod.secrets.toml");
+        // Generated in memory: nothing written until persisted, the same key meanwhile.
+        assert!(!file.exists());
+        assert_eq!(unsaved(&inv), ["gossip_key"]);
+        assert_eq!(gossip_key(&inv).unwrap(), k1);
+        persist_unsaved(&inv).unwrap();
+        assert!(unsaved(&inv).is_empty());
         let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         let k2 = gossip_key(&inv).unwrap();
@@ -300,6 +402,15 @@ mod tests {
         let b = acl_tokens(&inv, &["s1".to_string(), "c2".to_string()]).unwrap();
         assert_eq!(b.agents["s1"], a.agents["s1"]);
         assert_eq!(b.agents.len(), 3, "c1 kept, c2 added");
+        // Generated in memory: nothing written until persisted.
+        assert!(!dir.path().join("prod.secrets.toml").exists());
+        persist_unsaved(&inv).unwrap();
+        let b = acl_tokens(&inv, &["s1".to_string(), "c2".to_string()]).unwrap();
+        assert_eq!(
+            b.agents,
+            acl_tokens(&inv, &names).unwrap().agents,
+            "all three written"
+        );
         save_management_token(&inv, &Secret::new("m-1")).unwrap();
         let c = acl_tokens(&inv, &names).unwrap();
         assert_eq!(c.management, Some(Secret::new("m-1")));

@@ -723,10 +723,17 @@ fn plan_status_doctor_leave_no_new_files() {
 }
 
 #[test]
-#[ignore = "secrets file written on load; fixed in the core change"]
 fn plan_status_doctor_leave_no_new_files_with_generated_secrets() {
     leaves_nothing_but_the_debug_log(&unreachable_with(
         "datacenter = \"dc1\"\n",
         "datacenter = \"dc1\"\nencrypt = \"auto\"\nacl = true\n",
+    ));
+}
+
+#[test]
+fn plan_status_doctor_leave_no_new_files_with_generated_secrets_and_tls_auto() {
+    leaves_nothing_but_the_debug_log(&unreachable_with(
+        "datacenter = \"dc1\"\n",
+        "datacenter = \"dc1\"\nencrypt = \"auto\"\nacl = true\ntls = \"auto\"\n",
     ));
 }

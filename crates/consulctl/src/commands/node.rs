@@ -707,6 +707,7 @@ impl<'a> Ctx<'a> {
 pub async fn remove(args: &NodeRemoveArgs, debug_log: Option<&Path>) -> Result<(), Error> {
     let started = Instant::now();
     let cluster = consulctl_core::inventory::load(&args.cluster.inventory)?;
+    consulctl_core::inventory::persist_secrets(&cluster)?;
     let names = check_names(&cluster, &args.names)?;
     let templates = Templates::load(None).map_err(Error::Input)?;
     let log_path = debug_log

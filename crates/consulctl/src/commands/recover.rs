@@ -635,6 +635,7 @@ async fn setup(
 pub async fn run(args: &RecoverArgs, debug_log: Option<&Path>) -> Result<(), Error> {
     let started = Instant::now();
     let cluster = consulctl_core::inventory::load(&args.cluster.inventory)?;
+    consulctl_core::inventory::persist_secrets(&cluster)?;
     let quorum = args.target == "quorum" && cluster.host("quorum").is_none();
     if !quorum && cluster.host(&args.target).is_none() {
         let names: Vec<&str> = cluster.hosts.iter().map(|h| h.name.as_str()).collect();

@@ -44,6 +44,7 @@ pub async fn renew(
         }
     };
     let cluster = consulctl_core::inventory::load(&args.cluster.inventory)?;
+    consulctl_core::inventory::persist_secrets(&cluster)?;
     if !cluster.tls_auto {
         return Err(Error::Input(anyhow!(
             "{}: tls renew manages the certificates of cluster.tls = \"auto\"; this inventory \

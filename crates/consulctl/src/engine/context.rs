@@ -95,6 +95,9 @@ impl HostRun {
     }
 }
 
+/// Commands that change nothing: they leave no file beside the inventory but their debug log.
+pub const READ_ONLY_COMMANDS: &[&str] = &["plan", "status", "doctor", "services", "unlock"];
+
 /// Everything prepared before any host is touched.
 pub struct Prepared {
     pub cluster: Arc<Cluster>,
@@ -116,6 +119,11 @@ pub async fn prepare(
 ) -> Result<Prepared, Error> {
     let args: Settings = settings.into();
     let cluster = consulctl_core::inventory::load(&args.inventory)?;
+    // Loading writes nothing; commands that change hosts keep the secrets it generated (gossip
+    // key, ACL tokens, TLS material) beside the inventory before any host is touched.
+    if !READ_ONLY_COMMANDS.contains(&command) {
+        consulctl_core::inventory::persist_secrets(&cluster)?;
+    }
     let selected: Vec<Host> = match &args.limit {
         Some(limit) => {
             let sel = Selector::parse(limit, &cluster)

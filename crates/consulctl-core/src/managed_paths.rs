@@ -1,0 +1,63 @@
+//! The names and paths of what consulctl manages on a host besides the agent's own files (the
+//! mark on every such file, service definition files, the DNS forwarder's drop-ins and
+//! supervisord program), and the facts queries that read them back. Shared by the plumbing
+//! renderer, the facts script's arguments and the actions that print them, so that none of
+//! those needs another.
+
+use std::path::{Path, PathBuf};
+
+use crate::model::Host;
+
+/// The first line of every file consulctl writes outside the agent's own config: files
+/// without it are never touched.
+pub const MANAGED_MARK: &str = "# Managed by consulctl";
+/// Service definition files: `<config_dir>/consulctl-service-<id>.hcl`.
+pub const SERVICE_FILE_PREFIX: &str = "consulctl-service-";
+pub const DNSMASQ_CONF: &str = "/etc/dnsmasq.d/consulctl-consul.conf";
+pub const RESOLVED_DROPIN: &str = "/etc/systemd/resolved.conf.d/consulctl-consul.conf";
+pub const NM_DROPIN: &str = "/etc/NetworkManager/conf.d/consulctl-dns.conf";
+/// supervisord program running dnsmasq on hosts without systemd.
+pub const DNSMASQ_PROGRAM: &str = "consulctl-dnsmasq";
+
+/// The facts queries plumbing needs (appended to the facts script's arguments after `--`).
+pub fn fact_queries(host: &Host) -> Vec<String> {
+    let mut q = Vec::new();
+    if let Some(dns) = &host.dns {
+        q.push(format!("file:{}", dns.resolv_conf.display()));
+        for f in [DNSMASQ_CONF, RESOLVED_DROPIN, NM_DROPIN] {
+            q.push(format!("file:{f}"));
+        }
+        for dir in ["/etc/supervisor/conf.d", "/etc/supervisord.d"] {
+            q.push(format!(
+                "file:{}",
+                supervisor_program_path(Path::new(dir)).display()
+            ));
+        }
+        for u in ["dnsmasq", "systemd-resolved", "NetworkManager"] {
+            q.push(format!("unit:{u}"));
+        }
+        q.push("pkg:dnsmasq".into());
+        q.push("proc:dnsmasq".into());
+    }
+    for u in &host.prepare.disable_services {
+        q.push(format!("unit:{u}"));
+    }
+    for p in &host.prepare.packages {
+        q.push(format!("pkg:{p}"));
+    }
+    if q.is_empty() {
+        return q;
+    }
+    q.insert(0, "--".into());
+    q
+}
+
+/// The supervisord program file for dnsmasq in an include dir (`.conf` on Debian, `.ini` on RHEL).
+pub fn supervisor_program_path(include_dir: &Path) -> PathBuf {
+    let ext = if include_dir.ends_with("supervisord.d") {
+        "ini"
+    } else {
+        "conf"
+    };
+    include_dir.join(format!("{DNSMASQ_PROGRAM}.{ext}"))
+}
