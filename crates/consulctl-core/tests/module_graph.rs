@@ -26,16 +26,14 @@ fn checked_src_dirs() -> Vec<&'static str> {
         "consulctl-core/src",
         "consul-api/src",
         "consulctl-lab/src",
-        // "consulctl/src",
+        "consulctl/src",
     ]
 }
 
 /// Folders (`src` directory relative to `crates/`, folder inside it) whose modules must not
 /// import each other.
 fn checked_sibling_folders() -> Vec<(&'static str, &'static str)> {
-    vec![
-        // ("consulctl/src", "commands"),
-    ]
+    vec![("consulctl/src", "commands")]
 }
 
 fn crates_dir() -> PathBuf {

@@ -5,6 +5,7 @@
 
 pub mod acl;
 pub mod context;
+pub mod evidence;
 pub mod execute;
 pub mod lock;
 pub mod log;
@@ -16,5 +17,6 @@ pub mod recap;
 pub mod rolling;
 pub mod rollout;
 pub mod source;
+pub mod status;
 pub mod verify;
 pub mod via;

@@ -7,17 +7,13 @@
 pub mod cli;
 pub mod commands;
 pub mod engine;
+pub mod local;
 pub mod remote;
-
-// Old flat paths, kept while the code moves into the folders above.
-pub use commands::{doctor, keys, lab, node, recover, restart, services, status, tls, unlock};
-pub use engine::rollout as apply;
-pub use engine::{acl, execute, lock, log, plan_output, progress, recap, rolling, source, verify};
-pub use remote::{consul, masters, ssh};
 
 use clap::Parser;
 
 use crate::cli::{Cli, Command, KeysCommand, LabCommand, NodeCommand, TlsCommand};
+use crate::commands::{doctor, keys, lab, node, recover, restart, services, status, tls, unlock};
 use consulctl_core::error::Error;
 
 /// Entry point: parse arguments, run the command, print the error once, return the exit code.

@@ -18,11 +18,11 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 
-use crate::apply;
 use crate::cli::{InventoryArgs, KeysRotateArgs, Output};
+use crate::engine::context;
+use crate::engine::recap::Recap;
+use crate::engine::verify::{self, ClusterView};
 use crate::engine::via::Via;
-use crate::recap::Recap;
-use crate::verify::{self, ClusterView};
 use consul_api::poll::{wait_until_with, Clock, Last, Progress as Poll, TokioClock};
 use consul_api::{operator, Call, Client, KeyringResponse};
 use consulctl_core::error::Error;
@@ -44,7 +44,7 @@ pub fn only(pools: &[KeyringResponse], key: &str) -> bool {
 
 /// Short fingerprint of a key for messages (never the key itself).
 pub fn fingerprint(key: &str) -> String {
-    crate::doctor::key_fingerprint(key)[..12].to_string()
+    crate::engine::evidence::key_fingerprint(key)[..12].to_string()
 }
 
 /// The keys of every pool as fingerprints with their member counts, for messages.
@@ -264,7 +264,7 @@ impl Say {
 pub async fn rotate(args: &KeysRotateArgs, debug_log: Option<&Path>) -> Result<(), Error> {
     let started = Instant::now();
     let inv = InventoryArgs::all_hosts(&args.cluster.inventory, args.cluster.accept_new_host_keys);
-    let p = apply::prepare(&inv, "keys-rotate", debug_log).await?;
+    let p = context::prepare(&inv, "keys-rotate", debug_log).await?;
     if !p.cluster.encrypt_auto {
         return Err(Error::Input(anyhow!(
             "{}: keys rotate manages the key of cluster.encrypt = \"auto\" (kept in {}); this inventory {}. \
@@ -284,7 +284,7 @@ pub async fn rotate(args: &KeysRotateArgs, debug_log: Option<&Path>) -> Result<(
         .clone()
         .expect("load resolved the auto key");
     let mut store = Secrets::load(&args.cluster.inventory).map_err(Error::Input)?;
-    let lock = crate::lock::RunLock::acquire(&p.cluster.state_dir(), "keys rotate")?;
+    let lock = crate::engine::lock::RunLock::acquire(&p.cluster.state_dir(), "keys rotate")?;
     let json = args.output == Output::Json;
     let mut say = Say {
         json,
@@ -307,8 +307,8 @@ pub async fn rotate(args: &KeysRotateArgs, debug_log: Option<&Path>) -> Result<(
         }
     };
 
-    let (mut runs, _progress) = apply::connect_and_gather(&p).await;
-    let binds = apply::bind_addrs(&p.cluster, &runs);
+    let (mut runs, _progress) = context::connect_and_gather(&p).await;
+    let binds = context::bind_addrs(&p.cluster, &runs);
     let agents: Vec<Via> = runs
         .iter()
         .filter(|r| r.host.role == Role::Server && r.failed.is_none())
@@ -321,7 +321,7 @@ pub async fn rotate(args: &KeysRotateArgs, debug_log: Option<&Path>) -> Result<(
             let http = verify::http_addr(&r.host, *binds.get(&r.host.name)?);
             Some(Via {
                 name: r.host.name.clone(),
-                client: crate::consul::client(r.conn.as_ref()?, &http),
+                client: crate::remote::consul::client(r.conn.as_ref()?, &http),
             })
         })
         .collect();
@@ -330,7 +330,7 @@ pub async fn rotate(args: &KeysRotateArgs, debug_log: Option<&Path>) -> Result<(
     )
     .await;
     drop(agents);
-    apply::disconnect(&mut runs, None).await;
+    context::disconnect(&mut runs, None).await;
     if let Err(e) = result {
         // A refusal changed nothing (exit 2); anything else stopped the rotation (exit 1).
         let (refused, e) = match e {
@@ -359,9 +359,10 @@ pub async fn rotate(args: &KeysRotateArgs, debug_log: Option<&Path>) -> Result<(
     let settings = crate::cli::Settings::from(&inv);
     let rollout = crate::cli::RolloutSettings::default();
     let applied = if json {
-        let (result, recap) =
-            crate::recap::capture(crate::engine::rollout::apply(&settings, rollout, debug_log))
-                .await;
+        let (result, recap) = crate::engine::recap::capture(crate::engine::rollout::apply(
+            &settings, rollout, debug_log,
+        ))
+        .await;
         say.out.apply = recap;
         result
     } else {

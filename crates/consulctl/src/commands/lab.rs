@@ -6,9 +6,7 @@ use std::path::Path;
 use anyhow::anyhow;
 use consulctl_core::error::Error;
 
-use crate::cli::{
-    InventoryArgs, LabDownArgs, LabUpArgs, Output, RolloutSettings, Settings, StatusArgs,
-};
+use crate::cli::{InventoryArgs, LabDownArgs, LabUpArgs, Output, RolloutSettings, Settings};
 
 /// `consulctl lab up`: hosts and inventory, then `apply` and `status` unless `--no-apply`.
 pub async fn up(args: &LabUpArgs, debug_log: Option<&Path>) -> Result<(), Error> {
@@ -29,14 +27,7 @@ pub async fn up(args: &LabUpArgs, debug_log: Option<&Path>) -> Result<(), Error>
         let inv = InventoryArgs::all_hosts(&lab.inventory, false);
         crate::engine::rollout::apply(&Settings::from(&inv), RolloutSettings::default(), debug_log)
             .await?;
-        crate::status::run(
-            &StatusArgs {
-                inv,
-                output: Output::Text,
-            },
-            debug_log,
-        )
-        .await?;
+        crate::engine::status::show(&Settings::from(&inv), Output::Text, debug_log).await?;
     }
     println!();
     println!("next:");

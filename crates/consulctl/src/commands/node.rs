@@ -42,13 +42,13 @@ use futures::StreamExt;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::apply::{self, HostRun, Prepared};
 use crate::cli::{NodeRemoveArgs, Output};
-use crate::execute::path_arg;
-use crate::progress::Progress;
-use crate::recap::{HostResult, HostStatus, Recap};
-use crate::ssh::Connection;
-use crate::verify::{self, ClusterView, RaftServer};
+use crate::engine::context::{self, HostRun, Prepared};
+use crate::engine::execute::path_arg;
+use crate::engine::progress::Progress;
+use crate::engine::recap::{HostResult, HostStatus, Recap};
+use crate::engine::verify::{self, ClusterView, RaftServer};
+use crate::remote::ssh::Connection;
 use consul_api::poll::{wait_until_with, Clock, Last, Progress as Poll, TokioClock};
 use consul_api::{agent, operator, quorum};
 use consulctl_core::error::Error;
@@ -691,7 +691,7 @@ impl<'a> Ctx<'a> {
                     conn,
                     via: Via {
                         name: r.host.name.clone(),
-                        client: crate::consul::client(conn, &self.http(&r.host)),
+                        client: crate::remote::consul::client(conn, &self.http(&r.host)),
                     },
                 })
             })
@@ -712,8 +712,8 @@ pub async fn remove(args: &NodeRemoveArgs, debug_log: Option<&Path>) -> Result<(
     let templates = Templates::load(None).map_err(Error::Input)?;
     let log_path = debug_log
         .map(Path::to_path_buf)
-        .unwrap_or_else(|| crate::log::default_path(&cluster.state_dir(), "node-remove"));
-    let debug_log = crate::log::open(&log_path).map_err(Error::Runtime)?;
+        .unwrap_or_else(|| crate::engine::log::default_path(&cluster.state_dir(), "node-remove"));
+    let debug_log = crate::engine::log::open(&log_path).map_err(Error::Runtime)?;
     tracing::info!(inventory = %args.cluster.inventory.display(), hosts = ?names, force = args.force, "node remove");
     for w in &cluster.warnings {
         eprintln!("warning: {w}");
@@ -737,9 +737,9 @@ pub async fn remove(args: &NodeRemoveArgs, debug_log: Option<&Path>) -> Result<(
         concurrency: 64,
     };
     // Two operators must not change the same cluster at once.
-    let _lock = crate::lock::RunLock::acquire(&p.cluster.state_dir(), "node remove")?;
-    let (mut runs, progress) = apply::connect_and_gather(&p).await;
-    let binds = apply::bind_addrs(&p.cluster, &runs);
+    let _lock = crate::engine::lock::RunLock::acquire(&p.cluster.state_dir(), "node remove")?;
+    let (mut runs, progress) = context::connect_and_gather(&p).await;
+    let binds = context::bind_addrs(&p.cluster, &runs);
     let ctx = Ctx {
         cluster: &p.cluster,
         runs: &runs,
@@ -751,7 +751,7 @@ pub async fn remove(args: &NodeRemoveArgs, debug_log: Option<&Path>) -> Result<(
     };
     let outcome = run_targets(&ctx, &names).await;
     drop(ctx);
-    apply::disconnect(&mut runs, None).await;
+    context::disconnect(&mut runs, None).await;
     let (targets, warnings) = outcome?;
     report(args, &p, targets, warnings, started.elapsed())
 }

@@ -31,9 +31,14 @@ pub async fn run(args: &PlanArgs, debug_log: Option<&Path>) -> Result<(), Error>
         progress.finish(&r.host.name, "planned");
     }
     progress.clear();
-    let secrets = crate::plan_output::cluster_secrets(&p.cluster);
-    let report =
-        crate::plan_output::report(&runs, &current, &secrets, started.elapsed(), &p.debug_log);
+    let secrets = crate::engine::plan_output::cluster_secrets(&p.cluster);
+    let report = crate::engine::plan_output::report(
+        &runs,
+        &current,
+        &secrets,
+        started.elapsed(),
+        &p.debug_log,
+    );
     output::print(args.output, &report);
     let failed = runs.iter().filter(|r| r.failed.is_some()).count();
     output::hosts_failed(failed, runs.len(), Some(&p.debug_log))?;

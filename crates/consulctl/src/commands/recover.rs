@@ -30,12 +30,12 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 
-use crate::apply::{self, HostRun, Prepared};
 use crate::cli::{Output, RecoverArgs};
-use crate::execute::path_arg;
-use crate::progress::Progress;
-use crate::ssh::Connection;
-use crate::verify::{self, ClusterView};
+use crate::engine::context::{self, HostRun, Prepared};
+use crate::engine::execute::path_arg;
+use crate::engine::progress::Progress;
+use crate::engine::verify::{self, ClusterView};
+use crate::remote::ssh::Connection;
 use consul_api::poll::{wait_until_with, Clock, Last, Progress as Poll, TokioClock};
 use consul_api::quorum::{parse_addr_ip, raft_addr};
 use consul_api::{agent, operator, status, AutopilotHealth, Client};
@@ -49,7 +49,7 @@ const READ_TIMEOUT: Duration = Duration::from_secs(20);
 // Decisions, through Consul API clients (tested with a fake transport)
 // ------------------------------------------------------------------------------------------
 
-pub use crate::node::Via;
+pub use crate::engine::via::Via;
 pub use consul_api::quorum::quorum_while_down;
 
 /// Consul's state through one agent: leader, raft configuration (with the servers' IDs),
@@ -467,7 +467,7 @@ impl Ctx {
             .filter_map(|r| {
                 Some(Via {
                     name: r.host.name.clone(),
-                    client: crate::consul::client(r.conn.as_ref()?, &self.http(&r.host)),
+                    client: crate::remote::consul::client(r.conn.as_ref()?, &self.http(&r.host)),
                 })
             })
             .collect()
@@ -603,8 +603,8 @@ async fn setup(
     let templates = Templates::load(None).map_err(Error::Input)?;
     let log_path = debug_log
         .map(Path::to_path_buf)
-        .unwrap_or_else(|| crate::log::default_path(&cluster.state_dir(), command));
-    let debug_log = crate::log::open(&log_path).map_err(Error::Runtime)?;
+        .unwrap_or_else(|| crate::engine::log::default_path(&cluster.state_dir(), command));
+    let debug_log = crate::engine::log::open(&log_path).map_err(Error::Runtime)?;
     tracing::info!(inventory = %args.cluster.inventory.display(), target = %args.target, force = args.force, "recover");
     for w in &cluster.warnings {
         eprintln!("warning: {w}");
@@ -619,8 +619,8 @@ async fn setup(
         allow_downgrade: false,
         concurrency: 64,
     };
-    let (runs, progress) = apply::connect_and_gather(&p).await;
-    let binds = apply::bind_addrs(&p.cluster, &runs);
+    let (runs, progress) = context::connect_and_gather(&p).await;
+    let binds = context::bind_addrs(&p.cluster, &runs);
     Ok(Ctx {
         p,
         runs,
@@ -654,7 +654,7 @@ pub async fn run(args: &RecoverArgs, debug_log: Option<&Path>) -> Result<(), Err
         .collect();
     let command = if quorum { "recover-quorum" } else { "recover" };
     let mut ctx = setup(args, cluster, selected, debug_log, command).await?;
-    let _lock = crate::lock::RunLock::acquire(&ctx.p.cluster.state_dir(), command)?;
+    let _lock = crate::engine::lock::RunLock::acquire(&ctx.p.cluster.state_dir(), command)?;
     let outcome = if quorum {
         recover_quorum(&mut ctx, args).await
     } else {
@@ -667,7 +667,7 @@ pub async fn run(args: &RecoverArgs, debug_log: Option<&Path>) -> Result<(), Err
     } else {
         final_state(&ctx).await
     };
-    apply::disconnect(&mut ctx.runs, None).await;
+    context::disconnect(&mut ctx.runs, None).await;
     if refused {
         return outcome.map(|_| ());
     }

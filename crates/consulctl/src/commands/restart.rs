@@ -10,11 +10,12 @@ use std::time::{Duration, Instant};
 use anyhow::anyhow;
 use serde::Serialize;
 
-use crate::apply::{self, HostRun};
 use crate::cli::{Output, RestartArgs};
-use crate::progress::Progress;
-use crate::recap::Recap;
-use crate::rolling::{self, BatchSpec, RollReport, RollingOpts, StepRecord};
+use crate::engine::context::{self, HostRun};
+use crate::engine::progress::Progress;
+use crate::engine::recap::Recap;
+use crate::engine::rolling::{self, BatchSpec, RollReport, RollingOpts, StepRecord};
+use crate::engine::rollout;
 use consulctl_core::error::Error;
 
 /// What `restart --output json` prints: the recap (`hosts`, `totals`, `verify`, ...) plus the
@@ -45,16 +46,16 @@ pub fn opts(args: &RestartArgs) -> Result<RollingOpts, Error> {
 pub async fn run(args: &RestartArgs, debug_log: Option<&Path>) -> Result<(), Error> {
     let started = Instant::now();
     let opts = opts(args)?;
-    let p = apply::prepare(&args.inv, "restart", debug_log).await?;
+    let p = context::prepare(&args.inv, "restart", debug_log).await?;
     // Two operators must not change the same cluster at once.
-    let _lock = crate::lock::RunLock::acquire(&p.cluster.state_dir(), "restart")?;
+    let _lock = crate::engine::lock::RunLock::acquire(&p.cluster.state_dir(), "restart")?;
     let mut runs: Vec<HostRun> = p.selected.iter().cloned().map(HostRun::new_pub).collect();
     let progress = Progress::new(runs.iter().map(|r| r.host.name.as_str()));
     progress.println("==> connect");
-    apply::connect(&mut runs, &p, &progress).await;
+    context::connect(&mut runs, &p, &progress).await;
     progress.println("==> gather facts");
-    apply::gather_facts(&mut runs, &p, &progress).await;
-    let binds = apply::bind_addrs(&p.cluster, &runs);
+    context::gather_facts(&mut runs, &p, &progress).await;
+    let binds = context::bind_addrs(&p.cluster, &runs);
     let targets: BTreeSet<String> = runs
         .iter()
         .filter(|r| r.failed.is_none())
@@ -66,8 +67,8 @@ pub async fn run(args: &RestartArgs, debug_log: Option<&Path>) -> Result<(), Err
     ));
     let roll = rolling::rolling_restart(&mut runs, &p, &progress, &binds, &targets, &opts).await?;
     progress.println("==> verify");
-    let verify = apply::verify(&runs, &p, &progress, &binds, opts.step_timeout).await;
-    apply::disconnect(&mut runs, None).await;
+    let verify = rollout::verify(&runs, &p, &progress, &binds, opts.step_timeout).await;
+    context::disconnect(&mut runs, None).await;
     for r in &runs {
         progress.finish(
             &r.host.name,
@@ -76,7 +77,7 @@ pub async fn run(args: &RestartArgs, debug_log: Option<&Path>) -> Result<(), Err
     }
     progress.clear();
     let recap = Recap::new(
-        apply::results(&runs),
+        context::results(&runs),
         Some(verify),
         started.elapsed(),
         p.debug_log.display().to_string(),

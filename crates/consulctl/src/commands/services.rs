@@ -10,10 +10,10 @@ use anyhow::{anyhow, bail, Result};
 use consul_api::{Client, ServiceEntry};
 use serde::Serialize;
 
-use crate::apply::{self, HostRun};
 use crate::cli::{Output, ServicesArgs};
-use crate::progress::Progress;
-use crate::verify;
+use crate::engine::context::{self, HostRun};
+use crate::engine::progress::Progress;
+use crate::engine::verify;
 use consulctl_core::error::Error;
 use consulctl_core::model::Cluster;
 
@@ -183,23 +183,23 @@ pub async fn read(client: &Client) -> Result<(Vec<String>, BTreeMap<String, Vec<
 
 /// `consulctl services`.
 pub async fn run(args: &ServicesArgs, debug_log: Option<&Path>) -> Result<(), Error> {
-    let p = apply::prepare(&args.inv, "services", debug_log).await?;
+    let p = context::prepare(&args.inv, "services", debug_log).await?;
     let mut runs: Vec<HostRun> = p.selected.iter().cloned().map(HostRun::new_pub).collect();
     let progress = Progress::new(runs.iter().map(|r| r.host.name.as_str()));
-    apply::connect(&mut runs, &p, &progress).await;
-    apply::gather_facts(&mut runs, &p, &progress).await;
+    context::connect(&mut runs, &p, &progress).await;
+    context::gather_facts(&mut runs, &p, &progress).await;
     for r in &runs {
         progress.finish(&r.host.name, "");
     }
     progress.clear();
-    let binds = apply::bind_addrs(&p.cluster, &runs);
+    let binds = context::bind_addrs(&p.cluster, &runs);
     // Servers first, as `status`: any host whose agent runs will do.
-    let agents = crate::status::agents(&runs, &binds);
+    let agents = crate::engine::status::agents(&runs, &binds);
     let got =
         verify::first_answer(&agents, Some(Duration::from_secs(30)), |a| read(&a.client)).await;
     let errors: Vec<String> = got.errors.iter().map(verify::NoAnswer::short).collect();
     let answer = got.answer.map(|(a, answer)| (a.host.clone(), answer));
-    apply::disconnect(&mut runs, None).await;
+    context::disconnect(&mut runs, None).await;
     let Some((via, (names, health))) = answer else {
         return Err(Error::Runtime(anyhow!(
             "no agent answered: {}",

@@ -16,7 +16,7 @@ pub struct RenewOutput {
     pub renewed: Vec<RenewedCert>,
     /// The old files, kept (None when nothing was renewed).
     pub retired_dir: Option<String>,
-    pub apply: Option<crate::recap::Recap>,
+    pub apply: Option<crate::engine::recap::Recap>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -105,7 +105,8 @@ pub async fn renew(
         return crate::engine::rollout::apply(&settings, rollout, debug_log).await;
     }
     let (result, recap) =
-        crate::recap::capture(crate::engine::rollout::apply(&settings, rollout, debug_log)).await;
+        crate::engine::recap::capture(crate::engine::rollout::apply(&settings, rollout, debug_log))
+            .await;
     out.apply = recap;
     if let Err(e) = &result {
         out.error = Some(consulctl_core::redact::redact(&e.to_string(), &[]));

@@ -5,14 +5,14 @@
 
 use std::path::Path;
 
-use crate::apply;
 use crate::cli::UnlockArgs;
+use crate::engine::context;
 use consulctl_core::error::Error;
 
 pub async fn run(args: &UnlockArgs, debug_log: Option<&Path>) -> Result<(), Error> {
-    let p = apply::prepare(&args.inv, "unlock", debug_log).await?;
-    let _lock = crate::lock::RunLock::acquire(&p.cluster.state_dir(), "unlock")?;
-    let (mut runs, _progress) = apply::connect_and_gather(&p).await;
+    let p = context::prepare(&args.inv, "unlock", debug_log).await?;
+    let _lock = crate::engine::lock::RunLock::acquire(&p.cluster.state_dir(), "unlock")?;
+    let (mut runs, _progress) = context::connect_and_gather(&p).await;
     let mut failed = 0;
     let total = runs.len();
     for r in &runs {
@@ -23,7 +23,7 @@ pub async fn run(args: &UnlockArgs, debug_log: Option<&Path>) -> Result<(), Erro
             println!("{name}: not reached: {why}");
             continue;
         };
-        match crate::lock::break_host_lock(conn).await {
+        match crate::engine::lock::break_host_lock(conn).await {
             Ok(Some(h)) => {
                 tracing::warn!(host = %name, holder = %h.describe(), "broke the host lock");
                 println!("{name}: broke the lock held by {}", h.describe());
@@ -35,6 +35,6 @@ pub async fn run(args: &UnlockArgs, debug_log: Option<&Path>) -> Result<(), Erro
             }
         }
     }
-    apply::disconnect(&mut runs, None).await;
+    context::disconnect(&mut runs, None).await;
     crate::engine::output::hosts_failed(failed, total, None)
 }

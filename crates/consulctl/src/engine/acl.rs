@@ -16,7 +16,7 @@ use consul_api::poll::{self, Progress};
 use consul_api::{Call, Client};
 use serde::Deserialize;
 
-use crate::ssh::Connection;
+use crate::remote::ssh::Connection;
 use consulctl_core::model::{Cluster, Host, Secret};
 
 /// The policy of a node's agent token.
@@ -99,7 +99,12 @@ pub async fn bootstrap(
     secrets_path: &std::path::Path,
     timeout: Duration,
 ) -> Result<Secret> {
-    bootstrap_with(&crate::consul::client(conn, http), secrets_path, timeout).await
+    bootstrap_with(
+        &crate::remote::consul::client(conn, http),
+        secrets_path,
+        timeout,
+    )
+    .await
 }
 
 /// [`bootstrap`] through a client: `PUT /v1/acl/bootstrap` every 500 ms while Consul says
@@ -139,7 +144,7 @@ pub async fn bootstrap_with(
         Err(t) => bail!(
             "the ACL bootstrap did not succeed within {}s: {}",
             timeout.as_secs(),
-            crate::verify::last_seen(&t)
+            crate::engine::verify::last_seen(&t)
         ),
     }
 }
@@ -254,7 +259,7 @@ pub async fn ensure_agent_tokens(
     http: &str,
     cluster: &Cluster,
 ) -> Result<usize> {
-    ensure_agent_tokens_with(&crate::consul::client(conn, http), cluster).await
+    ensure_agent_tokens_with(&crate::remote::consul::client(conn, http), cluster).await
 }
 
 /// [`ensure_agent_tokens`] through a client.

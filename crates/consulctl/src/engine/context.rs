@@ -79,7 +79,7 @@ impl HostRun {
 
     /// The base URL of this host's agent API (loopback when its bind address is unknown).
     pub fn api_url(&self, binds: &BTreeMap<String, IpAddr>) -> String {
-        crate::verify::agent_url(&self.host, binds.get(&self.host.name).copied())
+        crate::engine::verify::agent_url(&self.host, binds.get(&self.host.name).copied())
     }
 
     pub fn mark(&mut self) {
@@ -140,8 +140,8 @@ pub async fn prepare(
     let templates = Templates::load(args.templates.as_deref()).map_err(Error::Input)?;
     let log_path = debug_log
         .map(Path::to_path_buf)
-        .unwrap_or_else(|| crate::log::default_path(&cluster.state_dir(), command));
-    let debug_log = crate::log::open(&log_path).map_err(Error::Runtime)?;
+        .unwrap_or_else(|| crate::engine::log::default_path(&cluster.state_dir(), command));
+    let debug_log = crate::engine::log::open(&log_path).map_err(Error::Runtime)?;
     tracing::info!(inventory = %args.inventory.display(), hosts = selected.len(), command, "start");
     for w in &cluster.warnings {
         eprintln!("warning: {w}");
@@ -197,7 +197,7 @@ pub async fn connect(runs: &mut [HostRun], p: &Prepared, progress: &Progress) {
         async move {
             match Connection::connect(&r.host, accept_new).await {
                 Ok(c) => {
-                    c.set_consul_env(crate::verify::consul_env(&cluster, &r.host));
+                    c.set_consul_env(crate::engine::verify::consul_env(&cluster, &r.host));
                     r.conn = Some(c)
                 }
                 Err(e) => r.fail("connect", &e),
@@ -278,7 +278,7 @@ pub async fn disconnect(runs: &mut [HostRun], holder: Option<&Holder>) {
     if let Some(holder) = holder {
         let unlocks = runs.iter_mut().filter(|r| r.locked).map(|r| async move {
             if let Some(conn) = r.conn.as_ref() {
-                match crate::lock::unlock_host(conn, holder).await {
+                match crate::engine::lock::unlock_host(conn, holder).await {
                     Ok(()) => r.locked = false,
                     Err(e) => tracing::warn!(host = %r.host.name, error = %format!("{e:#}"), "releasing the host lock"),
                 }

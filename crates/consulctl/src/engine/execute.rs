@@ -6,8 +6,8 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use base64::Engine;
 
-use crate::source::PreparedBinary;
-use crate::ssh::Connection;
+use crate::engine::source::PreparedBinary;
+use crate::remote::ssh::Connection;
 use consulctl_core::action::Action;
 use consulctl_core::desired::FileKind;
 use consulctl_core::facts::Facts;

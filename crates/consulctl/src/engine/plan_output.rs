@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::apply::HostRun;
+use crate::engine::context::HostRun;
 use consulctl_core::desired::{DesiredFile, FileKind};
 use consulctl_core::model::Cluster;
 use consulctl_core::redact::Marks;
@@ -123,7 +123,7 @@ fn file_entry(f: &DesiredFile, old: &str, secrets: &[String], marks: &mut Marks)
     let diff = if old_r == new_r {
         String::new()
     } else {
-        crate::apply::unified_diff(&path, &old_r, &new_r)
+        crate::engine::rollout::unified_diff(&path, &old_r, &new_r)
     };
     PlanFile {
         path,
@@ -277,7 +277,7 @@ impl PlanReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::apply::HostRun;
+    use crate::engine::context::HostRun;
     use consulctl_core::agent_config::{self, HostContext};
     use consulctl_core::model::{AgentToken, BindAddr, Secret};
     use consulctl_core::plan::{BinaryPlan, PlanInput};

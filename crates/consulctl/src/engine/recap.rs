@@ -61,7 +61,7 @@ pub struct Recap {
     /// Agents restarted by the rolling engine, in the order they restarted (servers one at a
     /// time, followers first and the leader last, then client batches).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub restarts: Vec<crate::rolling::StepRecord>,
+    pub restarts: Vec<crate::engine::rolling::StepRecord>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -204,7 +204,7 @@ tokio::task_local! {
     static CAPTURE: std::cell::RefCell<Option<Recap>>;
 }
 
-/// Run `f` (a command that runs a rollout, e.g. `apply::run`) with the rollout's recap kept
+/// Run `f` (a command that runs a rollout, e.g. `rollout::run`) with the rollout's recap kept
 /// instead of printed: for commands that print one JSON object of their own around it.
 pub async fn capture<F: std::future::Future>(f: F) -> (F::Output, Option<Recap>) {
     CAPTURE

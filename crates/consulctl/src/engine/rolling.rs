@@ -45,11 +45,11 @@ use anyhow::{anyhow, bail, Result};
 use consul_api::poll::{self, Progress as Poll};
 use serde::Serialize;
 
-use crate::apply::{HostRun, Prepared};
-use crate::execute::path_arg;
-use crate::progress::Progress;
-use crate::ssh::Connection;
-use crate::verify::{self, ClusterView};
+use crate::engine::execute::path_arg;
+use crate::engine::progress::Progress;
+use crate::engine::rollout::{HostRun, Prepared};
+use crate::engine::verify::{self, ClusterView};
+use crate::remote::ssh::Connection;
 use consulctl_core::error::Error;
 use consulctl_core::model::{Cluster, Host, Role};
 
@@ -144,7 +144,7 @@ impl Default for RollingOpts {
             batch: BatchSpec::default(),
             step_timeout: Duration::from_secs(120),
             hosts: BTreeMap::new(),
-            backup_dir: crate::execute::backup_dir(
+            backup_dir: crate::engine::execute::backup_dir(
                 &chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string(),
             ),
             expect: None,
@@ -521,7 +521,7 @@ pub struct Reading {
 /// Read leader, raft configuration, members and autopilot health through one host's agent
 /// (one round trip).
 pub async fn read_state(conn: &Connection, http: &str) -> Result<Reading> {
-    read_reading(&crate::consul::client(conn, http), conn.host()).await
+    read_reading(&crate::remote::consul::client(conn, http), conn.host()).await
 }
 
 /// Leader, raft configuration, members and autopilot health through one client, in one round
@@ -1042,7 +1042,7 @@ pub async fn rolling_restart(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verify::{Member, RaftServer};
+    use crate::engine::verify::{Member, RaftServer};
     use consulctl_core::model::{BindAddr, Init};
 
     fn fixture(name: &str) -> String {

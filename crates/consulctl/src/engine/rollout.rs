@@ -12,12 +12,12 @@ use anyhow::{anyhow, Context, Result};
 use futures::StreamExt;
 
 use crate::cli::{Output, RolloutSettings, Settings};
+use crate::engine::lock::{Holder, RunLock};
 use crate::engine::phase::{BoxFuture, Manager, Phase};
-use crate::lock::{Holder, RunLock};
-use crate::progress::Progress;
-use crate::recap::{Recap, VerifyResult};
-use crate::source;
-use crate::ssh::Connection;
+use crate::engine::progress::Progress;
+use crate::engine::recap::{Recap, VerifyResult};
+use crate::engine::source;
+use crate::remote::ssh::Connection;
 use consulctl_core::agent_config::{self, HostContext};
 use consulctl_core::desired::DesiredFile;
 use consulctl_core::error::Error;
@@ -193,7 +193,7 @@ pub async fn refine(runs: &mut [HostRun], p: &Prepared, progress: &Progress) {
             return;
         }
         let conn = r.conn.as_ref().expect("connected");
-        match crate::execute::read_files(conn, &[new.path.as_path()]).await {
+        match crate::engine::execute::read_files(conn, &[new.path.as_path()]).await {
             Ok(files) => {
                 let old = files.get(&new.path.display().to_string()).cloned().unwrap_or_default();
                 plan::refine_with_current_config(&mut r.plan, &old, &new.content);
@@ -217,7 +217,7 @@ pub async fn lock_hosts(
         if r.plan.is_empty() {
             // Nothing to change here; a lock the dead run left still goes.
             if let (Some(dead), Some(conn)) = (took_over, r.conn.as_ref()) {
-                match crate::lock::release_stale(conn, dead).await {
+                match crate::engine::lock::release_stale(conn, dead).await {
                     Ok(true) => progress.println(&format!(
                         "warning: {}: removed the host lock of {}, a run that is gone",
                         r.host.name,
@@ -230,7 +230,7 @@ pub async fn lock_hosts(
             return;
         }
         let conn = r.conn.as_ref().expect("connected");
-        match crate::lock::lock_host(conn, holder, took_over).await {
+        match crate::engine::lock::lock_host(conn, holder, took_over).await {
             Ok(stale) => {
                 r.locked = true;
                 if let Some(why) = stale {
@@ -257,7 +257,8 @@ pub async fn upload(runs: &mut [HostRun], p: &Prepared, progress: &Progress) {
             return;
         }
         let conn = r.conn.as_ref().expect("connected");
-        match crate::execute::upload(conn, &r.host, &r.plan, r.facts.as_ref(), binary).await {
+        match crate::engine::execute::upload(conn, &r.host, &r.plan, r.facts.as_ref(), binary).await
+        {
             Ok(()) => r.changed += 1,
             Err(e) => r.fail("upload", &e),
         }
@@ -270,7 +271,7 @@ pub async fn configure(runs: &mut [HostRun], p: &Prepared, progress: &Progress, 
     each_host(runs, p.concurrency, progress, "configure", |r| async move {
         let conn = r.conn.as_ref().expect("connected");
         let n = r.plan.actions.iter().filter(|a| a.is_configure()).count();
-        match crate::execute::configure(conn, &r.host, &r.plan, timestamp).await {
+        match crate::engine::execute::configure(conn, &r.host, &r.plan, timestamp).await {
             Ok(written) => {
                 r.changed += n;
                 r.written = written;
@@ -295,7 +296,7 @@ pub async fn start(
     sel: &str,
     binds: &BTreeMap<String, IpAddr>,
     timestamp: &str,
-    restarts: &mut crate::rolling::RollState,
+    restarts: &mut crate::engine::rolling::RollState,
 ) -> Result<(), Error> {
     let selector = selector_for(sel, &p.cluster)?;
     let started = Instant::now();
@@ -380,10 +381,11 @@ pub async fn start(
         if let Some(why) = restarts.stopped.clone() {
             let pending: Vec<String> = roll.into_iter().collect();
             let reason = format!("an earlier restart stopped the roll ({why})");
-            crate::rolling::not_restarted(runs, &pending, &reason, progress, &opts).await;
+            crate::engine::rolling::not_restarted(runs, &pending, &reason, progress, &opts).await;
         } else {
             let report =
-                crate::rolling::rolling_restart(runs, p, progress, binds, &roll, &opts).await?;
+                crate::engine::rolling::rolling_restart(runs, p, progress, binds, &roll, &opts)
+                    .await?;
             restarts.steps.extend(report.steps);
             restarts.stopped = report.stopped;
         }
@@ -404,7 +406,7 @@ fn roll_opts(
     p: &Prepared,
     timestamp: &str,
     roll: &BTreeSet<String>,
-) -> crate::rolling::RollingOpts {
+) -> crate::engine::rolling::RollingOpts {
     use consulctl_core::action::Action;
     use consulctl_core::desired::FileKind;
     let mut hosts = BTreeMap::new();
@@ -424,7 +426,7 @@ fn roll_opts(
         };
         hosts.insert(
             r.host.name.clone(),
-            crate::rolling::HostRestart {
+            crate::engine::rolling::HostRestart {
                 reload_init: r.plan.actions.contains(&Action::ReloadInit),
                 before: match r.plan.binary_action() {
                     Some(Action::InstallPackage {
@@ -457,11 +459,11 @@ fn roll_opts(
     expect
         .hosts
         .retain(|h| !not_running.contains(h.name.as_str()));
-    crate::rolling::RollingOpts {
+    crate::engine::rolling::RollingOpts {
         hosts,
-        backup_dir: crate::execute::backup_dir(timestamp),
+        backup_dir: crate::engine::execute::backup_dir(timestamp),
         expect: Some(Arc::new(expect)),
-        ..crate::rolling::RollingOpts::default()
+        ..crate::engine::rolling::RollingOpts::default()
     }
 }
 
@@ -473,7 +475,7 @@ async fn start_one(r: &mut HostRun, binds: &BTreeMap<String, IpAddr>) {
         .plan
         .actions
         .contains(&consulctl_core::action::Action::Start);
-    match crate::execute::start(conn, &r.host, &r.plan, &http, 60).await {
+    match crate::engine::execute::start(conn, &r.host, &r.plan, &http, 60).await {
         Ok(pid) => {
             tracing::info!(host = %r.host.name, pid = ?pid, "agent up");
             r.changed += n;
@@ -486,7 +488,7 @@ async fn start_one(r: &mut HostRun, binds: &BTreeMap<String, IpAddr>) {
 
 /// Wait until Consul (asked through this server) has a leader and lists this server as a voter.
 async fn wait_voter(conn: &Connection, host: &Host, bind: IpAddr, timeout: Duration) -> Result<()> {
-    let agent = crate::verify::agent(conn, host, Some(bind));
+    let agent = crate::engine::verify::agent(conn, host, Some(bind));
     wait_voter_with(&agent, bind, timeout).await?;
     tracing::info!(host = %host.name, "new server is a voter");
     Ok(())
@@ -495,18 +497,18 @@ async fn wait_voter(conn: &Connection, host: &Host, bind: IpAddr, timeout: Durat
 /// Read the view through `agent` every 500 ms until there is a leader and the server at
 /// `bind` is a voter.
 async fn wait_voter_with(
-    agent: &crate::verify::Agent,
+    agent: &crate::engine::verify::Agent,
     bind: IpAddr,
     timeout: Duration,
 ) -> Result<()> {
-    let me = crate::verify::raft_addr(bind);
+    let me = crate::engine::verify::raft_addr(bind);
     let me = &me;
     consul_api::poll::wait_until(
         "a voter",
         timeout,
         Duration::from_millis(500),
         move || async move {
-            let view = crate::verify::read_view_with(&agent.client, &agent.host)
+            let view = crate::engine::verify::read_view_with(&agent.client, &agent.host)
                 .await
                 .map_err(|e| format!("{e:#}"))?;
             let voter = view.raft.iter().any(|s| &s.address == me && s.voter);
@@ -528,7 +530,7 @@ async fn wait_voter_with(
         anyhow!(
             "did not become a voter within {}s: {}",
             timeout.as_secs(),
-            crate::verify::last_seen(&t)
+            crate::engine::verify::last_seen(&t)
         )
     })
 }
@@ -573,7 +575,7 @@ pub async fn verify(
                 {
                     continue;
                 }
-                via.push((conn, crate::verify::agent_url(&r.host, Some(*bind))));
+                via.push((conn, crate::engine::verify::agent_url(&r.host, Some(*bind))));
             }
         }
     }
@@ -602,7 +604,7 @@ pub async fn verify(
         timeout
     };
     let result =
-        crate::verify::wait_healthy_except(&p.cluster, binds, &via, timeout, &failed).await;
+        crate::engine::verify::wait_healthy_except(&p.cluster, binds, &via, timeout, &failed).await;
     let not_checked: Vec<String> = failed.into_iter().collect();
     tracing::info!(
         phase = "verify",
@@ -643,7 +645,7 @@ pub async fn verify(
 /// (no agent running on them) leave fewer servers than a quorum of the inventory's servers.
 pub fn leader_impossible(cluster: &Cluster, runs: &[HostRun]) -> Option<String> {
     let n = cluster.servers().count();
-    let before_start = crate::doctor::failed_before_start(runs);
+    let before_start = crate::engine::evidence::failed_before_start(runs);
     let down: Vec<&str> = runs
         .iter()
         .filter(|r| r.host.role == Role::Server && before_start.contains_key(&r.host.name))
@@ -696,7 +698,8 @@ pub async fn acl(
         let mut written = 0;
         if token.is_none() {
             let secrets = consulctl_core::secrets::path_for(&p.cluster.inventory_path);
-            let t = crate::acl::bootstrap(conn, &http, &secrets, Duration::from_secs(90)).await?;
+            let t = crate::engine::acl::bootstrap(conn, &http, &secrets, Duration::from_secs(90))
+                .await?;
             consulctl_core::secrets::save_management_token(&p.cluster.inventory_path, &t)
                 .context("storing the management token")?;
             progress.println(&format!(
@@ -715,7 +718,7 @@ pub async fn acl(
             }
         }
         let conn = runs[i].conn.as_ref().expect("connected");
-        written += crate::acl::ensure_agent_tokens(conn, &http, &p.cluster).await?;
+        written += crate::engine::acl::ensure_agent_tokens(conn, &http, &p.cluster).await?;
         Ok(written)
     }
     .await;
@@ -758,7 +761,7 @@ pub struct Rollout<'p> {
     pub progress: Progress,
     pub binds: BTreeMap<String, IpAddr>,
     pub verify_result: Option<VerifyResult>,
-    pub restarts: crate::rolling::RollState,
+    pub restarts: crate::engine::rolling::RollState,
     /// This run's holder, and the dead run whose control lock it took over.
     pub lock: Option<(Holder, Option<Holder>)>,
     pub timestamp: String,
@@ -782,7 +785,7 @@ impl<'p> Rollout<'p> {
             progress,
             binds: BTreeMap::new(),
             verify_result: None,
-            restarts: crate::rolling::RollState::default(),
+            restarts: crate::engine::rolling::RollState::default(),
             lock,
             timestamp: chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string(),
             verify_timeout,
@@ -801,7 +804,7 @@ async fn read_current(runs: &[HostRun]) -> Vec<(String, Result<BTreeMap<String, 
             let conn = r.conn.as_ref().expect("connected");
             (
                 r.host.name.clone(),
-                crate::execute::read_files(conn, &paths).await,
+                crate::engine::execute::read_files(conn, &paths).await,
             )
         });
     futures::future::join_all(reads).await
@@ -898,9 +901,13 @@ impl<'s, 'p> Phase<Rollout<'p>> for StepPhase<'s> {
                         // Say why, as `doctor` would: a wrong gossip key, a node-ID conflict ...
                         s.progress
                             .println("==> Verify failed: reading the hosts' agent logs and state");
-                        let why =
-                            crate::doctor::explain(&p.cluster, &s.runs, &s.binds, p.concurrency)
-                                .await;
+                        let why = crate::engine::evidence::explain(
+                            &p.cluster,
+                            &s.runs,
+                            &s.binds,
+                            p.concurrency,
+                        )
+                        .await;
                         v.problems.extend(why);
                     }
                     s.verify_result = Some(v);
@@ -960,7 +967,7 @@ pub async fn run_playbook(
     );
     recap.restarts = restarts.steps;
     tracing::info!(recap = %serde_json::to_string(&recap).unwrap_or_default(), "done");
-    if !crate::recap::captured(&recap) {
+    if !crate::engine::recap::captured(&recap) {
         crate::engine::output::print(output, &recap);
     }
     if recap.failed() {
@@ -1166,7 +1173,7 @@ mod tests {
             .on("GET", "/v1/operator/raft/configuration", 200, &raft(false))
             .on("GET", "/v1/operator/raft/configuration", 200, &raft(true))
             .on("GET", "/v1/agent/members", 200, "[]");
-        let agent = crate::verify::Agent::new("s2", consul_api::Client::new(fake.clone()));
+        let agent = crate::engine::verify::Agent::new("s2", consul_api::Client::new(fake.clone()));
         let s2: IpAddr = "10.0.0.2".parse().unwrap();
         wait_voter_with(&agent, s2, Duration::from_secs(30))
             .await
@@ -1176,7 +1183,7 @@ mod tests {
             .on("GET", "/v1/status/leader", 200, "\"10.0.0.1:8300\"")
             .on("GET", "/v1/operator/raft/configuration", 200, &raft(false))
             .on("GET", "/v1/agent/members", 200, "[]");
-        let agent = crate::verify::Agent::new("s2", consul_api::Client::new(fake));
+        let agent = crate::engine::verify::Agent::new("s2", consul_api::Client::new(fake));
         let e = wait_voter_with(&agent, s2, Duration::from_millis(100))
             .await
             .unwrap_err();
@@ -1186,7 +1193,7 @@ mod tests {
              [\"10.0.0.1:8300\", \"10.0.0.2:8300 (non-voter)\"]"
         );
         let fake = FakeTransport::new().fail_all("ssh s2: refused");
-        let agent = crate::verify::Agent::new("s2", consul_api::Client::new(fake));
+        let agent = crate::engine::verify::Agent::new("s2", consul_api::Client::new(fake));
         let e = wait_voter_with(&agent, s2, Duration::from_millis(100))
             .await
             .unwrap_err();

@@ -14,14 +14,17 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use consul_api::poll::{self, Clock, Progress, Timeout};
 
-use crate::ssh::Connection;
+use crate::remote::ssh::Connection;
 use consulctl_core::model::{Cluster, Host};
 pub use consulctl_core::view::*;
 
 /// The token and CA consulctl's scripts on this host use for Consul's API: the management
 /// token of `acl = true` once bootstrapped, the generated CA where the API is HTTPS.
-pub fn consul_env(cluster: &consulctl_core::model::Cluster, host: &Host) -> crate::ssh::ConsulEnv {
-    crate::ssh::ConsulEnv {
+pub fn consul_env(
+    cluster: &consulctl_core::model::Cluster,
+    host: &Host,
+) -> crate::remote::ssh::ConsulEnv {
+    crate::remote::ssh::ConsulEnv {
         token: if cluster.acl {
             cluster.acl_tokens.management.clone()
         } else {
@@ -54,7 +57,7 @@ impl Agent {
 
     /// The agent at `http` (a base URL from [`agent_url`]) on the host of `conn`, over SSH.
     pub fn via_ssh(conn: &Connection, http: &str) -> Self {
-        Agent::new(conn.host(), crate::consul::client(conn, http))
+        Agent::new(conn.host(), crate::remote::consul::client(conn, http))
     }
 }
 
@@ -165,7 +168,7 @@ pub fn last_seen(t: &Timeout<String>) -> &str {
 
 /// Read leader, raft configuration and members through one host's agent (one round trip).
 pub async fn read_view(conn: &Connection, http: &str) -> Result<ClusterView> {
-    read_view_with(&crate::consul::client(conn, http), conn.host()).await
+    read_view_with(&crate::remote::consul::client(conn, http), conn.host()).await
 }
 
 /// Leader, raft configuration and members through one client, in one round trip. `via` names

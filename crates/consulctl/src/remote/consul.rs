@@ -11,7 +11,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use consul_api::{Client, Request, Response, Transport, TransportError};
 
-use crate::ssh::Connection;
+use crate::remote::ssh::Connection;
 
 /// How long one request may take when it sets no blocking wait of its own.
 const DEFAULT_MAX_TIME: Duration = Duration::from_secs(10);

@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 
 use anyhow::anyhow;
 
-use crate::lock::process_start_ticks;
+use crate::local::process_start_ticks;
 
 const PREFIX: &str = "consulctl-ssh-";
 

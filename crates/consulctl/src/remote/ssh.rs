@@ -86,7 +86,7 @@ impl Connection {
     /// User, port and identity file are passed only when the inventory gives them: otherwise
     /// ssh_config (`ssh.config_file`, or `~/.ssh/config`) decides.
     pub async fn connect(host: &Host, accept_new: bool) -> Result<Connection> {
-        let builder = session_builder(host, accept_new, crate::masters::control_dir()?);
+        let builder = session_builder(host, accept_new, crate::remote::masters::control_dir()?);
         // The user and port ssh will really use (for sudo and messages).
         let target = resolve_target(host).await;
         let started = Instant::now();
@@ -413,7 +413,11 @@ pub async fn resolve_target(host: &Host) -> Target {
         .filter(|o| o.status.success())
         .and_then(|o| parse_resolved(&String::from_utf8_lossy(&o.stdout)));
     resolved.unwrap_or_else(|| Target {
-        user: host.ssh.user.clone().unwrap_or_else(crate::lock::user_name),
+        user: host
+            .ssh
+            .user
+            .clone()
+            .unwrap_or_else(crate::local::user_name),
         port: host.ssh.port.unwrap_or(22),
     })
 }

@@ -480,12 +480,12 @@ fn encrypt_tls_and_acl_auto_cluster_is_locked_down_and_keeps_secrets() {
     assert_eq!(j["resumed"], false, "{j:#}");
     assert_eq!(
         j["old_key_fingerprint"].as_str(),
-        Some(&consulctl::keys::fingerprint(&key1)[..]),
+        Some(&consulctl::commands::keys::fingerprint(&key1)[..]),
         "{j:#}"
     );
     assert_eq!(
         j["new_key_fingerprint"].as_str(),
-        Some(&consulctl::keys::fingerprint(&key2)[..]),
+        Some(&consulctl::commands::keys::fingerprint(&key2)[..]),
         "{j:#}"
     );
     assert_eq!(j["steps"].as_array().unwrap().len(), 3, "{j:#}");
