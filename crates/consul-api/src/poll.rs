@@ -72,6 +72,20 @@ pub fn human(d: Duration) -> String {
     }
 }
 
+/// The delay before retry number `attempt` (1 = the first retry) of something that failed for
+/// now: 1 s, doubling, at most `max`; None once `elapsed` plus the delay would pass `budget`.
+/// The schedule of retries that are not polls of a condition (a snapshot Consul cannot take
+/// yet); sleep it with a [`Clock`].
+pub fn backoff(
+    attempt: u32,
+    elapsed: Duration,
+    budget: Duration,
+    max: Duration,
+) -> Option<Duration> {
+    let delay = Duration::from_secs(1u64 << attempt.saturating_sub(1).min(16)).min(max);
+    (elapsed + delay <= budget).then_some(delay)
+}
+
 /// Time for [`wait_until_with`]: tokio's in the CLI, a manual one in tests.
 pub trait Clock: Send + Sync {
     fn now(&self) -> Instant;
@@ -163,6 +177,26 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backoff_doubles_to_its_cap_and_stays_within_the_budget() {
+        let budget = Duration::from_secs(60);
+        let s = Duration::from_secs;
+        let max = s(5);
+        assert_eq!(backoff(1, s(0), budget, max), Some(s(1)));
+        assert_eq!(backoff(2, s(1), budget, max), Some(s(2)));
+        assert_eq!(backoff(3, s(3), budget, max), Some(s(4)));
+        assert_eq!(backoff(4, s(7), budget, max), Some(s(5)));
+        assert_eq!(backoff(40, s(50), budget, max), Some(s(5)));
+        assert_eq!(backoff(40, s(55), budget, max), Some(s(5)));
+        assert_eq!(backoff(41, s(56), budget, max), None, "past the budget");
+        let (mut elapsed, mut attempt) = (s(0), 1);
+        while let Some(d) = backoff(attempt, elapsed, budget, max) {
+            elapsed += d;
+            attempt += 1;
+        }
+        assert!(elapsed <= budget && elapsed >= s(55), "{elapsed:?}");
+    }
     use crate::testing::block_on;
     use std::sync::Mutex;
 

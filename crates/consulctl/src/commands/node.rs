@@ -42,7 +42,7 @@ use futures::StreamExt;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::cli::{NodeRemoveArgs, Output};
+use crate::cli::NodeRemoveArgs;
 use crate::engine::context::{self, HostRun, Prepared};
 use crate::engine::execute::path_arg;
 use crate::engine::progress::Progress;
@@ -1185,9 +1185,12 @@ async fn snapshot(ctx: &Ctx<'_>, node: &str, agents: &[Agent<'_>]) -> Result<Sna
             });
         }
         if errors.iter().any(|e| snapshot_retryable(e)) {
-            if let Some(delay) =
-                snapshot_retry_delay(attempt, first.elapsed(), SNAPSHOT_RETRY_BUDGET)
-            {
+            if let Some(delay) = consul_api::poll::backoff(
+                attempt,
+                first.elapsed(),
+                SNAPSHOT_RETRY_BUDGET,
+                Duration::from_secs(5),
+            ) {
                 let msg = format!(
                     "snapshot for {node}: Consul cannot take one yet ({}); retrying in {}s",
                     errors.join("; "),
@@ -1195,7 +1198,7 @@ async fn snapshot(ctx: &Ctx<'_>, node: &str, agents: &[Agent<'_>]) -> Result<Sna
                 );
                 tracing::warn!("{msg}");
                 eprintln!("{msg}");
-                tokio::time::sleep(delay).await;
+                consul_api::poll::Clock::sleep(&consul_api::poll::TokioClock, delay).await;
                 continue;
             }
         }
@@ -1221,14 +1224,6 @@ const SNAPSHOT_RETRY_BUDGET: Duration = Duration::from_secs(60);
 pub fn snapshot_retryable(err: &str) -> bool {
     err.contains("cannot take snapshot now")
         || (err.contains("wait until the configuration entry") && err.contains("applied"))
-}
-
-/// The wait before attempt `attempt + 1` after `attempt` refused ones (1 s, 2 s, 4 s, then 5 s
-/// each), or None when it would end past `budget` since the first attempt.
-pub fn snapshot_retry_delay(attempt: u32, elapsed: Duration, budget: Duration) -> Option<Duration> {
-    let delay =
-        Duration::from_secs(1u64 << attempt.saturating_sub(1).min(3)).min(Duration::from_secs(5));
-    (elapsed + delay <= budget).then_some(delay)
 }
 
 /// Write a file readable by the owner only (snapshots hold the KV store and ACL data).
@@ -1355,13 +1350,7 @@ fn report(
         recap,
     };
     tracing::info!(report = %serde_json::to_string(&report).unwrap_or_default(), "done");
-    match args.output {
-        Output::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&report).unwrap_or_default()
-        ),
-        Output::Text => print!("{}", to_text(&report)),
-    }
+    crate::engine::output::print(args.output, &report);
     let failed = report.recap.totals.failed;
     if failed > 0 || report.inventory.error.is_some() {
         eprintln!("debug log: {}", p.debug_log.display());
@@ -1426,6 +1415,12 @@ fn to_text(r: &Report) -> String {
         ));
     }
     s
+}
+
+impl crate::engine::output::Report for Report {
+    fn to_text(&self) -> String {
+        to_text(self)
+    }
 }
 
 #[cfg(test)]
@@ -1717,26 +1712,6 @@ tags = [ "web",  "lab" ]
         ] {
             assert!(!snapshot_retryable(other), "{other}");
         }
-        let budget = Duration::from_secs(60);
-        let s = Duration::from_secs;
-        assert_eq!(snapshot_retry_delay(1, s(0), budget), Some(s(1)));
-        assert_eq!(snapshot_retry_delay(2, s(1), budget), Some(s(2)));
-        assert_eq!(snapshot_retry_delay(3, s(3), budget), Some(s(4)));
-        assert_eq!(snapshot_retry_delay(4, s(7), budget), Some(s(5)));
-        assert_eq!(snapshot_retry_delay(40, s(50), budget), Some(s(5)));
-        assert_eq!(snapshot_retry_delay(40, s(55), budget), Some(s(5)));
-        assert_eq!(
-            snapshot_retry_delay(41, s(56), budget),
-            None,
-            "past the budget"
-        );
-        // Summed up: the retries end within the budget.
-        let (mut elapsed, mut attempt) = (s(0), 1);
-        while let Some(d) = snapshot_retry_delay(attempt, elapsed, budget) {
-            elapsed += d;
-            attempt += 1;
-        }
-        assert!(elapsed <= budget && elapsed >= s(55), "{elapsed:?}");
     }
 
     // --- decisions over Consul's answers (fixtures in tests/fixtures/consul) ---------------

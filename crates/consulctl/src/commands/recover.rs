@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 
-use crate::cli::{Output, RecoverArgs};
+use crate::cli::RecoverArgs;
 use crate::engine::context::{self, HostRun, Prepared};
 use crate::engine::execute::path_arg;
 use crate::engine::progress::Progress;
@@ -689,13 +689,7 @@ pub async fn run(args: &RecoverArgs, debug_log: Option<&Path>) -> Result<(), Err
         elapsed_ms: started.elapsed().as_millis() as u64,
         debug_log: ctx.p.debug_log.clone(),
     };
-    match args.output {
-        Output::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&report).unwrap_or_default()
-        ),
-        Output::Text => print!("{}", to_text(&report)),
-    }
+    crate::engine::output::print(args.output, &report);
     outcome.map_err(|e| match e {
         Error::Runtime(e) => Error::Runtime(e.context(format!(
             "{} failed (debug log: {})",
@@ -948,6 +942,12 @@ pub fn to_text(r: &Report) -> String {
         r.elapsed_ms as f64 / 1000.0
     ));
     out
+}
+
+impl crate::engine::output::Report for Report {
+    fn to_text(&self) -> String {
+        to_text(self)
+    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::anyhow;
 use serde::Serialize;
 
-use crate::cli::{Output, RestartArgs};
+use crate::cli::RestartArgs;
 use crate::engine::context::{self, HostRun};
 use crate::engine::progress::Progress;
 use crate::engine::recap::Recap;
@@ -84,10 +84,7 @@ pub async fn run(args: &RestartArgs, debug_log: Option<&Path>) -> Result<(), Err
     );
     let out = RestartOutput { recap, roll };
     tracing::info!(result = %serde_json::to_string(&out).unwrap_or_default(), "done");
-    match args.output {
-        Output::Text => print!("{}", to_text(&out)),
-        Output::Json => println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default()),
-    }
+    crate::engine::output::print(args.output, &out);
     if out.recap.failed() {
         eprintln!("debug log: {}", p.debug_log.display());
         if out.recap.totals.failed > 0 {
@@ -167,10 +164,16 @@ fn step_line(r: &StepRecord, w: usize) -> String {
     )
 }
 
+impl crate::engine::output::Report for RestartOutput {
+    fn to_text(&self) -> String {
+        to_text(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::{InventoryArgs, RestartArgs};
+    use crate::cli::{InventoryArgs, Output, RestartArgs};
 
     fn args(batch: &str, step_timeout: u64) -> RestartArgs {
         RestartArgs {

@@ -10,7 +10,7 @@ use anyhow::{anyhow, bail, Result};
 use consul_api::{Client, ServiceEntry};
 use serde::Serialize;
 
-use crate::cli::{Output, ServicesArgs};
+use crate::cli::ServicesArgs;
 use crate::engine::context::{self, HostRun};
 use crate::engine::progress::Progress;
 use crate::engine::verify;
@@ -213,13 +213,7 @@ pub async fn run(args: &ServicesArgs, debug_log: Option<&Path>) -> Result<(), Er
     let services = build(&p.cluster, &names, &health);
     let ok = services.iter().all(|s| s.missing.is_empty());
     let report = Report { via, services, ok };
-    match args.output {
-        Output::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&report).unwrap_or_default()
-        ),
-        Output::Text => print!("{}", to_text(&report)),
-    }
+    crate::engine::output::print(args.output, &report);
     if ok {
         Ok(())
     } else {
@@ -270,6 +264,12 @@ pub fn to_text(r: &Report) -> String {
         }
     }
     out
+}
+
+impl crate::engine::output::Report for Report {
+    fn to_text(&self) -> String {
+        to_text(self)
+    }
 }
 
 #[cfg(test)]

@@ -102,13 +102,7 @@ pub async fn show(
         via: view.as_ref().map(|v| v.via.clone()),
     };
     context::disconnect(&mut runs, None).await;
-    match output {
-        Output::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&status).unwrap_or_default()
-        ),
-        Output::Text => print!("{}", to_text(&status)),
-    }
+    crate::engine::output::print(output, &status);
     if status.healthy {
         Ok(())
     } else {
@@ -258,6 +252,12 @@ pub fn to_text(s: &Status) -> String {
         }
     }
     out
+}
+
+impl crate::engine::output::Report for Status {
+    fn to_text(&self) -> String {
+        to_text(self)
+    }
 }
 
 #[cfg(test)]
