@@ -98,7 +98,7 @@ pub type HealthCheck<'a> = &'a (dyn Fn(&ClusterView) -> Vec<String> + Sync);
 
 /// Whether the cluster, as Consul reports it through `via`, is healthy by `check`.
 pub async fn healthy(via: &Via, check: HealthCheck<'_>) -> Result<()> {
-    let view = verify::read_view_with(&via.client, &via.name).await?;
+    let view = verify::read_view_with(&via.client, &via.host).await?;
     let problems = check(&view);
     if problems.is_empty() {
         Ok(())
@@ -319,10 +319,10 @@ pub async fn rotate(args: &KeysRotateArgs, debug_log: Option<&Path>) -> Result<(
         })
         .filter_map(|r| {
             let http = verify::http_addr(&r.host, *binds.get(&r.host.name)?);
-            Some(Via {
-                name: r.host.name.clone(),
-                client: crate::remote::consul::client(r.conn.as_ref()?, &http),
-            })
+            Some(Via::new(
+                r.host.name.clone(),
+                crate::remote::consul::client(r.conn.as_ref()?, &http),
+            ))
         })
         .collect();
     let result = rotate_keys(
@@ -419,12 +419,12 @@ async fn rotate_keys(
         }
     };
     say.out.new_key_fingerprint = Some(fingerprint(new.expose()));
-    say.out.through = Some(agent.name.clone());
+    say.out.through = Some(agent.host.clone());
     say.line(&format!(
         "rotating the gossip key {} -> {} through {}",
         fingerprint(old.expose()),
         fingerprint(new.expose()),
-        agent.name
+        agent.host
     ));
     rotate_keyring(
         agent,
@@ -499,10 +499,7 @@ mod tests {
     }
 
     fn via(fake: &FakeTransport) -> Via {
-        Via {
-            name: "server1".into(),
-            client: Client::new(fake.clone()),
-        }
+        Via::new("server1", Client::new(fake.clone()))
     }
 
     /// Every member alive (what `verify::check` asks of members, without an inventory).

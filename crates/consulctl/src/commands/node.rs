@@ -113,7 +113,7 @@ pub async fn check_up_front(
     };
     match read_view_via(via).await {
         Ok((view, a)) => {
-            tracing::info!(via = %a.name, leader = ?view.leader, voters = voters(&view), "cluster state");
+            tracing::info!(via = %a.host, leader = ?view.leader, voters = voters(&view), "cluster state");
             out.view = Some(view);
         }
         Err(e) if !servers.is_empty() => {
@@ -261,21 +261,21 @@ pub async fn wait_gone(
             for a in via {
                 let view = match tokio::time::timeout(
                     READ_TIMEOUT,
-                    verify::read_view_with(&a.client, &a.name),
+                    verify::read_view_with(&a.client, &a.host),
                 )
                 .await
                 {
                     Ok(Ok(v)) => v,
                     Ok(Err(e)) => {
-                        last = format!("{} did not answer: {e:#}", a.name);
+                        last = format!("{} did not answer: {e:#}", a.host);
                         continue;
                     }
                     Err(_) => {
-                        last = format!("{} did not answer in time", a.name);
+                        last = format!("{} did not answer in time", a.host);
                         continue;
                     }
                 };
-                return Ok::<_, String>(match gone(&view, &a.name, node, ip, server) {
+                return Ok::<_, String>(match gone(&view, &a.host, node, ip, server) {
                     Ok(said) => Poll::Ready(said),
                     Err(still) => Poll::Pending(still),
                 });
@@ -328,12 +328,12 @@ pub async fn force_out(
             .map_err(|e| ("force-leave", anyhow::Error::from(e)))?;
         done.push(format!(
             "consul force-leave -prune {node} (through {})",
-            via.name
+            via.host
         ));
     } else {
         done.push(format!(
             "{node} is not a member any more (as {} sees it)",
-            via.name
+            via.host
         ));
     }
     if !server {
@@ -374,7 +374,7 @@ pub async fn force_out(
             .map_err(|e| ("remove-peer", anyhow::Error::from(e)))?;
         done.push(format!(
             "consul operator raft remove-peer -address={} (through {})",
-            entry.address, via.name
+            entry.address, via.host
         ));
     }
     Ok(())
@@ -689,10 +689,10 @@ impl<'a> Ctx<'a> {
                 Some(Agent {
                     host: &r.host,
                     conn,
-                    via: Via {
-                        name: r.host.name.clone(),
-                        client: crate::remote::consul::client(conn, &self.http(&r.host)),
-                    },
+                    via: Via::new(
+                        r.host.name.clone(),
+                        crate::remote::consul::client(conn, &self.http(&r.host)),
+                    ),
                 })
             })
             .collect()
@@ -1725,10 +1725,7 @@ tags = [ "web",  "lab" ]
     }
 
     fn via(name: &str, fake: &FakeTransport) -> Via {
-        Via {
-            name: name.into(),
-            client: Client::new(fake.clone()),
-        }
+        Via::new(name, Client::new(fake.clone()))
     }
 
     fn ip(s: &str) -> IpAddr {

@@ -94,17 +94,15 @@ pub async fn read_state(client: &Client, via: &str) -> Result<Reading> {
 
 /// [`read_state`] through the first of `via` that answers.
 pub async fn read_via(via: &[Via]) -> Result<(Reading, &Via)> {
-    let mut errors = Vec::new();
-    for a in via {
-        match tokio::time::timeout(READ_TIMEOUT, read_state(&a.client, &a.name)).await {
-            Ok(Ok(r)) => return Ok((r, a)),
-            Ok(Err(e)) => errors.push(format!("{}: {e:#}", a.name)),
-            Err(_) => errors.push(format!("{}: timed out", a.name)),
-        }
+    let got =
+        verify::first_answer(via, Some(READ_TIMEOUT), |a| read_state(&a.client, &a.host)).await;
+    if let Some((a, reading)) = got.answer {
+        return Ok((reading, a));
     }
     if via.is_empty() {
         bail!("no live server is reachable over SSH with its agent running");
     }
+    let errors: Vec<String> = got.errors.iter().map(verify::NoAnswer::short).collect();
     bail!("no server answered: {}", errors.join("; "))
 }
 
@@ -213,7 +211,7 @@ pub async fn wait_back(
                 if let Some(old) = old_id {
                     let lingering = old_entry_lingers(&r, name, old);
                     if lingering && !removed_old.load(Ordering::SeqCst) && r.view.leader.is_some() {
-                        let through = via.iter().find(|v| v.name != name).or(via.first());
+                        let through = via.iter().find(|v| v.host != name).or(via.first());
                         if let Some(v) = through {
                             removed_old.store(true, Ordering::SeqCst);
                             match v.client.call(operator::raft_remove_peer_by_id(old)).await {
@@ -221,7 +219,7 @@ pub async fn wait_back(
                                     format!(
                                     "consul operator raft remove-peer -id={old} (its entry under \
                                          the old node ID lingered; through {})",
-                                    v.name
+                                    v.host
                                 ),
                                 ),
                                 Err(e) => {
@@ -465,10 +463,10 @@ impl Ctx {
             .iter()
             .filter_map(|n| self.run_of(n))
             .filter_map(|r| {
-                Some(Via {
-                    name: r.host.name.clone(),
-                    client: crate::remote::consul::client(r.conn.as_ref()?, &self.http(&r.host)),
-                })
+                Some(Via::new(
+                    r.host.name.clone(),
+                    crate::remote::consul::client(r.conn.as_ref()?, &self.http(&r.host)),
+                ))
             })
             .collect()
     }
@@ -968,10 +966,7 @@ mod tests {
     }
 
     fn via(name: &str, fake: &FakeTransport) -> Via {
-        Via {
-            name: name.into(),
-            client: Client::new(fake.clone()),
-        }
+        Via::new(name, Client::new(fake.clone()))
     }
 
     fn ip(s: &str) -> IpAddr {

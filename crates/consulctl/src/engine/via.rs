@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-use consul_api::Client;
 
 use crate::engine::verify::{self, ClusterView};
 
@@ -13,25 +12,24 @@ use crate::engine::verify::{self, ClusterView};
 pub const READ_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// An agent Consul is asked through: the name of its host and a client of it.
-#[derive(Debug, Clone)]
-pub struct Via {
-    pub name: String,
-    pub client: Client,
-}
+pub use crate::engine::verify::Agent as Via;
 
 /// Consul's view (with a raft configuration) through the first of `via` that answers.
 pub async fn read_view_via(via: &[Via]) -> Result<(ClusterView, &Via)> {
-    let mut errors = Vec::new();
-    for a in via {
-        match tokio::time::timeout(READ_TIMEOUT, verify::read_view_with(&a.client, &a.name)).await {
-            Ok(Ok(view)) if !view.raft.is_empty() => return Ok((view, a)),
-            Ok(Ok(_)) => errors.push(format!("{}: no raft configuration (no leader?)", a.name)),
-            Ok(Err(e)) => errors.push(format!("{}: {e:#}", a.name)),
-            Err(_) => errors.push(format!("{}: timed out", a.name)),
+    let got = verify::first_answer(via, Some(READ_TIMEOUT), |a| async move {
+        let view = verify::read_view_with(&a.client, &a.host).await?;
+        if view.raft.is_empty() {
+            bail!("no raft configuration (no leader?)");
         }
+        Ok(view)
+    })
+    .await;
+    if let Some((a, view)) = got.answer {
+        return Ok((view, a));
     }
     if via.is_empty() {
         bail!("no live server is reachable over SSH with its agent running");
     }
+    let errors: Vec<String> = got.errors.iter().map(verify::NoAnswer::short).collect();
     bail!("no live server answered: {}", errors.join("; "))
 }
