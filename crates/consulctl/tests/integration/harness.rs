@@ -203,6 +203,8 @@ pub fn labelled_networks(lab: &str) -> Vec<String> {
 }
 
 /// A short lab name unique to this test process: `t<pid>-<name>`.
+/// Names are unique per test binary run only: two tests must not use the same `name`
+/// (`lab_names_are_not_shared_by_two_tests` checks it).
 pub fn unique_name(name: &str) -> String {
     format!("t{}-{name}", std::process::id())
 }
@@ -631,4 +633,27 @@ impl Drop for Lab {
         }
         let _ = std::fs::remove_file(&self.inventory);
     }
+}
+
+/// Two tests with the same lab name would run on one lab when they overlap.
+#[test]
+fn lab_names_are_not_shared_by_two_tests() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/integration");
+    let mut seen = std::collections::BTreeMap::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            for marker in ["Lab::new(\"", "unique_name(\""] {
+                if let Some(rest) = line.split(marker).nth(1) {
+                    let name = rest.split('"').next().unwrap().to_string();
+                    let here = format!("{}:{}", path.display(), i + 1);
+                    if let Some(first) = seen.insert(name.clone(), here.clone()) {
+                        panic!("lab name {name:?} used at {first} and {here}");
+                    }
+                }
+            }
+        }
+    }
+    assert!(seen.len() > 5, "lab names found: {seen:?}");
 }

@@ -285,7 +285,7 @@ fn kv_keys(lab: &Lab, via: &str) -> usize {
 /// place of the lost ones ends with 3 healthy voters and every key.
 #[test]
 fn lost_quorum_recovered_from_the_survivor_then_replacements_join() {
-    let lab = Lab::new("quorum")
+    let lab = Lab::new("lostquorum")
         .servers(5)
         .clients(1)
         .init(LabInit::Mixed)
