@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::harness::{Lab, LabInit};
+use crate::harness::{wait_until, Lab, LabInit};
 use crate::probe::Probe;
 
 /// The `rev` node meta the agent on `host` runs with (its own `/v1/agent/self`).
@@ -335,7 +335,14 @@ fn apply_rolls_restarts_proves_them_and_puts_back_a_server_that_does_not_start()
         !order.contains(&"server3"),
         "server3 was restarted: {order:?}"
     );
-    // The cluster is whole: 3 voters, a leader, 5 alive members.
+    // The cluster is whole: 3 voters, a leader, 5 alive members. The put-back server rejoins
+    // raft as a non-voter until autopilot's stabilization time (10 s) has passed.
+    wait_until(30, || {
+        let raft = lab.api("server1", "/v1/operator/raft/configuration");
+        raft["Servers"]
+            .as_array()
+            .is_some_and(|s| s.len() == 3 && s.iter().all(|p| p["Voter"] == true))
+    });
     lab.assert_cluster_whole(3, 5);
 
     // 4. The binary a stopped roll left staged goes in at the next restart; once server2's
