@@ -92,17 +92,20 @@ impl ProbeReport {
         self.writes_ok as f64 / self.writes_total as f64
     }
 
-    /// The first sample at or after `since` (Unix ms) that names a leader other than `old`.
-    ///
-    /// A server keeps naming a dead leader in `/v1/status/leader` until its heartbeat times
-    /// out, so the no-leader samples understate a leader change; "the old leader's restart was
-    /// issued" to this sample bounds the handover from above (same clock: containers share the
-    /// host's kernel clock).
-    pub fn new_leader_seen_at(&self, since: i64, old: &str) -> Option<i64> {
-        self.leader_samples
-            .iter()
-            .find(|(t, s, addr)| *t >= since && *s == 1 && addr != old)
-            .map(|(t, _, _)| *t)
+    /// The first sample at or after `since` (Unix ms) that names a leader again after the old
+    /// one went away: a leader other than `old`, or `old` itself re-elected after at least one
+    /// sample without a leader (a restarted server that comes back before the others time out
+    /// can win the next election; Raft allows it). `None` when no sample saw the old leader go.
+    pub fn leader_back_at(&self, since: i64, old: &str) -> Option<i64> {
+        let mut saw_none = false;
+        for (t, s, addr) in self.leader_samples.iter().filter(|(t, _, _)| *t >= since) {
+            if *s != 1 {
+                saw_none = true;
+            } else if addr != old || saw_none {
+                return Some(*t);
+            }
+        }
+        None
     }
 
     /// Parse the probe's file.
@@ -280,10 +283,10 @@ end
     assert_eq!(r.max_write_latency, Duration::from_millis(900));
     assert_eq!(r.failed_writes, ["+0.2s curl=0 No_cluster_leader"]);
     assert!((r.write_ratio() - 2.0 / 3.0).abs() < 1e-9);
-    assert_eq!(r.new_leader_seen_at(1100, "10.0.0.1:8300"), Some(1800));
-    assert_eq!(r.new_leader_seen_at(1900, "10.0.0.1:8300"), Some(2200));
-    assert_eq!(r.new_leader_seen_at(0, "10.0.0.2:8300"), Some(1000));
-    assert_eq!(r.new_leader_seen_at(2300, "10.0.0.1:8300"), None);
+    assert_eq!(r.leader_back_at(1100, "10.0.0.1:8300"), Some(1800));
+    // The same leader re-elected after a window without one counts; without a gap it does not.
+    assert_eq!(r.leader_back_at(1900, "10.0.0.2:8300"), Some(2200));
+    assert_eq!(r.leader_back_at(2100, "10.0.0.2:8300"), None);
 
     // Ending without a leader: the gap runs to the last sample.
     let r = ProbeReport::parse("l 0 1\nl 200 0\nl 400 0\nend\n");
