@@ -1,0 +1,12 @@
+//! The Docker registrar: containers on this host -> services on the local Consul agent.
+//!
+//! - [`container`]: a container as read from Docker's inspect JSON;
+//! - [`conventions`]: registrator's `SERVICE_*` conventions -> desired services (pure);
+//! - [`reconcile`]: desired services + the agent's state -> actions (pure);
+//! - [`config`]: the daemon's configuration file;
+//! - [`docker`]: the Docker Engine API (list, inspect, events with reconnect);
+//! - [`daemon`]: the loop that ties them together.
+
+pub mod container;
+pub mod conventions;
+pub mod reconcile;
