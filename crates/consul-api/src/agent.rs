@@ -313,6 +313,43 @@ pub fn maintenance(enable: bool, reason: Option<&str>) -> Call<()> {
     Call::new(Request::put(path), parse_unit)
 }
 
+/// `PUT /v1/agent/check/register` body: a check of the node itself (no `ServiceID`) or of a
+/// service of this agent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CheckRegistration {
+    #[serde(rename = "ID", skip_serializing_if = "String::is_empty")]
+    pub id: String,
+    #[serde(rename = "Name")]
+    pub name: String,
+    #[serde(rename = "Notes", skip_serializing_if = "String::is_empty")]
+    pub notes: String,
+    #[serde(rename = "ServiceID", skip_serializing_if = "String::is_empty")]
+    pub service_id: String,
+    /// A TTL check: the registering program reports its state with [`check_pass`] and friends.
+    #[serde(rename = "TTL", skip_serializing_if = "String::is_empty")]
+    pub ttl: String,
+    /// Initial status: `passing`, `warning` or `critical` (Consul's default).
+    #[serde(rename = "Status", skip_serializing_if = "String::is_empty")]
+    pub status: String,
+}
+
+/// `PUT /v1/agent/check/register`.
+pub fn check_register(check: &CheckRegistration) -> Call<()> {
+    Call::new(
+        Request::put("/v1/agent/check/register").with_json(check),
+        parse_unit,
+    )
+}
+
+/// `PUT /v1/agent/check/deregister/<id>`.
+pub fn check_deregister(check_id: &str) -> Call<()> {
+    let path = PathBuilder::new("/v1/agent/check/deregister")
+        .segment(check_id)
+        .build();
+    Call::new(Request::put(path), parse_unit)
+}
+
 fn ttl_update(state: &str, check_id: &str, note: Option<&str>) -> Call<()> {
     let path = PathBuilder::new("/v1/agent/check")
         .segment(state)
@@ -386,6 +423,27 @@ mod tests {
         assert_eq!(
             s.meta.get("consul-network-segment").map(String::as_str),
             Some("")
+        );
+    }
+
+    #[test]
+    fn node_checks_register_with_their_id_and_ttl() {
+        let c = check_register(&CheckRegistration {
+            id: "consulctl-registrar".into(),
+            name: "Docker registrar".into(),
+            ttl: "30s".into(),
+            ..CheckRegistration::default()
+        });
+        assert_eq!(c.request.path, "/v1/agent/check/register");
+        let body: serde_json::Value =
+            serde_json::from_slice(c.request.body.as_ref().unwrap()).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"ID": "consulctl-registrar", "Name": "Docker registrar", "TTL": "30s"})
+        );
+        assert_eq!(
+            check_deregister("a b").request.path,
+            "/v1/agent/check/deregister/a%20b"
         );
     }
 

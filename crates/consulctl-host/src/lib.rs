@@ -1,9 +1,68 @@
 //! consulctl's host-side daemons. `consulctl apply` installs this binary on the hosts the
 //! inventory names and runs it next to the Consul agent (systemd unit or supervisord program).
+//!
+//! Exit codes: 0 ok (a daemon stopped by SIGTERM/SIGINT), 1 a run-time failure, 2 bad
+//! configuration or usage.
 
+pub mod log;
 pub mod registrar;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "consulctl-host",
+    version,
+    about = "consulctl's daemons on managed hosts",
+    long_about = "consulctl's daemons on managed hosts. `consulctl apply` installs and configures \
+                  them from the inventory; run them by hand only to debug."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Register this host's Docker containers with the local Consul agent (registrator's
+    /// SERVICE_* conventions)
+    #[command(after_help = "Examples:\n  \
+        consulctl-host registrar --config /etc/consulctl/registrar.toml\n  \
+        consulctl-host registrar --config /etc/consulctl/registrar.toml --dry-run\n  \
+        consulctl-host registrar --config /etc/consulctl/registrar.toml --check\n\n\
+        The agent is reached as Consul's CLI reaches it: CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN_FILE, \
+        CONSUL_CACERT, ...")]
+    Registrar {
+        /// The registrar's configuration file (TOML)
+        #[arg(long, default_value = "/etc/consulctl/registrar.toml")]
+        config: PathBuf,
+        /// Read containers and the agent once, print what would be registered and changed
+        /// (JSON), change nothing
+        #[arg(long, conflicts_with = "check")]
+        dry_run: bool,
+        /// Only check the configuration file
+        #[arg(long)]
+        check: bool,
+    },
+}
 
 /// Run the command line; returns the process exit code.
 pub fn run() -> i32 {
-    0
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    match cli.command {
+        Command::Registrar {
+            config,
+            dry_run,
+            check,
+        } => registrar::main(&config, dry_run, check),
+    }
 }

@@ -5,7 +5,6 @@
 //! [`Problem`]s out. A problem never stops the rest: a bad check interval drops that check,
 //! an invalid meta key drops that key, and the service is registered with what is valid.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use consul_api::agent::ServiceRegistration;

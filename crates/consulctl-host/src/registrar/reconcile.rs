@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use consul_api::agent::{AgentService, ServiceRegistration};
-use consul_api::check::HealthCheck;
+use consul_api::HealthCheck;
 
 use super::conventions::DesiredService;
 
