@@ -19,7 +19,7 @@ pub struct ClusterView {
     pub members: Vec<Member>,
 }
 
-pub use consul_api::{Member, RaftServer};
+pub use consul_api::{HealthCheck, Member, RaftServer};
 
 /// The base URL of a host's agent API as consulctl's scripts use it: the first address of
 /// `client_addr` (loopback when it listens on all addresses), and `ports.http` from extra

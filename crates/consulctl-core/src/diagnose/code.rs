@@ -34,6 +34,8 @@ pub enum FindingCode {
     AgentDown,
     #[serde(rename = "no-agent")]
     NoAgent,
+    #[serde(rename = "registrar-down")]
+    RegistrarDown,
     #[serde(rename = "stale-peers")]
     StalePeers,
     #[serde(rename = "missing-peers")]
@@ -44,6 +46,8 @@ pub enum FindingCode {
     NotMember,
     #[serde(rename = "clock-skew")]
     ClockSkew,
+    #[serde(rename = "registrar-settings")]
+    RegistrarSettings,
     #[serde(rename = "unreachable")]
     Unreachable,
     #[serde(rename = "sudo-password")]
@@ -52,7 +56,7 @@ pub enum FindingCode {
 
 impl FindingCode {
     /// Every code, most severe first.
-    pub const ALL: [FindingCode; 19] = [
+    pub const ALL: [FindingCode; 21] = [
         FindingCode::NoLeader,
         FindingCode::ProtocolVersion,
         FindingCode::NodeIdConflict,
@@ -65,11 +69,13 @@ impl FindingCode {
         FindingCode::CrashLoop,
         FindingCode::AgentDown,
         FindingCode::NoAgent,
+        FindingCode::RegistrarDown,
         FindingCode::StalePeers,
         FindingCode::MissingPeers,
         FindingCode::UnknownMembers,
         FindingCode::NotMember,
         FindingCode::ClockSkew,
+        FindingCode::RegistrarSettings,
         FindingCode::Unreachable,
         FindingCode::SudoPassword,
     ];
@@ -89,11 +95,13 @@ impl FindingCode {
             FindingCode::CrashLoop => "crash-loop",
             FindingCode::AgentDown => "agent-down",
             FindingCode::NoAgent => "no-agent",
+            FindingCode::RegistrarDown => "registrar-down",
             FindingCode::StalePeers => "stale-peers",
             FindingCode::MissingPeers => "missing-peers",
             FindingCode::UnknownMembers => "unknown-members",
             FindingCode::NotMember => "not-member",
             FindingCode::ClockSkew => "clock-skew",
+            FindingCode::RegistrarSettings => "registrar-settings",
             FindingCode::Unreachable => "unreachable",
             FindingCode::SudoPassword => "sudo-password",
         }
@@ -172,11 +180,13 @@ mod tests {
             "crash-loop",
             "agent-down",
             "no-agent",
+            "registrar-down",
             "stale-peers",
             "missing-peers",
             "unknown-members",
             "not-member",
             "clock-skew",
+            "registrar-settings",
             "unreachable",
             "sudo-password",
         ];

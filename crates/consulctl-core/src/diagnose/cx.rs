@@ -189,6 +189,7 @@ mod tests {
             role: Role::Client,
             address: "v6.example.net".into(),
             bind: Some(ip("fd00::5")),
+            registrar: false,
         });
         let mut obs = healthy();
         at(&mut obs, "client1")

@@ -16,7 +16,7 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use crate::model::Role;
-use crate::view::{Member, RaftServer};
+use crate::view::{HealthCheck, Member, RaftServer};
 
 mod agent;
 mod clock;
@@ -29,6 +29,8 @@ mod node_id;
 mod protocol;
 mod raft;
 mod reachability;
+mod registrar;
+pub use registrar::REGISTRAR_CHECK;
 #[cfg(test)]
 mod test_support;
 
@@ -58,6 +60,8 @@ pub struct ExpectedHost {
     pub role: Role,
     pub address: String,
     pub bind: Option<IpAddr>,
+    /// The inventory runs the Docker registrar on this host.
+    pub registrar: bool,
 }
 
 /// Everything `doctor` read on one host.
@@ -115,6 +119,9 @@ pub struct AgentApi {
     pub raft: Vec<RaftServer>,
     /// `/v1/agent/members` (LAN).
     pub members: Vec<Member>,
+    /// The registrar's self check on this agent (`/v1/agent/checks`), None when the agent has
+    /// none (or the checks were not read).
+    pub registrar_check: Option<HealthCheck>,
 }
 
 /// One problem found.
@@ -124,7 +131,7 @@ pub struct Finding {
     /// `encryption-mismatch`, `bind-address`, `agent-down`, `crash-loop`, `port-in-use`,
     /// `data-dir`, `no-leader`, `stale-peers`, `missing-peers`, `unknown-members`,
     /// `datacenter-mismatch`, `clock-skew`, `unreachable`, `sudo-password`, `no-agent`,
-    /// `not-member`.
+    /// `not-member`, `registrar-down`, `registrar-settings`.
     pub code: FindingCode,
     /// Inventory host names concerned (sorted, no duplicates); may name a node the inventory
     /// does not know when that is what Consul reports.
@@ -138,7 +145,7 @@ pub struct Finding {
 }
 
 /// Finding codes, most severe first: [`diagnose`] returns its findings in this order.
-pub const SEVERITY: [FindingCode; 19] = FindingCode::ALL;
+pub const SEVERITY: [FindingCode; 21] = FindingCode::ALL;
 
 /// Codes about what is wrong on the hosts they name: a host one of them names is explained, and
 /// the cluster-level symptoms it causes (not a member, missing from raft) are not reported again.
@@ -202,6 +209,7 @@ pub fn diagnose(expected: &Expected, obs: &[Observation]) -> Vec<Finding> {
     out.extend(cx.unknown_members(&named));
     out.extend(cx.not_member(&explained));
     out.extend(cx.clock_skew());
+    out.extend(cx.registrar(&explained));
     out.sort_by(|a, b| {
         rank(&a.code)
             .cmp(&rank(&b.code))

@@ -52,6 +52,7 @@ pub(super) fn host(name: &str, role: Role, address: &str) -> ExpectedHost {
         role,
         address: address.into(),
         bind: Some(ip(address)),
+        registrar: false,
     }
 }
 
@@ -126,6 +127,7 @@ pub(super) fn healthy() -> Vec<Observation> {
                     leader: Some("192.168.14.61:8300".into()),
                     raft: raft.clone(),
                     members: members.clone(),
+                    registrar_check: None,
                 }),
                 log: log(if h.role == Role::Server {
                     HEALTHY_SERVER

@@ -96,15 +96,18 @@ pub struct AgentAnswers {
     pub leader: Option<String>,
     pub raft: Vec<RaftServer>,
     pub members: Option<Vec<Member>>,
+    /// The registrar's self check, when the agent has one.
+    pub registrar_check: Option<consul_api::HealthCheck>,
 }
 
-/// Ask the agent for leader, raft configuration and members (one round trip).
+/// Ask the agent for leader, raft configuration, members and its checks (one round trip).
 pub async fn read_api(client: &consul_api::Client) -> AgentAnswers {
-    let (leader, raft, members) = client
-        .call3(
+    let (leader, raft, members, checks) = client
+        .call4(
             consul_api::status::leader(),
             consul_api::operator::raft_configuration(true),
             consul_api::agent::members(false),
+            consul_api::agent::checks(),
         )
         .await;
     if let Err(e) = &members {
@@ -114,6 +117,9 @@ pub async fn read_api(client: &consul_api::Client) -> AgentAnswers {
         leader: leader.ok().flatten(),
         raft: raft.map(|c| c.servers).unwrap_or_default(),
         members: members.ok(),
+        registrar_check: checks
+            .ok()
+            .and_then(|mut c| c.remove(consulctl_core::diagnose::REGISTRAR_CHECK)),
     }
 }
 
@@ -134,6 +140,7 @@ pub fn agent_api(host: &Host, bind: Option<IpAddr>, ev: &Evidence) -> Option<Age
         leader,
         raft,
         members,
+        registrar_check: ev.api.registrar_check.clone(),
     })
 }
 
@@ -185,6 +192,8 @@ pub fn expected(cluster: &Cluster, binds: &BTreeMap<String, IpAddr>) -> Expected
                 role: h.role,
                 address: h.address.clone(),
                 bind: binds.get(&h.name).copied(),
+                // Set once the model carries the registrar (see inventory [registrar]).
+                registrar: false,
             })
             .collect(),
         encrypt_fingerprint: cluster
@@ -539,6 +548,7 @@ log ==> Starting Consul agent...\nend\n";
             role,
             address: address.into(),
             bind: Some(address.parse().unwrap()),
+            registrar: false,
         };
         Expected {
             inventory: "lab.toml".into(),
