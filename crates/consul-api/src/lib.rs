@@ -32,6 +32,7 @@ pub mod health;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod kv;
+pub mod meta;
 pub mod operator;
 pub mod poll;
 pub mod quorum;

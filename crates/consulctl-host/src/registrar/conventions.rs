@@ -12,17 +12,17 @@ use consul_api::agent::ServiceRegistration;
 use super::container::Container;
 
 /// Service meta key that marks a registration as this daemon's.
-pub const META_MANAGED_BY: &str = "managed-by";
+pub const META_MANAGED_BY: &str = consul_api::meta::MANAGED_BY;
 /// Its value.
-pub const MANAGED_BY: &str = "consulctl-registrar";
+pub const MANAGED_BY: &str = consul_api::meta::REGISTRAR;
 /// Service meta key: the node (registrar identity) that registered it.
-pub const META_NODE: &str = "registrar-node";
+pub const META_NODE: &str = consul_api::meta::REGISTRAR_NODE;
 /// Service meta keys naming the backing container.
-pub const META_CONTAINER: &str = "container";
-pub const META_CONTAINER_ID: &str = "container-id";
+pub const META_CONTAINER: &str = consul_api::meta::CONTAINER;
+pub const META_CONTAINER_ID: &str = consul_api::meta::CONTAINER_ID;
 /// Service meta key: hash of the registration (everything but this key), so that an unchanged
 /// registration is not sent again.
-pub const META_HASH: &str = "registrar-hash";
+pub const META_HASH: &str = consul_api::meta::REGISTRAR_HASH;
 
 /// How a container's address and port are chosen.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -33,6 +33,9 @@ pub struct Instance {
     pub status: String,
     /// The inventory declares this instance.
     pub declared: bool,
+    /// The container behind it, when the Docker registrar registered it: `name (short id)`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -70,6 +73,19 @@ fn worst(checks: &[CheckState]) -> String {
         .max_by_key(|c| rank(&c.status))
         .map(|c| c.status.clone())
         .unwrap_or_else(|| "passing".into())
+}
+
+/// `name (short id)` of the container a registrar registration stands for.
+fn backing_container(meta: &BTreeMap<String, String>) -> Option<String> {
+    use consul_api::meta;
+    if meta.get(meta::MANAGED_BY).map(String::as_str) != Some(meta::REGISTRAR) {
+        return None;
+    }
+    let name = meta.get(meta::CONTAINER)?;
+    Some(match meta.get(meta::CONTAINER_ID) {
+        Some(id) => format!("{name} ({id})"),
+        None => name.clone(),
+    })
 }
 
 /// Put the catalog's answers and the inventory together (pure).
@@ -123,6 +139,7 @@ pub fn build(
                     status: worst(&checks),
                     checks,
                     declared: wanted.contains(&e.node.node),
+                    container: backing_container(&e.service.meta),
                 }
             })
             .collect();
@@ -250,10 +267,10 @@ pub fn to_text(r: &Report) -> String {
                 } else {
                     checks.join(", ")
                 },
-                if i.declared {
-                    ""
-                } else {
-                    "  (not in the inventory)"
+                match (&i.container, i.declared) {
+                    (Some(c), _) => format!("  container {c}"),
+                    (None, true) => String::new(),
+                    (None, false) => "  (not in the inventory)".into(),
                 }
             ));
         }
@@ -356,6 +373,55 @@ mod tests {
         );
         assert_eq!(web.instances[1].status, "passing");
         assert!(!web.instances[0].declared);
+    }
+
+    #[test]
+    fn registrar_instances_name_their_container_and_others_do_not() {
+        let meta = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let reg = meta(&[
+            ("managed-by", "consulctl-registrar"),
+            ("container", "web1"),
+            ("container-id", "0123456789ab"),
+        ]);
+        assert_eq!(
+            backing_container(&reg).as_deref(),
+            Some("web1 (0123456789ab)")
+        );
+        // Somebody else's meta that happens to say "container" is not ours.
+        assert_eq!(backing_container(&meta(&[("container", "x")])), None);
+        let instance = Instance {
+            node: "client1".into(),
+            id: "client1:web1:8080".into(),
+            address: "10.0.0.5".into(),
+            port: 8080,
+            tags: vec![],
+            checks: vec![],
+            status: "passing".into(),
+            declared: false,
+            container: backing_container(&reg),
+        };
+        let report = Report {
+            via: "server1".into(),
+            services: vec![ServiceReport {
+                name: "simple".into(),
+                instances: vec![instance],
+                missing: vec![],
+            }],
+            ok: true,
+        };
+        let text = to_text(&report);
+        assert!(text.contains("container web1 (0123456789ab)"), "{text}");
+        assert!(!text.contains("not in the inventory"), "{text}");
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(
+            json["services"][0]["instances"][0]["container"],
+            "web1 (0123456789ab)"
+        );
     }
 
     #[test]
