@@ -10,3 +10,9 @@
 pub mod container;
 pub mod conventions;
 pub mod reconcile;
+
+mod checks;
+pub mod duration;
+mod keys;
+mod meta;
+mod ports;
