@@ -353,3 +353,18 @@ fn health_changes_do_not_change_the_registration() {
     assert_eq!(healthy.registration, sick.registration);
     assert_ne!(healthy.ttl, sick.ttl);
 }
+
+#[test]
+fn a_script_check_is_sent_as_args() {
+    let c = checks(
+        &simple().env("SERVICE_CHECK_SCRIPT", "exit 0"),
+        &scripts_on(),
+    );
+    let json = serde_json::to_value(&c[0]).unwrap();
+    assert_eq!(json["Args"], serde_json::json!(["/bin/sh", "-c", "exit 0"]));
+    let plain = serde_json::to_value(CheckDefinition::ttl("1s")).unwrap();
+    assert!(plain.get("Args").is_none(), "no Args when there are none");
+    let read: CheckDefinition =
+        serde_json::from_value(serde_json::json!({"Args": null, "TTL": "1s"})).unwrap();
+    assert!(read.args.is_empty());
+}

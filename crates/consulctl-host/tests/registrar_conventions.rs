@@ -402,6 +402,24 @@ fn host_networking_registers_only_named_ports() {
 }
 
 #[test]
+fn host_networking_in_explicit_mode_without_names_is_quiet() {
+    let s = Settings {
+        explicit: true,
+        ..published()
+    };
+    let c = Container {
+        network_mode: "host".into(),
+        ..container()
+    }
+    .expose(tcp(80))
+    .expose(tcp(81));
+    assert_eq!(services_for(&c, &s), (vec![], vec![]));
+    // Named, it is registered.
+    let c = c.env("SERVICE_81_NAME", "admin");
+    assert_eq!(names(&clean(&c, &s)), ["admin"]);
+}
+
+#[test]
 fn host_networking_with_one_exposed_port_and_service_name() {
     let c = Container {
         network_mode: "host".into(),

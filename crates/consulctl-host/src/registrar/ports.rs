@@ -173,29 +173,17 @@ fn host_networking(
         .copied()
         .filter(|p| keys.port_only(p.number, "NAME").is_some())
         .collect();
-    let ports =
-        if !named.is_empty() {
-            named
-        } else if keys.global("NAME").is_some() && c.exposed.len() == 1 {
-            c.exposed.clone()
-        } else {
-            let exposed: Vec<String> = c.exposed.iter().map(Port::to_string).collect();
-            let (key, why) = match keys.global("NAME") {
-                Some(name) => (name.key.clone(), "SERVICE_NAME names one port only"),
-                None => ("network".to_string(), "nothing names them"),
-            };
-            problems.push(
-                key,
-                format!(
-                "the container uses host networking and exposes {} ({}), and {why}: with no port \
-                 mapping the registrar cannot tell which are served, so none is registered; \
-                 name each with SERVICE_<port>_NAME (registrator registered them all, its bug #38)",
-                if exposed.len() == 1 { "a port" } else { "several ports" },
-                exposed.join(", ")
-            ),
-            );
-            return None;
-        };
+    let ports = if !named.is_empty() {
+        named
+    } else if keys.global("NAME").is_some() && c.exposed.len() == 1 {
+        c.exposed.clone()
+    } else {
+        // Explicit mode: a container that names nothing is not meant to be registered.
+        if !(s.explicit && keys.global("NAME").is_none()) {
+            unnamed_host_ports(c, keys, problems);
+        }
+        return None;
+    };
     let ports = ports
         .into_iter()
         .map(|port| Candidate {
@@ -204,4 +192,27 @@ fn host_networking(
         })
         .collect();
     Some((host_ip, ports))
+}
+
+/// The problem of a container on the host network whose ports are not named.
+fn unnamed_host_ports(c: &Container, keys: &Keys, problems: &mut Problems) {
+    let exposed: Vec<String> = c.exposed.iter().map(Port::to_string).collect();
+    let (key, why) = match keys.global("NAME") {
+        Some(name) => (name.key.clone(), "SERVICE_NAME names one port only"),
+        None => ("network".to_string(), "nothing names them"),
+    };
+    let ports = if exposed.len() == 1 {
+        "a port"
+    } else {
+        "several ports"
+    };
+    problems.push(
+        key,
+        format!(
+            "the container uses host networking and exposes {ports} ({}), and {why}: with no \
+             port mapping the registrar cannot tell which are served, so none is registered; \
+             name each with SERVICE_<port>_NAME (registrator registered them all, its bug #38)",
+            exposed.join(", ")
+        ),
+    );
 }

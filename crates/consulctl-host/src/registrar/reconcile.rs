@@ -25,6 +25,9 @@ pub struct Current {
 }
 
 /// One change on the agent.
+// A few actions per pass, short-lived: boxing the registration would only make them harder to
+// build and match.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Register (or re-register, replacing its checks) a service.
