@@ -186,8 +186,11 @@ fn odd_values_are_skipped_not_fatal() {
         "NetworkSettings": {
             "Networks": {"n1": {"IPAddress": null}, "n2": 4},
             "Ports": {
-                "80/tcp": [{"HostIp": "::", "HostPort": "8080"}, {"HostIp": "0.0.0.0", "HostPort": "8080"},
-                           {"HostIp": "::", "HostPort": "8081"}],
+                "80/tcp": [
+                    {"HostIp": "::", "HostPort": "8080"},
+                    {"HostIp": "0.0.0.0", "HostPort": "8080"},
+                    {"HostIp": "::", "HostPort": "8081"}
+                ],
                 "53/udp": [{"HostIp": "0.0.0.0", "HostPort": "x"}, {"HostPort": "0"}, "junk"],
                 "9/quic": [{"HostIp": "0.0.0.0", "HostPort": "9"}],
                 "132/sctp": null,
