@@ -167,7 +167,7 @@ pub fn checks() -> Call<BTreeMap<String, HealthCheck>> {
     Call::json(Request::get("/v1/agent/checks"))
 }
 
-/// A check in a service registration: HTTP, TCP or TTL (script checks are not offered).
+/// A check in a service registration: HTTP, TCP, TTL or script (`args`).
 /// Durations are Consul duration strings (`10s`, `1m`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -194,6 +194,14 @@ pub struct CheckDefinition {
     pub tls_server_name: String,
     #[serde(rename = "TCP", skip_serializing_if = "String::is_empty")]
     pub tcp: String,
+    /// A script check's command and arguments (`["/bin/sh", "-c", SCRIPT]`); the agent runs
+    /// it only with `enable_local_script_checks`.
+    #[serde(
+        rename = "Args",
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "crate::de::null_default"
+    )]
+    pub args: Vec<String>,
     #[serde(rename = "TTL", skip_serializing_if = "String::is_empty")]
     pub ttl: String,
     #[serde(rename = "Interval", skip_serializing_if = "String::is_empty")]
