@@ -419,6 +419,19 @@ impl Registrar {
         }
     }
 
+    /// Containers as if just read from Docker (tests of the loop without a Docker daemon).
+    #[doc(hidden)]
+    pub fn set_containers(&mut self, containers: Vec<Container>) {
+        self.containers = containers.into_iter().map(|c| (c.id.clone(), c)).collect();
+    }
+
+    /// One pass against the agent with the known containers (no Docker read): the actions
+    /// taken, or why the agent could not be read.
+    #[doc(hidden)]
+    pub async fn pass_now(&mut self) -> Result<Vec<Action>, String> {
+        self.pass(false).await.map(|d| d.actions)
+    }
+
     /// One full read and pass without changing anything: what would be registered.
     pub async fn dry_run(&mut self) -> Result<DryRun, String> {
         self.read_all().await?;
