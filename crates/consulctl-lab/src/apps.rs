@@ -73,7 +73,11 @@ fn is_static_elf(bytes: &[u8]) -> bool {
     if bytes.len() < 64 || &bytes[..4] != b"\x7fELF" || bytes[5] != 1 {
         return false; // not ELF, or not little-endian
     }
-    let u16_at = |o: usize| bytes.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    let u16_at = |o: usize| {
+        bytes
+            .get(o..o + 2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+    };
     let u32_at = |o: usize| {
         bytes
             .get(o..o + 4)
@@ -95,9 +99,9 @@ fn is_static_elf(bytes: &[u8]) -> bool {
     let Ok(phoff) = usize::try_from(phoff) else {
         return false;
     };
-    (0..usize::from(phnum)).all(|i| {
-        u32_at(phoff + i * usize::from(phentsize)).is_some_and(|t| t != PT_INTERP)
-    }) && phnum > 0
+    (0..usize::from(phnum))
+        .all(|i| u32_at(phoff + i * usize::from(phentsize)).is_some_and(|t| t != PT_INTERP))
+        && phnum > 0
 }
 
 fn read_static_busybox(path: &Path) -> Option<Vec<u8>> {
@@ -111,7 +115,11 @@ fn read_static_busybox(path: &Path) -> Option<Vec<u8>> {
 async fn ensure_static_busybox(cache: &Path) -> anyhow::Result<(PathBuf, Vec<u8>)> {
     let downloads = cache.join("downloads");
     let cached = downloads.join("busybox");
-    for p in [cached.clone(), "/bin/busybox".into(), "/usr/bin/busybox".into()] {
+    for p in [
+        cached.clone(),
+        "/bin/busybox".into(),
+        "/usr/bin/busybox".into(),
+    ] {
         if let Some(bytes) = read_static_busybox(&p) {
             return Ok((p, bytes));
         }
@@ -349,19 +357,30 @@ pub async fn run_app(lab: &str, spec: &AppSpec) -> anyhow::Result<AppContainer> 
         name,
         id,
         network,
-        ip: ip.ok_or_else(|| anyhow!("the app container has no address on {}", network_name(lab)))?,
+        ip: ip
+            .ok_or_else(|| anyhow!("the app container has no address on {}", network_name(lab)))?,
     })
 }
 
 /// A container's full ID and its address on `network` (none while stopped).
-async fn app_id_and_ip(container: &str, network: &str) -> anyhow::Result<(String, Option<Ipv4Addr>)> {
+async fn app_id_and_ip(
+    container: &str,
+    network: &str,
+) -> anyhow::Result<(String, Option<Ipv4Addr>)> {
     let format = format!(
         "{{{{.Id}}}} {{{{with index .NetworkSettings.Networks {}}}}}{{{{.IPAddress}}}}{{{{end}}}}",
         go_quote(network)
     );
-    let out = docker(&["inspect", "--type", "container", "--format", &format, container])
-        .await
-        .with_context(|| format!("inspecting {container}"))?;
+    let out = docker(&[
+        "inspect",
+        "--type",
+        "container",
+        "--format",
+        &format,
+        container,
+    ])
+    .await
+    .with_context(|| format!("inspecting {container}"))?;
     let mut parts = out.split_whitespace();
     let id = parts
         .next()
@@ -464,8 +483,15 @@ mod tests {
              --publish-all --publish 18080:8080 --expose 5353/udp --health-cmd true img:1 \
              sleep 60"
         );
-        let minimal = app_run_args("regx", &AppSpec { name: "a".into(), ..AppSpec::default() }, "i")
-            .unwrap();
+        let minimal = app_run_args(
+            "regx",
+            &AppSpec {
+                name: "a".into(),
+                ..AppSpec::default()
+            },
+            "i",
+        )
+        .unwrap();
         assert_eq!(minimal.last().map(String::as_str), Some("i"));
         assert!(!minimal.iter().any(|a| a == "--publish-all" || a == "--ip"));
     }
@@ -489,7 +515,10 @@ mod tests {
 
     #[test]
     fn app_names_and_tags() {
-        assert_eq!(app_container_name("regx", "web1"), "consulctl-regx-app-web1");
+        assert_eq!(
+            app_container_name("regx", "web1"),
+            "consulctl-regx-app-web1"
+        );
         let t = app_image_tag("abc");
         assert!(t.starts_with("consulctl-lab-app:"), "{t}");
         assert_eq!(t, app_image_tag("abc"));

@@ -1060,7 +1060,9 @@ async fn apt_download(
         update.extend(["-q".to_owned(), "update".to_owned()]);
         run_capture("apt-get", &update, Some(&work), &env)
             .await
-            .with_context(|| format!("apt-get update with a temporary sources list ({suite_line})"))?;
+            .with_context(|| {
+                format!("apt-get update with a temporary sources list ({suite_line})")
+            })?;
         let mut download: Vec<String> = opts.to_vec();
         download.extend(["-q".to_owned(), "download".to_owned(), package.to_owned()]);
         run_capture("apt-get", &download, Some(&work.join("out")), &env)
@@ -1598,11 +1600,8 @@ pub async fn create(args: &UpSpec) -> Result<Created, Error> {
             ensure_app_image(&cache).await.map(Some)
         }
     };
-    let (images, deb, app_image) = tokio::try_join!(
-        ensure_images(&cache),
-        ensure_consul_deb(&cache),
-        app_image
-    )?;
+    let (images, deb, app_image) =
+        tokio::try_join!(ensure_images(&cache), ensure_consul_deb(&cache), app_image)?;
 
     let state = lab_state_dir(&cache, lab);
     if state.exists() {
@@ -1691,7 +1690,10 @@ pub async fn create(args: &UpSpec) -> Result<Created, Error> {
         elapsed(t_all)
     );
     if let Some(tag) = &app_image {
-        println!("lab: app containers (image {tag}) go on {}", network_name(lab));
+        println!(
+            "lab: app containers (image {tag}) go on {}",
+            network_name(lab)
+        );
     }
     for h in &hosts {
         let mut notes = Vec::new();
@@ -1843,6 +1845,66 @@ mod tests {
             "{err}"
         );
         mark_resolved_hosts(&mut sup, &[]).unwrap();
+    }
+
+    #[test]
+    fn docker_hosts_must_be_planned_hosts_and_are_tagged_docker() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let mut hosts = plan_hosts(1, 2, LabInit::Mixed, net("10.213.5.0/24")).unwrap();
+        assert!(hosts.iter().all(|h| !h.docker_host));
+        mark_docker_hosts(&mut hosts, &names(&[" client2", "client1", "client2"])).unwrap();
+        let marked: Vec<&str> = hosts
+            .iter()
+            .filter(|h| h.docker_host)
+            .map(|h| h.name.as_str())
+            .collect();
+        assert_eq!(marked, ["client1", "client2"]);
+        assert_eq!(host_tags(&hosts[0]), ["lab"]);
+        assert_eq!(host_tags(&hosts[1]), ["lab", "docker"]);
+
+        let err = mark_docker_hosts(&mut hosts, &names(&["client3"])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--docker-hosts: this lab has no host \"client3\" (its hosts: server1, client1, \
+             client2)"
+        );
+        let err = mark_docker_hosts(&mut hosts, &names(&[""])).unwrap_err();
+        assert_eq!(err.to_string(), "--docker-hosts: empty host name");
+        // Any init system will do: supervisord and systemd hosts alike.
+        let mut sup = plan_hosts(1, 0, LabInit::Supervisord, net("10.213.5.0/24")).unwrap();
+        mark_docker_hosts(&mut sup, &names(&["server1"])).unwrap();
+        assert!(sup[0].docker_host);
+
+        let text = render_inventory(
+            &InventorySpec {
+                lab: "lab",
+                init: LabInit::Mixed,
+                consul_deb: Path::new("/c/consul.deb"),
+                identity_file: Path::new("/c/id"),
+                known_hosts: Path::new("/c/kh"),
+            },
+            &hosts,
+        );
+        let v: toml::Value = toml::from_str(&text).unwrap();
+        let tags: Vec<Vec<&str>> = v["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| {
+                h["tags"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| t.as_str().unwrap())
+                    .collect()
+            })
+            .collect();
+        assert_eq!(
+            tags,
+            [vec!["lab"], vec!["lab", "docker"], vec!["lab", "docker"]]
+        );
+        // The line as written.
+        assert!(text.contains("tags = [\"lab\", \"docker\"]\n"));
     }
 
     #[test]

@@ -44,7 +44,10 @@ fn docker_host_sees_the_socket_and_apps_answer_on_the_lab_network() {
     // Every lab host is ignored by registrars; only the Docker host has the socket.
     for host in ["server1", "client1"] {
         let c = lab.container(host);
-        assert_eq!(inspect(&c, "{{index .Config.Labels \"SERVICE_IGNORE\"}}"), "1");
+        assert_eq!(
+            inspect(&c, "{{index .Config.Labels \"SERVICE_IGNORE\"}}"),
+            "1"
+        );
     }
     let version = lab
         .exec(
@@ -60,8 +63,8 @@ fn docker_host_sees_the_socket_and_apps_answer_on_the_lab_network() {
             ],
         )
         .success();
-    let v: serde_json::Value = serde_json::from_str(version.out())
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {version}"));
+    let v: serde_json::Value =
+        serde_json::from_str(version.out()).unwrap_or_else(|e| panic!("not JSON ({e}): {version}"));
     assert!(
         v["ApiVersion"].as_str().is_some_and(|s| !s.is_empty()),
         "{v:#}"
@@ -95,7 +98,8 @@ fn docker_host_sees_the_socket_and_apps_answer_on_the_lab_network() {
     assert!(web1.host_port("8080").is_some(), "8080 published with -P");
     assert!(web2.host_port("8080").is_none());
     assert!(
-        wait_until(30, || inspect(web1.id(), "{{.State.Health.Status}}") == "healthy"),
+        wait_until(30, || inspect(web1.id(), "{{.State.Health.Status}}")
+            == "healthy"),
         "web1 never became healthy: {}",
         inspect(web1.id(), "{{json .State.Health}}")
     );
@@ -105,7 +109,13 @@ fn docker_host_sees_the_socket_and_apps_answer_on_the_lab_network() {
     let json = lab
         .exec(
             "client1",
-            &["curl", "-sS", "--unix-socket", "/var/run/docker.sock", &path],
+            &[
+                "curl",
+                "-sS",
+                "--unix-socket",
+                "/var/run/docker.sock",
+                &path,
+            ],
         )
         .success();
     let c: serde_json::Value = serde_json::from_str(json.out()).unwrap();

@@ -266,7 +266,8 @@ impl LabBuilder {
 
     /// Docker hosts (`lab up --docker-hosts`): the machine's Docker socket mounted, tag `docker`.
     pub fn docker_hosts(mut self, hosts: &[&str]) -> Self {
-        self.docker_hosts.extend(hosts.iter().map(|h| h.to_string()));
+        self.docker_hosts
+            .extend(hosts.iter().map(|h| h.to_string()));
         self
     }
 
