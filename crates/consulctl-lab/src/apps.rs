@@ -543,7 +543,7 @@ mod tests {
         assert!(!is_static_elf(&elf(3)));
         assert!(!is_static_elf(b"#!/bin/sh\n"));
         let mut truncated = elf(1);
-        truncated.truncate(70);
+        truncated.truncate(66); // cuts the program header's type
         assert!(!is_static_elf(&truncated));
     }
 }
