@@ -14,7 +14,14 @@
 //!   has `systemd-resolved` (disabled). `--resolved-hosts` starts systemd hosts in "resolved
 //!   mode" (CAP_SYS_ADMIN; `/sbin/init consulctl.lab.resolved`), where the image's units replace
 //!   Docker's bind-mounted `/etc/resolv.conf` with the stub symlink and run systemd-resolved
-//!   (`files/resolved-mode.sh`).
+//!   (`files/resolved-mode.sh`);
+//! - every lab host container carries the label `SERVICE_IGNORE=1` (registrator convention: a
+//!   registrar never registers lab hosts). `--docker-hosts` makes hosts "Docker hosts": the
+//!   machine's Docker socket is mounted at `/var/run/docker.sock` (they see every container of
+//!   the machine; no Docker CLI inside, `curl --unix-socket` works) and the inventory tags them
+//!   `docker`;
+//! - app containers (`apps`: [`run_app`], [`app_action`]) are test applications on the lab's
+//!   network, from a tiny locally built busybox image; `lab down` removes them with the hosts.
 
 use std::ffi::OsStr;
 use std::fmt::Write as _;
@@ -31,10 +38,20 @@ use tokio::process::Command;
 use consulctl_core::error::Error;
 use consulctl_core::model::{Init, Role};
 
+mod apps;
+pub use apps::{
+    app_action, app_container_name, app_image_tag, app_run_args, ensure_app_image, lab_apps,
+    run_app, validate_app_name, AppAction, AppContainer, AppSpec, APP_HTTP_PORT, APP_LABEL,
+};
+
 /// The Docker label every lab container and network carries: `consulctl.lab=<lab name>`.
 pub const LAB_LABEL: &str = "consulctl.lab";
 /// The Docker label carrying a lab container's host name (`server1`, `client2`, ...).
 pub const HOST_LABEL: &str = "consulctl.lab.host";
+/// The Docker label of a lab Docker host's container (`consulctl.lab.docker=1`).
+pub const DOCKER_HOST_LABEL: &str = "consulctl.lab.docker";
+/// The machine's Docker socket; a lab Docker host has it mounted at the same path.
+pub const DOCKER_SOCKET: &str = "/var/run/docker.sock";
 /// The non-root SSH user with passwordless sudo that every lab host has.
 pub const SUDO_USER: &str = "deploy";
 /// Consul version of the binary the lab uses (Debian bullseye's `consul` package).
@@ -178,6 +195,9 @@ pub struct LabHost {
     /// Resolved mode (systemd hosts only): `/etc/resolv.conf` is systemd-resolved's stub symlink
     /// instead of Docker's bind mount. See [`UpSpec::resolved_hosts`].
     pub resolved_mode: bool,
+    /// Docker host: the machine's Docker socket is mounted into the container and the inventory
+    /// tags the host `docker`. See [`UpSpec::docker_hosts`].
+    pub docker_host: bool,
 }
 
 /// How the lab's hosts run their services: all supervisord, all systemd, or alternating
@@ -265,6 +285,7 @@ pub fn plan_hosts(
             address: Ipv4Addr::from(base + offset),
             ssh_user: if i % 2 == 0 { SUDO_USER } else { "root" },
             resolved_mode: false,
+            docker_host: false,
         });
     }
     Ok(hosts)
@@ -306,6 +327,49 @@ pub fn mark_resolved_hosts(hosts: &mut [LabHost], names: &[String]) -> anyhow::R
         hosts[i].resolved_mode = true;
     }
     Ok(())
+}
+
+/// The names of the planned hosts, for messages: `server1, client1, client2`.
+fn planned_names(hosts: &[LabHost]) -> String {
+    hosts
+        .iter()
+        .map(|h| h.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The index of the planned host `name` (trimmed) for the option `flag`; the error names the
+/// hosts this lab has.
+fn planned_host(hosts: &[LabHost], flag: &str, name: &str) -> anyhow::Result<usize> {
+    let name = name.trim();
+    if name.is_empty() {
+        bail!("{flag}: empty host name");
+    }
+    hosts.iter().position(|h| h.name == name).ok_or_else(|| {
+        anyhow!(
+            "{flag}: this lab has no host {name:?} (its hosts: {})",
+            planned_names(hosts)
+        )
+    })
+}
+
+/// Makes the named hosts Docker hosts (the machine's Docker socket mounted, tag `docker`).
+/// Pure. Every name must be a planned host.
+pub fn mark_docker_hosts(hosts: &mut [LabHost], names: &[String]) -> anyhow::Result<()> {
+    for name in names {
+        let i = planned_host(hosts, "--docker-hosts", name)?;
+        hosts[i].docker_host = true;
+    }
+    Ok(())
+}
+
+/// The inventory tags of a lab host: `lab`, and `docker` for a Docker host. Pure.
+pub fn host_tags(host: &LabHost) -> Vec<&'static str> {
+    let mut tags = vec!["lab"];
+    if host.docker_host {
+        tags.push("docker");
+    }
+    tags
 }
 
 /// What goes into a generated inventory besides the hosts.
@@ -370,7 +434,8 @@ pub fn render_inventory(spec: &InventorySpec<'_>, hosts: &[LabHost]) -> String {
         let _ = writeln!(s, "address = {}", toml_str(&h.address.to_string()));
         let _ = writeln!(s, "role = {}", toml_str(h.role.as_str()));
         let _ = writeln!(s, "init = {}", toml_str(h.init.as_str()));
-        let _ = writeln!(s, "tags = [\"lab\"]");
+        let tags: Vec<String> = host_tags(h).into_iter().map(toml_str).collect();
+        let _ = writeln!(s, "tags = [{}]", tags.join(", "));
         if h.ssh_user != "root" {
             let _ = writeln!(s, "ssh = {{ user = {} }}", toml_str(h.ssh_user));
         }
@@ -857,6 +922,29 @@ fn import_rootfs(rootfs: &Path, tag: &str, err_file: &Path) -> anyhow::Result<()
     Ok(())
 }
 
+/// `docker build` of the context dir `ctx` (its `Dockerfile`) as `tag`, labelled
+/// `consulctl.lab.image=1`, with the classic builder (it needs no buildx plugin and uses local
+/// images as they are).
+async fn docker_build(ctx: &Path, tag: &str, build_args: &[String]) -> anyhow::Result<()> {
+    let mut args: Vec<&str> = vec!["build"];
+    for a in build_args {
+        args.extend(["--build-arg", a.as_str()]);
+    }
+    args.extend([
+        "--label",
+        "consulctl.lab.image=1",
+        "--tag",
+        tag,
+        "--file",
+        "Dockerfile",
+        ".",
+    ]);
+    run_capture("docker", &args, Some(ctx), &[("DOCKER_BUILDKIT", "0")])
+        .await
+        .with_context(|| format!("building the lab image {tag}"))?;
+    Ok(())
+}
+
 async fn build_derived_image(
     tag: &str,
     base: &str,
@@ -872,23 +960,7 @@ async fn build_derived_image(
         std::fs::write(ctx.join(name), content)
             .with_context(|| format!("writing {}", ctx.join(name).display()))?;
     }
-    let base_arg = format!("BASE_IMAGE={base}");
-    let args: Vec<&OsStr> = vec![
-        OsStr::new("build"),
-        OsStr::new("--build-arg"),
-        OsStr::new(&base_arg),
-        OsStr::new("--label"),
-        OsStr::new("consulctl.lab.image=1"),
-        OsStr::new("--tag"),
-        OsStr::new(tag),
-        OsStr::new("--file"),
-        OsStr::new("Dockerfile"),
-        OsStr::new("."),
-    ];
-    // The classic builder: it needs no buildx plugin and uses the local base image as is.
-    run_capture("docker", &args, Some(&ctx), &[("DOCKER_BUILDKIT", "0")])
-        .await
-        .with_context(|| format!("building the lab image {tag}"))?;
+    docker_build(&ctx, tag, &[format!("BASE_IMAGE={base}")]).await?;
     std::fs::remove_dir_all(&ctx).with_context(|| format!("removing {}", ctx.display()))?;
     println!("lab: built {tag} in {}", elapsed(t));
     Ok(())
@@ -899,13 +971,18 @@ async fn build_derived_image(
 // ---------------------------------------------------------------------------------------------
 
 fn find_consul_deb(dir: &Path) -> Option<PathBuf> {
+    find_deb(dir, "consul_1.8.7")
+}
+
+/// The last (by name) `<prefix>*.deb` in `dir`.
+fn find_deb(dir: &Path, prefix: &str) -> Option<PathBuf> {
     let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
         .ok()?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             p.file_name()
                 .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("consul_1.8.7") && n.ends_with(".deb"))
+                .is_some_and(|n| n.starts_with(prefix) && n.ends_with(".deb"))
         })
         .collect();
     found.sort();
@@ -938,6 +1015,20 @@ pub async fn ensure_consul_deb(cache: &Path) -> anyhow::Result<PathBuf> {
     println!(
         "lab: downloading consul {LAB_CONSUL_VERSION} (Debian bullseye's package) with apt-get"
     );
+    let dest = apt_download(&downloads, CONSUL_SUITE_LINE, "consul", "consul_1.8.7").await?;
+    println!("lab: downloaded {} in {}", dest.display(), elapsed(t));
+    Ok(dest)
+}
+
+/// Downloads one Debian package (`<prefix>*.deb`) into `downloads` with apt-get and a
+/// temporary sources list (`suite_line`) and lists dir, touching none of the host's apt state.
+/// The caller holds the downloads lock.
+async fn apt_download(
+    downloads: &Path,
+    suite_line: &str,
+    package: &str,
+    prefix: &str,
+) -> anyhow::Result<PathBuf> {
     let work = downloads.join(format!(".apt-{}", std::process::id()));
     if work.exists() {
         std::fs::remove_dir_all(&work)?;
@@ -947,7 +1038,7 @@ pub async fn ensure_consul_deb(cache: &Path) -> anyhow::Result<PathBuf> {
             .with_context(|| format!("creating {}", work.join(d).display()))?;
     }
     let sources = work.join("sources.list");
-    std::fs::write(&sources, format!("{CONSUL_SUITE_LINE}\n"))?;
+    std::fs::write(&sources, format!("{suite_line}\n"))?;
     let opt = |k: &str, v: &Path| format!("{k}={}", v.display());
     let opts = [
         "-o".to_owned(),
@@ -969,24 +1060,23 @@ pub async fn ensure_consul_deb(cache: &Path) -> anyhow::Result<PathBuf> {
         update.extend(["-q".to_owned(), "update".to_owned()]);
         run_capture("apt-get", &update, Some(&work), &env)
             .await
-            .context("apt-get update with a temporary bullseye sources list")?;
+            .with_context(|| {
+                format!("apt-get update with a temporary sources list ({suite_line})")
+            })?;
         let mut download: Vec<String> = opts.to_vec();
-        download.extend(["-q".to_owned(), "download".to_owned(), "consul".to_owned()]);
+        download.extend(["-q".to_owned(), "download".to_owned(), package.to_owned()]);
         run_capture("apt-get", &download, Some(&work.join("out")), &env)
             .await
-            .context("apt-get download consul")?;
-        let deb = find_consul_deb(&work.join("out")).ok_or_else(|| {
-            anyhow!("apt-get download consul gave no consul_1.8.7*.deb (a newer version?)")
-        })?;
+            .with_context(|| format!("apt-get download {package}"))?;
+        let deb = find_deb(&work.join("out"), prefix)
+            .ok_or_else(|| anyhow!("apt-get download {package} gave no {prefix}*.deb"))?;
         let dest = downloads.join(deb.file_name().context("deb file name")?);
         std::fs::rename(&deb, &dest).with_context(|| format!("moving to {}", dest.display()))?;
         anyhow::Ok(dest)
     }
     .await;
     let _ = std::fs::remove_dir_all(&work);
-    let dest = result?;
-    println!("lab: downloaded {} in {}", dest.display(), elapsed(t));
-    Ok(dest)
+    result
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1134,9 +1224,23 @@ async fn start_host(
         &format!("{HOST_LABEL}={}", host.name),
         "--label",
         &format!("consulctl.lab.init={}", host.init.as_str()),
+        // Registrator convention: a registrar on a lab Docker host never registers lab hosts.
+        "--label",
+        "SERVICE_IGNORE=1",
     ]
     .map(str::to_owned)
     .to_vec();
+    if host.docker_host {
+        args.extend(
+            [
+                "--volume",
+                &format!("{DOCKER_SOCKET}:{DOCKER_SOCKET}"),
+                "--label",
+                &format!("{DOCKER_HOST_LABEL}=1"),
+            ]
+            .map(str::to_owned),
+        );
+    }
     if host.init == Init::Systemd {
         args.extend(["--tmpfs", "/run", "--tmpfs", "/run/lock"].map(str::to_owned));
         if cgroup_v2 {
@@ -1411,6 +1515,9 @@ pub struct UpSpec {
     /// ("resolved mode"): they run with SYS_ADMIN, unmount Docker's file at boot and make
     /// /etc/resolv.conf the stub symlink of systemd-resolved.
     pub resolved_hosts: Vec<String>,
+    /// Docker hosts: the machine's Docker socket (`/var/run/docker.sock`) is mounted into their
+    /// containers and the inventory tags them `docker`. Every name must be a planned host.
+    pub docker_hosts: Vec<String>,
 }
 
 /// A lab [`create`] brought up: its hosts and where its inventory and SSH files are.
@@ -1460,6 +1567,13 @@ pub async fn create(args: &UpSpec) -> Result<Created, Error> {
     let mut probe = plan_hosts(args.servers, args.clients, args.init, probe_net.trunc())
         .map_err(Error::input)?;
     mark_resolved_hosts(&mut probe, &dns.resolved_hosts).map_err(Error::input)?;
+    mark_docker_hosts(&mut probe, &args.docker_hosts).map_err(Error::input)?;
+    if !args.docker_hosts.is_empty() && !Path::new(DOCKER_SOCKET).exists() {
+        return Err(Error::input(anyhow!(
+            "--docker-hosts mounts the machine's Docker socket {DOCKER_SOCKET}, which does not \
+             exist here (is the Docker daemon listening on another socket?)"
+        )));
+    }
 
     let t_all = Instant::now();
     let cache = cache_dir().map_err(Error::Runtime)?;
@@ -1478,7 +1592,16 @@ pub async fn create(args: &UpSpec) -> Result<Created, Error> {
         )));
     }
 
-    let (images, deb) = tokio::try_join!(ensure_images(&cache), ensure_consul_deb(&cache))?;
+    let app_image = async {
+        if args.docker_hosts.is_empty() {
+            anyhow::Ok(None)
+        } else {
+            // Docker hosts are for app containers: build their image with the lab's.
+            ensure_app_image(&cache).await.map(Some)
+        }
+    };
+    let (images, deb, app_image) =
+        tokio::try_join!(ensure_images(&cache), ensure_consul_deb(&cache), app_image)?;
 
     let state = lab_state_dir(&cache, lab);
     if state.exists() {
@@ -1498,6 +1621,7 @@ pub async fn create(args: &UpSpec) -> Result<Created, Error> {
     let mut hosts =
         plan_hosts(args.servers, args.clients, args.init, subnet).map_err(Error::input)?;
     mark_resolved_hosts(&mut hosts, &dns.resolved_hosts).map_err(Error::input)?;
+    mark_docker_hosts(&mut hosts, &args.docker_hosts).map_err(Error::input)?;
     println!(
         "lab: starting {} hosts on {} ({})",
         hosts.len(),
@@ -1565,7 +1689,20 @@ pub async fn create(args: &UpSpec) -> Result<Created, Error> {
         shown.display(),
         elapsed(t_all)
     );
+    if let Some(tag) = &app_image {
+        println!(
+            "lab: app containers (image {tag}) go on {}",
+            network_name(lab)
+        );
+    }
     for h in &hosts {
+        let mut notes = Vec::new();
+        if h.resolved_mode {
+            notes.push("resolved mode");
+        }
+        if h.docker_host {
+            notes.push("docker host: the machine's Docker socket is mounted");
+        }
         println!(
             "  {:<10} {:<15} {:<7} {:<12} {}{}",
             h.name,
@@ -1573,10 +1710,10 @@ pub async fn create(args: &UpSpec) -> Result<Created, Error> {
             h.role.as_str(),
             h.init.as_str(),
             container_name(lab, &h.name),
-            if h.resolved_mode {
-                "  (resolved mode)"
+            if notes.is_empty() {
+                String::new()
             } else {
-                ""
+                format!("  ({})", notes.join("; "))
             }
         );
     }
@@ -1708,6 +1845,66 @@ mod tests {
             "{err}"
         );
         mark_resolved_hosts(&mut sup, &[]).unwrap();
+    }
+
+    #[test]
+    fn docker_hosts_must_be_planned_hosts_and_are_tagged_docker() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let mut hosts = plan_hosts(1, 2, LabInit::Mixed, net("10.213.5.0/24")).unwrap();
+        assert!(hosts.iter().all(|h| !h.docker_host));
+        mark_docker_hosts(&mut hosts, &names(&[" client2", "client1", "client2"])).unwrap();
+        let marked: Vec<&str> = hosts
+            .iter()
+            .filter(|h| h.docker_host)
+            .map(|h| h.name.as_str())
+            .collect();
+        assert_eq!(marked, ["client1", "client2"]);
+        assert_eq!(host_tags(&hosts[0]), ["lab"]);
+        assert_eq!(host_tags(&hosts[1]), ["lab", "docker"]);
+
+        let err = mark_docker_hosts(&mut hosts, &names(&["client3"])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--docker-hosts: this lab has no host \"client3\" (its hosts: server1, client1, \
+             client2)"
+        );
+        let err = mark_docker_hosts(&mut hosts, &names(&[""])).unwrap_err();
+        assert_eq!(err.to_string(), "--docker-hosts: empty host name");
+        // Any init system will do: supervisord and systemd hosts alike.
+        let mut sup = plan_hosts(1, 0, LabInit::Supervisord, net("10.213.5.0/24")).unwrap();
+        mark_docker_hosts(&mut sup, &names(&["server1"])).unwrap();
+        assert!(sup[0].docker_host);
+
+        let text = render_inventory(
+            &InventorySpec {
+                lab: "lab",
+                init: LabInit::Mixed,
+                consul_deb: Path::new("/c/consul.deb"),
+                identity_file: Path::new("/c/id"),
+                known_hosts: Path::new("/c/kh"),
+            },
+            &hosts,
+        );
+        let v: toml::Value = toml::from_str(&text).unwrap();
+        let tags: Vec<Vec<&str>> = v["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| {
+                h["tags"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| t.as_str().unwrap())
+                    .collect()
+            })
+            .collect();
+        assert_eq!(
+            tags,
+            [vec!["lab"], vec!["lab", "docker"], vec!["lab", "docker"]]
+        );
+        // The line as written.
+        assert!(text.contains("tags = [\"lab\", \"docker\"]\n"));
     }
 
     #[test]

@@ -378,6 +378,13 @@ pub struct LabUpArgs {
 
     #[command(flatten)]
     pub dns: LabDnsArgs,
+
+    /// Hosts that are Docker hosts (e.g. `client1`; comma-separated or repeatable; default:
+    /// none): the machine's Docker socket is mounted into their containers at
+    /// /var/run/docker.sock and the inventory tags them `docker`. They see (and can change)
+    /// every container of the machine, not only the lab's.
+    #[arg(long = "docker-hosts", value_name = "HOST,...", value_delimiter = ',')]
+    pub docker_hosts: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -21,6 +21,7 @@ pub async fn up(args: &LabUpArgs, debug_log: Option<&Path>) -> Result<(), Error>
         subnet: args.subnet,
         inventory: args.inventory.clone(),
         resolved_hosts: args.dns.resolved_hosts.clone(),
+        docker_hosts: args.docker_hosts.clone(),
     })
     .await?;
     if !args.no_apply {

@@ -8,6 +8,17 @@
 //! `Lab` runs `consulctl lab up --no-apply --name t<pid>-<name>` (unique per test process, short:
 //! the name ends up in container names). Dropping it runs `consulctl lab down` and then removes
 //! whatever still carries the lab's label, also when the test panicked.
+//!
+//! Docker hosts and app containers (for the registrar's tests):
+//!
+//! ```ignore
+//! let lab = Lab::new(name).servers(1).clients(1).docker_hosts(&["client1"]).up();
+//! let web = lab.app("web1").env("SERVICE_NAME", "simple").label("SERVICE_TAGS", "x")
+//!     .health_cmd("wget -q -O /dev/null http://127.0.0.1:8080/health").publish_all().run();
+//! web.pause(); web.unpause(); web.stop(); web.remove();
+//! ```
+//!
+//! App containers carry the lab's label, so dropping the lab removes them too.
 
 #![allow(dead_code)]
 
@@ -227,6 +238,7 @@ pub struct LabBuilder {
     clients: u32,
     init: LabInit,
     apply: bool,
+    docker_hosts: Vec<String>,
     extra: Vec<String>,
 }
 
@@ -249,6 +261,13 @@ impl LabBuilder {
     /// Also roll out Consul (`lab up` without `--no-apply`).
     pub fn apply(mut self, yes: bool) -> Self {
         self.apply = yes;
+        self
+    }
+
+    /// Docker hosts (`lab up --docker-hosts`): the machine's Docker socket mounted, tag `docker`.
+    pub fn docker_hosts(mut self, hosts: &[&str]) -> Self {
+        self.docker_hosts
+            .extend(hosts.iter().map(|h| h.to_string()));
         self
     }
 
@@ -291,6 +310,10 @@ impl LabBuilder {
         if !self.apply {
             args.push("--no-apply");
         }
+        let docker_hosts = self.docker_hosts.join(",");
+        if !self.docker_hosts.is_empty() {
+            args.extend(["--docker-hosts", &docker_hosts]);
+        }
         args.extend(self.extra.iter().map(String::as_str));
         consulctl(&args).success();
         lab.load_inventory();
@@ -318,6 +341,7 @@ impl Lab {
             clients: 0,
             init: LabInit::Mixed,
             apply: false,
+            docker_hosts: Vec::new(),
             extra: Vec::new(),
         }
     }
@@ -387,6 +411,30 @@ impl Lab {
     /// The container of a host: `consulctl-<lab>-<host>`.
     pub fn container(&self, host: &str) -> String {
         format!("consulctl-{}-{host}", self.name)
+    }
+
+    /// The lab's Docker network: `consulctl-<lab>`.
+    pub fn network(&self) -> String {
+        format!("consulctl-{}", self.name)
+    }
+
+    /// An app container on the lab's network (the lab's busybox app image unless `.image()`);
+    /// `.run()` starts it.
+    pub fn app(&self, name: &str) -> AppBuilder {
+        AppBuilder {
+            lab: self.name.clone(),
+            spec: consulctl_lab::AppSpec {
+                name: name.to_owned(),
+                ..Default::default()
+            },
+        }
+    }
+
+    /// The names of the lab's app containers (running or not), sorted.
+    #[track_caller]
+    pub fn apps(&self) -> Vec<String> {
+        block_on(consulctl_lab::lab_apps(&self.name))
+            .unwrap_or_else(|e| panic!("listing the app containers of {}: {e:#}", self.name))
     }
 
     /// Runs consulctl (cwd: the package root).
@@ -632,6 +680,197 @@ impl Drop for Lab {
             let _ = docker(&args);
         }
         let _ = std::fs::remove_file(&self.inventory);
+    }
+}
+
+/// Runs a future of the lab library to completion (the harness is synchronous).
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+        .block_on(f)
+}
+
+/// Builder for an app container; `run()` starts it.
+pub struct AppBuilder {
+    lab: String,
+    spec: consulctl_lab::AppSpec,
+}
+
+impl AppBuilder {
+    /// `--env K=V` (e.g. `SERVICE_NAME`, `SERVICE_8080_CHECK_HTTP`).
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.spec.env.push((k.to_owned(), v.to_owned()));
+        self
+    }
+
+    /// `--label K=V` (e.g. `SERVICE_TAGS`).
+    pub fn label(mut self, k: &str, v: &str) -> Self {
+        self.spec.labels.push((k.to_owned(), v.to_owned()));
+        self
+    }
+
+    /// `--health-cmd CMD --health-interval 1s` (the app image has none of its own). Use
+    /// `127.0.0.1`, e.g. `wget -q -O /dev/null http://127.0.0.1:8080/health`.
+    pub fn health_cmd(self, cmd: &str) -> Self {
+        self.docker_args(&["--health-cmd", cmd, "--health-interval", "1s"])
+    }
+
+    /// `--publish-all` (`-P`).
+    pub fn publish_all(mut self) -> Self {
+        self.spec.publish_all = true;
+        self
+    }
+
+    /// `--publish P` (`8080`, `18080:8080`, `5353/udp`).
+    pub fn publish(mut self, p: &str) -> Self {
+        self.spec.publish.push(p.to_owned());
+        self
+    }
+
+    /// `--expose P` (`9090`, `5353/udp`).
+    pub fn expose(mut self, p: &str) -> Self {
+        self.spec.expose.push(p.to_owned());
+        self
+    }
+
+    /// A fixed address on the lab network.
+    #[track_caller]
+    pub fn ip(mut self, ip: &str) -> Self {
+        self.spec.ip = Some(ip.parse().unwrap_or_else(|e| panic!("ip {ip:?}: {e}")));
+        self
+    }
+
+    /// Another image than the app image.
+    pub fn image(mut self, image: &str) -> Self {
+        self.spec.image = Some(image.to_owned());
+        self
+    }
+
+    /// More `docker run` flags (before the image).
+    pub fn docker_args(mut self, args: &[&str]) -> Self {
+        self.spec
+            .docker_args
+            .extend(args.iter().map(|a| a.to_string()));
+        self
+    }
+
+    /// The command after the image (default: the image's, HTTP on 8080).
+    pub fn command(mut self, argv: &[&str]) -> Self {
+        self.spec.command = argv.iter().map(|a| a.to_string()).collect();
+        self
+    }
+
+    /// Starts the container (building the app image first if needed); panics when it fails.
+    #[track_caller]
+    pub fn run(self) -> App {
+        let c = block_on(consulctl_lab::run_app(&self.lab, &self.spec)).unwrap_or_else(|e| {
+            panic!("starting app {} in lab {}: {e:#}", self.spec.name, self.lab)
+        });
+        App {
+            lab: self.lab,
+            app: c.app,
+            name: c.name,
+            id: c.id,
+            ip: c.ip.to_string(),
+        }
+    }
+}
+
+/// A started app container. It stays when the handle is dropped (the lab's drop removes it).
+#[derive(Debug, Clone)]
+pub struct App {
+    lab: String,
+    app: String,
+    name: String,
+    id: String,
+    ip: String,
+}
+
+impl App {
+    /// Its address on the lab network (as of `run()`).
+    pub fn ip(&self) -> &str {
+        &self.ip
+    }
+
+    /// The full container ID.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The container name: `consulctl-<lab>-app-<name>`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The app name given to `lab.app(...)`.
+    pub fn app(&self) -> &str {
+        &self.app
+    }
+
+    #[track_caller]
+    fn act(&self, action: consulctl_lab::AppAction) {
+        block_on(consulctl_lab::app_action(&self.lab, &self.app, action))
+            .unwrap_or_else(|e| panic!("{e:#}"));
+    }
+
+    /// `docker start`.
+    #[track_caller]
+    pub fn start(&self) {
+        self.act(consulctl_lab::AppAction::Start)
+    }
+
+    /// `docker stop` (the app image's command exits on SIGTERM at once).
+    #[track_caller]
+    pub fn stop(&self) {
+        self.act(consulctl_lab::AppAction::Stop)
+    }
+
+    /// `docker kill` (SIGKILL).
+    #[track_caller]
+    pub fn kill(&self) {
+        self.act(consulctl_lab::AppAction::Kill)
+    }
+
+    /// `docker pause`.
+    #[track_caller]
+    pub fn pause(&self) {
+        self.act(consulctl_lab::AppAction::Pause)
+    }
+
+    /// `docker unpause`.
+    #[track_caller]
+    pub fn unpause(&self) {
+        self.act(consulctl_lab::AppAction::Unpause)
+    }
+
+    /// `docker rm --force --volumes`.
+    #[track_caller]
+    pub fn remove(&self) {
+        self.act(consulctl_lab::AppAction::Remove)
+    }
+
+    /// `docker exec <container> ARGV...`
+    pub fn exec(&self, argv: &[&str]) -> Out {
+        let mut args = vec!["exec", self.name.as_str()];
+        args.extend_from_slice(argv);
+        docker(&args)
+    }
+
+    /// The machine's port published for `container_port` (`8080`, `8080/tcp`, `5353/udp`).
+    pub fn host_port(&self, container_port: &str) -> Option<u16> {
+        let out = docker(&["port", &self.name, container_port]);
+        out.stdout
+            .lines()
+            .filter_map(|l| l.rsplit_once(':'))
+            .find_map(|(_, p)| p.trim().parse().ok())
+    }
+
+    /// `.State.Status`: `running`, `paused`, `exited`, ...; `None` once removed.
+    pub fn status(&self) -> Option<String> {
+        let out = docker(&["inspect", "--format", "{{.State.Status}}", &self.name]);
+        out.ok().then(|| out.out().to_string())
     }
 }
 

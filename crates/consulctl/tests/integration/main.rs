@@ -5,6 +5,7 @@
 //! tests wait for that one build (a lock file in the cache dir).
 
 mod apply_roll;
+mod docker_host;
 mod harness;
 mod killed;
 mod lab;
