@@ -14,6 +14,7 @@ mod node;
 mod plumbing;
 mod probe;
 mod recovery;
+mod registrar;
 mod restart;
 mod rollout;
 mod security;
