@@ -58,7 +58,12 @@ pub fn fact_queries(host: &Host) -> Vec<String> {
         q.push("proc:dnsmasq".into());
     }
     if host.registrar.is_some() {
-        for f in [HOST_BINARY, REGISTRAR_CONFIG, REGISTRAR_TOKEN, REGISTRAR_UNIT] {
+        for f in [
+            HOST_BINARY,
+            REGISTRAR_CONFIG,
+            REGISTRAR_TOKEN,
+            REGISTRAR_UNIT,
+        ] {
             q.push(format!("file:{f}"));
         }
         for dir in ["/etc/supervisor/conf.d", "/etc/supervisord.d"] {

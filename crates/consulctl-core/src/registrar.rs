@@ -196,7 +196,10 @@ pub fn render(
     };
     let sha = binary_sha256.context("internal: no consulctl-host binary prepared")?;
 
-    let current = facts.files.get(Path::new(HOST_BINARY)).map(|f| f.sha256.clone());
+    let current = facts
+        .files
+        .get(Path::new(HOST_BINARY))
+        .map(|f| f.sha256.clone());
     let new_binary = current.as_deref() != Some(sha);
     if new_binary {
         r.actions.push(Action::InstallHostBinary {
@@ -218,7 +221,12 @@ pub fn render(
             .acl_tokens
             .registrars
             .get(&host.name)
-            .with_context(|| format!("no ACL registrar token for {} in the secrets file", host.name))?;
+            .with_context(|| {
+                format!(
+                    "no ACL registrar token for {} in the secrets file",
+                    host.name
+                )
+            })?;
         r.files.push(helper_file(
             REGISTRAR_TOKEN.into(),
             format!("{}\n", token.secret.expose()),
@@ -252,11 +260,16 @@ pub fn render(
             facts
                 .files
                 .get(&f.path)
-                .is_none_or(|c| c.sha256 != f.sha256())
+                .map(|c| c.sha256 != f.sha256())
+                .unwrap_or(true)
         });
     let (running, enabled) = if supervisor {
         (
-            facts.procs.get(HOST_BINARY_PROCESS).copied().unwrap_or(false),
+            facts
+                .procs
+                .get(HOST_BINARY_PROCESS)
+                .copied()
+                .unwrap_or(false),
             true,
         )
     } else {
@@ -404,8 +417,14 @@ mod tests {
 
     #[test]
     fn golden_systemd_plain() {
-        let r = render(&cluster(false, false), &host(Init::Systemd), &facts(true), bind(), Some(SHA))
-            .unwrap();
+        let r = render(
+            &cluster(false, false),
+            &host(Init::Systemd),
+            &facts(true),
+            bind(),
+            Some(SHA),
+        )
+        .unwrap();
         insta::assert_snapshot!("systemd_plain", show(&r));
     }
 
@@ -425,7 +444,11 @@ mod tests {
         h.registrar = Some(spec);
         let r = render(&cluster(true, true), &h, &facts(true), bind(), Some(SHA)).unwrap();
         insta::assert_snapshot!("systemd_acl_tls", show(&r));
-        let token = r.files.iter().find(|f| f.path == Path::new(REGISTRAR_TOKEN)).unwrap();
+        let token = r
+            .files
+            .iter()
+            .find(|f| f.path == Path::new(REGISTRAR_TOKEN))
+            .unwrap();
         assert_eq!(token.content, "registrar-secret-of-docker1\n");
         assert!(token.secret);
         assert_eq!(token.mode, 0o600);
@@ -453,8 +476,16 @@ mod tests {
         let t: toml::Table = text.parse().unwrap();
         let keys: Vec<&str> = t.keys().map(String::as_str).collect();
         let allowed = [
-            "node", "docker", "mode", "host_ip", "network", "networks", "explicit",
-            "script_checks", "resync", "drain",
+            "node",
+            "docker",
+            "mode",
+            "host_ip",
+            "network",
+            "networks",
+            "explicit",
+            "script_checks",
+            "resync",
+            "drain",
         ];
         assert!(keys.iter().all(|k| allowed.contains(k)), "{keys:?}");
         assert!(text.starts_with(MANAGED_MARK));
@@ -482,7 +513,8 @@ mod tests {
         h.extra_config
             .insert("enable_local_script_checks".into(), false.into());
         assert!(!script_checks(&h));
-        h.extra_config.insert("enable_script_checks".into(), true.into());
+        h.extra_config
+            .insert("enable_script_checks".into(), true.into());
         assert!(script_checks(&h));
     }
 
@@ -514,7 +546,11 @@ mod tests {
     fn nothing_to_do_when_everything_matches_and_it_runs() {
         for systemd in [true, false] {
             let c = cluster(true, false);
-            let h = host(if systemd { Init::Systemd } else { Init::Supervisord });
+            let h = host(if systemd {
+                Init::Systemd
+            } else {
+                Init::Supervisord
+            });
             let first = render(&c, &h, &facts(systemd), bind(), Some(SHA)).unwrap();
             let f = converged(&first, systemd);
             let r = render(&c, &h, &f, bind(), Some(SHA)).unwrap();
@@ -528,7 +564,9 @@ mod tests {
                 version: "1.8.7".parse().unwrap(),
             });
             assert!(
-                plan.actions.iter().all(|a| !matches!(a, Action::WriteFile { .. })),
+                plan.actions
+                    .iter()
+                    .all(|a| !matches!(a, Action::WriteFile { .. })),
                 "{:?}",
                 plan.actions
             );
@@ -565,12 +603,18 @@ mod tests {
             REGISTRAR_SERVICE.into(),
             ("failed".into(), "enabled".into()),
         );
-        assert_eq!(render(&c, &h, &f, bind(), Some(SHA)).unwrap().actions, restart);
+        assert_eq!(
+            render(&c, &h, &f, bind(), Some(SHA)).unwrap().actions,
+            restart
+        );
         f.units.insert(
             REGISTRAR_SERVICE.into(),
             ("active".into(), "disabled".into()),
         );
-        assert_eq!(render(&c, &h, &f, bind(), Some(SHA)).unwrap().actions, restart);
+        assert_eq!(
+            render(&c, &h, &f, bind(), Some(SHA)).unwrap().actions,
+            restart
+        );
     }
 
     #[test]
@@ -606,6 +650,13 @@ mod tests {
         let r = render(&cluster(true, true), &h, &facts(true), bind(), None).unwrap();
         assert_eq!(r, Registrar::default());
         // With one, the binary's sha256 is needed.
-        assert!(render(&cluster(false, false), &host(Init::Systemd), &facts(true), bind(), None).is_err());
+        assert!(render(
+            &cluster(false, false),
+            &host(Init::Systemd),
+            &facts(true),
+            bind(),
+            None
+        )
+        .is_err());
     }
 }

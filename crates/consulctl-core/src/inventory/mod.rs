@@ -95,9 +95,10 @@ pub fn load(path: &Path) -> Result<Cluster, Error> {
             .filter(|h| h.registrar.is_some())
             .map(|h| h.name.clone())
             .collect();
-        cluster.acl_tokens = crate::secrets::acl_tokens(path, &names, &registrars).map_err(|e| {
-            Error::input(e.context(format!("{}: cluster.acl = true", path.display())))
-        })?;
+        cluster.acl_tokens =
+            crate::secrets::acl_tokens(path, &names, &registrars).map_err(|e| {
+                Error::input(e.context(format!("{}: cluster.acl = true", path.display())))
+            })?;
     }
     Ok(cluster)
 }

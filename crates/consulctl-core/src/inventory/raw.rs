@@ -166,7 +166,10 @@ pub struct Check {
 /// `[registrar]`, and `registrar = { ... }` in a role table or on a host (`on` and `binary`
 /// only in `[registrar]`, `enabled` only in the others: checked by the validator).
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, expecting = "a table of Docker registrar settings")]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table of Docker registrar settings"
+)]
 pub struct Registrar {
     pub on: V,
     pub mode: V,

@@ -102,11 +102,9 @@ impl Ctx<'_> {
                 if v.is_some() {
                     self.diag(
                         &key.k(name),
-                        format!(
-                            "only in the top-level [registrar] table (here: mode, host_ip, \
-                             network, networks, explicit, resync, drain, docker_socket, enabled); \
-                             use enabled = true|false to add or remove hosts"
-                        ),
+                        "only in the top-level [registrar] table (here: mode, host_ip, \
+                         network, networks, explicit, resync, drain, docker_socket, enabled); \
+                         use enabled = true|false to add or remove hosts",
                     );
                     ok = false;
                 }
@@ -173,9 +171,11 @@ impl Ctx<'_> {
                 if is_network_name(s) {
                     Ok(s.to_owned())
                 } else {
-                    Err("expected a Docker network name: letters, digits, \"_\", \".\" and \"-\", \
+                    Err(
+                        "expected a Docker network name: letters, digits, \"_\", \".\" and \"-\", \
                          starting with a letter or digit"
-                        .into())
+                            .into(),
+                    )
                 }
             },
             |a, b| a == b,
@@ -377,9 +377,7 @@ mod tests {
 
     /// `with_client` (c1 tagged web, line 5), a `[registrar]` table from line 13.
     fn reg(table: &str) -> String {
-        with_client(&format!(
-            "[registrar]\nbinary = \"dist/consul\"\n{table}"
-        ))
+        with_client(&format!("[registrar]\nbinary = \"dist/consul\"\n{table}"))
     }
 
     #[test]
@@ -400,7 +398,10 @@ mod tests {
         );
         let d = RegistrarSpec::defaults();
         assert_eq!(d.mode, RegistrarMode::Published);
-        assert_eq!(d.docker_socket, std::path::PathBuf::from("/var/run/docker.sock"));
+        assert_eq!(
+            d.docker_socket,
+            std::path::PathBuf::from("/var/run/docker.sock")
+        );
         assert_eq!((d.resync.as_str(), d.drain.as_str()), ("30s", "0s"));
     }
 
@@ -464,7 +465,11 @@ docker_socket = "/run/docker.sock"
         // A table whose `on` selects nobody (only a warning) needs none either.
         let c = ok(&doc("[registrar]\non = \"tag:nope\"\n"));
         assert_eq!(c.registrar_binary, None);
-        assert!(c.warnings[0].contains("the registrar is on no host"), "{:?}", c.warnings);
+        assert!(
+            c.warnings[0].contains("the registrar is on no host"),
+            "{:?}",
+            c.warnings
+        );
     }
 
     #[test]
@@ -489,25 +494,75 @@ docker_socket = "/run/docker.sock"
     #[test]
     fn bad_values_name_the_key_and_what_is_allowed() {
         let cases: &[(&str, &str, &str)] = &[
-            ("mode = \"bridge\"", "registrar.mode", "expected one of \"published\", \"internal\""),
-            ("host_ip = \"{{ node_name }}\"", "registrar.host_ip", "expected an IP address, or one of"),
-            ("host_ip = \"docker1\"", "registrar.host_ip", "expected an IP address"),
+            (
+                "mode = \"bridge\"",
+                "registrar.mode",
+                "expected one of \"published\", \"internal\"",
+            ),
+            (
+                "host_ip = \"{{ node_name }}\"",
+                "registrar.host_ip",
+                "expected an IP address, or one of",
+            ),
+            (
+                "host_ip = \"docker1\"",
+                "registrar.host_ip",
+                "expected an IP address",
+            ),
             ("host_ip = 5", "registrar.host_ip", "expected a string"),
-            ("network = \"-x\"", "registrar.network", "expected a Docker network name"),
-            ("networks = \"apps\"", "registrar.networks", "expected an array of strings"),
-            ("networks = [\"a b\"]", "registrar.networks[0]", "expected a Docker network name"),
-            ("networks = [\"a\", \"a\"]", "registrar.networks[1]", "given twice"),
-            ("explicit = \"yes\"", "registrar.explicit", "expected true or false"),
-            ("resync = \"30\"", "registrar.resync", "expected a Go duration"),
+            (
+                "network = \"-x\"",
+                "registrar.network",
+                "expected a Docker network name",
+            ),
+            (
+                "networks = \"apps\"",
+                "registrar.networks",
+                "expected an array of strings",
+            ),
+            (
+                "networks = [\"a b\"]",
+                "registrar.networks[0]",
+                "expected a Docker network name",
+            ),
+            (
+                "networks = [\"a\", \"a\"]",
+                "registrar.networks[1]",
+                "given twice",
+            ),
+            (
+                "explicit = \"yes\"",
+                "registrar.explicit",
+                "expected true or false",
+            ),
+            (
+                "resync = \"30\"",
+                "registrar.resync",
+                "expected a Go duration",
+            ),
             ("resync = \"500ms\"", "registrar.resync", "at least 1s"),
             ("resync = \"0s\"", "registrar.resync", "above zero"),
-            ("drain = \"soon\"", "registrar.drain", "expected a Go duration"),
-            ("docker_socket = \"run/docker.sock\"", "registrar.docker_socket", "absolute path"),
-            ("enabled = true", "registrar.enabled", "only in a role table or on a host"),
+            (
+                "drain = \"soon\"",
+                "registrar.drain",
+                "expected a Go duration",
+            ),
+            (
+                "docker_socket = \"run/docker.sock\"",
+                "registrar.docker_socket",
+                "absolute path",
+            ),
+            (
+                "enabled = true",
+                "registrar.enabled",
+                "only in a role table or on a host",
+            ),
             ("colour = 1", "registrar.colour", "unknown key"),
         ];
         for (line, key, needle) in cases {
-            let text = doc(&format!("[registrar]\non = \"s1\"\nbinary = \"dist/consul\"\n{line}\n"));
+            let text = doc(&format!(
+                "[registrar]\non = \"s1\"\nbinary = \"dist/consul\"\n{line}\n"
+            ));
             only(&text, key, 15, needle);
         }
         // `on`: missing, empty, an unknown host.

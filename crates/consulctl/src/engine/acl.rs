@@ -677,12 +677,22 @@ source = { package = \"auto\" }\n\
              agent \"docker-1\" {\n  policy = \"read\"\n}\n"
         );
         // Nothing else: no KV, no ACL, no other node, no prefix writes beyond services.
-        for word in ["key", "acl", "node_prefix", "agent_prefix", "operator", "keyring"] {
+        for word in [
+            "key",
+            "acl",
+            "node_prefix",
+            "agent_prefix",
+            "operator",
+            "keyring",
+        ] {
             assert!(!r.contains(word), "{word} in {r}");
         }
         let body: hcl::Body = hcl::from_str(&r).unwrap();
         assert_eq!(body.blocks().count(), 3);
-        assert_eq!(registrar_policy_name("docker-1"), "consulctl-registrar-docker-1");
+        assert_eq!(
+            registrar_policy_name("docker-1"),
+            "consulctl-registrar-docker-1"
+        );
     }
 
     #[test]
@@ -727,28 +737,46 @@ source = { package = \"auto\" }\n\
     fn ensure_covers_the_registrar_tokens_in_the_same_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("consulctl-host"), "x").unwrap();
-        let text = format!(
-            "[cluster]\ndatacenter = \"dc1\"\nacl = true\n[consul]\nversion = \"1.8.7\"\n\
-source = {{ package = \"auto\" }}\n\
+        let text = "[cluster]\ndatacenter = \"dc1\"\nacl = true\n[consul]\nversion = \"1.8.7\"\n\
+source = { package = \"auto\" }\n\
 [[hosts]]\nname = \"s1\"\naddress = \"10.0.0.1\"\nrole = \"server\"\n\
-[registrar]\non = \"s1\"\nbinary = \"consulctl-host\"\n"
-        );
+[registrar]\non = \"s1\"\nbinary = \"consulctl-host\"\n";
         let mut cluster =
-            consulctl_core::inventory::parse(&dir.path().join("inv.toml"), &text).unwrap();
+            consulctl_core::inventory::parse(&dir.path().join("inv.toml"), text).unwrap();
         let tok = |a: &str, s: &str| consulctl_core::model::AgentToken {
             accessor: a.into(),
             secret: Secret::new(s),
         };
-        cluster.acl_tokens.agents.insert("s1".into(), tok("acc-s1", "sec-s1"));
-        cluster.acl_tokens.registrars.insert("s1".into(), tok("reg-s1", "rsec-s1"));
+        cluster
+            .acl_tokens
+            .agents
+            .insert("s1".into(), tok("acc-s1", "sec-s1"));
+        cluster
+            .acl_tokens
+            .registrars
+            .insert("s1".into(), tok("reg-s1", "rsec-s1"));
         let fake = FakeTransport::new()
-            .on("GET", "/v1/acl/policy/name/consulctl-agent-s1", 403, "ACL not found")
+            .on(
+                "GET",
+                "/v1/acl/policy/name/consulctl-agent-s1",
+                403,
+                "ACL not found",
+            )
             .on("GET", "/v1/acl/token/acc-s1", 403, "ACL not found")
-            .on("GET", "/v1/acl/policy/name/consulctl-registrar-s1", 403, "ACL not found")
+            .on(
+                "GET",
+                "/v1/acl/policy/name/consulctl-registrar-s1",
+                403,
+                "ACL not found",
+            )
             .on("GET", "/v1/acl/token/reg-s1", 403, "ACL not found")
             .on("PUT", "/v1/acl/policy", 200, "{}")
             .on("PUT", "/v1/acl/token", 200, "{}");
-        let n = block_on(ensure_agent_tokens_with(&Client::new(fake.clone()), &cluster)).unwrap();
+        let n = block_on(ensure_agent_tokens_with(
+            &Client::new(fake.clone()),
+            &cluster,
+        ))
+        .unwrap();
         assert_eq!(n, 4);
         assert_eq!(fake.batches(), [4, 4]);
         assert_eq!(
@@ -762,8 +790,11 @@ source = {{ package = \"auto\" }}\n\
         );
         // Without its token in the secrets file: an error naming the host.
         cluster.acl_tokens.registrars.clear();
-        let e = block_on(ensure_agent_tokens_with(&Client::new(FakeTransport::new()), &cluster))
-            .unwrap_err();
+        let e = block_on(ensure_agent_tokens_with(
+            &Client::new(FakeTransport::new()),
+            &cluster,
+        ))
+        .unwrap_err();
         assert!(format!("{e}").contains("no registrar token for s1"), "{e}");
     }
 

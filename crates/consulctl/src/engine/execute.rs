@@ -105,7 +105,12 @@ pub async fn upload_host_binary(
     let data = tokio::fs::read(file)
         .await
         .with_context(|| format!("reading {}", file.display()))?;
-    let args = vec![path_arg(path), sha256.clone(), "install".into(), format.into()];
+    let args = vec![
+        path_arg(path),
+        sha256.clone(),
+        "install".into(),
+        format.into(),
+    ];
     conn.run_ok(
         "install consulctl-host",
         crate::remote::INSTALL_BINARY,

@@ -182,7 +182,8 @@ fn restart_rolls_followers_first_and_the_leader_last_without_losing_the_cluster(
         report.summary()
     );
     assert!(report.write_ratio() >= 0.95, "{}", report.summary());
-    let handover_ms = handover_ms.expect("the probe never saw the old leader go and a leader come back");
+    let handover_ms =
+        handover_ms.expect("the probe never saw the old leader go and a leader come back");
     assert!(handover_ms <= 5000, "leader handover took {handover_ms} ms");
 
     // Consul afterwards: 3 voters, 5 alive members.
