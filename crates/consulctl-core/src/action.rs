@@ -21,6 +21,14 @@ pub enum Action {
         /// the agent restarts (in rolling order), not now.
         staged: bool,
     },
+    /// Upload `consulctl-host` (compressed) and swap it in (`remote/install-binary.sh`), in the
+    /// upload phase; the registrar restarts afterwards (its own `RestartHelper`).
+    InstallHostBinary {
+        path: PathBuf,
+        sha256: String,
+        /// sha256 of the binary there now, if any.
+        current: Option<String>,
+    },
     /// Install Consul through the OS package manager (exact commands shown by `plan`).
     InstallPackage {
         commands: Vec<Vec<String>>,
@@ -59,7 +67,8 @@ pub enum Action {
     DisableUnits { units: Vec<String> },
     /// (Re)start a helper service whose config changed or that is not running: dnsmasq
     /// (systemd unit, or the supervisord program on hosts without systemd),
-    /// systemd-resolved, NetworkManager (reload).
+    /// systemd-resolved, NetworkManager (reload), the Docker registrar
+    /// (`consulctl-registrar`: its unit or supervisord program).
     RestartHelper { service: String, supervisor: bool },
     /// Set `PEERDNS=no` in RHEL network scripts so DHCP stops rewriting resolv.conf.
     SetPeerDnsNo { files: Vec<PathBuf> },
@@ -130,6 +139,25 @@ impl fmt::Display for Action {
                     short(sha256)
                 ),
             },
+            Action::InstallHostBinary {
+                path,
+                sha256,
+                current,
+            } => match current {
+                Some(cur) => write!(
+                    f,
+                    "replace consulctl-host {} (sha256 {} -> {})",
+                    path.display(),
+                    short(cur),
+                    short(sha256)
+                ),
+                None => write!(
+                    f,
+                    "install consulctl-host {} (sha256 {})",
+                    path.display(),
+                    short(sha256)
+                ),
+            },
             Action::InstallPackage { commands, deferred } => {
                 if *deferred {
                     write!(f, "install consul package at the agent's restart:")?;
@@ -193,7 +221,7 @@ impl fmt::Display for Action {
                     write!(
                         f,
                         "(re)start {service} (supervisord program {})",
-                        crate::managed_paths::DNSMASQ_PROGRAM
+                        crate::managed_paths::supervisor_program_name(service)
                     )
                 } else {
                     write!(f, "enable and (re)start {service}")

@@ -692,6 +692,7 @@ mod tests {
             dns: None,
             services: vec![],
             prepare: Default::default(),
+            registrar: None,
         }
     }
 
@@ -713,6 +714,7 @@ mod tests {
             tls_auto: false,
             acl: false,
             acl_tokens: Default::default(),
+            registrar_binary: None,
             hosts: vec![
                 host("consul-server-1", 11, Role::Server, Init::Systemd),
                 host("consul-server-2", 12, Role::Server, Init::Systemd),

@@ -688,6 +688,7 @@ mod tests {
             dns: None,
             services: vec![],
             prepare: Default::default(),
+            registrar: None,
         }
     }
 

@@ -20,6 +20,7 @@ pub mod plan;
 pub mod playbook;
 pub mod plumbing;
 pub mod redact;
+pub mod registrar;
 pub mod secrets;
 pub mod selector;
 pub mod templates;

@@ -1,6 +1,6 @@
 //! The names and paths of what consulctl manages on a host besides the agent's own files (the
 //! mark on every such file, service definition files, the DNS forwarder's drop-ins and
-//! supervisord program), and the facts queries that read them back. Shared by the plumbing
+//! supervisord program, the Docker registrar's binary, config, token and unit), and the facts queries that read them back. Shared by the plumbing
 //! renderer, the facts script's arguments and the actions that print them, so that none of
 //! those needs another.
 
@@ -18,6 +18,24 @@ pub const RESOLVED_DROPIN: &str = "/etc/systemd/resolved.conf.d/consulctl-consul
 pub const NM_DROPIN: &str = "/etc/NetworkManager/conf.d/consulctl-dns.conf";
 /// supervisord program running dnsmasq on hosts without systemd.
 pub const DNSMASQ_PROGRAM: &str = "consulctl-dnsmasq";
+
+/// The Docker registrar: `consulctl-host` installed here, its config, its ACL token, its
+/// systemd unit (or supervisord program of the same name).
+pub const HOST_BINARY: &str = "/usr/local/bin/consulctl-host";
+pub const REGISTRAR_CONFIG: &str = "/etc/consulctl/registrar.toml";
+pub const REGISTRAR_TOKEN: &str = "/etc/consulctl/registrar.token";
+pub const REGISTRAR_SERVICE: &str = "consulctl-registrar";
+pub const REGISTRAR_UNIT: &str = "/etc/systemd/system/consulctl-registrar.service";
+/// The process name of the registrar (`pgrep -x`).
+pub const HOST_BINARY_PROCESS: &str = "consulctl-host";
+
+/// The supervisord program that runs a helper service on hosts without systemd.
+pub fn supervisor_program_name(service: &str) -> &str {
+    match service {
+        "dnsmasq" => DNSMASQ_PROGRAM,
+        other => other,
+    }
+}
 
 /// The facts queries plumbing needs (appended to the facts script's arguments after `--`).
 pub fn fact_queries(host: &Host) -> Vec<String> {
@@ -39,6 +57,24 @@ pub fn fact_queries(host: &Host) -> Vec<String> {
         q.push("pkg:dnsmasq".into());
         q.push("proc:dnsmasq".into());
     }
+    if host.registrar.is_some() {
+        for f in [
+            HOST_BINARY,
+            REGISTRAR_CONFIG,
+            REGISTRAR_TOKEN,
+            REGISTRAR_UNIT,
+        ] {
+            q.push(format!("file:{f}"));
+        }
+        for dir in ["/etc/supervisor/conf.d", "/etc/supervisord.d"] {
+            q.push(format!(
+                "file:{}",
+                program_path(Path::new(dir), REGISTRAR_SERVICE).display()
+            ));
+        }
+        q.push(format!("unit:{REGISTRAR_SERVICE}"));
+        q.push(format!("proc:{HOST_BINARY_PROCESS}"));
+    }
     for u in &host.prepare.disable_services {
         q.push(format!("unit:{u}"));
     }
@@ -54,10 +90,16 @@ pub fn fact_queries(host: &Host) -> Vec<String> {
 
 /// The supervisord program file for dnsmasq in an include dir (`.conf` on Debian, `.ini` on RHEL).
 pub fn supervisor_program_path(include_dir: &Path) -> PathBuf {
+    program_path(include_dir, DNSMASQ_PROGRAM)
+}
+
+/// The file of supervisord program `program` in an include dir (`.conf` on Debian, `.ini` on
+/// RHEL).
+pub fn program_path(include_dir: &Path, program: &str) -> PathBuf {
     let ext = if include_dir.ends_with("supervisord.d") {
         "ini"
     } else {
         "conf"
     };
-    include_dir.join(format!("{DNSMASQ_PROGRAM}.{ext}"))
+    include_dir.join(format!("{program}.{ext}"))
 }

@@ -36,6 +36,10 @@ pub struct Cluster {
     /// The ACL tokens of `acl = true` (from the secrets file, or generated in memory by
     /// `inventory::load` and written by `inventory::persist_secrets`; empty otherwise).
     pub acl_tokens: AclTokens,
+    /// The `consulctl-host` binary on the control machine that hosts with a registrar get
+    /// (`[registrar] binary`, default: next to the running consulctl). None when no host has
+    /// a registrar.
+    pub registrar_binary: Option<PathBuf>,
     pub hosts: Vec<Host>,
     /// Non-fatal findings (e.g. an even number of servers).
     pub warnings: Vec<String>,
@@ -74,6 +78,9 @@ pub struct AclTokens {
     /// Per node: the agent token (accessor ID, secret ID), generated before the agent first
     /// starts so that its config never changes; created in Consul after bootstrap.
     pub agents: std::collections::BTreeMap<String, AgentToken>,
+    /// Per node with a registrar: its token (policy `consulctl-registrar-<node>`), generated
+    /// like the agent tokens and created in Consul after the bootstrap.
+    pub registrars: std::collections::BTreeMap<String, AgentToken>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -187,6 +194,65 @@ pub struct Host {
     /// Host preparation before install (`[prepare]`, role `prepare`, host `prepare`; per key,
     /// later wins).
     pub prepare: PrepareSpec,
+    /// The Docker registrar (`consulctl-host registrar`) next to the agent: `[registrar]`
+    /// whose `on` selects the host, role and host `registrar` tables key by key. None: no
+    /// registrar on this host.
+    pub registrar: Option<RegistrarSpec>,
+}
+
+/// The Docker registrar of one host, resolved (defaults filled in).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RegistrarSpec {
+    pub mode: RegistrarMode,
+    /// Published mode: the address registered. An IP address, `{{ bind_addr }}` or
+    /// `{{ address }}` (filled in per host when rendering); None: the host's bind address.
+    pub host_ip: Option<String>,
+    /// Internal mode: the Docker network whose container address is registered.
+    pub network: Option<String>,
+    /// Only containers attached to one of these networks (empty: all).
+    pub networks: Vec<String>,
+    /// Only containers that name their service.
+    pub explicit: bool,
+    /// Go duration of the full resync period (at least 1s).
+    pub resync: String,
+    /// Go duration; above zero: a gone container's services go into maintenance first.
+    pub drain: String,
+    /// Path of the Docker Engine API socket on the host.
+    pub docker_socket: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegistrarMode {
+    /// The host address and the published host port.
+    Published,
+    /// The container's address on a Docker network and the container port.
+    Internal,
+}
+
+impl RegistrarMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RegistrarMode::Published => "published",
+            RegistrarMode::Internal => "internal",
+        }
+    }
+}
+
+impl RegistrarSpec {
+    /// Every default: published mode on the bind address, every container, 30s resync, no drain.
+    pub fn defaults() -> RegistrarSpec {
+        RegistrarSpec {
+            mode: RegistrarMode::Published,
+            host_ip: None,
+            network: None,
+            networks: Vec::new(),
+            explicit: false,
+            resync: "30s".into(),
+            drain: "0s".into(),
+            docker_socket: "/var/run/docker.sock".into(),
+        }
+    }
 }
 
 /// How a host resolves names, and how the cluster's domain reaches the local agent.
@@ -310,6 +376,7 @@ impl Host {
             dns: None,
             services: Vec::new(),
             prepare: PrepareSpec::default(),
+            registrar: None,
         }
     }
 }

@@ -58,6 +58,13 @@ impl HostPlan {
         })
     }
 
+    /// The upload of `consulctl-host` (the registrar's binary), if any.
+    pub fn host_binary_action(&self) -> Option<&Action> {
+        self.actions
+            .iter()
+            .find(|a| matches!(a, Action::InstallHostBinary { .. }))
+    }
+
     pub fn dirs(&self) -> Vec<PathBuf> {
         self.actions
             .iter()
@@ -400,7 +407,9 @@ pub fn add_plumbing(plan: &mut HostPlan, p: &crate::plumbing::Plumbing, running:
     let mut back: Vec<Action> = Vec::new();
     for a in &p.actions {
         match a {
-            Action::InstallPackages { .. } | Action::DisableUnits { .. } => front.push(a.clone()),
+            Action::InstallPackages { .. }
+            | Action::DisableUnits { .. }
+            | Action::InstallHostBinary { .. } => front.push(a.clone()),
             _ => back.push(a.clone()),
         }
     }
@@ -603,6 +612,7 @@ mod tests {
                 }
                 Action::DisableUnits { units } => format!("disable:{}", units.join("+")),
                 Action::RestartHelper { service, .. } => format!("helper:{service}"),
+                Action::InstallHostBinary { .. } => "host_binary".into(),
                 Action::SetPeerDnsNo { files } => format!("peerdns:{}", files.len()),
                 Action::OwnDirs {
                     create_user,

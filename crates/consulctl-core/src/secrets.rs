@@ -113,12 +113,23 @@ impl Secrets {
 pub const ACL_MANAGEMENT_TOKEN: &str = "acl_management_token";
 /// Table of node -> { accessor, secret }: each agent's ACL token.
 pub const ACL_AGENT_TOKENS: &str = "acl_agent_tokens";
+/// Table of node -> { accessor, secret }: the token of each host's Docker registrar.
+pub const ACL_REGISTRAR_TOKENS: &str = "acl_registrar_tokens";
 
 impl Secrets {
     /// The agent tokens table (node -> (accessor, secret)).
     pub fn agent_tokens(&self) -> std::collections::BTreeMap<String, AgentToken> {
+        self.tokens(ACL_AGENT_TOKENS)
+    }
+
+    pub fn set_agent_token(&mut self, node: &str, token: &AgentToken) {
+        self.set_token(ACL_AGENT_TOKENS, node, token)
+    }
+
+    /// A table of node -> (accessor, secret) tokens.
+    pub fn tokens(&self, table: &str) -> std::collections::BTreeMap<String, AgentToken> {
         let mut out = std::collections::BTreeMap::new();
-        if let Some(t) = self.table.get(ACL_AGENT_TOKENS).and_then(|v| v.as_table()) {
+        if let Some(t) = self.table.get(table).and_then(|v| v.as_table()) {
             for (node, v) in t {
                 let acc = v.get("accessor").and_then(|x| x.as_str());
                 let sec = v.get("secret").and_then(|x| x.as_str());
@@ -136,10 +147,10 @@ impl Secrets {
         out
     }
 
-    pub fn set_agent_token(&mut self, node: &str, token: &AgentToken) {
+    pub fn set_token(&mut self, table: &str, node: &str, token: &AgentToken) {
         let entry = self
             .table
-            .entry(ACL_AGENT_TOKENS)
+            .entry(table)
             .or_insert_with(|| toml::Value::Table(toml::Table::new()));
         if !entry.is_table() {
             *entry = toml::Value::Table(toml::Table::new());
@@ -181,27 +192,41 @@ pub fn new_uuid() -> Result<String> {
 /// for every node (generated the first time a node is seen, before its agent ever starts, so
 /// that its config is written once). Tokens not in the file yet are kept unsaved (see the
 /// module docs) until [`persist_unsaved`].
-pub fn acl_tokens(inventory: &Path, nodes: &[String]) -> Result<AclTokens> {
+pub fn acl_tokens(
+    inventory: &Path,
+    nodes: &[String],
+    registrar_nodes: &[String],
+) -> Result<AclTokens> {
     let s = Secrets::load(inventory)?;
-    let mut agents = s.agent_tokens();
     let mut unsaved = unsaved_lock();
     let pending = unsaved_entry(&mut unsaved, inventory);
-    for (n, t) in pending.agent_tokens() {
-        agents.entry(n).or_insert(t);
-    }
-    for n in nodes {
-        if !agents.contains_key(n) {
-            let t = AgentToken {
-                accessor: new_uuid()?,
-                secret: Secret::new(new_uuid()?),
-            };
-            pending.set_agent_token(n, &t);
-            agents.insert(n.clone(), t);
+    let mut tables = Vec::new();
+    for (table, nodes) in [
+        (ACL_AGENT_TOKENS, nodes),
+        (ACL_REGISTRAR_TOKENS, registrar_nodes),
+    ] {
+        let mut tokens = s.tokens(table);
+        for (n, t) in pending.tokens(table) {
+            tokens.entry(n).or_insert(t);
         }
+        for n in nodes {
+            if !tokens.contains_key(n) {
+                let t = AgentToken {
+                    accessor: new_uuid()?,
+                    secret: Secret::new(new_uuid()?),
+                };
+                pending.set_token(table, n, &t);
+                tokens.insert(n.clone(), t);
+            }
+        }
+        tables.push(tokens);
     }
+    let registrars = tables.pop().unwrap_or_default();
+    let agents = tables.pop().unwrap_or_default();
     Ok(AclTokens {
         management: s.get(ACL_MANAGEMENT_TOKEN),
         agents,
+        registrars,
     })
 }
 
@@ -299,12 +324,14 @@ pub fn unsaved(inventory: &Path) -> Vec<String> {
         .map(|_| GOSSIP_KEY.into())
         .into_iter()
         .collect();
-    names.extend(
-        pending
-            .agent_tokens()
-            .into_keys()
-            .map(|n| format!("{ACL_AGENT_TOKENS}.{n}")),
-    );
+    for table in [ACL_AGENT_TOKENS, ACL_REGISTRAR_TOKENS] {
+        names.extend(
+            pending
+                .tokens(table)
+                .into_keys()
+                .map(|n| format!("{table}.{n}")),
+        );
+    }
     names
 }
 
@@ -325,11 +352,13 @@ pub fn persist_unsaved(inventory: &Path) -> Result<()> {
             changed = true;
             new_gossip_key = true;
         }
-        let kept = s.agent_tokens();
-        for (node, t) in pending.agent_tokens() {
-            if !kept.contains_key(&node) {
-                s.set_agent_token(&node, &t);
-                changed = true;
+        for table in [ACL_AGENT_TOKENS, ACL_REGISTRAR_TOKENS] {
+            let kept = s.tokens(table);
+            for (node, t) in pending.tokens(table) {
+                if !kept.contains_key(&node) {
+                    s.set_token(table, &node, &t);
+                    changed = true;
+                }
             }
         }
         if changed {
@@ -392,27 +421,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let inv = dir.path().join("prod.toml");
         let names = vec!["s1".to_string(), "c1".to_string()];
-        let a = acl_tokens(&inv, &names).unwrap();
+        let a = acl_tokens(&inv, &names, &[]).unwrap();
         assert!(a.management.is_none());
         assert_eq!(a.agents.len(), 2);
         let t = &a.agents["s1"];
         assert_eq!(t.accessor.len(), 36);
         assert_eq!(&t.accessor[14..15], "4");
         assert_ne!(t.accessor, t.secret.expose());
-        let b = acl_tokens(&inv, &["s1".to_string(), "c2".to_string()]).unwrap();
+        let b = acl_tokens(&inv, &["s1".to_string(), "c2".to_string()], &[]).unwrap();
         assert_eq!(b.agents["s1"], a.agents["s1"]);
         assert_eq!(b.agents.len(), 3, "c1 kept, c2 added");
         // Generated in memory: nothing written until persisted.
         assert!(!dir.path().join("prod.secrets.toml").exists());
         persist_unsaved(&inv).unwrap();
-        let b = acl_tokens(&inv, &["s1".to_string(), "c2".to_string()]).unwrap();
+        let b = acl_tokens(&inv, &["s1".to_string(), "c2".to_string()], &[]).unwrap();
         assert_eq!(
             b.agents,
-            acl_tokens(&inv, &names).unwrap().agents,
+            acl_tokens(&inv, &names, &[]).unwrap().agents,
             "all three written"
         );
         save_management_token(&inv, &Secret::new("m-1")).unwrap();
-        let c = acl_tokens(&inv, &names).unwrap();
+        let c = acl_tokens(&inv, &names, &[]).unwrap();
         assert_eq!(c.management, Some(Secret::new("m-1")));
         assert_eq!(c.agents["c1"], a.agents["c1"]);
         let mode = std::fs::metadata(dir.path().join("prod.secrets.toml"))
@@ -421,5 +450,31 @@ mod tests {
             .mode()
             & 0o777;
         assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn registrar_tokens_are_their_own_table_generated_once_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let inv = dir.path().join("prod.toml");
+        let names = vec!["s1".to_string(), "d1".to_string()];
+        let a = acl_tokens(&inv, &names, &["d1".to_string()]).unwrap();
+        assert_eq!(a.registrars.len(), 1);
+        let r = &a.registrars["d1"];
+        assert_ne!(r.accessor, a.agents["d1"].accessor, "not the agent's token");
+        assert_ne!(r.secret, a.agents["d1"].secret);
+        assert_eq!(
+            unsaved(&inv),
+            [
+                "acl_agent_tokens.d1",
+                "acl_agent_tokens.s1",
+                "acl_registrar_tokens.d1"
+            ]
+        );
+        persist_unsaved(&inv).unwrap();
+        let text = std::fs::read_to_string(dir.path().join("prod.secrets.toml")).unwrap();
+        assert!(text.contains("[acl_registrar_tokens.d1]"), "{text}");
+        let b = acl_tokens(&inv, &names, &["d1".to_string()]).unwrap();
+        assert_eq!(b.registrars["d1"], *r);
+        assert!(unsaved(&inv).is_empty());
     }
 }

@@ -46,6 +46,9 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Print `consulctl-host <version>` (consulctl's installer runs it to prove the uploaded
+    /// binary runs on the host)
+    Version,
 }
 
 /// Run the command line; returns the process exit code.
@@ -64,5 +67,9 @@ pub fn run() -> i32 {
             dry_run,
             check,
         } => registrar::main(&config, dry_run, check),
+        Command::Version => {
+            println!("consulctl-host {}", env!("CARGO_PKG_VERSION"));
+            0
+        }
     }
 }

@@ -38,8 +38,20 @@ pub(super) fn base64_decode(s: &str) -> Option<Vec<u8>> {
 }
 
 impl Ctx<'_> {
-    pub(super) fn resolve(&mut self, raw: raw::Inventory) -> Option<Cluster> {
+    pub(super) fn resolve(&mut self, mut raw: raw::Inventory) -> Option<Cluster> {
         let root = KeyPath::root();
+        // The registrar tables, checked once the hosts are known.
+        let registrar_tables = super::registrar::RegistrarTables {
+            top: raw.registrar.take(),
+            servers: raw.servers.as_mut().and_then(|r| r.registrar.take()),
+            clients: raw.clients.as_mut().and_then(|r| r.registrar.take()),
+            hosts: raw
+                .hosts
+                .iter_mut()
+                .flatten()
+                .map(|h| h.registrar.take())
+                .collect(),
+        };
 
         // [cluster]
         let kc = root.k("cluster");
@@ -217,7 +229,10 @@ impl Ctx<'_> {
 
         // [[services]], attached to the hosts their `on` selects.
         let services_ok = self.services(raw.services, &host_names, hosts.as_mut());
-        if !services_ok {
+        // [registrar], and the role and host registrar tables.
+        let (registrar_binary, registrar_ok) =
+            self.registrar(registrar_tables, &host_names, hosts.as_mut());
+        if !services_ok || !registrar_ok {
             return None;
         }
 
@@ -247,6 +262,7 @@ impl Ctx<'_> {
             tls_auto,
             acl,
             acl_tokens: Default::default(),
+            registrar_binary,
             hosts,
             warnings: std::mem::take(&mut self.warnings),
         })

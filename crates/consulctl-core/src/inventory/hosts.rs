@@ -262,6 +262,7 @@ impl Ctx<'_> {
                 dns,
                 services: Vec::new(),
                 prepare: resolve_prepare(&layers),
+                registrar: None,
             });
             if let (Some(host), Some(key)) = (out.last(), nameservers_key) {
                 dns_checks.push((host.name.clone(), key));

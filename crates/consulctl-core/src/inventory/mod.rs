@@ -26,7 +26,7 @@
 //! Layout: [`load`] and [`parse`] here; step 2 in `parsing` (into the structs of `raw`); the
 //! validation context and [`Diagnostic`] in `diagnostics`; step 3 in `cluster` (the whole
 //! inventory), `layers` (settings given cluster-wide, per role and per host, and how they
-//! merge), `hosts`, `dns` (the `dns` and `prepare` tables), `services`, and `validators` (single
+//! merge), `hosts`, `dns` (the `dns` and `prepare` tables), `services`, `registrar`, and `validators` (single
 //! values, by family). The submodules share the imports below through `use super::*`.
 
 use std::collections::HashMap;
@@ -54,6 +54,7 @@ mod hosts;
 mod layers;
 mod parsing;
 mod raw;
+mod registrar;
 mod services;
 #[cfg(test)]
 mod test_support;
@@ -88,9 +89,16 @@ pub fn load(path: &Path) -> Result<Cluster, Error> {
     }
     if cluster.acl {
         let names: Vec<String> = cluster.hosts.iter().map(|h| h.name.clone()).collect();
-        cluster.acl_tokens = crate::secrets::acl_tokens(path, &names).map_err(|e| {
-            Error::input(e.context(format!("{}: cluster.acl = true", path.display())))
-        })?;
+        let registrars: Vec<String> = cluster
+            .hosts
+            .iter()
+            .filter(|h| h.registrar.is_some())
+            .map(|h| h.name.clone())
+            .collect();
+        cluster.acl_tokens =
+            crate::secrets::acl_tokens(path, &names, &registrars).map_err(|e| {
+                Error::input(e.context(format!("{}: cluster.acl = true", path.display())))
+            })?;
     }
     Ok(cluster)
 }

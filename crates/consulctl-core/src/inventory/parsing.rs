@@ -5,8 +5,18 @@ use super::*;
 
 /// The top-level keys, for the hint when one of them ends up inside a table.
 pub(super) const TOP_LEVEL_KEYS: &[&str] = &[
-    "cluster", "consul", "ssh", "paths", "config", "dns", "prepare", "servers", "clients", "hosts",
+    "cluster",
+    "consul",
+    "ssh",
+    "paths",
+    "config",
+    "dns",
+    "prepare",
+    "servers",
+    "clients",
+    "hosts",
     "services",
+    "registrar",
 ];
 
 /// The key path of the key or value at exactly `span`.

@@ -19,6 +19,7 @@ pub struct Inventory {
     pub clients: Option<Role>,
     pub hosts: Option<Vec<Host>>,
     pub services: Option<Vec<Service>>,
+    pub registrar: Option<Registrar>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -93,6 +94,7 @@ pub struct Role {
     pub config: V,
     pub dns: Option<Dns>,
     pub prepare: Option<Prepare>,
+    pub registrar: Option<Registrar>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -111,6 +113,7 @@ pub struct Host {
     pub config: V,
     pub dns: Option<Dns>,
     pub prepare: Option<Prepare>,
+    pub registrar: Option<Registrar>,
 }
 
 /// `[dns]`, `[servers.dns]`/`[clients.dns]`, a host's `dns`.
@@ -158,4 +161,25 @@ pub struct Check {
     pub interval: V,
     pub timeout: V,
     pub deregister_critical_service_after: V,
+}
+
+/// `[registrar]`, and `registrar = { ... }` in a role table or on a host (`on` and `binary`
+/// only in `[registrar]`, `enabled` only in the others: checked by the validator).
+#[derive(Debug, Default, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table of Docker registrar settings"
+)]
+pub struct Registrar {
+    pub on: V,
+    pub mode: V,
+    pub host_ip: V,
+    pub network: V,
+    pub networks: V,
+    pub explicit: V,
+    pub resync: V,
+    pub drain: V,
+    pub docker_socket: V,
+    pub binary: V,
+    pub enabled: V,
 }

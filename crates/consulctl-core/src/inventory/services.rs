@@ -144,26 +144,7 @@ impl Ctx<'_> {
             return true;
         };
         let ks = KeyPath::root().k("services");
-        // The hosts as a cluster, for `Selector`; the other fields are not looked at.
-        let probe = hosts.as_ref().map(|hosts| Cluster {
-            inventory_path: self.path.to_path_buf(),
-            name: String::new(),
-            datacenter: String::new(),
-            domain: String::new(),
-            consul: ConsulSpec {
-                version: Version::new(0, 0, 0),
-                source: InstallSource::Package {
-                    manager: PackageManager::Auto,
-                },
-            },
-            encrypt: None,
-            encrypt_auto: false,
-            tls_auto: false,
-            acl: false,
-            acl_tokens: Default::default(),
-            hosts: hosts.to_vec(),
-            warnings: Vec::new(),
-        });
+        let probe = hosts.as_ref().map(|hosts| self.probe(hosts));
 
         let mut ok = true;
         // Per entry: the spec and which hosts (indices into `hosts`) it goes to.
@@ -198,7 +179,8 @@ impl Ctx<'_> {
                 Some(toml::Value::String(s)) => s.clone(),
                 _ => String::new(),
             };
-            let selected = self.select(&k.k("on"), &on_text, &on, &spec.name, probe);
+            let subject = format!("service {}", json_quote(&spec.name));
+            let selected = self.select(&k.k("on"), &on_text, &on, &subject, probe);
             resolved.push(Some((spec, selected)));
         }
         let Some(hosts) = hosts else {
@@ -761,14 +743,38 @@ impl Ctx<'_> {
         ok.then_some(terms)
     }
 
+    /// The hosts as a cluster, for `Selector`; the other fields are not looked at.
+    pub(super) fn probe(&self, hosts: &[Host]) -> Cluster {
+        Cluster {
+            inventory_path: self.path.to_path_buf(),
+            name: String::new(),
+            datacenter: String::new(),
+            domain: String::new(),
+            consul: ConsulSpec {
+                version: Version::new(0, 0, 0),
+                source: InstallSource::Package {
+                    manager: PackageManager::Auto,
+                },
+            },
+            encrypt: None,
+            encrypt_auto: false,
+            tls_auto: false,
+            acl: false,
+            acl_tokens: Default::default(),
+            registrar_binary: None,
+            hosts: hosts.to_vec(),
+            warnings: Vec::new(),
+        }
+    }
+
     /// Which hosts of `probe` a checked `on` selects (indices); warns about terms that match
-    /// no host.
+    /// no host. `subject`: what goes there, for the warning (`service "web"`).
     pub(super) fn select(
         &mut self,
         key: &KeyPath,
         on: &str,
         terms: &[OnTerm],
-        service: &str,
+        subject: &str,
         probe: &Cluster,
     ) -> Vec<usize> {
         let mut selected = vec![false; probe.hosts.len()];
@@ -805,7 +811,7 @@ impl Ctx<'_> {
             let outcome = if selected.iter().any(|s| *s) {
                 String::new()
             } else {
-                format!("; service {} is on no host", json_quote(service))
+                format!("; {subject} is on no host")
             };
             self.warn(format!(
                 "{key} ({line}) = {}: {terms} matches no host{outcome} (tags: {})",

@@ -731,6 +731,7 @@ pub async fn remove(args: &NodeRemoveArgs, debug_log: Option<&Path>) -> Result<(
         selected,
         templates,
         binary: None,
+        host_binary: None,
         debug_log,
         accept_new: args.cluster.accept_new_host_keys,
         allow_downgrade: false,

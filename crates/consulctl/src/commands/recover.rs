@@ -612,6 +612,7 @@ async fn setup(
         selected,
         templates,
         binary: None,
+        host_binary: None,
         debug_log,
         accept_new: args.cluster.accept_new_host_keys,
         allow_downgrade: false,

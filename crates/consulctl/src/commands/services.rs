@@ -334,6 +334,7 @@ mod tests {
             tls_auto: false,
             acl: false,
             acl_tokens: Default::default(),
+            registrar_binary: None,
             hosts: vec![],
             warnings: vec![],
         };

@@ -41,6 +41,21 @@ pub fn policy_rules(host: &Host) -> String {
     r
 }
 
+/// The policy of a host's Docker registrar token.
+pub fn registrar_policy_name(node: &str) -> String {
+    format!("consulctl-registrar-{node}")
+}
+
+/// The rules of a registrar's policy: it registers whatever services its containers name
+/// (`service_prefix ""` write), its own node check (node write), and reads its agent (the
+/// agent's services and checks); no KV, no ACL, no other node.
+pub fn registrar_policy_rules(node: &str) -> String {
+    format!(
+        "service_prefix \"\" {{\n  policy = \"write\"\n}}\nnode {node:?} {{\n  policy = \"write\"\n}}\n\
+         agent {node:?} {{\n  policy = \"read\"\n}}\n"
+    )
+}
+
 /// What the bootstrap answered.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Bootstrap {
@@ -202,9 +217,62 @@ pub fn agent_token_fixes(
     policy_answer: Result<Option<AclPolicy>, consul_api::Error>,
     token_answer: Result<Option<AclToken>, consul_api::Error>,
 ) -> Result<Vec<Fix>> {
-    let name = policy_name(&host.name);
-    let rules = policy_rules(host);
-    let description = format!("consulctl: agent of {}", host.name);
+    token_fixes(
+        &TokenSpec {
+            policy: policy_name(&host.name),
+            rules: policy_rules(host),
+            what: format!("agent of {}", host.name),
+            token_what: format!("agent token of {}", host.name),
+        },
+        accessor,
+        secret,
+        policy_answer,
+        token_answer,
+    )
+}
+
+/// [`agent_token_fixes`] for the token of a host's Docker registrar.
+pub fn registrar_token_fixes(
+    host: &Host,
+    accessor: &str,
+    secret: &Secret,
+    policy_answer: Result<Option<AclPolicy>, consul_api::Error>,
+    token_answer: Result<Option<AclToken>, consul_api::Error>,
+) -> Result<Vec<Fix>> {
+    token_fixes(
+        &TokenSpec {
+            policy: registrar_policy_name(&host.name),
+            rules: registrar_policy_rules(&host.name),
+            what: format!("Docker registrar of {}", host.name),
+            token_what: format!("registrar token of {}", host.name),
+        },
+        accessor,
+        secret,
+        policy_answer,
+        token_answer,
+    )
+}
+
+/// A token with one policy of its own.
+struct TokenSpec {
+    policy: String,
+    rules: String,
+    /// For the policy's description (`consulctl: <what>`).
+    what: String,
+    /// For the token's description and messages.
+    token_what: String,
+}
+
+fn token_fixes(
+    spec: &TokenSpec,
+    accessor: &str,
+    secret: &Secret,
+    policy_answer: Result<Option<AclPolicy>, consul_api::Error>,
+    token_answer: Result<Option<AclToken>, consul_api::Error>,
+) -> Result<Vec<Fix>> {
+    let name = spec.policy.clone();
+    let rules = spec.rules.clone();
+    let description = format!("consulctl: {}", spec.what);
     let mut out = Vec::new();
     match absent(policy_answer, &format!("reading policy {name}"))? {
         Some(p) => {
@@ -228,18 +296,18 @@ pub fn agent_token_fixes(
     let token = AclToken {
         accessor_id: accessor.to_string(),
         secret_id: secret.expose().to_string(),
-        description: format!("consulctl: agent token of {}", host.name),
+        description: format!("consulctl: {}", spec.token_what),
         policies: vec![AclPolicyLink::by_name(&name)],
         ..AclToken::default()
     };
-    let what = format!("reading the agent token of {}", host.name);
+    let what = format!("reading the {}", spec.token_what);
     match absent(token_answer, &what)? {
         Some(t) => {
             if t.secret_id != secret.expose() {
                 bail!(
-                    "ACL token {accessor} (agent of {}) exists with another secret than the \
+                    "ACL token {accessor} ({}) exists with another secret than the \
                      secrets file holds",
-                    host.name
+                    spec.token_what
                 );
             }
             if !t.policies.iter().any(|p| p.name == name) {
@@ -262,7 +330,8 @@ pub async fn ensure_agent_tokens(
     ensure_agent_tokens_with(&crate::remote::consul::client(conn, http), cluster).await
 }
 
-/// [`ensure_agent_tokens`] through a client.
+/// [`ensure_agent_tokens`] through a client. The tokens of the hosts' Docker registrars
+/// too (policy `consulctl-registrar-<node>`).
 pub async fn ensure_agent_tokens_with(client: &Client, cluster: &Cluster) -> Result<usize> {
     let mut reads = Vec::new();
     let mut hosts = Vec::new();
@@ -276,15 +345,32 @@ pub async fn ensure_agent_tokens_with(client: &Client, cluster: &Cluster) -> Res
         let token = api::token_read(&t.accessor);
         reads.push(policy.request.clone());
         reads.push(token.request.clone());
-        hosts.push((h, t, policy, token));
+        hosts.push((h, t, policy, token, false));
+    }
+    for h in cluster.hosts.iter().filter(|h| h.registrar.is_some()) {
+        let t = cluster
+            .acl_tokens
+            .registrars
+            .get(&h.name)
+            .ok_or_else(|| anyhow!("no registrar token for {} in the secrets file", h.name))?;
+        let policy = api::policy_read_by_name(&registrar_policy_name(&h.name));
+        let token = api::token_read(&t.accessor);
+        reads.push(policy.request.clone());
+        reads.push(token.request.clone());
+        hosts.push((h, t, policy, token, true));
     }
     let answers = client
         .send(reads)
         .await
         .map_err(|e| anyhow!("API requests failed: {}", e.message))?;
     let mut writes = Vec::new();
-    for (i, (h, t, policy, token)) in hosts.iter().enumerate() {
-        writes.extend(agent_token_fixes(
+    for (i, (h, t, policy, token, registrar)) in hosts.iter().enumerate() {
+        let fixes = if *registrar {
+            registrar_token_fixes
+        } else {
+            agent_token_fixes
+        };
+        writes.extend(fixes(
             h,
             &t.accessor,
             &t.secret,
@@ -579,6 +665,137 @@ source = { package = \"auto\" }\n\
             format!("{e:#}"),
             "PUT /v1/acl/policy: HTTP 403: Permission denied"
         );
+    }
+
+    #[test]
+    fn the_registrar_policy_writes_services_and_its_node_reads_its_agent_and_nothing_else() {
+        let r = registrar_policy_rules("docker-1");
+        assert_eq!(
+            r,
+            "service_prefix \"\" {\n  policy = \"write\"\n}\n\
+             node \"docker-1\" {\n  policy = \"write\"\n}\n\
+             agent \"docker-1\" {\n  policy = \"read\"\n}\n"
+        );
+        // Nothing else: no KV, no ACL, no other node, no prefix writes beyond services.
+        for word in [
+            "key",
+            "acl",
+            "node_prefix",
+            "agent_prefix",
+            "operator",
+            "keyring",
+        ] {
+            assert!(!r.contains(word), "{word} in {r}");
+        }
+        let body: hcl::Body = hcl::from_str(&r).unwrap();
+        assert_eq!(body.blocks().count(), 3);
+        assert_eq!(
+            registrar_policy_name("docker-1"),
+            "consulctl-registrar-docker-1"
+        );
+    }
+
+    #[test]
+    fn registrar_token_is_created_with_its_own_policy_and_kept_when_right() {
+        let h = host();
+        let s = Secret::new("reg-secret");
+        let fixes = registrar_token_fixes(
+            &h,
+            "reg-acc",
+            &s,
+            policy(404, "ACL not found"),
+            token(404, ""),
+        )
+        .unwrap();
+        assert_eq!(fixes.len(), 2);
+        let body: serde_json::Value =
+            serde_json::from_str(&fixes[0].call().request.body_text()).unwrap();
+        assert_eq!(body["Name"], "consulctl-registrar-web-1");
+        assert_eq!(body["Rules"], registrar_policy_rules("web-1"));
+        let body: serde_json::Value =
+            serde_json::from_str(&fixes[1].call().request.body_text()).unwrap();
+        assert_eq!(body["AccessorID"], "reg-acc");
+        assert_eq!(body["Policies"][0]["Name"], "consulctl-registrar-web-1");
+        let policy = json!({ "ID": "p9", "Name": "consulctl-registrar-web-1",
+                             "Rules": registrar_policy_rules("web-1") })
+        .to_string();
+        let token = json!({ "AccessorID": "reg-acc", "SecretID": "reg-secret",
+                            "Policies": [{ "ID": "p9", "Name": "consulctl-registrar-web-1" }] })
+        .to_string();
+        let fixes = registrar_token_fixes(
+            &h,
+            "reg-acc",
+            &s,
+            self::policy(200, &policy),
+            self::token(200, &token),
+        )
+        .unwrap();
+        assert!(fixes.is_empty(), "{fixes:?}");
+    }
+
+    #[test]
+    fn ensure_covers_the_registrar_tokens_in_the_same_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("consulctl-host"), "x").unwrap();
+        let text = "[cluster]\ndatacenter = \"dc1\"\nacl = true\n[consul]\nversion = \"1.8.7\"\n\
+source = { package = \"auto\" }\n\
+[[hosts]]\nname = \"s1\"\naddress = \"10.0.0.1\"\nrole = \"server\"\n\
+[registrar]\non = \"s1\"\nbinary = \"consulctl-host\"\n";
+        let mut cluster =
+            consulctl_core::inventory::parse(&dir.path().join("inv.toml"), text).unwrap();
+        let tok = |a: &str, s: &str| consulctl_core::model::AgentToken {
+            accessor: a.into(),
+            secret: Secret::new(s),
+        };
+        cluster
+            .acl_tokens
+            .agents
+            .insert("s1".into(), tok("acc-s1", "sec-s1"));
+        cluster
+            .acl_tokens
+            .registrars
+            .insert("s1".into(), tok("reg-s1", "rsec-s1"));
+        let fake = FakeTransport::new()
+            .on(
+                "GET",
+                "/v1/acl/policy/name/consulctl-agent-s1",
+                403,
+                "ACL not found",
+            )
+            .on("GET", "/v1/acl/token/acc-s1", 403, "ACL not found")
+            .on(
+                "GET",
+                "/v1/acl/policy/name/consulctl-registrar-s1",
+                403,
+                "ACL not found",
+            )
+            .on("GET", "/v1/acl/token/reg-s1", 403, "ACL not found")
+            .on("PUT", "/v1/acl/policy", 200, "{}")
+            .on("PUT", "/v1/acl/token", 200, "{}");
+        let n = block_on(ensure_agent_tokens_with(
+            &Client::new(fake.clone()),
+            &cluster,
+        ))
+        .unwrap();
+        assert_eq!(n, 4);
+        assert_eq!(fake.batches(), [4, 4]);
+        assert_eq!(
+            fake.sent()[4..],
+            [
+                "PUT /v1/acl/policy",
+                "PUT /v1/acl/policy",
+                "PUT /v1/acl/token",
+                "PUT /v1/acl/token"
+            ]
+        );
+        // Without its token in the secrets file: an error naming the host.
+        cluster.acl_tokens.registrars.clear();
+        let e = block_on(ensure_agent_tokens_with(
+            &Client::new(FakeTransport::new()),
+            &cluster,
+        ))
+        .unwrap_err();
+        assert!(format!("{e}").contains("no registrar token for s1"), "{e}");
     }
 
     #[tokio::test]

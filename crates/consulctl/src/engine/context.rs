@@ -23,7 +23,7 @@ use crate::remote::ssh::Connection;
 use consulctl_core::desired::DesiredFile;
 use consulctl_core::error::Error;
 use consulctl_core::facts::Facts;
-use consulctl_core::model::{BindAddr, Cluster, Host};
+use consulctl_core::model::{BindAddr, Cluster, Host, InstallSource};
 use consulctl_core::plan::HostPlan;
 use consulctl_core::selector::Selector;
 use consulctl_core::templates::Templates;
@@ -104,6 +104,9 @@ pub struct Prepared {
     pub selected: Vec<Host>,
     pub templates: Templates,
     pub binary: Option<PreparedBinary>,
+    /// `consulctl-host` for the hosts with a registrar (`[registrar] binary`), prepared like a
+    /// consul file source (cached with its compressed forms); None when no host has one.
+    pub host_binary: Option<PreparedBinary>,
     pub debug_log: PathBuf,
     pub accept_new: bool,
     pub allow_downgrade: bool,
@@ -152,11 +155,27 @@ pub async fn prepare(
             cluster.inventory_path.display()
         )))
     })?;
+    let host_binary = match &cluster.registrar_binary {
+        None => None,
+        Some(path) => {
+            let cache = source::cache_dir().map_err(Error::Input)?;
+            source::prepare_in(&InstallSource::File { path: path.clone() }, &cache)
+                .await
+                .map_err(|e| {
+                    Error::Input(e.context(format!(
+                        "{}: registrar.binary ({})",
+                        cluster.inventory_path.display(),
+                        path.display()
+                    )))
+                })?
+        }
+    };
     Ok(Prepared {
         cluster: Arc::new(cluster),
         selected,
         templates,
         binary,
+        host_binary,
         debug_log,
         accept_new: args.accept_new_host_keys,
         allow_downgrade: args.allow_downgrade,

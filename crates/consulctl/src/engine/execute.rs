@@ -84,6 +84,43 @@ pub async fn upload(
     Ok(())
 }
 
+/// Upload phase for the Docker registrar: install `consulctl-host` when the plan says so,
+/// compressed like the consul binary (zstd where the host has it, else gzip), through the same
+/// `remote/install-binary.sh` (verified by sha256 and by running `consulctl-host version`).
+pub async fn upload_host_binary(
+    conn: &Connection,
+    plan: &HostPlan,
+    facts: Option<&Facts>,
+    binary: Option<&PreparedBinary>,
+) -> Result<()> {
+    let Some(Action::InstallHostBinary { path, sha256, .. }) = plan.host_binary_action() else {
+        return Ok(());
+    };
+    let binary = binary.context("internal: no prepared consulctl-host binary for an upload")?;
+    let (file, format) = if facts.is_some_and(|f| f.has_command("zstd")) {
+        (&binary.zstd, "zstd")
+    } else {
+        (&binary.gzip, "gzip")
+    };
+    let data = tokio::fs::read(file)
+        .await
+        .with_context(|| format!("reading {}", file.display()))?;
+    let args = vec![
+        path_arg(path),
+        sha256.clone(),
+        "install".into(),
+        format.into(),
+    ];
+    conn.run_ok(
+        "install consulctl-host",
+        crate::remote::INSTALL_BINARY,
+        &args,
+        Some(&data),
+    )
+    .await?;
+    Ok(())
+}
+
 /// Configure phase: create dirs, stage + validate + install changed files. Returns the paths
 /// written. When `consul validate` rejects the config nothing live changes and the error
 /// carries Consul's message.
@@ -163,10 +200,13 @@ pub async fn configure(
                 service,
                 supervisor,
             } => {
+                // A unit consulctl writes itself (the registrar's) needs systemd to read it.
+                let own_unit = service == consulctl_core::managed_paths::REGISTRAR_SERVICE;
                 let args = vec![
                     service.clone(),
                     flag(*supervisor),
-                    consulctl_core::plumbing::DNSMASQ_PROGRAM.to_string(),
+                    consulctl_core::managed_paths::supervisor_program_name(service).to_string(),
+                    flag(own_unit),
                 ];
                 conn.run_ok(
                     &format!("restart {service}"),

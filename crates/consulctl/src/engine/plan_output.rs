@@ -97,6 +97,7 @@ pub fn cluster_secrets(cluster: &Cluster) -> Vec<String> {
             .acl_tokens
             .agents
             .values()
+            .chain(cluster.acl_tokens.registrars.values())
             .map(|t| t.secret.expose().to_string()),
     );
     s
@@ -114,6 +115,16 @@ fn file_entry(f: &DesiredFile, old: &str, secrets: &[String], marks: &mut Marks)
             secret: f.secret,
             diff: None,
             note: Some("TLS file changed (content not shown)".into()),
+        };
+    }
+    if f.secret && f.kind == FileKind::HelperConfig {
+        // A token file (the registrar's): nothing but the secret, whatever the host holds now.
+        return PlanFile {
+            path,
+            kind: f.kind,
+            secret: f.secret,
+            diff: None,
+            note: Some("secret file changed (content not shown)".into()),
         };
     }
     let old_r = marks.redact(old, secrets);
@@ -522,6 +533,29 @@ mod tests {
                 .count(),
             4,
             "{d}"
+        );
+    }
+
+    #[test]
+    fn the_registrar_token_file_is_never_diffed() {
+        let f = DesiredFile {
+            path: "/etc/consulctl/registrar.token".into(),
+            content: "new-registrar-secret\n".into(),
+            mode: 0o600,
+            kind: FileKind::HelperConfig,
+            secret: true,
+            owner: None,
+        };
+        let e = file_entry(&f, "an-old-unknown-secret\n", &[], &mut Marks::default());
+        assert!(e.diff.is_none());
+        assert_eq!(
+            e.note.as_deref(),
+            Some("secret file changed (content not shown)")
+        );
+        let shown = serde_json::to_string(&e).unwrap();
+        assert!(
+            !shown.contains("new-registrar") && !shown.contains("an-old"),
+            "{shown}"
         );
     }
 

@@ -1195,6 +1195,7 @@ mod tests {
             tls_auto: false,
             acl: false,
             acl_tokens: Default::default(),
+            registrar_binary: None,
             hosts,
             warnings: Vec::new(),
         };

@@ -148,8 +148,18 @@ fn plan_one(
     };
     let mut desired =
         agent_config::render_host(&p.templates, &ctx).context("rendering the configuration")?;
-    let plumbing = consulctl_core::plumbing::render(&p.cluster, host, facts, bind_addr)
+    let mut plumbing = consulctl_core::plumbing::render(&p.cluster, host, facts, bind_addr)
         .context("host plumbing (dns, services, prepare)")?;
+    let registrar = consulctl_core::registrar::render(
+        &p.cluster,
+        host,
+        facts,
+        bind_addr,
+        p.host_binary.as_ref().map(|b| b.sha256.as_str()),
+    )
+    .context("the Docker registrar")?;
+    plumbing.files.extend(registrar.files);
+    plumbing.actions.extend(registrar.actions);
     desired.extend(plumbing.files.iter().cloned());
     let binary = match (&p.cluster.consul.source, &p.binary) {
         (InstallSource::Package { manager }, _) => {
@@ -249,18 +259,41 @@ pub async fn lock_hosts(
 
 pub async fn upload(runs: &mut [HostRun], p: &Prepared, progress: &Progress) {
     let binary = p.binary.as_ref();
+    let host_binary = p.host_binary.as_ref();
     each_host(runs, p.concurrency, progress, "upload", |r| async move {
-        if matches!(
+        let consul = !matches!(
             r.plan.binary_action(),
             None | Some(consulctl_core::action::Action::InstallPackage { deferred: true, .. })
-        ) {
+        );
+        let registrar = r.plan.host_binary_action().is_some();
+        if !consul && !registrar {
             return;
         }
         let conn = r.conn.as_ref().expect("connected");
-        match crate::engine::execute::upload(conn, &r.host, &r.plan, r.facts.as_ref(), binary).await
-        {
-            Ok(()) => r.changed += 1,
-            Err(e) => r.fail("upload", &e),
+        if consul {
+            match crate::engine::execute::upload(conn, &r.host, &r.plan, r.facts.as_ref(), binary)
+                .await
+            {
+                Ok(()) => r.changed += 1,
+                Err(e) => {
+                    r.fail("upload", &e);
+                    r.mark();
+                    return;
+                }
+            }
+        }
+        if registrar {
+            match crate::engine::execute::upload_host_binary(
+                conn,
+                &r.plan,
+                r.facts.as_ref(),
+                host_binary,
+            )
+            .await
+            {
+                Ok(()) => r.changed += 1,
+                Err(e) => r.fail("upload", &e),
+            }
         }
         r.mark();
     })

@@ -1,10 +1,11 @@
 # (Re)start a helper service after its config changed, and check that it runs.
-# Args: 1=service (dnsmasq|systemd-resolved|NetworkManager), 2=under supervisord (0|1),
-#       3=supervisord program name.
+# Args: 1=service (dnsmasq|systemd-resolved|NetworkManager|consulctl-registrar),
+#       2=under supervisord (0|1), 3=supervisord program name,
+#       4=systemctl daemon-reload first (0|1; default 0: a unit file consulctl wrote changed).
 # systemd: `systemctl enable` + `restart` (NetworkManager: `reload`); supervisord: `reread`,
 # `update` (adds or changes the program) and `restart`. Exit 4 when it does not run afterwards.
 set -u
-svc=$1; sup=$2; prog=$3
+svc=$1; sup=$2; prog=$3; daemon_reload=${4:-0}
 if [ "$sup" = 1 ]; then
   supervisorctl reread >/dev/null 2>&1 || true
   supervisorctl update >/dev/null 2>&1 || true
@@ -22,6 +23,7 @@ if [ "$sup" = 1 ]; then
   tail -n 5 "/var/log/supervisor/$prog"*.log 2>/dev/null >&2 || true
   exit 4
 fi
+[ "$daemon_reload" = 1 ] && systemctl daemon-reload
 systemctl enable --quiet "$svc" 2>/dev/null || true
 if [ "$svc" = NetworkManager ]; then
   systemctl reload NetworkManager || systemctl restart NetworkManager
