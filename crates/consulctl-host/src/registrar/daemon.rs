@@ -226,7 +226,7 @@ impl Registrar {
         };
         let refresh_ttl = self
             .last_ttl_refresh
-            .is_none_or(|t| t.elapsed() >= self.config.resync);
+            .map_or(true, |t| t.elapsed() >= self.config.resync);
         let options = Options {
             node: self.config.settings.node.clone(),
             drain: self.config.drain,

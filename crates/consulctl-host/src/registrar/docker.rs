@@ -28,6 +28,9 @@ pub struct Docker {
     pub describe: String,
 }
 
+/// The event stream: events, or the error that broke it.
+pub type Events = Pin<Box<dyn Stream<Item = Result<Event, String>> + Send>>;
+
 /// Something happened to a container: re-read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
@@ -133,10 +136,7 @@ impl Docker {
     /// seconds; Docker replays the earlier ones it still has) on. The stream
     /// ends (or yields an error) when the connection breaks; the caller reconnects and
     /// resyncs, since events may have been missed.
-    pub fn events(
-        &self,
-        since: i64,
-    ) -> Result<Pin<Box<dyn Stream<Item = Result<Event, String>> + Send>>, String> {
+    pub fn events(&self, since: i64) -> Result<Events, String> {
         let api = bollard::Docker::connect_with_unix(
             &self.socket,
             STREAM_TIMEOUT,

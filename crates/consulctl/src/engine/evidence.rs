@@ -192,8 +192,7 @@ pub fn expected(cluster: &Cluster, binds: &BTreeMap<String, IpAddr>) -> Expected
                 role: h.role,
                 address: h.address.clone(),
                 bind: binds.get(&h.name).copied(),
-                // Set once the model carries the registrar (see inventory [registrar]).
-                registrar: false,
+                registrar: h.registrar.is_some(),
             })
             .collect(),
         encrypt_fingerprint: cluster
