@@ -228,7 +228,7 @@ fn containers_follow_docker_through_stops_pauses_a_killed_daemon_and_an_agent_re
         &[
             "sh",
             "-c",
-            "pkill -KILL -f 'consulctl-host registrar'; supervisorctl stop consulctl-registrar",
+            "pkill -KILL -f '[c]onsulctl-host registrar'; supervisorctl stop consulctl-registrar",
         ],
     );
     let new: Vec<App> = (4..=5)
@@ -425,7 +425,7 @@ fn a_hundred_containers_in_waves_converge_and_the_daemon_stays_small() {
             &[
                 "sh",
                 "-c",
-                "grep VmRSS /proc/$(pgrep -f 'consulctl-host registrar' | head -n1)/status | tr -dc 0-9",
+                "grep VmRSS /proc/$(pgrep -f '[c]onsulctl-host registrar' | head -n1)/status | tr -dc 0-9",
             ],
         )
         .success()
