@@ -28,10 +28,30 @@ fn add_registrar(lab: &Lab, extra: &str) {
     std::fs::write(lab.inventory(), text).unwrap();
 }
 
+/// The management token, when the lab's cluster has ACLs.
+fn management_token(lab: &Lab) -> Option<String> {
+    let text = std::fs::read_to_string(lab.inventory().with_extension("secrets.toml")).ok()?;
+    let t: toml::Table = toml::from_str(&text).ok()?;
+    t.get("acl_management_token")?.as_str().map(str::to_string)
+}
+
+/// A GET of the local agent's API on `host`, with the management token under ACLs.
+fn api(lab: &Lab, host: &str, path: &str) -> Value {
+    match management_token(lab) {
+        None => lab.api(host, path),
+        Some(token) => {
+            let url = format!("http://127.0.0.1:8500{path}");
+            let (code, body) = lab.consul_api_token(host, &url, &token, &[]);
+            assert_eq!(code, 200, "GET {path}: {body}");
+            serde_json::from_str(&body).unwrap()
+        }
+    }
+}
+
 /// `(service id, address, port, tags, aggregated status)` of every instance of `service`,
 /// through server1's agent.
 fn instances(lab: &Lab, service: &str) -> Vec<(String, String, u64, Vec<String>, String)> {
-    let entries = lab.api("server1", &format!("/v1/health/service/{service}"));
+    let entries = api(lab, "server1", &format!("/v1/health/service/{service}"));
     let mut out: Vec<_> = entries
         .as_array()
         .cloned()
@@ -67,7 +87,7 @@ fn instances(lab: &Lab, service: &str) -> Vec<(String, String, u64, Vec<String>,
 
 /// Service IDs of the registrar's registrations on client1's agent.
 fn registered_ids(lab: &Lab) -> BTreeSet<String> {
-    let services = lab.api("client1", "/v1/agent/services");
+    let services = api(lab, "client1", "/v1/agent/services");
     services
         .as_object()
         .map(|m| {
@@ -99,7 +119,7 @@ fn registrar_log(lab: &Lab) -> String {
 }
 
 fn self_check(lab: &Lab) -> Value {
-    lab.api("client1", "/v1/agent/checks")["consulctl-registrar"].clone()
+    api(lab, "client1", "/v1/agent/checks")["consulctl-registrar"].clone()
 }
 
 #[test]
@@ -293,8 +313,8 @@ fn containers_follow_docker_through_stops_pauses_a_killed_daemon_and_an_agent_re
 }
 
 #[test]
-fn labels_ignore_per_port_names_and_a_broken_interval() {
-    // client1 runs systemd here.
+fn labels_ignore_per_port_names_and_a_broken_interval_with_acls() {
+    // client1 runs systemd here; ACLs on: the registrar works with its own token.
     let lab = Lab::new("regconv")
         .servers(1)
         .clients(1)
@@ -302,8 +322,32 @@ fn labels_ignore_per_port_names_and_a_broken_interval() {
         .docker_hosts(&["client1"])
         .up();
     add_registrar(&lab, "");
+    let mut doc: toml_edit::DocumentMut = std::fs::read_to_string(lab.inventory())
+        .unwrap()
+        .parse()
+        .unwrap();
+    doc["cluster"]["acl"] = toml_edit::value(true);
+    std::fs::write(lab.inventory(), doc.to_string()).unwrap();
     let inv = lab.inventory_str();
     lab.consulctl(&["apply", "-i", inv]).success();
+    assert!(management_token(&lab).is_some());
+    // Its token may register services and nothing more: no KV, no ACL reads.
+    for (method, path) in [
+        ("PUT", "/v1/kv/registrar-probe"),
+        ("GET", "/v1/acl/policies"),
+    ] {
+        let script = format!(
+            "printf 'X-Consul-Token: %s\\n' \"$(cat /etc/consulctl/registrar.token)\" | \
+             curl -s -o /dev/null -w '%{{http_code}}' -H @- -X {method} --data x \
+             http://127.0.0.1:8500{path}"
+        );
+        let code = lab.exec("client1", &["sh", "-c", &script]).success();
+        assert_eq!(
+            code.out(),
+            "403",
+            "{method} {path} with the registrar's token"
+        );
+    }
 
     // Labels win over the environment.
     let labelled = lab
@@ -348,7 +392,7 @@ fn labels_ignore_per_port_names_and_a_broken_interval() {
     assert_eq!(instances(&lab, "alpha")[0].2, 8080);
     assert_eq!(instances(&lab, "beta")[0].2, 9090);
     assert_eq!(instances(&lab, "beta")[0].1, two.ip());
-    let checks = lab.api("server1", "/v1/health/checks/broken");
+    let checks = api(&lab, "server1", "/v1/health/checks/broken");
     assert!(
         checks.as_array().unwrap().is_empty(),
         "the broken container's HTTP check is dropped: {checks:#}"
