@@ -421,6 +421,12 @@ log ==> Starting Consul agent...\nend\n";
                 r#"{"Servers":[{"ID":"x","Node":"server1","Address":"10.0.0.1:8300","Leader":true,"Voter":true}]}"#,
             )
             .on("GET", "/v1/agent/members", 200, MEMBERS)
+            .on(
+                "GET",
+                "/v1/agent/checks",
+                200,
+                r#"{"consulctl-registrar":{"CheckID":"consulctl-registrar","Status":"warning","Output":"container web3: SERVICE_CHECK_INTERVAL"}}"#,
+            )
     }
 
     /// The sample script output with the answers of `agent`.
@@ -436,7 +442,13 @@ log ==> Starting Consul agent...\nend\n";
         assert_eq!(ev.api, AgentAnswers::default(), "the script reads no API");
         let fake = sample_agent();
         let ev = sample(fake.clone());
-        assert_eq!(fake.batches(), [3], "one round trip");
+        assert_eq!(fake.batches(), [4], "one round trip");
+        let registrar = ev
+            .api
+            .registrar_check
+            .as_ref()
+            .expect("the registrar's check");
+        assert_eq!(registrar.status, "warning");
         assert_eq!(ev.clock_ms, Some(1_700_000_000_123));
         assert_eq!(ev.agent_pid, Some(4242));
         assert_eq!(ev.init_state.as_deref(), Some("active"));
