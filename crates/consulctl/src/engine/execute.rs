@@ -35,28 +35,9 @@ pub async fn upload(
     match plan.binary_action() {
         Some(Action::InstallBinary { sha256, staged, .. }) => {
             let binary = binary.context("internal: no prepared binary for an upload")?;
-            let (file, format) = if facts.is_some_and(|f| f.has_command("zstd")) {
-                (&binary.zstd, "zstd")
-            } else {
-                (&binary.gzip, "gzip")
-            };
-            let data = tokio::fs::read(file)
-                .await
-                .with_context(|| format!("reading {}", file.display()))?;
             let mode = if *staged { "stage" } else { "install" };
-            let args = vec![
-                path_arg(&host.paths.binary),
-                sha256.clone(),
-                mode.into(),
-                format.into(),
-            ];
-            conn.run_ok(
-                "install binary",
-                crate::remote::INSTALL_BINARY,
-                &args,
-                Some(&data),
-            )
-            .await?;
+            let target = (host.paths.binary.as_path(), sha256.as_str(), mode);
+            install_binary(conn, "install binary", target, facts, binary).await?;
         }
         // A running agent's package is installed by the rolling restart, right before its turn.
         Some(Action::InstallPackage { deferred: true, .. }) => {}
@@ -97,6 +78,21 @@ pub async fn upload_host_binary(
         return Ok(());
     };
     let binary = binary.context("internal: no prepared consulctl-host binary for an upload")?;
+    let target = (path.as_path(), sha256.as_str(), "install");
+    install_binary(conn, "install consulctl-host", target, facts, binary).await
+}
+
+/// Send a prepared binary to `remote/install-binary.sh`: zstd-compressed to hosts whose facts
+/// list `zstd`, gzip to the others. `target` is (path on the host, sha256 of the raw binary,
+/// `install` or `stage`).
+async fn install_binary(
+    conn: &Connection,
+    what: &str,
+    target: (&Path, &str, &str),
+    facts: Option<&Facts>,
+    binary: &PreparedBinary,
+) -> Result<()> {
+    let (path, sha256, mode) = target;
     let (file, format) = if facts.is_some_and(|f| f.has_command("zstd")) {
         (&binary.zstd, "zstd")
     } else {
@@ -107,17 +103,12 @@ pub async fn upload_host_binary(
         .with_context(|| format!("reading {}", file.display()))?;
     let args = vec![
         path_arg(path),
-        sha256.clone(),
-        "install".into(),
+        sha256.to_string(),
+        mode.into(),
         format.into(),
     ];
-    conn.run_ok(
-        "install consulctl-host",
-        crate::remote::INSTALL_BINARY,
-        &args,
-        Some(&data),
-    )
-    .await?;
+    conn.run_ok(what, crate::remote::INSTALL_BINARY, &args, Some(&data))
+        .await?;
     Ok(())
 }
 
