@@ -178,3 +178,31 @@ mod tests {
         );
     }
 }
+
+/// One node with its services and checks, as `/v1/internal/ui/nodes` returns it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct NodeDump {
+    #[serde(rename = "ID")]
+    pub id: String,
+    pub node: String,
+    pub address: String,
+    pub datacenter: String,
+    #[serde(deserialize_with = "crate::de::null_default")]
+    pub tagged_addresses: BTreeMap<String, String>,
+    #[serde(deserialize_with = "crate::de::null_default")]
+    pub meta: BTreeMap<String, String>,
+    #[serde(deserialize_with = "crate::de::null_default")]
+    pub services: Vec<crate::agent::AgentService>,
+    #[serde(deserialize_with = "crate::de::null_default")]
+    pub checks: Vec<crate::check::HealthCheck>,
+}
+
+/// `GET /v1/internal/ui/nodes`: every node of the datacenter with its services and their
+/// checks, in one answer whose index moves when any node, service or check changes. It is the
+/// endpoint Consul's own web UI watches (present and unchanged in shape from 1.0 to 1.21); a
+/// blocking query on it is one query for the whole catalog, however many services there are.
+/// With ACLs, the token needs `node_prefix` and `service_prefix` read.
+pub fn node_dump() -> Call<Vec<NodeDump>> {
+    Call::json(Request::get("/v1/internal/ui/nodes"))
+}

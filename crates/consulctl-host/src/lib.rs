@@ -4,8 +4,10 @@
 //! Exit codes: 0 ok (a daemon stopped by SIGTERM/SIGINT), 1 a run-time failure, 2 bad
 //! configuration or usage.
 
+pub mod lb;
 pub mod log;
 pub mod registrar;
+pub mod selfcheck;
 
 use std::path::PathBuf;
 
@@ -46,6 +48,35 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Keep nginx or HAProxy equal to the passing instances in Consul's catalog (services
+    /// with the selector tag plus http, tcp or udp), validating before every reload
+    #[command(after_help = "Examples:\n  \
+        consulctl-host lb --config /etc/consulctl/lb.toml\n  \
+        consulctl-host lb --config /etc/consulctl/lb.toml --once --dry\n  \
+        consulctl-host lb --config /etc/consulctl/lb.toml --once --dry --only nginx-http\n\n\
+        The agent is reached as Consul's CLI reaches it: CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN_FILE, \
+        CONSUL_CACERT, ...")]
+    Lb {
+        /// The daemon's configuration file (TOML); `-` reads it from stdin
+        #[arg(long, default_value = "/etc/consulctl/lb.toml")]
+        config: PathBuf,
+        /// Read the catalog once, render, put the files in place and reload once, then exit
+        #[arg(long)]
+        once: bool,
+        /// With --once: print what would be written from the live catalog, write nothing
+        #[arg(long, requires = "once")]
+        dry: bool,
+        /// With --dry: print only this output (`nginx-http`, `nginx-stream`, `haproxy`, a
+        /// template's name, or a path), byte for byte as it would be written
+        #[arg(long, requires = "dry")]
+        only: Option<String>,
+        /// With --dry: print a unified diff against the files in place
+        #[arg(long, requires = "dry")]
+        diff: bool,
+        /// Only check the configuration file
+        #[arg(long, conflicts_with = "once")]
+        check: bool,
+    },
     /// Print `consulctl-host <version>` (consulctl's installer runs it to prove the uploaded
     /// binary runs on the host)
     Version,
@@ -67,6 +98,23 @@ pub fn run() -> i32 {
             dry_run,
             check,
         } => registrar::main(&config, dry_run, check),
+        Command::Lb {
+            config,
+            once,
+            dry,
+            only,
+            diff,
+            check,
+        } => lb::main(
+            &config,
+            lb::Mode {
+                check,
+                once,
+                dry,
+                only,
+                diff,
+            },
+        ),
         Command::Version => {
             println!("consulctl-host {}", env!("CARGO_PKG_VERSION"));
             0

@@ -21,7 +21,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use consul_api::agent::{self, CheckRegistration};
+use consul_api::agent;
 use consul_api::Client;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
@@ -32,6 +32,7 @@ use super::conventions::{services_for, DesiredService, Problem};
 use super::docker::Docker;
 use super::reconcile::{reconcile, Action, Current, Draining, Options};
 use crate::log;
+use crate::selfcheck::{Reported, SelfCheck};
 
 /// The node check that reports the registrar's own state.
 pub const SELF_CHECK_ID: &str = "consulctl-registrar";
@@ -372,46 +373,29 @@ impl Registrar {
     /// the agent had lost it (it restarted with an empty state: resync).
     async fn report(&mut self) -> bool {
         let (status, note) = self.self_status();
-        let note: String = note.chars().take(1000).collect();
-        let update = |status: &str| match status {
-            "passing" => agent::check_pass(SELF_CHECK_ID, Some(&note)),
-            "warning" => agent::check_warn(SELF_CHECK_ID, Some(&note)),
-            _ => agent::check_fail(SELF_CHECK_ID, Some(&note)),
+        let check = SelfCheck {
+            id: SELF_CHECK_ID,
+            name: SELF_CHECK_NAME.into(),
+            notes: "Updated by consulctl-host registrar; critical when it stops, cannot reach \
+                    Docker, or cannot reach this agent"
+                .into(),
+            ttl: SELF_CHECK_TTL,
         };
-        match self.consul.call(update(status)).await {
-            Ok(()) => {
+        match check.report(&self.consul, status, &note).await {
+            Reported::Updated => {
                 let was_down = std::mem::take(&mut self.agent_down);
                 if was_down {
                     log::info("the Consul agent answers again");
                 }
                 was_down
             }
-            Err(e) if matches!(e.status(), Some(404) | Some(500)) => {
-                // Unknown check: first start, or the agent lost its state.
-                let reg = CheckRegistration {
-                    id: SELF_CHECK_ID.into(),
-                    name: SELF_CHECK_NAME.into(),
-                    notes: "Updated by consulctl-host registrar; critical when it stops, \
-                            cannot reach Docker, or cannot reach this agent"
-                        .into(),
-                    ttl: SELF_CHECK_TTL.into(),
-                    ..CheckRegistration::default()
-                };
-                match self.consul.call(agent::check_register(&reg)).await {
-                    Ok(()) => {
-                        let _ = self.consul.call(update(status)).await;
-                        self.agent_down = false;
-                        true
-                    }
-                    Err(e) => {
-                        log::error(&format!("cannot register check {SELF_CHECK_ID}: {e}"));
-                        false
-                    }
-                }
+            Reported::Registered => {
+                self.agent_down = false;
+                true
             }
-            Err(e) => {
+            Reported::Failed(e) => {
                 if !self.agent_down {
-                    log::error(&format!("the Consul agent does not answer: {e}"));
+                    log::error(&e);
                 }
                 self.agent_down = true;
                 false

@@ -1,0 +1,349 @@
+//! Putting rendered files in place without ever leaving the load balancer broken:
+//! stage next to the live file, validate the staged file, swap atomically, test the whole
+//! configuration, reload, confirm that the new generation is served. Any failure puts the
+//! previous files back (the running process never saw the new ones, or refused them) and says
+//! which step failed with the tool's own message.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::config::{Config, Kind};
+use super::nginx::generation_path;
+use super::render::{Output, Rendered};
+
+/// The side effects beyond files: commands and the status server. Faked in tests.
+pub trait System: Send + Sync {
+    /// Run a command; `Err` carries what it printed and how it ended.
+    fn run(&self, argv: &[String]) -> Result<(), String>;
+    /// Whether `GET http://127.0.0.1:<port><path>` answers 200.
+    fn served(&self, port: u16, path: &str) -> bool;
+}
+
+/// Real commands and a real HTTP GET.
+pub struct RealSystem;
+
+impl System for RealSystem {
+    fn run(&self, argv: &[String]) -> Result<(), String> {
+        let Some((program, args)) = argv.split_first() else {
+            return Err("empty command".into());
+        };
+        let out = std::process::Command::new(program)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| format!("`{}`: cannot run: {e}", argv.join(" ")))?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let mut text = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if !stdout.trim().is_empty() {
+            if !text.is_empty() {
+                text.push('\n');
+            }
+            text.push_str(stdout.trim());
+        }
+        Err(format!("`{}` failed ({}): {}", argv.join(" "), out.status, text))
+    }
+
+    fn served(&self, port: u16, path: &str) -> bool {
+        http_status(port, path, Duration::from_secs(2)) == Some(200)
+    }
+}
+
+/// The status code of `GET <path>` on 127.0.0.1:<port> (HTTP/1.0, one request).
+pub fn http_status(port: u16, path: &str, timeout: Duration) -> Option<u16> {
+    use std::io::Read;
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut s = std::net::TcpStream::connect_timeout(&addr, timeout).ok()?;
+    s.set_read_timeout(Some(timeout)).ok()?;
+    s.set_write_timeout(Some(timeout)).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut buf = [0u8; 64];
+    let mut got = 0;
+    while got < 12 {
+        let n = s.read(&mut buf[got..]).ok()?;
+        if n == 0 {
+            break;
+        }
+        got += n;
+    }
+    let line = std::str::from_utf8(&buf[..got]).ok()?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The files already hold this render and it is served.
+    Unchanged,
+    /// New files are in place and served.
+    Applied { changed: Vec<PathBuf> },
+    /// Nothing changed on disk (the previous files are back); `step` failed with `message`.
+    Failed { step: String, message: String },
+}
+
+/// The file a staged render is written to: hidden, beside the live one (same file system,
+/// so the swap is a rename), and not matched by `*.conf` includes.
+pub fn staged_path(live: &Path) -> PathBuf {
+    let name = live
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    live.with_file_name(format!(".{name}.consulctl-staged"))
+}
+
+/// Write `content` to `path` atomically: a temporary file beside it, fsync, rename.
+fn write_atomic(path: &Path, content: &[u8], mode: Option<u32>) -> Result<(), String> {
+    let tmp = path.with_file_name(format!(
+        ".{}.consulctl-tmp",
+        path.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(content)?;
+        f.sync_all()?;
+        drop(f);
+        if let Some(m) = mode {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(m))?;
+        }
+        std::fs::rename(&tmp, path)
+    })();
+    result.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        format!("{}: cannot write: {e}", path.display())
+    })
+}
+
+fn mode_of(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .ok()
+        .map(|m| m.permissions().mode() & 0o7777)
+}
+
+/// A swapped file and what was there before (None: nothing).
+struct Swapped {
+    path: PathBuf,
+    before: Option<Vec<u8>>,
+    mode: Option<u32>,
+}
+
+/// The validate command of an output, `{staged}` replaced.
+fn with_staged(argv: &[String], staged: &Path) -> Vec<String> {
+    argv.iter()
+        .map(|a| a.replace("{staged}", &staged.to_string_lossy()))
+        .collect()
+}
+
+/// Puts renders in place for one configuration.
+pub struct Syncer {
+    config: Config,
+    system: Box<dyn System>,
+    /// How long a reload has to show its generation.
+    pub confirm_timeout: Duration,
+}
+
+impl Syncer {
+    pub fn new(config: Config, system: Box<dyn System>) -> Self {
+        Syncer {
+            config,
+            system,
+            confirm_timeout: Duration::from_secs(10),
+        }
+    }
+
+    fn kind_test(&self) -> Option<&[String]> {
+        match self.config.kind {
+            Kind::Nginx => Some(&self.config.nginx.test),
+            Kind::Haproxy => Some(&self.config.haproxy.test),
+            Kind::None => None,
+        }
+    }
+
+    fn kind_reload(&self) -> Option<&[String]> {
+        match self.config.kind {
+            Kind::Nginx => Some(&self.config.nginx.reload),
+            Kind::Haproxy => Some(&self.config.haproxy.reload),
+            Kind::None => None,
+        }
+    }
+
+    /// The staged validation of an output: its own, or for HAProxy's whole file the kind's
+    /// test with the staged file in place of the live one.
+    fn validation(&self, o: &Output) -> Vec<String> {
+        if self.config.kind == Kind::Haproxy && o.path == self.config.haproxy.config {
+            let live = self.config.haproxy.config.to_string_lossy().to_string();
+            return self
+                .config
+                .haproxy
+                .test
+                .iter()
+                .map(|a| if *a == live { "{staged}".to_string() } else { a.clone() })
+                .collect();
+        }
+        o.validate.clone()
+    }
+
+    /// Keep a copy of a render that failed where the operator can read it.
+    fn keep_failed(&self, o: &Output) {
+        let dir = self.config.state_dir.join("failed");
+        if std::fs::create_dir_all(&dir).is_ok() {
+            let _ = std::fs::write(dir.join(&o.name), &o.content);
+        }
+    }
+
+    fn rollback(&self, swapped: &[Swapped]) -> Vec<String> {
+        let mut errors = Vec::new();
+        for s in swapped.iter().rev() {
+            let r = match &s.before {
+                Some(b) => write_atomic(&s.path, b, s.mode),
+                None => std::fs::remove_file(&s.path)
+                    .map_err(|e| format!("{}: cannot remove: {e}", s.path.display())),
+            };
+            if let Err(e) = r {
+                errors.push(e);
+            }
+        }
+        errors
+    }
+
+    fn fail(&self, swapped: &[Swapped], step: &str, message: String) -> Outcome {
+        let errors = self.rollback(swapped);
+        let message = if errors.is_empty() {
+            message
+        } else {
+            format!(
+                "{message}; putting the previous files back failed too: {}",
+                errors.join("; ")
+            )
+        };
+        Outcome::Failed {
+            step: step.into(),
+            message,
+        }
+    }
+
+    /// One attempt.
+    pub fn sync(&self, rendered: &Rendered) -> Outcome {
+        let changed: Vec<&Output> = rendered
+            .outputs
+            .iter()
+            .filter(|o| std::fs::read(&o.path).ok().as_deref() != Some(o.content.as_bytes()))
+            .collect();
+        let gen_path = generation_path(&rendered.generation);
+        let confirm = self.config.kind != Kind::None;
+        if changed.is_empty()
+            && (!confirm || self.system.served(self.config.status_port, &gen_path))
+        {
+            return Outcome::Unchanged;
+        }
+        // Stage and validate every changed file before any live file is touched.
+        let mut staged = Vec::new();
+        for o in &changed {
+            let s = staged_path(&o.path);
+            if let Some(dir) = o.path.parent() {
+                if let Err(e) = std::fs::create_dir_all(dir) {
+                    return self.fail(&[], "stage", format!("{}: {e}", dir.display()));
+                }
+            }
+            if let Err(e) = write_atomic(&s, o.content.as_bytes(), Some(0o644)) {
+                cleanup(&staged);
+                return self.fail(&[], "stage", e);
+            }
+            staged.push(s.clone());
+            let validate = self.validation(o);
+            if !validate.is_empty() {
+                if let Err(e) = self.system.run(&with_staged(&validate, &s)) {
+                    cleanup(&staged);
+                    self.keep_failed(o);
+                    return self.fail(&[], &format!("validate {}", o.name), e);
+                }
+            }
+        }
+        // Swap.
+        let mut swapped = Vec::new();
+        for (o, s) in changed.iter().zip(&staged) {
+            let before = std::fs::read(&o.path).ok();
+            let mode = mode_of(&o.path);
+            if let Some(m) = mode {
+                use std::os::unix::fs::PermissionsExt;
+                let _ = std::fs::set_permissions(s, std::fs::Permissions::from_mode(m));
+            }
+            if let Err(e) = std::fs::rename(s, &o.path) {
+                cleanup(&staged);
+                return self.fail(
+                    &swapped,
+                    "swap",
+                    format!("{} -> {}: {e}", s.display(), o.path.display()),
+                );
+            }
+            swapped.push(Swapped {
+                path: o.path.clone(),
+                before,
+                mode,
+            });
+        }
+        // The whole configuration, as the running process would read it.
+        if !changed.is_empty() {
+            if let Some(test) = self.kind_test() {
+                if let Err(e) = self.system.run(test) {
+                    for o in &changed {
+                        self.keep_failed(o);
+                    }
+                    return self.fail(&swapped, "test", e);
+                }
+            }
+        }
+        // Reload: the built-in kind once, then each template's own command (once each).
+        let mut reloads: Vec<Vec<String>> = Vec::new();
+        if let Some(r) = self.kind_reload() {
+            reloads.push(r.to_vec());
+        }
+        for o in &changed {
+            if !o.reload.is_empty() && !reloads.contains(&o.reload) {
+                reloads.push(o.reload.clone());
+            }
+        }
+        for r in &reloads {
+            if let Err(e) = self.system.run(r) {
+                return self.fail(&swapped, "reload", e);
+            }
+        }
+        if confirm {
+            let start = Instant::now();
+            while !self.system.served(self.config.status_port, &gen_path) {
+                if start.elapsed() >= self.confirm_timeout {
+                    let reload = self.kind_reload().map(|r| r.join(" ")).unwrap_or_default();
+                    return self.fail(
+                        &swapped,
+                        "confirm",
+                        format!(
+                            "{} did not serve generation {} within {}s of `{reload}` (it keeps its \
+                             previous configuration; its error log says why, e.g. a port in use)",
+                            self.config.kind.as_str(),
+                            rendered.generation,
+                            self.confirm_timeout.as_secs()
+                        ),
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        Outcome::Applied {
+            changed: changed.iter().map(|o| o.path.clone()).collect(),
+        }
+    }
+}
+
+fn cleanup(staged: &[PathBuf]) {
+    for s in staged {
+        let _ = std::fs::remove_file(s);
+    }
+}
