@@ -57,7 +57,14 @@ fn only_tagged_passing_instances_are_routed_and_health_includes_the_node() {
 fn bad_instances_are_left_out_with_a_reason_and_the_rest_is_routed() {
     let dump = Catalog::new()
         .node("app1", "10.0.0.11")
-        .instance_at("app1", "web", "10.0.0.11;evil", 8080, &["http", "upyun"], "passing")
+        .instance_at(
+            "app1",
+            "web",
+            "10.0.0.11;evil",
+            8080,
+            &["http", "upyun"],
+            "passing",
+        )
         .instance("app1", "web", 8080, &["http", "upyun"], "passing")
         .instance("app1", "noport", 0, &["http", "upyun"], "passing")
         .instance("app1", "plain", 80, &["upyun"], "passing")
@@ -67,16 +74,24 @@ fn bad_instances_are_left_out_with_a_reason_and_the_rest_is_routed() {
     let web = v.services.iter().find(|s| s.name == "web").unwrap();
     assert_eq!(web.instances.len(), 1);
     let problems = v.problems.join("\n");
-    assert!(problems.contains("\"10.0.0.11;evil\" is no IP address"), "{problems}");
+    assert!(
+        problems.contains("\"10.0.0.11;evil\" is no IP address"),
+        "{problems}"
+    );
     assert!(problems.contains("service noport: instance"), "{problems}");
-    assert!(problems.contains("service plain: tagged upyun but not http, tcp or udp"), "{problems}");
+    assert!(
+        problems.contains("service plain: tagged upyun but not http, tcp or udp"),
+        "{problems}"
+    );
     let r = render(&v, &c).unwrap();
     assert!(!content(&r, "nginx-http").contains("evil"));
 }
 
 #[test]
 fn an_empty_catalog_or_one_without_this_node_is_not_trusted() {
-    assert!(trustworthy(&[], "lb1").unwrap_err().contains("empty catalog"));
+    assert!(trustworthy(&[], "lb1")
+        .unwrap_err()
+        .contains("empty catalog"));
     let other = Catalog::new().node("app1", "10.0.0.11").dump();
     assert!(trustworthy(&other, "lb1").is_ok());
     let err = trustworthy(&other[1..], "lb1").unwrap_err();
@@ -96,8 +111,14 @@ fn port_clashes_leave_the_later_service_out() {
     let c = config("");
     let r = render(&build(&dump, &c), &c).unwrap();
     let p = r.problems.join("\n");
-    assert!(p.contains("service beta (tcp): port 9000 is taken by alpha (http)"), "{p}");
-    assert!(p.contains("service status: port 18900 is the status port"), "{p}");
+    assert!(
+        p.contains("service beta (tcp): port 9000 is taken by alpha (http)"),
+        "{p}"
+    );
+    assert!(
+        p.contains("service status: port 18900 is the status port"),
+        "{p}"
+    );
     let http = content(&r, "nginx-http");
     assert!(http.contains("server_name alpha;") && http.contains("server_name gamma;"));
     assert!(content(&r, "nginx-stream").contains("listen 9000 udp;"));
@@ -105,8 +126,12 @@ fn port_clashes_leave_the_later_service_out() {
     // HAProxy: udp is said to be unsupported.
     let c = config("kind = \"haproxy\"");
     let r = render(&build(&dump, &c), &c).unwrap();
-    assert!(r.problems.join("\n").contains("service delta: tagged udp, which HAProxy does not proxy"));
-    assert!(content(&r, "haproxy").contains("use_backend gamma_http if { hdr(host),field(1,:) -i gamma }"));
+    assert!(r
+        .problems
+        .join("\n")
+        .contains("service delta: tagged udp, which HAProxy does not proxy"));
+    assert!(content(&r, "haproxy")
+        .contains("use_backend gamma_http if { hdr(host),field(1,:) -i gamma }"));
 }
 
 #[test]
@@ -115,9 +140,15 @@ fn ports_from_the_inventory_win_and_the_generation_follows_the_content() {
     assert!(content(&a, "nginx-http").contains("listen 80;\n    server_name web;"));
     let b = rendered("");
     assert_ne!(a.generation, b.generation);
-    assert_eq!(b.generation, rendered("").generation, "same input, same generation");
-    assert!(content(&b, "nginx-http")
-        .contains(&format!("location = /consulctl/generation/{} {{", b.generation)));
+    assert_eq!(
+        b.generation,
+        rendered("").generation,
+        "same input, same generation"
+    );
+    assert!(content(&b, "nginx-http").contains(&format!(
+        "location = /consulctl/generation/{} {{",
+        b.generation
+    )));
     assert!(!content(&b, "nginx-http").contains("@@"));
 }
 
@@ -127,7 +158,10 @@ fn nginx_golden() {
     insta::assert_snapshot!("nginx_http", content(&r, "nginx-http"));
     insta::assert_snapshot!("nginx_stream", content(&r, "nginx-stream"));
     let inner = rendered("[nginx]\nstream_block = false\n[balance]\nmethod = \"ip_hash\"");
-    insta::assert_snapshot!("nginx_stream_inner_ip_hash", content(&inner, "nginx-stream"));
+    insta::assert_snapshot!(
+        "nginx_stream_inner_ip_hash",
+        content(&inner, "nginx-stream")
+    );
 }
 
 #[test]
@@ -231,27 +265,47 @@ fn nginx_accepts_what_is_rendered_including_services_without_passing_instances()
     ] {
         let r = rendered(extra);
         let block = !extra.contains("stream_block = false");
-        nginx_test(dir.path(), &content(&r, "nginx-http"), &content(&r, "nginx-stream"), block)
-            .unwrap_or_else(|e| panic!("{extra:?}: nginx -t: {e}"));
+        nginx_test(
+            dir.path(),
+            &content(&r, "nginx-http"),
+            &content(&r, "nginx-stream"),
+            block,
+        )
+        .unwrap_or_else(|e| panic!("{extra:?}: nginx -t: {e}"));
     }
     // A catalog with no tagged service still validates (no stream block at all).
     let c = config("");
     let r = render(&build(&Catalog::new().dump(), &c), &c).unwrap();
-    nginx_test(dir.path(), &content(&r, "nginx-http"), &content(&r, "nginx-stream"), true).unwrap();
+    nginx_test(
+        dir.path(),
+        &content(&r, "nginx-http"),
+        &content(&r, "nginx-stream"),
+        true,
+    )
+    .unwrap();
     // And the check can fail: a broken file is refused with nginx's message.
     let err = nginx_test(dir.path(), "bogus_directive on;\n", "", true).unwrap_err();
-    assert!(err.contains("unknown directive \"bogus_directive\""), "{err}");
+    assert!(
+        err.contains("unknown directive \"bogus_directive\""),
+        "{err}"
+    );
 }
 
 #[test]
 fn haproxy_accepts_what_is_rendered() {
-    let Some(haproxy) = tool("haproxy") else { return };
+    let Some(haproxy) = tool("haproxy") else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     for extra in ["", "[balance]\nmethod = \"ip_hash\"\nmaxconn = 5"] {
         let r = rendered(&format!("kind = \"haproxy\"\n{extra}"));
         let cfg = dir.path().join("haproxy.cfg");
         std::fs::write(&cfg, content(&r, "haproxy")).unwrap();
-        let out = Command::new(&haproxy).args(["-c", "-f"]).arg(&cfg).output().unwrap();
+        let out = Command::new(&haproxy)
+            .args(["-c", "-f"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
         assert!(
             out.status.success(),
             "{extra:?}: haproxy -c: {}{}",

@@ -362,7 +362,10 @@ impl Config {
                 ));
             }
             if let Err(e) = tera::Tera::default().add_raw_template(&t.name, &t.text) {
-                return Err(format!("{key}.text: not a valid template: {}", error_chain(&e)));
+                return Err(format!(
+                    "{key}.text: not a valid template: {}",
+                    error_chain(&e)
+                ));
             }
             templates.push(Template {
                 name: t.name,
@@ -432,7 +435,11 @@ mod tests {
         assert_eq!(c.tag, "upyun");
         assert_eq!(c.balance.method, Method::LeastConn);
         assert_eq!(
-            (c.balance.max_fails, c.balance.fail_timeout, c.balance.weight),
+            (
+                c.balance.max_fails,
+                c.balance.fail_timeout,
+                c.balance.weight
+            ),
             (3, Duration::from_secs(60), 1)
         );
         assert_eq!(

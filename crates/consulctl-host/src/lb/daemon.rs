@@ -121,9 +121,8 @@ impl Daemon {
     /// Take an answer: keep it when it can be trusted; says whether it was taken.
     fn take(&mut self, dump: Vec<NodeDump>, known_leader: Option<bool>) -> bool {
         if known_leader == Some(false) {
-            self.consul_problem = Some(
-                "the cluster has no leader: keeping the last known instances".into(),
-            );
+            self.consul_problem =
+                Some("the cluster has no leader: keeping the last known instances".into());
             return false;
         }
         match trustworthy(&dump, &self.config.node) {
@@ -244,7 +243,10 @@ impl Daemon {
     fn status(&self) -> (&'static str, String) {
         let kind = self.config.kind.as_str();
         if let Some(e) = &self.error {
-            return ("critical", format!("{e} (the last good configuration keeps serving)"));
+            return (
+                "critical",
+                format!("{e} (the last good configuration keeps serving)"),
+            );
         }
         let serving = match &self.serving {
             Some(s) => format!(

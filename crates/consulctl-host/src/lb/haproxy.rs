@@ -85,7 +85,11 @@ pub fn render(view: &View, listeners: &[Listener<'_>], config: &Config) -> Outpu
         path = generation_path(GENERATION),
     );
     for l in listeners {
-        let mode = if l.proto == Proto::Http { "http" } else { "tcp" };
+        let mode = if l.proto == Proto::Http {
+            "http"
+        } else {
+            "tcp"
+        };
         let _ = writeln!(out, "frontend {}_{}", l.proto.as_str(), l.port);
         let _ = writeln!(out, "    mode {mode}");
         let _ = writeln!(out, "    bind :{}", l.port);

@@ -139,7 +139,11 @@ pub fn render(view: &View, listeners: &[Listener<'_>], config: &Config) -> Vec<O
             if l.proto == Proto::Udp {
                 body.push_str("    proxy_timeout 3s;\n");
             }
-            let _ = write!(body, "    proxy_next_upstream_tries {};\n}}\n\n", b.retries + 1);
+            let _ = write!(
+                body,
+                "    proxy_next_upstream_tries {};\n}}\n\n",
+                b.retries + 1
+            );
         }
         for line in body.lines() {
             if line.is_empty() {

@@ -85,9 +85,9 @@ pub fn listeners<'a>(
                 ));
                 continue;
             }
-            let clash = out.iter_mut().find(|l| {
-                l.port == s.listen && ((l.proto == Proto::Udp) == (proto == Proto::Udp))
-            });
+            let clash = out
+                .iter_mut()
+                .find(|l| l.port == s.listen && ((l.proto == Proto::Udp) == (proto == Proto::Udp)));
             match clash {
                 Some(l) if l.proto == Proto::Http && proto == Proto::Http => l.services.push(s),
                 Some(l) => problems.push(format!(

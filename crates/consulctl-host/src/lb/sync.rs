@@ -44,7 +44,12 @@ impl System for RealSystem {
             }
             text.push_str(stdout.trim());
         }
-        Err(format!("`{}` failed ({}): {}", argv.join(" "), out.status, text))
+        Err(format!(
+            "`{}` failed ({}): {}",
+            argv.join(" "),
+            out.status,
+            text
+        ))
     }
 
     fn served(&self, port: u16, path: &str) -> bool {
@@ -185,7 +190,13 @@ impl Syncer {
                 .haproxy
                 .test
                 .iter()
-                .map(|a| if *a == live { "{staged}".to_string() } else { a.clone() })
+                .map(|a| {
+                    if *a == live {
+                        "{staged}".to_string()
+                    } else {
+                        a.clone()
+                    }
+                })
                 .collect();
         }
         o.validate.clone()

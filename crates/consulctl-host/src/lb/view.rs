@@ -134,16 +134,19 @@ pub fn build(dump: &[NodeDump], config: &Config) -> View {
             let mut tags = s.tags.clone();
             tags.sort();
             tags.dedup();
-            by_name.entry(s.service.clone()).or_default().push(Instance {
-                node: node.node.clone(),
-                id: s.id.clone(),
-                address,
-                port: s.port,
-                tags,
-                meta: s.meta.clone(),
-                health,
-                node_address: node.address.clone(),
-            });
+            by_name
+                .entry(s.service.clone())
+                .or_default()
+                .push(Instance {
+                    node: node.node.clone(),
+                    id: s.id.clone(),
+                    address,
+                    port: s.port,
+                    tags,
+                    meta: s.meta.clone(),
+                    health,
+                    node_address: node.address.clone(),
+                });
         }
     }
     let mut services = Vec::new();

@@ -107,7 +107,14 @@ pub fn seed_catalog() -> Catalog {
         .node("app2", "10.0.0.12")
         .instance("app1", "web", 8080, &["http", "upyun"], "passing")
         .instance("app2", "web", 8080, &["http", "upyun"], "passing")
-        .instance_at("app2", "web", "10.0.1.7", 8080, &["http", "upyun"], "critical")
+        .instance_at(
+            "app2",
+            "web",
+            "10.0.1.7",
+            8080,
+            &["http", "upyun"],
+            "critical",
+        )
         .instance("app1", "api", 9000, &["http", "upyun"], "critical")
         .instance("app1", "redis", 6379, &["tcp", "upyun"], "passing")
         .instance("app2", "dns", 8600, &["tcp", "udp", "upyun"], "passing")
