@@ -8,6 +8,11 @@ systemctl disable supervisor.service
 # DNS plumbing is consulctl's job: dnsmasq and systemd-resolved are installed (base image) but
 # disabled, so neither starts at boot until consulctl enables it.
 systemctl disable dnsmasq.service systemd-resolved.service
+# Load balancers are consulctl's job too: nginx (with the stream module) and haproxy are
+# installed (base image) but disabled; `consulctl apply` enables them where the inventory asks.
+systemctl disable nginx.service haproxy.service
+install -d -m 0755 /etc/systemd/system/haproxy.service.d
+install -m 0644 /tmp/consulctl-lab/haproxy-lab.conf /etc/systemd/system/haproxy.service.d/00-consulctl-lab.conf
 install -d -m 0755 /etc/systemd/resolved.conf.d
 install -m 0644 /tmp/consulctl-lab/resolved-lab.conf /etc/systemd/resolved.conf.d/00-consulctl-lab.conf
 # Resolved mode (`consulctl lab up --resolved-hosts`): the units are enabled here but run only

@@ -20,6 +20,10 @@
 //!   machine's Docker socket is mounted at `/var/run/docker.sock` (they see every container of
 //!   the machine; no Docker CLI inside, `curl --unix-socket` works) and the inventory tags them
 //!   `docker`;
+//! - load-balancer flavour: every image has Debian's `nginx` (with `libnginx-mod-stream`) and
+//!   `haproxy`, installed but never started by the lab (the systemd image disables both units,
+//!   the supervisord image has no program for them; a drop-in lets haproxy.service start in an
+//!   unprivileged container); `consulctl apply` starts them where the inventory asks. `--lb-hosts` tags hosts `lb` in the inventory (nothing else differs);
 //! - app containers (`apps`: [`run_app`], [`app_action`]) are test applications on the lab's
 //!   network, from a tiny locally built busybox image; `lab down` removes them with the hosts.
 
@@ -50,6 +54,8 @@ pub const LAB_LABEL: &str = "consulctl.lab";
 pub const HOST_LABEL: &str = "consulctl.lab.host";
 /// The Docker label of a lab Docker host's container (`consulctl.lab.docker=1`).
 pub const DOCKER_HOST_LABEL: &str = "consulctl.lab.docker";
+/// The Docker label of a lab LB host's container (`consulctl.lab.lb=1`).
+pub const LB_HOST_LABEL: &str = "consulctl.lab.lb";
 /// The machine's Docker socket; a lab Docker host has it mounted at the same path.
 pub const DOCKER_SOCKET: &str = "/var/run/docker.sock";
 /// The non-root SSH user with passwordless sudo that every lab host has.
@@ -64,9 +70,12 @@ const DEBIAN_MIRROR: &str = "http://deb.debian.org/debian";
 /// `dnsmasq` and `systemd-resolved` are for host DNS plumbing: both are installed but not
 /// enabled (the systemd image disables them, the supervisord image purges `systemd-resolved`);
 /// consulctl configures and starts whichever it uses. `netcat-openbsd` serves script checks.
+/// `nginx` (with the stream module, `libnginx-mod-stream`) and `haproxy` are for load-balancer
+/// hosts: installed everywhere, never started by the lab (the systemd image disables both);
+/// consulctl's `apply` starts them under the host's init system where the inventory asks.
 const BASE_PACKAGES: &str = "openssh-server,iproute2,procps,supervisor,systemd,systemd-sysv,dbus,\
                              ca-certificates,curl,dnsutils,netcat-openbsd,sudo,unzip,gzip,zstd,less,\
-                             dnsmasq,systemd-resolved";
+                             dnsmasq,systemd-resolved,nginx,libnginx-mod-stream,haproxy";
 /// Bump to force a rebuild of the base image when its recipe changes in a way the inputs
 /// below do not show (base-2: `/etc/resolv.conf` is reset to a plain file after debootstrap).
 const BASE_RECIPE_REV: &str = "base-2";
@@ -122,6 +131,10 @@ const SYSTEMD_FILES: &[(&str, &str)] = &[
     (
         "resolved-docker-dns.service",
         include_str!("../files/resolved-docker-dns.service"),
+    ),
+    (
+        "haproxy-lab.conf",
+        include_str!("../files/haproxy-lab.conf"),
     ),
 ];
 
@@ -198,6 +211,8 @@ pub struct LabHost {
     /// Docker host: the machine's Docker socket is mounted into the container and the inventory
     /// tags the host `docker`. See [`UpSpec::docker_hosts`].
     pub docker_host: bool,
+    /// Load-balancer host: the inventory tags the host `lb`. See [`UpSpec::lb_hosts`].
+    pub lb_host: bool,
 }
 
 /// How the lab's hosts run their services: all supervisord, all systemd, or alternating
@@ -286,6 +301,7 @@ pub fn plan_hosts(
             ssh_user: if i % 2 == 0 { SUDO_USER } else { "root" },
             resolved_mode: false,
             docker_host: false,
+            lb_host: false,
         });
     }
     Ok(hosts)
@@ -363,11 +379,25 @@ pub fn mark_docker_hosts(hosts: &mut [LabHost], names: &[String]) -> anyhow::Res
     Ok(())
 }
 
-/// The inventory tags of a lab host: `lab`, and `docker` for a Docker host. Pure.
+/// Makes the named hosts load-balancer hosts (tag `lb`; every lab host has nginx and haproxy
+/// installed, not running). Pure. Every name must be a planned host.
+pub fn mark_lb_hosts(hosts: &mut [LabHost], names: &[String]) -> anyhow::Result<()> {
+    for name in names {
+        let i = planned_host(hosts, "--lb-hosts", name)?;
+        hosts[i].lb_host = true;
+    }
+    Ok(())
+}
+
+/// The inventory tags of a lab host: `lab`, `docker` for a Docker host, `lb` for a
+/// load-balancer host. Pure.
 pub fn host_tags(host: &LabHost) -> Vec<&'static str> {
     let mut tags = vec!["lab"];
     if host.docker_host {
         tags.push("docker");
+    }
+    if host.lb_host {
+        tags.push("lb");
     }
     tags
 }
@@ -1241,6 +1271,9 @@ async fn start_host(
             .map(str::to_owned),
         );
     }
+    if host.lb_host {
+        args.extend(["--label", &format!("{LB_HOST_LABEL}=1")].map(str::to_owned));
+    }
     if host.init == Init::Systemd {
         args.extend(["--tmpfs", "/run", "--tmpfs", "/run/lock"].map(str::to_owned));
         if cgroup_v2 {
@@ -1518,6 +1551,9 @@ pub struct UpSpec {
     /// Docker hosts: the machine's Docker socket (`/var/run/docker.sock`) is mounted into their
     /// containers and the inventory tags them `docker`. Every name must be a planned host.
     pub docker_hosts: Vec<String>,
+    /// Load-balancer hosts: the inventory tags them `lb` (nginx and haproxy are on every lab
+    /// host, installed but not running). Every name must be a planned host.
+    pub lb_hosts: Vec<String>,
 }
 
 /// A lab [`create`] brought up: its hosts and where its inventory and SSH files are.
@@ -1568,6 +1604,7 @@ pub async fn create(args: &UpSpec) -> Result<Created, Error> {
         .map_err(Error::input)?;
     mark_resolved_hosts(&mut probe, &dns.resolved_hosts).map_err(Error::input)?;
     mark_docker_hosts(&mut probe, &args.docker_hosts).map_err(Error::input)?;
+    mark_lb_hosts(&mut probe, &args.lb_hosts).map_err(Error::input)?;
     if !args.docker_hosts.is_empty() && !Path::new(DOCKER_SOCKET).exists() {
         return Err(Error::input(anyhow!(
             "--docker-hosts mounts the machine's Docker socket {DOCKER_SOCKET}, which does not \
@@ -1622,6 +1659,7 @@ pub async fn create(args: &UpSpec) -> Result<Created, Error> {
         plan_hosts(args.servers, args.clients, args.init, subnet).map_err(Error::input)?;
     mark_resolved_hosts(&mut hosts, &dns.resolved_hosts).map_err(Error::input)?;
     mark_docker_hosts(&mut hosts, &args.docker_hosts).map_err(Error::input)?;
+    mark_lb_hosts(&mut hosts, &args.lb_hosts).map_err(Error::input)?;
     println!(
         "lab: starting {} hosts on {} ({})",
         hosts.len(),
@@ -1702,6 +1740,9 @@ pub async fn create(args: &UpSpec) -> Result<Created, Error> {
         }
         if h.docker_host {
             notes.push("docker host: the machine's Docker socket is mounted");
+        }
+        if h.lb_host {
+            notes.push("lb host: nginx and haproxy installed, not running");
         }
         println!(
             "  {:<10} {:<15} {:<7} {:<12} {}{}",
@@ -1905,6 +1946,75 @@ mod tests {
         );
         // The line as written.
         assert!(text.contains("tags = [\"lab\", \"docker\"]\n"));
+    }
+
+    #[test]
+    fn lb_hosts_must_be_planned_hosts_and_are_tagged_lb() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let mut hosts = plan_hosts(1, 2, LabInit::Mixed, net("10.213.5.0/24")).unwrap();
+        assert!(hosts.iter().all(|h| !h.lb_host));
+        mark_lb_hosts(&mut hosts, &names(&[" client2", "client2"])).unwrap();
+        mark_docker_hosts(&mut hosts, &names(&["client1"])).unwrap();
+        let marked: Vec<&str> = hosts
+            .iter()
+            .filter(|h| h.lb_host)
+            .map(|h| h.name.as_str())
+            .collect();
+        assert_eq!(marked, ["client2"]);
+        assert_eq!(host_tags(&hosts[0]), ["lab"]);
+        assert_eq!(host_tags(&hosts[1]), ["lab", "docker"]);
+        assert_eq!(host_tags(&hosts[2]), ["lab", "lb"]);
+        // A host can be both.
+        mark_lb_hosts(&mut hosts, &names(&["client1"])).unwrap();
+        assert_eq!(host_tags(&hosts[1]), ["lab", "docker", "lb"]);
+
+        let err = mark_lb_hosts(&mut hosts, &names(&["client9"])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--lb-hosts: this lab has no host \"client9\" (its hosts: server1, client1, \
+             client2)"
+        );
+        let err = mark_lb_hosts(&mut hosts, &names(&[""])).unwrap_err();
+        assert_eq!(err.to_string(), "--lb-hosts: empty host name");
+        // Any init system will do.
+        let mut sup = plan_hosts(1, 1, LabInit::Supervisord, net("10.213.5.0/24")).unwrap();
+        mark_lb_hosts(&mut sup, &names(&["client1"])).unwrap();
+        assert!(sup[1].lb_host && !sup[1].docker_host);
+
+        let text = render_inventory(
+            &InventorySpec {
+                lab: "lab",
+                init: LabInit::Mixed,
+                consul_deb: Path::new("/c/consul.deb"),
+                identity_file: Path::new("/c/id"),
+                known_hosts: Path::new("/c/kh"),
+            },
+            &hosts,
+        );
+        let v: toml::Value = toml::from_str(&text).unwrap();
+        assert_eq!(v["hosts"][2]["name"].as_str(), Some("client2"));
+        assert_eq!(
+            v["hosts"][2]["tags"],
+            toml::Value::Array(vec!["lab".into(), "lb".into()])
+        );
+        assert!(text.contains("tags = [\"lab\", \"docker\", \"lb\"]\n"));
+    }
+
+    #[test]
+    fn base_image_has_nginx_with_the_stream_module_and_haproxy() {
+        let packages: Vec<&str> = BASE_PACKAGES.split(',').map(str::trim).collect();
+        for p in ["nginx", "libnginx-mod-stream", "haproxy", "dnsmasq"] {
+            assert!(packages.contains(&p), "{p} missing from {packages:?}");
+        }
+        // Installed, not running: the systemd image disables the units.
+        let setup = SYSTEMD_FILES
+            .iter()
+            .find(|(n, _)| *n == "setup-systemd.sh")
+            .unwrap()
+            .1;
+        assert!(setup.contains("systemctl disable nginx.service haproxy.service"));
+        // ... and haproxy.service can start in an unprivileged container.
+        assert!(setup.contains("/etc/systemd/system/haproxy.service.d/00-consulctl-lab.conf"));
     }
 
     #[test]

@@ -385,6 +385,12 @@ pub struct LabUpArgs {
     /// every container of the machine, not only the lab's.
     #[arg(long = "docker-hosts", value_name = "HOST,...", value_delimiter = ',')]
     pub docker_hosts: Vec<String>,
+
+    /// Hosts that are load balancers (e.g. `client2`; comma-separated or repeatable; default:
+    /// none): the inventory tags them `lb`. Every lab host has Debian's nginx (with the stream
+    /// module) and haproxy installed, not running; `apply` starts them where the inventory asks.
+    #[arg(long = "lb-hosts", value_name = "HOST,...", value_delimiter = ',')]
+    pub lb_hosts: Vec<String>,
 }
 
 #[derive(Debug, Args)]

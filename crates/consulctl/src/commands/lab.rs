@@ -22,6 +22,7 @@ pub async fn up(args: &LabUpArgs, debug_log: Option<&Path>) -> Result<(), Error>
         inventory: args.inventory.clone(),
         resolved_hosts: args.dns.resolved_hosts.clone(),
         docker_hosts: args.docker_hosts.clone(),
+        lb_hosts: args.lb_hosts.clone(),
     })
     .await?;
     if !args.no_apply {

@@ -19,12 +19,24 @@
 //! ```
 //!
 //! App containers carry the lab's label, so dropping the lab removes them too.
+//!
+//! Load-balancer hosts (nginx with the stream module and haproxy are on every lab host,
+//! installed, not running; `lb_hosts` only tags them `lb`), and HTTP from this machine:
+//!
+//! ```ignore
+//! let lab = Lab::new(name).servers(1).clients(1).lb_hosts(&["client1"]).up();
+//! let (status, body) = lab.http_get(lab.host_ip("client1"), 80, "/", Some("web")).unwrap();
+//! ```
 
 #![allow(dead_code)]
 
 use std::fmt;
+use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context as _};
 
 /// The binary under test.
 pub const CONSULCTL: &str = env!("CARGO_BIN_EXE_consulctl");
@@ -213,6 +225,93 @@ pub fn labelled_networks(lab: &str) -> Vec<String> {
         .collect()
 }
 
+/// An HTTP/1.1 GET from this machine (it reaches lab addresses directly) to `ip:port` with
+/// `Connection: close`: (status code, body). `host_header` defaults to `ip:port`; a chunked
+/// body is decoded. Connecting gives up after 3 s, each read or write after 5 s. An error
+/// (refused, reset, timed out, not HTTP) is `Err`, for tests to poll with [`wait_until`].
+pub fn http_get(
+    ip: &str,
+    port: u16,
+    path: &str,
+    host_header: Option<&str>,
+) -> anyhow::Result<(u16, String)> {
+    let addr = std::net::SocketAddr::new(
+        ip.parse()
+            .with_context(|| format!("not an IP address: {ip:?}"))?,
+        port,
+    );
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3))
+        .with_context(|| format!("connecting to {addr}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(5)))?;
+    let host = host_header.map_or_else(|| format!("{ip}:{port}"), str::to_owned);
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: consulctl-tests\r\n\
+         Accept: */*\r\nConnection: close\r\n\r\n"
+    );
+    stream
+        .write_all(request.as_bytes())
+        .with_context(|| format!("sending GET {path} to {addr}"))?;
+    let mut raw = Vec::new();
+    stream
+        .read_to_end(&mut raw)
+        .with_context(|| format!("reading the answer to GET {path} from {addr}"))?;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| {
+            anyhow!(
+                "GET {path} from {addr}: no complete HTTP head in {} bytes",
+                raw.len()
+            )
+        })?;
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let body = &raw[split + 4..];
+    let mut lines = head.lines();
+    let status_line = lines.next().unwrap_or_default();
+    let status: u16 = match status_line.split_whitespace().collect::<Vec<_>>()[..] {
+        [proto, code, ..] if proto.starts_with("HTTP/") => code
+            .parse()
+            .with_context(|| format!("GET {path} from {addr}: status line {status_line:?}"))?,
+        _ => bail!("GET {path} from {addr}: not an HTTP status line: {status_line:?}"),
+    };
+    let chunked = lines.any(|l| {
+        l.split_once(':').is_some_and(|(k, v)| {
+            k.trim().eq_ignore_ascii_case("transfer-encoding")
+                && v.to_ascii_lowercase().contains("chunked")
+        })
+    });
+    let body = if chunked {
+        dechunk(body).with_context(|| format!("GET {path} from {addr}: chunked body"))?
+    } else {
+        body.to_vec()
+    };
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// Decodes a `Transfer-Encoding: chunked` body (chunk extensions and trailers ignored).
+fn dechunk(mut rest: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let eol = rest
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .ok_or_else(|| anyhow!("a chunk size line without CRLF"))?;
+        let line = String::from_utf8_lossy(&rest[..eol]);
+        let hex = line.split(';').next().unwrap_or_default().trim();
+        let size = usize::from_str_radix(hex, 16).with_context(|| format!("chunk size {hex:?}"))?;
+        rest = &rest[eol + 2..];
+        if size == 0 {
+            return Ok(out);
+        }
+        if rest.len() < size {
+            bail!("a chunk of {size} bytes has only {}", rest.len());
+        }
+        out.extend_from_slice(&rest[..size]);
+        rest = rest[size..].strip_prefix(b"\r\n").unwrap_or(&rest[size..]);
+    }
+}
+
 /// A short lab name unique to this test process: `t<pid>-<name>`.
 /// Names are unique per test binary run only: two tests must not use the same `name`
 /// (`lab_names_are_not_shared_by_two_tests` checks it).
@@ -229,6 +328,8 @@ pub struct Host {
     pub init: String,
     /// The SSH user the inventory uses for it (`root` or `deploy`).
     pub ssh_user: String,
+    /// The inventory's tags: `lab`, and `docker` / `lb` for Docker / load-balancer hosts.
+    pub tags: Vec<String>,
 }
 
 /// Builder for a lab; `up()` starts it.
@@ -239,6 +340,7 @@ pub struct LabBuilder {
     init: LabInit,
     apply: bool,
     docker_hosts: Vec<String>,
+    lb_hosts: Vec<String>,
     extra: Vec<String>,
 }
 
@@ -268,6 +370,13 @@ impl LabBuilder {
     pub fn docker_hosts(mut self, hosts: &[&str]) -> Self {
         self.docker_hosts
             .extend(hosts.iter().map(|h| h.to_string()));
+        self
+    }
+
+    /// Load-balancer hosts (`lab up --lb-hosts`): tag `lb` (every lab host has nginx and
+    /// haproxy installed, not running).
+    pub fn lb_hosts(mut self, hosts: &[&str]) -> Self {
+        self.lb_hosts.extend(hosts.iter().map(|h| h.to_string()));
         self
     }
 
@@ -314,6 +423,10 @@ impl LabBuilder {
         if !self.docker_hosts.is_empty() {
             args.extend(["--docker-hosts", &docker_hosts]);
         }
+        let lb_hosts = self.lb_hosts.join(",");
+        if !self.lb_hosts.is_empty() {
+            args.extend(["--lb-hosts", &lb_hosts]);
+        }
         args.extend(self.extra.iter().map(String::as_str));
         consulctl(&args).success();
         lab.load_inventory();
@@ -342,6 +455,7 @@ impl Lab {
             init: LabInit::Mixed,
             apply: false,
             docker_hosts: Vec::new(),
+            lb_hosts: Vec::new(),
             extra: Vec::new(),
         }
     }
@@ -370,6 +484,15 @@ impl Lab {
                     .get("ssh")
                     .and_then(|x| s(x, "user"))
                     .unwrap_or_else(|| default_user.clone()),
+                tags: h
+                    .get("tags")
+                    .and_then(|t| t.as_array())
+                    .map(|t| {
+                        t.iter()
+                            .filter_map(|x| x.as_str().map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
             })
             .collect();
     }
@@ -398,6 +521,24 @@ impl Lab {
             .iter()
             .find(|h| h.name == name)
             .unwrap_or_else(|| panic!("no host {name} in lab {}", self.name))
+    }
+
+    /// A host's address on the lab network (as the inventory has it).
+    #[track_caller]
+    pub fn host_ip(&self, name: &str) -> &str {
+        &self.host(name).address
+    }
+
+    /// [`http_get`] from this machine to `ip:port` (a lab host's or an app's address):
+    /// (status code, body).
+    pub fn http_get(
+        &self,
+        ip: &str,
+        port: u16,
+        path: &str,
+        host_header: Option<&str>,
+    ) -> anyhow::Result<(u16, String)> {
+        http_get(ip, port, path, host_header)
     }
 
     pub fn identity_file(&self) -> &Path {
@@ -895,4 +1036,58 @@ fn lab_names_are_not_shared_by_two_tests() {
         }
     }
     assert!(seen.len() > 5, "lab names found: {seen:?}");
+}
+
+/// `http_get` against a one-shot local server: the request it sends, a plain and a chunked
+/// answer, and a refused connection as `Err`.
+#[test]
+fn http_get_reads_status_and_bodies() {
+    fn serve_once(answer: &'static [u8]) -> (u16, std::thread::JoinHandle<String>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let handle = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.ends_with(b"\r\n\r\n") {
+                let n = conn.read(&mut buf).unwrap();
+                assert!(n > 0, "request cut short");
+                request.extend_from_slice(&buf[..n]);
+            }
+            conn.write_all(answer).unwrap();
+            String::from_utf8(request).unwrap()
+        });
+        (port, handle)
+    }
+
+    let (port, server) =
+        serve_once(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello");
+    let got = http_get("127.0.0.1", port, "/x?y=1", Some("web.lb")).unwrap();
+    assert_eq!(got, (200, "hello".to_string()));
+    let request = server.join().unwrap();
+    assert!(
+        request.starts_with("GET /x?y=1 HTTP/1.1\r\nHost: web.lb\r\n"),
+        "{request}"
+    );
+    assert!(request.contains("Connection: close\r\n"), "{request}");
+
+    let (port, server) = serve_once(
+        b"HTTP/1.1 503 Service Unavailable\r\ntransfer-encoding: chunked\r\n\r\n\
+          4\r\nno b\r\n7;x=1\r\nackends\r\n0\r\n\r\n",
+    );
+    let got = http_get("127.0.0.1", port, "/", None).unwrap();
+    assert_eq!(got, (503, "no backends".to_string()));
+    let request = server.join().unwrap();
+    assert!(
+        request.contains(&format!("Host: 127.0.0.1:{port}\r\n")),
+        "{request}"
+    );
+
+    // Nothing listens on a port just freed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    assert!(http_get("127.0.0.1", port, "/", None).is_err());
 }

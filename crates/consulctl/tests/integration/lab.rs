@@ -184,6 +184,21 @@ fn lab_up_refuses_bad_flags_before_touching_docker() {
     ])
     .code(2)
     .contains("--docker-hosts: this lab has no host \"client9\" (its hosts: server1, client1)");
+    consulctl(&[
+        "lab",
+        "up",
+        "--no-apply",
+        "--name",
+        &name,
+        "--servers",
+        "1",
+        "--clients",
+        "1",
+        "--lb-hosts",
+        "client9",
+    ])
+    .code(2)
+    .contains("--lb-hosts: this lab has no host \"client9\" (its hosts: server1, client1)");
     assert!(labelled_containers(&name).is_empty());
     assert!(labelled_networks(&name).is_empty());
 }
