@@ -107,8 +107,14 @@ pub fn config_text(host: &Host, spec: &RegistrarSpec, bind_addr: IpAddr) -> anyh
     Ok(t)
 }
 
-/// The environment the registrar reaches the agent with (name, value), in this order.
-pub fn environment(cluster: &Cluster, host: &Host, bind_addr: IpAddr) -> Vec<(String, String)> {
+/// The environment a daemon of `consulctl-host` reaches the agent with (name, value), in this
+/// order; `token_file`: its ACL token file (used with ACLs only).
+pub fn environment(
+    cluster: &Cluster,
+    host: &Host,
+    bind_addr: IpAddr,
+    token_file: &str,
+) -> Vec<(String, String)> {
     let addr = crate::view::http_addr(host, bind_addr);
     let mut env = vec![("CONSUL_HTTP_ADDR".to_string(), addr.clone())];
     if addr.starts_with("https://") {
@@ -121,29 +127,71 @@ pub fn environment(cluster: &Cluster, host: &Host, bind_addr: IpAddr) -> Vec<(St
         ));
     }
     if cluster.acl {
-        env.push(("CONSUL_HTTP_TOKEN_FILE".into(), REGISTRAR_TOKEN.into()));
+        env.push(("CONSUL_HTTP_TOKEN_FILE".into(), token_file.into()));
     }
     env
 }
 
+/// One daemon of `consulctl-host` as its unit, program, token and restart see it.
+#[derive(Debug, Clone)]
+pub struct Daemon<'a> {
+    /// The unit's and the program's name (`consulctl-registrar`).
+    pub service: &'a str,
+    /// Its systemd unit file.
+    pub unit: &'a str,
+    pub config: &'a str,
+    pub token: &'a str,
+    /// What it is, for the messages (`the Docker registrar`).
+    pub what: &'a str,
+    /// The command line the unit and the program run.
+    pub command: String,
+    /// The comment line under the mark.
+    pub comment: &'a str,
+    /// The unit's Description.
+    pub description: &'a str,
+    /// Units it starts after, besides the network and the agent's.
+    pub after: &'a [&'a str],
+}
+
+/// The registrar as a [`Daemon`].
+pub fn daemon() -> Daemon<'static> {
+    Daemon {
+        service: REGISTRAR_SERVICE,
+        unit: REGISTRAR_UNIT,
+        config: REGISTRAR_CONFIG,
+        token: REGISTRAR_TOKEN,
+        what: "the registrar",
+        command: command(),
+        comment: "consulctl's Docker registrar: registers this host's containers with the local agent.",
+        description: "consulctl registrar (Docker containers -> the local Consul agent)",
+        after: &["docker.service"],
+    }
+}
+
 /// The systemd unit: after (and wanting) the agent's unit, restarted whenever it stops.
-pub fn unit_text(host: &Host, env: &[(String, String)]) -> String {
+pub fn unit_text(host: &Host, d: &Daemon, env: &[(String, String)]) -> String {
     let agent_unit = host
         .paths
         .systemd_unit
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "consul.service".into());
+    let mut after = vec!["network-online.target"];
+    after.extend(d.after.iter().copied());
+    after.push(&agent_unit);
     let mut t = format!(
         "{MANAGED_MARK}: do not edit by hand; changes are overwritten by the next apply.\n\
-         # consulctl's Docker registrar: registers this host's containers with the local agent.\n\
+         # {}\n\
          [Unit]\n\
-         Description=consulctl registrar (Docker containers -> the local Consul agent)\n\
-         After=network-online.target docker.service {agent_unit}\n\
+         Description={}\n\
+         After={}\n\
          Wants=network-online.target {agent_unit}\n\
          \n\
          [Service]\n\
-         Type=simple\n"
+         Type=simple\n",
+        d.comment,
+        d.description,
+        after.join(" ")
     );
     for (k, v) in env {
         t.push_str(&format!("Environment={k}={v}\n"));
@@ -155,18 +203,18 @@ pub fn unit_text(host: &Host, env: &[(String, String)]) -> String {
          \n\
          [Install]\n\
          WantedBy=multi-user.target\n",
-        command()
+        d.command
     ));
     t
 }
 
 /// The supervisord program (hosts whose agent runs under supervisord).
-pub fn program_text(env: &[(String, String)]) -> String {
+pub fn program_text(d: &Daemon, env: &[(String, String)]) -> String {
     let env: Vec<String> = env.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
     format!(
         "; {MANAGED_MARK}: do not edit by hand; changes are overwritten by the next apply.\n\
-         ; consulctl's Docker registrar: registers this host's containers with the local agent.\n\
-         [program:{REGISTRAR_SERVICE}]\n\
+         ; {}\n\
+         [program:{}]\n\
          command={}\n\
          environment={}\n\
          autostart=true\n\
@@ -176,26 +224,63 @@ pub fn program_text(env: &[(String, String)]) -> String {
          stopsignal=TERM\n\
          stopwaitsecs=15\n\
          redirect_stderr=true\n",
-        command(),
+        d.comment,
+        d.service,
+        d.command,
         env.join(",")
     )
 }
 
-/// Render the registrar of one host. `binary_sha256`: sha256 of the `consulctl-host` consulctl
-/// installs (the inventory's `registrar.binary`); needed when the host has a registrar.
-pub fn render(
+/// Does the host run consulctl's daemons under supervisord (like its agent, or no systemd)?
+pub fn under_supervisord(host: &Host, facts: &Facts) -> bool {
+    host.init == Init::Supervisord || facts.pid1 != "systemd"
+}
+
+/// Is `service` running (and enabled, on systemd) as the facts saw it? supervisord: its
+/// program is RUNNING (`program:` facts), or else a process of that name runs.
+pub fn runs(facts: &Facts, service: &str, process: &str, supervisor: bool) -> bool {
+    if supervisor {
+        facts
+            .programs
+            .get(service)
+            .or(facts.procs.get(process))
+            .copied()
+            .unwrap_or(false)
+    } else {
+        facts
+            .units
+            .get(service)
+            .is_some_and(|(a, e)| a == "active" && e == "enabled")
+    }
+}
+
+/// Does any of `files` differ from the host's copy (or is it missing)?
+pub fn any_changed(files: &[DesiredFile], facts: &Facts) -> bool {
+    files.iter().any(|f| {
+        facts
+            .files
+            .get(&f.path)
+            .map(|c| c.sha256 != f.sha256())
+            .unwrap_or(true)
+    })
+}
+
+/// Render one daemon of `consulctl-host` on a host: the binary upload when the host's copy
+/// differs, its config (`config`), its token file (`token`, with ACLs), its unit or program,
+/// and a restart when any of those changed or it does not run.
+#[allow(clippy::too_many_arguments)] // the host's context, the daemon, and what it gets
+pub fn render_daemon(
     cluster: &Cluster,
     host: &Host,
     facts: &Facts,
     bind_addr: IpAddr,
+    d: &Daemon,
+    config: String,
+    token: Option<&crate::model::AgentToken>,
     binary_sha256: Option<&str>,
 ) -> anyhow::Result<Registrar> {
     let mut r = Registrar::default();
-    let Some(spec) = &host.registrar else {
-        return Ok(r);
-    };
     let sha = binary_sha256.context("internal: no consulctl-host binary prepared")?;
-
     let current = facts
         .files
         .get(Path::new(HOST_BINARY))
@@ -208,87 +293,80 @@ pub fn render(
             current,
         });
     }
-
-    let env = environment(cluster, host, bind_addr);
-    r.files.push(helper_file(
-        REGISTRAR_CONFIG.into(),
-        config_text(host, spec, bind_addr).context("registrar")?,
-        0o644,
-        false,
-    ));
+    let env = environment(cluster, host, bind_addr, d.token);
+    r.files.push(helper_file(d.config.into(), config, 0o644, false));
     if cluster.acl {
-        let token = cluster
-            .acl_tokens
-            .registrars
-            .get(&host.name)
-            .with_context(|| {
-                format!(
-                    "no ACL registrar token for {} in the secrets file",
-                    host.name
-                )
-            })?;
+        let token = token.with_context(|| {
+            format!(
+                "no ACL token of {} of {} in the secrets file",
+                d.what, host.name
+            )
+        })?;
         r.files.push(helper_file(
-            REGISTRAR_TOKEN.into(),
+            d.token.into(),
             format!("{}\n", token.secret.expose()),
             0o600,
             true,
         ));
     }
-    let supervisor = host.init == Init::Supervisord || facts.pid1 != "systemd";
+    let supervisor = under_supervisord(host, facts);
     if supervisor {
-        let dir = facts.supervisor_include_dir.clone().context(
-            "the registrar on a host without systemd runs under supervisord, which is not \
-             installed here",
-        )?;
+        let dir = facts.supervisor_include_dir.clone().with_context(|| {
+            format!(
+                "{} on a host without systemd runs under supervisord, which is not \
+                 installed here",
+                d.what
+            )
+        })?;
         r.files.push(helper_file(
-            program_path(&dir, REGISTRAR_SERVICE),
-            program_text(&env),
+            program_path(&dir, d.service),
+            program_text(d, &env),
             0o644,
             false,
         ));
     } else {
         r.files.push(helper_file(
-            REGISTRAR_UNIT.into(),
-            unit_text(host, &env),
+            d.unit.into(),
+            unit_text(host, d, &env),
             0o644,
             false,
         ));
     }
-
-    let changed = new_binary
-        || r.files.iter().any(|f| {
-            facts
-                .files
-                .get(&f.path)
-                .map(|c| c.sha256 != f.sha256())
-                .unwrap_or(true)
-        });
-    let (running, enabled) = if supervisor {
-        (
-            facts
-                .procs
-                .get(HOST_BINARY_PROCESS)
-                .copied()
-                .unwrap_or(false),
-            true,
-        )
-    } else {
-        let unit = facts.units.get(REGISTRAR_SERVICE);
-        (
-            unit.is_some_and(|(a, _)| a == "active"),
-            unit.is_some_and(|(_, e)| e == "enabled"),
-        )
-    };
-    if changed || !running || !enabled {
+    let changed = new_binary || any_changed(&r.files, facts);
+    if changed || !runs(facts, d.service, HOST_BINARY_PROCESS, supervisor) {
         r.actions.push(Action::RestartHelper {
-            service: REGISTRAR_SERVICE.into(),
+            service: d.service.into(),
             supervisor,
         });
     }
     Ok(r)
 }
 
-fn helper_file(path: PathBuf, content: String, mode: u32, secret: bool) -> DesiredFile {
+/// Render the registrar of one host. `binary_sha256`: sha256 of the `consulctl-host` consulctl
+/// installs (the inventory's `registrar.binary`); needed when the host has a registrar.
+pub fn render(
+    cluster: &Cluster,
+    host: &Host,
+    facts: &Facts,
+    bind_addr: IpAddr,
+    binary_sha256: Option<&str>,
+) -> anyhow::Result<Registrar> {
+    let Some(spec) = &host.registrar else {
+        return Ok(Registrar::default());
+    };
+    render_daemon(
+        cluster,
+        host,
+        facts,
+        bind_addr,
+        &daemon(),
+        config_text(host, spec, bind_addr).context("registrar")?,
+        cluster.acl_tokens.registrars.get(&host.name),
+        binary_sha256,
+    )
+}
+
+pub(crate) fn helper_file(path: PathBuf, content: String, mode: u32, secret: bool) -> DesiredFile {
     DesiredFile {
         path,
         content,

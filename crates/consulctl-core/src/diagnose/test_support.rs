@@ -53,6 +53,7 @@ pub(super) fn host(name: &str, role: Role, address: &str) -> ExpectedHost {
         address: address.into(),
         bind: Some(ip(address)),
         registrar: false,
+        lb: false,
     }
 }
 
@@ -127,7 +128,7 @@ pub(super) fn healthy() -> Vec<Observation> {
                     leader: Some("192.168.14.61:8300".into()),
                     raft: raft.clone(),
                     members: members.clone(),
-                    registrar_check: None,
+                    daemon_checks: Default::default(),
                 }),
                 log: log(if h.role == Role::Server {
                     HEALTHY_SERVER
