@@ -43,7 +43,8 @@ pub fn daemon(kind: LbKind) -> Daemon<'static> {
         token: LB_TOKEN,
         what: "the LB sync daemon",
         command: command(),
-        comment: "consulctl's LB sync daemon: keeps this host's load balancer equal to Consul's catalog.",
+        comment:
+            "consulctl's LB sync daemon: keeps this host's load balancer equal to Consul's catalog.",
         description: "consulctl LB sync (Consul's catalog -> the local load balancer)",
         after: match kind {
             LbKind::Nginx => &["nginx.service"],
@@ -239,7 +240,8 @@ pub fn render_daemons(
 ) -> anyhow::Result<Registrar> {
     let mut all = registrar::render(cluster, host, facts, bind_addr, binary_sha256)
         .context("the Docker registrar")?;
-    let lb = render(cluster, host, facts, bind_addr, binary_sha256).context("the LB sync daemon")?;
+    let lb =
+        render(cluster, host, facts, bind_addr, binary_sha256).context("the LB sync daemon")?;
     all.files.extend(lb.files);
     let uploads = all
         .actions
@@ -371,7 +373,12 @@ mod tests {
             source: "/inv/lb/status.conf.tera".into(),
             text: "server {\n  listen 8081; # \"{{ node }}\"\n}\n".into(),
             destination: "/etc/nginx/conf.d/status.conf".into(),
-            validate: Some(vec!["nginx".into(), "-t".into(), "-c".into(), "{staged}".into()]),
+            validate: Some(vec![
+                "nginx".into(),
+                "-t".into(),
+                "-c".into(),
+                "{staged}".into(),
+            ]),
             reload: None,
         });
         spec
@@ -383,10 +390,20 @@ mod tests {
         h.lb = Some(full(Init::Systemd));
         let r = render(&cluster(false), &h, &facts(true), bind(), Some(SHA)).unwrap();
         insta::assert_snapshot!("lb_systemd_plain", show(&r));
-        let r = render(&cluster(true), &host(Init::Systemd), &facts(true), bind(), Some(SHA))
-            .unwrap();
+        let r = render(
+            &cluster(true),
+            &host(Init::Systemd),
+            &facts(true),
+            bind(),
+            Some(SHA),
+        )
+        .unwrap();
         insta::assert_snapshot!("lb_systemd_acl", show(&r));
-        let token = r.files.iter().find(|f| f.path.to_str() == Some(LB_TOKEN)).unwrap();
+        let token = r
+            .files
+            .iter()
+            .find(|f| f.path.to_str() == Some(LB_TOKEN))
+            .unwrap();
         assert_eq!(token.content, "lb-secret-of-lb1\n");
         assert!(token.secret);
         assert_eq!(token.mode, 0o600);
@@ -398,8 +415,14 @@ mod tests {
         h.lb.as_mut().unwrap().kind = LbKind::Haproxy;
         let r = render(&cluster(false), &h, &facts(false), bind(), Some(SHA)).unwrap();
         insta::assert_snapshot!("lb_supervisord_plain", show(&r));
-        let r = render(&cluster(true), &host(Init::Supervisord), &facts(false), bind(), Some(SHA))
-            .unwrap();
+        let r = render(
+            &cluster(true),
+            &host(Init::Supervisord),
+            &facts(false),
+            bind(),
+            Some(SHA),
+        )
+        .unwrap();
         insta::assert_snapshot!("lb_supervisord_acl", show(&r));
     }
 
@@ -439,14 +462,21 @@ mod tests {
         );
         assert_eq!(tpl["validate"][3].as_str(), Some("{staged}"));
         assert!(tpl.get("reload").is_none());
-        assert!(tpl.get("source").is_none(), "the host gets the text, not the path");
+        assert!(
+            tpl.get("source").is_none(),
+            "the host gets the text, not the path"
+        );
     }
 
     #[test]
     fn a_second_apply_changes_nothing() {
         for systemd in [true, false] {
             let c = cluster(true);
-            let h = host(if systemd { Init::Systemd } else { Init::Supervisord });
+            let h = host(if systemd {
+                Init::Systemd
+            } else {
+                Init::Supervisord
+            });
             let first = render(&c, &h, &facts(systemd), bind(), Some(SHA)).unwrap();
             assert!(!first.actions.is_empty());
             let f = converged(&first, systemd);
@@ -475,7 +505,10 @@ mod tests {
         let h = host(Init::Systemd);
         let first = render(&c, &h, &facts(true), bind(), Some(SHA)).unwrap();
         let names: Vec<String> = first.actions.iter().map(|a| a.to_string()).collect();
-        assert!(matches!(first.actions[0], Action::InstallHostBinary { .. }), "{names:?}");
+        assert!(
+            matches!(first.actions[0], Action::InstallHostBinary { .. }),
+            "{names:?}"
+        );
         assert_eq!(
             first.actions[1..],
             [
@@ -515,7 +548,10 @@ mod tests {
         let mut h3 = h.clone();
         h3.lb.as_mut().unwrap().kind = LbKind::None;
         let r = render(&c, &h3, &facts(true), bind(), Some(SHA)).unwrap();
-        assert!(!r.actions.iter().any(|a| matches!(a, Action::StartHelper { .. })));
+        assert!(!r
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::StartHelper { .. })));
     }
 
     #[test]
@@ -538,14 +574,23 @@ mod tests {
                 _ => None,
             })
             .collect();
-        assert_eq!(restarts, [crate::managed_paths::REGISTRAR_SERVICE, LB_SERVICE]);
+        assert_eq!(
+            restarts,
+            [crate::managed_paths::REGISTRAR_SERVICE, LB_SERVICE]
+        );
         // A new binary restarts both, even though one action uploads it.
         let mut f = converged(&r, true);
-        f.files.get_mut(std::path::Path::new(HOST_BINARY)).unwrap().sha256 = "old".into();
+        f.files
+            .get_mut(std::path::Path::new(HOST_BINARY))
+            .unwrap()
+            .sha256 = "old".into();
         let again = render_daemons(&c, &h, &f, bind(), Some(SHA)).unwrap();
         assert_eq!(again.actions.len(), 3, "{:?}", again.actions);
         let f = converged(&r, true);
-        assert!(render_daemons(&c, &h, &f, bind(), Some(SHA)).unwrap().actions.is_empty());
+        assert!(render_daemons(&c, &h, &f, bind(), Some(SHA))
+            .unwrap()
+            .actions
+            .is_empty());
     }
 
     #[test]
@@ -553,7 +598,10 @@ mod tests {
         let mut c = cluster(true);
         c.acl_tokens.lbs.clear();
         let e = render(&c, &host(Init::Systemd), &facts(true), bind(), Some(SHA)).unwrap_err();
-        assert!(format!("{e:#}").contains("the LB sync daemon of lb1"), "{e:#}");
+        assert!(
+            format!("{e:#}").contains("the LB sync daemon of lb1"),
+            "{e:#}"
+        );
         let mut h = host(Init::Systemd);
         h.lb = None;
         assert_eq!(

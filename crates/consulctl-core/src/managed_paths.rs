@@ -78,7 +78,10 @@ pub fn fact_queries(host: &Host) -> Vec<String> {
         // The LB's own server (nginx or HAProxy) under the init system.
         if let Some(server) = lb_server(lb.kind) {
             for dir in SUPERVISOR_DIRS {
-                q.push(format!("file:{}", program_path(Path::new(dir), server).display()));
+                q.push(format!(
+                    "file:{}",
+                    program_path(Path::new(dir), server).display()
+                ));
             }
             q.push(format!("unit:{server}"));
             q.push(format!("program:{server}"));

@@ -162,7 +162,8 @@ pub fn daemon() -> Daemon<'static> {
         token: REGISTRAR_TOKEN,
         what: "the registrar",
         command: command(),
-        comment: "consulctl's Docker registrar: registers this host's containers with the local agent.",
+        comment:
+            "consulctl's Docker registrar: registers this host's containers with the local agent.",
         description: "consulctl registrar (Docker containers -> the local Consul agent)",
         after: &["docker.service"],
     }
@@ -294,7 +295,8 @@ pub fn render_daemon(
         });
     }
     let env = environment(cluster, host, bind_addr, d.token);
-    r.files.push(helper_file(d.config.into(), config, 0o644, false));
+    r.files
+        .push(helper_file(d.config.into(), config, 0o644, false));
     if cluster.acl {
         let token = token.with_context(|| {
             format!(

@@ -493,7 +493,10 @@ mod tests {
         let one = ["lb1".to_string()];
         let a = acl_tokens(&inv, &names, &one, &one).unwrap();
         let (r, l) = (&a.registrars["lb1"], &a.lbs["lb1"]);
-        assert_ne!(r.accessor, l.accessor, "the LB daemon has a token of its own");
+        assert_ne!(
+            r.accessor, l.accessor,
+            "the LB daemon has a token of its own"
+        );
         assert!(unsaved(&inv).contains(&"acl_lb_tokens.lb1".to_string()));
         persist_unsaved(&inv).unwrap();
         let b = acl_tokens(&inv, &names, &[], &one).unwrap();

@@ -35,7 +35,9 @@ impl<'a> Cx<'a> {
                     down.host(&h.name);
                     down.fact(
                         &h.name,
-                        &format!("the agent has no check {LB_CHECK}: the LB sync daemon never reported"),
+                        &format!(
+                            "the agent has no check {LB_CHECK}: the LB sync daemon never reported"
+                        ),
                     );
                     down.fix(restart);
                 }
@@ -133,7 +135,10 @@ mod tests {
         let f = diagnose(&exp, &obs);
         assert_eq!(f.len(), 1, "{f:#?}");
         assert_eq!(f[0].code, FindingCode::LbFailing);
-        assert!(f[0].evidence[0].contains("unknown directive \"bogus\""), "{f:#?}");
+        assert!(
+            f[0].evidence[0].contains("unknown directive \"bogus\""),
+            "{f:#?}"
+        );
         assert!(f[0].cause.contains("last good config"), "{f:#?}");
         assert!(f[0].fix[0].contains("template"), "{f:#?}");
         assert!(f[0].fix[0].contains("next catalog change"), "{f:#?}");

@@ -25,11 +25,11 @@ mod cx;
 mod datacenter;
 mod draft;
 mod encryption;
+mod lb;
 mod node_id;
 mod protocol;
 mod raft;
 mod reachability;
-mod lb;
 mod registrar;
 pub use registrar::REGISTRAR_CHECK;
 /// The checks consulctl-host's daemons keep on their agents (what doctor reads of

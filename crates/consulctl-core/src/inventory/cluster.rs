@@ -49,7 +49,8 @@ impl Ctx<'_> {
             |h| h.registrar.take(),
         );
         let top = raw.lb.take();
-        let lb_tables = super::helpers::Tables::take(top, &mut raw, |r| r.lb.take(), |h| h.lb.take());
+        let lb_tables =
+            super::helpers::Tables::take(top, &mut raw, |r| r.lb.take(), |h| h.lb.take());
 
         // [cluster]
         let kc = root.k("cluster");
@@ -235,10 +236,9 @@ impl Ctx<'_> {
         if !services_ok || !registrar_ok || !lb_ok {
             return None;
         }
-        let needed = hosts.as_ref().is_some_and(|hs| {
-            hs.iter()
-                .any(|h| h.registrar.is_some() || h.lb.is_some())
-        });
+        let needed = hosts
+            .as_ref()
+            .is_some_and(|hs| hs.iter().any(|h| h.registrar.is_some() || h.lb.is_some()));
         let registrar_needed = hosts
             .as_ref()
             .is_some_and(|hs| hs.iter().any(|h| h.registrar.is_some()));

@@ -186,9 +186,9 @@ impl Ctx<'_> {
                         ok = false;
                     }
                     (Some(_), _) => {
-                        top.on = self
-                            .string(&kt.k("on"), on)
-                            .and_then(|s| Some((s.clone(), self.on_terms(&kt.k("on"), &s, host_names)?)));
+                        top.on = self.string(&kt.k("on"), on).and_then(|s| {
+                            Some((s.clone(), self.on_terms(&kt.k("on"), &s, host_names)?))
+                        });
                         ok &= top.on.is_some();
                     }
                 }

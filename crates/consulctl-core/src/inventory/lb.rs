@@ -222,7 +222,9 @@ impl Ctx<'_> {
                             b.method.as_ref()?,
                             format!(
                                 "expected one of {} (nginx), or for kind = \"haproxy\" also {}",
-                                quoted_list(&NGINX_METHODS.iter().map(|(n, _)| *n).collect::<Vec<_>>()),
+                                quoted_list(
+                                    &NGINX_METHODS.iter().map(|(n, _)| *n).collect::<Vec<_>>()
+                                ),
                                 quoted_list(&["leastconn", "roundrobin", "source"])
                             ),
                         );
@@ -316,7 +318,8 @@ impl Ctx<'_> {
             take!(
                 n.http_conf,
                 l.nginx.http_conf,
-                self.remote_path(&k.k("http_conf"), &n.http_conf).map(|(p, _)| p)
+                self.remote_path(&k.k("http_conf"), &n.http_conf)
+                    .map(|(p, _)| p)
             );
             take!(
                 n.stream_conf,
@@ -382,7 +385,10 @@ impl Ctx<'_> {
             let k = key.i(i);
             let name = match &t.name {
                 None => {
-                    self.missing(&k.k("name"), "the template's name: letters, digits, \"_\", \"-\"");
+                    self.missing(
+                        &k.k("name"),
+                        "the template's name: letters, digits, \"_\", \"-\"",
+                    );
                     None
                 }
                 Some(v) => self.string(&k.k("name"), &t.name).and_then(|s| {
@@ -463,16 +469,15 @@ impl Ctx<'_> {
             let bad_optional = (t.validate.is_some() && validate.is_none())
                 || (t.reload.is_some() && reload.is_none());
             match (name, source, text, destination) {
-                (Some(name), Some(source), Some(text), Some(destination)) if !bad_optional => {
-                    out.push(LbTemplate {
+                (Some(name), Some(source), Some(text), Some(destination)) if !bad_optional => out
+                    .push(LbTemplate {
                         name,
                         source,
                         text,
                         destination,
                         validate,
                         reload,
-                    })
-                }
+                    }),
                 _ => ok = false,
             }
         }
@@ -603,8 +608,7 @@ impl Ctx<'_> {
             haproxy: LbHaproxy {
                 config: first(layers, |l| l.haproxy.config.as_ref()).unwrap_or(d.haproxy.config),
                 test: first(layers, |l| l.haproxy.test.as_ref()).unwrap_or(d.haproxy.test),
-                reload: first(layers, |l| l.haproxy.reload.as_ref())
-                    .unwrap_or(d.haproxy.reload),
+                reload: first(layers, |l| l.haproxy.reload.as_ref()).unwrap_or(d.haproxy.reload),
             },
             templates: first(layers, |l| l.templates.as_ref()).unwrap_or_default(),
         })
@@ -687,13 +691,23 @@ mod tests {
         assert_eq!(spec, LbSpec::defaults(Init::Systemd));
         assert_eq!(spec.kind, LbKind::Nginx);
         assert_eq!(
-            (spec.tag.as_str(), spec.status_port, spec.min_wait.as_str(), spec.max_wait.as_str()),
+            (
+                spec.tag.as_str(),
+                spec.status_port,
+                spec.min_wait.as_str(),
+                spec.max_wait.as_str()
+            ),
             ("upyun", 18900, "100ms", "1s")
         );
         assert!(spec.publish);
         let b = &spec.balance;
         assert_eq!(
-            (b.method.as_str(), b.max_fails, b.fail_timeout.as_str(), b.weight),
+            (
+                b.method.as_str(),
+                b.max_fails,
+                b.fail_timeout.as_str(),
+                b.weight
+            ),
             ("least_conn", 3, "60s", 1)
         );
         assert_eq!((b.keepalive, b.maxconn, b.retries), (32, 100, 3));
@@ -772,18 +786,32 @@ reload = ["nginx", "-s", "reload"]
         let c1 = c.host("c1").unwrap().lb.clone().unwrap();
         assert_eq!(c1.kind, LbKind::Nginx);
         assert_eq!(
-            (c1.tag.as_str(), c1.status_port, c1.min_wait.as_str(), c1.max_wait.as_str()),
+            (
+                c1.tag.as_str(),
+                c1.status_port,
+                c1.min_wait.as_str(),
+                c1.max_wait.as_str()
+            ),
             ("edge", 19000, "50ms", "2s")
         );
         assert!(!c1.publish);
         assert_eq!(c1.balance.method, "ip_hash");
         assert_eq!(
-            (c1.balance.max_fails, c1.balance.weight, c1.balance.keepalive, c1.balance.maxconn, c1.balance.retries),
+            (
+                c1.balance.max_fails,
+                c1.balance.weight,
+                c1.balance.keepalive,
+                c1.balance.maxconn,
+                c1.balance.retries
+            ),
             (5, 2, 0, 50, 1)
         );
         assert_eq!(c1.balance.fail_timeout, "30s");
         assert_eq!(c1.ports.get("web"), Some(&8080));
-        assert_eq!(c1.nginx.http_conf, std::path::PathBuf::from("/etc/nginx/http.d/lb.conf"));
+        assert_eq!(
+            c1.nginx.http_conf,
+            std::path::PathBuf::from("/etc/nginx/http.d/lb.conf")
+        );
         assert!(!c1.nginx.stream_block);
         assert_eq!(c1.nginx.reload, ["/usr/sbin/nginx", "-s", "reload"]);
         assert_eq!(c1.templates.len(), 1);
@@ -816,7 +844,12 @@ reload = ["nginx", "-s", "reload"]
         assert_eq!(c.registrar_binary, Some(fixtures().join("dist/consul")));
         let text = tagged("[registrar]\non = \"c1\"\nbinary = \"dist/other\"\n");
         let d = errs(&text);
-        check(&d, "lb.binary", 14, "names another file than registrar.binary");
+        check(
+            &d,
+            "lb.binary",
+            14,
+            "names another file than registrar.binary",
+        );
         // Neither given: the default, missing next to the test binary, named under [lb].
         let text = with_client("[lb]\non = \"c1\"\n");
         only(&text, "lb.binary", 13, "next to the running consulctl");
@@ -829,7 +862,12 @@ reload = ["nginx", "-s", "reload"]
                 "[[lb.templates]]\nname = \"x\"\nsource = \"{src}\"\ndestination = \"/etc/x.conf\"\n"
             ))
         };
-        let d = only(&t("lb/nope.tera"), "lb.templates[0].source", 17, "file not found");
+        let d = only(
+            &t("lb/nope.tera"),
+            "lb.templates[0].source",
+            17,
+            "file not found",
+        );
         assert!(d.message.contains("lb/nope.tera"), "{d}");
         only(
             &t("lb/broken.tera"),
@@ -838,7 +876,9 @@ reload = ["nginx", "-s", "reload"]
             "not a valid Tera template",
         );
         // name and destination are required.
-        let d = errs(&tagged("[[lb.templates]]\nsource = \"lb/status.conf.tera\"\n"));
+        let d = errs(&tagged(
+            "[[lb.templates]]\nsource = \"lb/status.conf.tera\"\n",
+        ));
         assert!(d.iter().any(|d| d.key == "lb.templates[0].name"), "{d:?}");
         assert!(
             d.iter().any(|d| d.key == "lb.templates[0].destination"),
@@ -849,44 +889,129 @@ reload = ["nginx", "-s", "reload"]
     #[test]
     fn bad_values_name_the_key_and_what_is_allowed() {
         let cases: &[(&str, &str, &str)] = &[
-            ("kind = \"traefik\"", "lb.kind", "expected one of \"nginx\", \"haproxy\", \"none\""),
+            (
+                "kind = \"traefik\"",
+                "lb.kind",
+                "expected one of \"nginx\", \"haproxy\", \"none\"",
+            ),
             ("tag = \"a b\"", "lb.tag", "expected a Consul service tag"),
-            ("status_port = 0", "lb.status_port", "expected an integer from 1 to 65535"),
+            (
+                "status_port = 0",
+                "lb.status_port",
+                "expected an integer from 1 to 65535",
+            ),
             ("status_port = 70000", "lb.status_port", "from 1 to 65535"),
             ("min_wait = \"1\"", "lb.min_wait", "expected a Go duration"),
             ("max_wait = \"0s\"", "lb.max_wait", "above zero"),
             ("min_wait = \"5s\"", "lb.min_wait", "longer than max_wait"),
             ("publish = \"yes\"", "lb.publish", "expected true or false"),
-            ("balance = { method = \"fastest\" }", "lb.balance.method", "expected one of \"least_conn\""),
-            ("balance = { method = \"leastconn\" }", "lb.balance.method", "not a method of kind = \"nginx\""),
-            ("balance = { max_fails = -1 }", "lb.balance.max_fails", "from 0 to 1000"),
-            ("balance = { fail_timeout = \"0s\" }", "lb.balance.fail_timeout", "above zero"),
-            ("balance = { weight = 0 }", "lb.balance.weight", "from 1 to 256"),
-            ("balance = { retries = \"3\" }", "lb.balance.retries", "expected an integer"),
-            ("balance = { colour = 1 }", "lb.balance.colour", "unknown key"),
+            (
+                "balance = { method = \"fastest\" }",
+                "lb.balance.method",
+                "expected one of \"least_conn\"",
+            ),
+            (
+                "balance = { method = \"leastconn\" }",
+                "lb.balance.method",
+                "not a method of kind = \"nginx\"",
+            ),
+            (
+                "balance = { max_fails = -1 }",
+                "lb.balance.max_fails",
+                "from 0 to 1000",
+            ),
+            (
+                "balance = { fail_timeout = \"0s\" }",
+                "lb.balance.fail_timeout",
+                "above zero",
+            ),
+            (
+                "balance = { weight = 0 }",
+                "lb.balance.weight",
+                "from 1 to 256",
+            ),
+            (
+                "balance = { retries = \"3\" }",
+                "lb.balance.retries",
+                "expected an integer",
+            ),
+            (
+                "balance = { colour = 1 }",
+                "lb.balance.colour",
+                "unknown key",
+            ),
             ("ports = { web = 0 }", "lb.ports.web", "from 1 to 65535"),
-            ("ports = { \"a b\" = 80 }", "lb.ports.\"a b\"", "expected a Consul service name"),
-            ("ports = { web = 80, api = 80 }", "lb.ports.api", "also the port of web"),
-            ("ports = { web = 18900 }", "lb.ports.web", "the daemon's status_port"),
-            ("ports = 8080", "lb.ports", "expected a table of service name = listen port"),
-            ("nginx = { http_conf = \"conf.d/x\" }", "lb.nginx.http_conf", "absolute path"),
-            ("nginx = { test = [] }", "lb.nginx.test", "expected a command"),
-            ("nginx = { reload = \"nginx -s reload\" }", "lb.nginx.reload", "expected an array of strings"),
-            ("nginx = { stream_block = 1 }", "lb.nginx.stream_block", "expected true or false"),
-            ("haproxy = { config = \"/\" }", "lb.haproxy.config", "not \"/\" itself"),
-            ("haproxy = { reload = [1] }", "lb.haproxy.reload[0]", "expected a string"),
-            ("enabled = true", "lb.enabled", "only in a role table or on a host"),
+            (
+                "ports = { \"a b\" = 80 }",
+                "lb.ports.\"a b\"",
+                "expected a Consul service name",
+            ),
+            (
+                "ports = { web = 80, api = 80 }",
+                "lb.ports.api",
+                "also the port of web",
+            ),
+            (
+                "ports = { web = 18900 }",
+                "lb.ports.web",
+                "the daemon's status_port",
+            ),
+            (
+                "ports = 8080",
+                "lb.ports",
+                "expected a table of service name = listen port",
+            ),
+            (
+                "nginx = { http_conf = \"conf.d/x\" }",
+                "lb.nginx.http_conf",
+                "absolute path",
+            ),
+            (
+                "nginx = { test = [] }",
+                "lb.nginx.test",
+                "expected a command",
+            ),
+            (
+                "nginx = { reload = \"nginx -s reload\" }",
+                "lb.nginx.reload",
+                "expected an array of strings",
+            ),
+            (
+                "nginx = { stream_block = 1 }",
+                "lb.nginx.stream_block",
+                "expected true or false",
+            ),
+            (
+                "haproxy = { config = \"/\" }",
+                "lb.haproxy.config",
+                "not \"/\" itself",
+            ),
+            (
+                "haproxy = { reload = [1] }",
+                "lb.haproxy.reload[0]",
+                "expected a string",
+            ),
+            (
+                "enabled = true",
+                "lb.enabled",
+                "only in a role table or on a host",
+            ),
             ("colour = 1", "lb.colour", "unknown key"),
         ];
         for (line, key, needle) in cases {
-            let text = doc(&format!("[lb]\non = \"s1\"\nbinary = \"dist/consul\"\n{line}\n"));
+            let text = doc(&format!(
+                "[lb]\non = \"s1\"\nbinary = \"dist/consul\"\n{line}\n"
+            ));
             only(&text, key, 15, needle);
         }
         // HAProxy takes its own method names too.
         let c = ok(&doc(
             "[lb]\non = \"s1\"\nbinary = \"dist/consul\"\nkind = \"haproxy\"\nbalance = { method = \"source\" }\n",
         ));
-        assert_eq!(c.host("s1").unwrap().lb.as_ref().unwrap().balance.method, "ip_hash");
+        assert_eq!(
+            c.host("s1").unwrap().lb.as_ref().unwrap().balance.method,
+            "ip_hash"
+        );
         // `on`, `binary` only at the top; `on` checked like the registrar's.
         only(
             &doc("[servers]\nlb = { on = \"s1\" }\n"),

@@ -210,7 +210,10 @@ pub struct Lb {
 
 /// `[lb.balance]`.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, expecting = "a table of balancing settings ([lb.balance])")]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table of balancing settings ([lb.balance])"
+)]
 pub struct LbBalance {
     pub method: V,
     pub max_fails: V,
@@ -223,7 +226,10 @@ pub struct LbBalance {
 
 /// `[lb.nginx]`.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, expecting = "a table of nginx settings ([lb.nginx])")]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table of nginx settings ([lb.nginx])"
+)]
 pub struct LbNginx {
     pub http_conf: V,
     pub stream_conf: V,
@@ -234,7 +240,10 @@ pub struct LbNginx {
 
 /// `[lb.haproxy]`.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, expecting = "a table of HAProxy settings ([lb.haproxy])")]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table of HAProxy settings ([lb.haproxy])"
+)]
 pub struct LbHaproxy {
     pub config: V,
     pub test: V,

@@ -242,7 +242,9 @@ pub fn build(
             .host(node)
             .and_then(|h| h.lb.as_ref())
             .map(|l| l.tag.clone())
-            .unwrap_or_else(|| consulctl_core::model::LbSpec::defaults(consulctl_core::model::Init::Systemd).tag)
+            .unwrap_or_else(|| {
+                consulctl_core::model::LbSpec::defaults(consulctl_core::model::Init::Systemd).tag
+            })
     };
     let mut out = Vec::new();
     for name in all {
@@ -347,7 +349,10 @@ pub async fn read(client: &Client) -> Result<Answers> {
                 consulctl_core::lb::KV_PREFIX
             )],
         ),
-        Err(e) => (Vec::new(), vec![format!("KV {}: {e}", consulctl_core::lb::KV_PREFIX)]),
+        Err(e) => (
+            Vec::new(),
+            vec![format!("KV {}: {e}", consulctl_core::lb::KV_PREFIX)],
+        ),
     };
     let catalog = match catalog {
         Ok(c) => c,
@@ -753,7 +758,10 @@ mod tests {
         let web = &services[0];
         assert_eq!(web.lbs.len(), 1);
         let l = &web.lbs[0];
-        assert_eq!((l.lb.as_str(), l.kind.as_str(), l.listen), ("client2", "nginx", 8080));
+        assert_eq!(
+            (l.lb.as_str(), l.kind.as_str(), l.listen),
+            ("client2", "nginx", 8080)
+        );
         assert_eq!(l.instances.len(), 2);
         assert_eq!(l.gone, ["client9/client9:web9:8080"]);
         assert_eq!(
@@ -773,9 +781,18 @@ mod tests {
             text.contains("via lb client2 (nginx, listen 8080): 2 instances [generation 3f2a9c1b, last attempt failed"),
             "{text}"
         );
-        assert!(text.contains("    error: nginx: [emerg] unknown directive"), "{text}");
-        assert!(text.contains("routes to client9/client9:web9:8080: not in the catalog"), "{text}");
-        assert!(text.contains("not routed: client3/client3:web3:8080"), "{text}");
+        assert!(
+            text.contains("    error: nginx: [emerg] unknown directive"),
+            "{text}"
+        );
+        assert!(
+            text.contains("routes to client9/client9:web9:8080: not in the catalog"),
+            "{text}"
+        );
+        assert!(
+            text.contains("not routed: client3/client3:web3:8080"),
+            "{text}"
+        );
         assert!(text.contains("warning: KV consulctl/lb/broken"), "{text}");
         let json = serde_json::to_value(&report).unwrap();
         let lbs = &json["services"][0]["lbs"];
@@ -796,7 +813,11 @@ mod tests {
         .unwrap();
         let services = build(&cluster, &[], &BTreeMap::new(), &[state]);
         assert_eq!(services[0].name, "web");
-        assert_eq!(services[0].lbs[0].gone.len(), 2, "nothing of it in the catalog");
+        assert_eq!(
+            services[0].lbs[0].gone.len(),
+            2,
+            "nothing of it in the catalog"
+        );
         let text = lb_text(&services[0].lbs[0]);
         assert!(text.contains("[generation 3f2a9c1b, serving]"), "{text}");
         assert!(!text.contains("error:"), "{text}");

@@ -121,7 +121,9 @@ pub async fn read_api(client: &consul_api::Client) -> AgentAnswers {
         daemon_checks: checks
             .map(|c| {
                 c.into_iter()
-                    .filter(|(id, _)| consulctl_core::diagnose::DAEMON_CHECKS.contains(&id.as_str()))
+                    .filter(|(id, _)| {
+                        consulctl_core::diagnose::DAEMON_CHECKS.contains(&id.as_str())
+                    })
                     .collect()
             })
             .unwrap_or_default(),

@@ -202,7 +202,12 @@ pub async fn configure(
 }
 
 /// `remote/helper-service.sh`: (re)start a helper service (`start`: only make it run).
-async fn helper_service(conn: &Connection, service: &str, supervisor: bool, start: bool) -> Result<()> {
+async fn helper_service(
+    conn: &Connection,
+    service: &str,
+    supervisor: bool,
+    start: bool,
+) -> Result<()> {
     use consulctl_core::managed_paths::{LB_SERVICE, REGISTRAR_SERVICE};
     // A unit consulctl writes itself (the registrar's, the LB daemon's) needs systemd to read it.
     let own_unit = service == REGISTRAR_SERVICE || service == LB_SERVICE;
