@@ -59,7 +59,7 @@ fn value<T: serde::Serialize>(v: T) -> toml::Value {
 }
 
 fn argv(words: &[String]) -> toml::Value {
-    toml::Value::Array(words.iter().map(|w| value(w)).collect())
+    toml::Value::Array(words.iter().map(value).collect())
 }
 
 fn path(p: &std::path::Path) -> toml::Value {
@@ -258,10 +258,8 @@ pub fn render_daemons(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::facts::FileFact;
-    use crate::model::{AgentToken, BindAddr, Init, RegistrarSpec, Role, Secret};
-
-    const SHA: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+    use crate::model::{BindAddr, Init, RegistrarSpec, Role};
+    use crate::registrar::test_support::{facts, in_place, show, SHA};
 
     fn host(init: Init) -> Host {
         let mut h = Host::minimal(
@@ -280,62 +278,12 @@ mod tests {
     }
 
     fn cluster(acl: bool) -> Cluster {
-        let mut acl_tokens = crate::model::AclTokens::default();
-        for (table, secret) in [
-            (&mut acl_tokens.lbs, "lb-secret-of-lb1"),
-            (&mut acl_tokens.registrars, "registrar-secret-of-lb1"),
-        ] {
-            table.insert(
-                "lb1".into(),
-                AgentToken {
-                    accessor: "11111111-2222-4333-8444-555555555555".into(),
-                    secret: Secret::new(secret),
-                },
-            );
-        }
-        Cluster {
-            inventory_path: "inv.toml".into(),
-            name: "dc1".into(),
-            datacenter: "dc1".into(),
-            domain: "consul".into(),
-            consul: crate::model::ConsulSpec {
-                version: "1.8.7".parse().unwrap(),
-                source: crate::model::InstallSource::Package {
-                    manager: crate::model::PackageManager::Auto,
-                },
-            },
-            encrypt: None,
-            encrypt_auto: false,
-            tls_auto: false,
-            acl,
-            acl_tokens,
-            registrar_binary: Some("/build/consulctl-host".into()),
-            hosts: vec![],
-            warnings: vec![],
-        }
-    }
-
-    fn facts(systemd: bool) -> Facts {
-        Facts {
-            pid1: if systemd { "systemd" } else { "supervisord" }.into(),
-            supervisor_include_dir: Some("/etc/supervisor/conf.d".into()),
-            ..Default::default()
-        }
+        crate::registrar::test_support::cluster(acl, false, "lb1")
     }
 
     /// Facts of a host where `r` is in place, and the daemon and the server run.
     fn converged(r: &Registrar, systemd: bool) -> Facts {
-        let mut f = facts(systemd);
-        let fact = |sha256: String, mode: u32| FileFact {
-            sha256,
-            mode: format!("{mode:o}"),
-            owner: "root".into(),
-            group: "root".into(),
-        };
-        f.files.insert(HOST_BINARY.into(), fact(SHA.into(), 0o755));
-        for d in &r.files {
-            f.files.insert(d.path.clone(), fact(d.sha256(), d.mode));
-        }
+        let mut f = in_place(r, systemd);
         for s in [LB_SERVICE, "nginx", crate::managed_paths::REGISTRAR_SERVICE] {
             if systemd {
                 f.units
@@ -345,23 +293,6 @@ mod tests {
             }
         }
         f
-    }
-
-    fn show(r: &Registrar) -> String {
-        let mut s = String::new();
-        for f in &r.files {
-            s.push_str(&format!(
-                "==> {} (mode {:o}{})\n",
-                f.path.display(),
-                f.mode,
-                if f.secret { ", secret" } else { "" }
-            ));
-            s.push_str(if f.secret { "<secret>\n" } else { &f.content });
-        }
-        for a in &r.actions {
-            s.push_str(&format!("--> {a}\n"));
-        }
-        s
     }
 
     /// A spec with a template and ports, to show every part of the config.
@@ -384,22 +315,30 @@ mod tests {
         spec
     }
 
-    #[test]
-    fn golden_systemd_plain_and_acl() {
-        let mut h = host(Init::Systemd);
-        h.lb = Some(full(Init::Systemd));
-        let r = render(&cluster(false), &h, &facts(true), bind(), Some(SHA)).unwrap();
-        insta::assert_snapshot!("lb_systemd_plain", show(&r));
-        let r = render(
+    /// The render of `plain` without ACLs, and of the defaults with ACLs, on a host with
+    /// `init` whose server is not running yet.
+    fn goldens(init: Init, plain: LbSpec) -> (Registrar, Registrar) {
+        let systemd = init == Init::Systemd;
+        let mut h = host(init);
+        h.lb = Some(plain);
+        let p = render(&cluster(false), &h, &facts(systemd), bind(), Some(SHA)).unwrap();
+        let a = render(
             &cluster(true),
-            &host(Init::Systemd),
-            &facts(true),
+            &host(init),
+            &facts(systemd),
             bind(),
             Some(SHA),
         )
         .unwrap();
-        insta::assert_snapshot!("lb_systemd_acl", show(&r));
-        let token = r
+        (p, a)
+    }
+
+    #[test]
+    fn golden_systemd_plain_and_acl() {
+        let (plain, acl) = goldens(Init::Systemd, full(Init::Systemd));
+        insta::assert_snapshot!("lb_systemd_plain", show(&plain));
+        insta::assert_snapshot!("lb_systemd_acl", show(&acl));
+        let token = acl
             .files
             .iter()
             .find(|f| f.path.to_str() == Some(LB_TOKEN))
@@ -411,19 +350,11 @@ mod tests {
 
     #[test]
     fn golden_supervisord_plain_and_acl() {
-        let mut h = host(Init::Supervisord);
-        h.lb.as_mut().unwrap().kind = LbKind::Haproxy;
-        let r = render(&cluster(false), &h, &facts(false), bind(), Some(SHA)).unwrap();
-        insta::assert_snapshot!("lb_supervisord_plain", show(&r));
-        let r = render(
-            &cluster(true),
-            &host(Init::Supervisord),
-            &facts(false),
-            bind(),
-            Some(SHA),
-        )
-        .unwrap();
-        insta::assert_snapshot!("lb_supervisord_acl", show(&r));
+        let mut haproxy = LbSpec::defaults(Init::Supervisord);
+        haproxy.kind = LbKind::Haproxy;
+        let (plain, acl) = goldens(Init::Supervisord, haproxy);
+        insta::assert_snapshot!("lb_supervisord_plain", show(&plain));
+        insta::assert_snapshot!("lb_supervisord_acl", show(&acl));
     }
 
     #[test]

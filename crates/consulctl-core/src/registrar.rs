@@ -379,41 +379,31 @@ pub(crate) fn helper_file(path: PathBuf, content: String, mode: u32, secret: boo
     }
 }
 
+/// What the tests of the daemons' renderers share (this module's and [`crate::lb`]'s).
 #[cfg(test)]
-mod tests {
+pub(crate) mod test_support {
     use super::*;
     use crate::facts::FileFact;
-    use crate::model::{AgentToken, BindAddr, Role, Secret};
-    use crate::plan::{add_plumbing, HostPlan};
-    use crate::plumbing::Plumbing;
+    use crate::model::{AgentToken, Secret};
 
-    const SHA: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+    pub(crate) const SHA: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 
-    fn host(init: Init) -> Host {
-        let mut h = Host::minimal(
-            "docker1",
-            "10.0.0.31",
-            Role::Client,
-            init,
-            BindAddr::Fixed("10.0.0.31".parse().unwrap()),
-        );
-        h.registrar = Some(RegistrarSpec::defaults());
-        h
-    }
-
-    fn bind() -> IpAddr {
-        "10.0.0.31".parse().unwrap()
-    }
-
-    fn cluster(acl: bool, tls: bool) -> Cluster {
+    /// A cluster whose secrets hold a registrar and an LB daemon token for `node`
+    /// (`registrar-secret-of-<node>`, `lb-secret-of-<node>`).
+    pub(crate) fn cluster(acl: bool, tls: bool, node: &str) -> Cluster {
         let mut acl_tokens = crate::model::AclTokens::default();
-        acl_tokens.registrars.insert(
-            "docker1".into(),
-            AgentToken {
-                accessor: "11111111-2222-4333-8444-555555555555".into(),
-                secret: Secret::new("registrar-secret-of-docker1"),
-            },
-        );
+        for (table, what) in [
+            (&mut acl_tokens.registrars, "registrar"),
+            (&mut acl_tokens.lbs, "lb"),
+        ] {
+            table.insert(
+                node.into(),
+                AgentToken {
+                    accessor: "11111111-2222-4333-8444-555555555555".into(),
+                    secret: Secret::new(format!("{what}-secret-of-{node}")),
+                },
+            );
+        }
         Cluster {
             inventory_path: "inv.toml".into(),
             name: "dc1".into(),
@@ -436,7 +426,7 @@ mod tests {
         }
     }
 
-    fn facts(systemd: bool) -> Facts {
+    pub(crate) fn facts(systemd: bool) -> Facts {
         Facts {
             pid1: if systemd { "systemd" } else { "supervisord" }.into(),
             supervisor_include_dir: Some("/etc/supervisor/conf.d".into()),
@@ -444,41 +434,24 @@ mod tests {
         }
     }
 
-    /// Facts of a host where `r` is in place and the registrar runs.
-    fn converged(r: &Registrar, systemd: bool) -> Facts {
+    /// Facts of a host where `r`'s files and the binary are in place (nothing runs yet).
+    pub(crate) fn in_place(r: &Registrar, systemd: bool) -> Facts {
         let mut f = facts(systemd);
-        f.files.insert(
-            HOST_BINARY.into(),
-            FileFact {
-                sha256: SHA.into(),
-                mode: "755".into(),
-                owner: "root".into(),
-                group: "root".into(),
-            },
-        );
+        let fact = |sha256: String, mode: u32| FileFact {
+            sha256,
+            mode: format!("{mode:o}"),
+            owner: "root".into(),
+            group: "root".into(),
+        };
+        f.files.insert(HOST_BINARY.into(), fact(SHA.into(), 0o755));
         for d in &r.files {
-            f.files.insert(
-                d.path.clone(),
-                FileFact {
-                    sha256: d.sha256(),
-                    mode: format!("{:o}", d.mode),
-                    owner: "root".into(),
-                    group: "root".into(),
-                },
-            );
-        }
-        if systemd {
-            f.units.insert(
-                REGISTRAR_SERVICE.into(),
-                ("active".into(), "enabled".into()),
-            );
-        } else {
-            f.procs.insert(HOST_BINARY_PROCESS.into(), true);
+            f.files.insert(d.path.clone(), fact(d.sha256(), d.mode));
         }
         f
     }
 
-    fn show(r: &Registrar) -> String {
+    /// The files (secrets hidden) and actions, for the golden tests.
+    pub(crate) fn show(r: &Registrar) -> String {
         let mut s = String::new();
         for f in &r.files {
             s.push_str(&format!(
@@ -493,6 +466,49 @@ mod tests {
             s.push_str(&format!("--> {a}\n"));
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::{facts, in_place, show, SHA};
+    use super::*;
+    use crate::model::{BindAddr, Role};
+    use crate::plan::{add_plumbing, HostPlan};
+    use crate::plumbing::Plumbing;
+
+    fn host(init: Init) -> Host {
+        let mut h = Host::minimal(
+            "docker1",
+            "10.0.0.31",
+            Role::Client,
+            init,
+            BindAddr::Fixed("10.0.0.31".parse().unwrap()),
+        );
+        h.registrar = Some(RegistrarSpec::defaults());
+        h
+    }
+
+    fn bind() -> IpAddr {
+        "10.0.0.31".parse().unwrap()
+    }
+
+    fn cluster(acl: bool, tls: bool) -> Cluster {
+        test_support::cluster(acl, tls, "docker1")
+    }
+
+    /// Facts of a host where `r` is in place and the registrar runs.
+    fn converged(r: &Registrar, systemd: bool) -> Facts {
+        let mut f = in_place(r, systemd);
+        if systemd {
+            f.units.insert(
+                REGISTRAR_SERVICE.into(),
+                ("active".into(), "enabled".into()),
+            );
+        } else {
+            f.procs.insert(HOST_BINARY_PROCESS.into(), true);
+        }
+        f
     }
 
     #[test]

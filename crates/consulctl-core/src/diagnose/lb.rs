@@ -81,27 +81,11 @@ mod tests {
     use crate::diagnose::test_support::*;
 
     fn check(status: &str, output: &str) -> HealthCheck {
-        HealthCheck {
-            check_id: LB_CHECK.into(),
-            status: status.into(),
-            output: output.into(),
-            ..Default::default()
-        }
+        daemon_check(LB_CHECK, status, output)
     }
 
     fn with_lb(check_on_client1: Option<HealthCheck>) -> (Expected, Vec<Observation>) {
-        let mut exp = expected();
-        exp.hosts[3].lb = true;
-        let mut obs = healthy();
-        if let Some(c) = check_on_client1 {
-            obs[3]
-                .api
-                .as_mut()
-                .unwrap()
-                .daemon_checks
-                .insert(LB_CHECK.into(), c);
-        }
-        (exp, obs)
+        with_daemon(|h| h.lb = true, check_on_client1)
     }
 
     #[test]
@@ -156,11 +140,7 @@ mod tests {
         let (exp, mut obs) = with_lb(None);
         obs[3].api.as_mut().unwrap().daemon_checks.insert(
             REGISTRAR_CHECK.into(),
-            HealthCheck {
-                check_id: REGISTRAR_CHECK.into(),
-                status: "passing".into(),
-                ..Default::default()
-            },
+            daemon_check(REGISTRAR_CHECK, "passing", ""),
         );
         assert_eq!(diagnose(&exp, &obs)[0].code, FindingCode::LbDown);
     }

@@ -107,27 +107,11 @@ mod tests {
     use crate::diagnose::test_support::*;
 
     fn check(status: &str, output: &str) -> HealthCheck {
-        HealthCheck {
-            check_id: REGISTRAR_CHECK.into(),
-            status: status.into(),
-            output: output.into(),
-            ..Default::default()
-        }
+        daemon_check(REGISTRAR_CHECK, status, output)
     }
 
     fn with_registrar(check_on_client1: Option<HealthCheck>) -> (Expected, Vec<Observation>) {
-        let mut exp = expected();
-        exp.hosts[3].registrar = true;
-        let mut obs = healthy();
-        if let Some(c) = check_on_client1 {
-            obs[3]
-                .api
-                .as_mut()
-                .unwrap()
-                .daemon_checks
-                .insert(REGISTRAR_CHECK.into(), c);
-        }
-        (exp, obs)
+        with_daemon(|h| h.registrar = true, check_on_client1)
     }
 
     #[test]

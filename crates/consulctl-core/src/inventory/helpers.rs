@@ -82,6 +82,17 @@ impl<L: Layer> Layers<L> {
     }
 }
 
+/// One daemon, as its tables and messages name it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Daemon<'a> {
+    /// Its tables' name (`registrar`: `[registrar]`, `servers.registrar`, ...).
+    pub(super) name: &'a str,
+    /// For messages (`the registrar`).
+    pub(super) what: &'a str,
+    /// `on` when the top table gives none (None: `on` is required there).
+    pub(super) default_on: Option<&'a str>,
+}
+
 /// What the top-level table says besides the settings: its `on`, and `binary` when given.
 pub(super) struct Top {
     /// The text of `on` and its terms (None: no top-level table, or a bad `on`).
@@ -146,19 +157,18 @@ impl Ctx<'_> {
         ok
     }
 
-    /// Validate every table of daemon `name` with `layer(cx, key, table, top)` (false in the
-    /// second value: a problem, reported), then the top table's `on` (missing: `default_on`,
-    /// or an error naming `what`) and `binary`.
+    /// Validate every table of daemon `d` with `layer(cx, key, table, top)` (false in the
+    /// second value: a problem, reported), then the top table's `on` (`on_of`: its `on` and
+    /// `binary`; `on` missing: the daemon's default, or an error) and `binary`.
     pub(super) fn helper_layers<R, L: Layer>(
         &mut self,
-        name: &str,
+        d: Daemon,
         tables: &Tables<R>,
         host_names: &[String],
         on_of: impl Fn(&R) -> (&raw::V, &raw::V),
-        default_on: Option<&str>,
-        what: &str,
         mut layer: impl FnMut(&mut Self, &KeyPath, &R, bool) -> (L, bool),
     ) -> (Layers<L>, Top, bool) {
+        let (name, what, default_on) = (d.name, d.what, d.default_on);
         let root = KeyPath::root();
         let kt = root.k(name);
         let mut ok = true;
@@ -233,17 +243,12 @@ impl Ctx<'_> {
 
     /// Which hosts the top table's `on` selects (indices), warning about terms that match
     /// none; nothing without a top table.
-    pub(super) fn helper_selected(
-        &mut self,
-        name: &str,
-        top: &Top,
-        what: &str,
-        hosts: &[Host],
-    ) -> Vec<usize> {
+    pub(super) fn helper_selected(&mut self, d: Daemon, top: &Top, hosts: &[Host]) -> Vec<usize> {
         match &top.on {
             Some((text, terms)) => {
                 let probe = self.probe(hosts);
-                self.select(&KeyPath::root().k(name).k("on"), text, terms, what, &probe)
+                let key = KeyPath::root().k(d.name).k("on");
+                self.select(&key, text, terms, d.what, &probe)
             }
             None => Vec::new(),
         }

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use super::helpers::{GivenBinary, Layer, Tables};
+use super::helpers::{Daemon, GivenBinary, Layer, Tables};
 use super::services::{go_duration_nanos, is_service_ident};
 use super::*;
 use crate::model::{LbBalance, LbHaproxy, LbKind, LbNginx, LbSpec, LbTemplate};
@@ -102,6 +102,13 @@ impl Layer for LbLayer {
 fn first<T: Clone>(layers: &[&LbLayer; 3], get: impl Fn(&LbLayer) -> Option<&T>) -> Option<T> {
     layers.iter().find_map(|l| get(l)).cloned()
 }
+
+/// The daemon, as its tables and messages name it.
+const DAEMON: Daemon = Daemon {
+    name: "lb",
+    what: "the LB sync daemon",
+    default_on: Some(DEFAULT_ON),
+};
 
 impl Ctx<'_> {
     /// An argv: a non-empty array of strings whose first (the program) is not empty.
@@ -623,12 +630,10 @@ impl Ctx<'_> {
         hosts: Option<&mut Vec<Host>>,
     ) -> (Option<GivenBinary>, bool) {
         let (layers, top, ok) = self.helper_layers(
-            "lb",
+            DAEMON,
             &tables,
             host_names,
             |r| (&r.on, &r.binary),
-            Some(DEFAULT_ON),
-            "the LB sync daemon",
             |cx, key, r, top| cx.lb_layer(key, r, top),
         );
         let Some(hosts) = hosts else {
@@ -637,7 +642,7 @@ impl Ctx<'_> {
         if !ok {
             return (None, false);
         }
-        let selected = self.helper_selected("lb", &top, "the LB sync daemon", hosts);
+        let selected = self.helper_selected(DAEMON, &top, hosts);
         let mut reported = Vec::new();
         let mut ok = true;
         let placed = layers.placed(hosts, &selected);

@@ -2,7 +2,7 @@
 //! selects, with role and host `registrar = { ... }` tables overriding single keys and
 //! `enabled = true|false` adding or removing a host whatever `on` says.
 
-use super::helpers::{GivenBinary, Layer, Tables};
+use super::helpers::{Daemon, GivenBinary, Layer, Tables};
 use super::services::go_duration_nanos;
 use super::*;
 use crate::model::{RegistrarMode, RegistrarSpec};
@@ -63,6 +63,13 @@ impl Layer for RegistrarLayer {
         self.enabled
     }
 }
+
+/// The daemon, as its tables and messages name it.
+const DAEMON: Daemon = Daemon {
+    name: "registrar",
+    what: "the registrar",
+    default_on: None,
+};
 
 impl Ctx<'_> {
     /// One registrar table. `top`: `[registrar]` (may have `on` and `binary`, not `enabled`).
@@ -200,12 +207,10 @@ impl Ctx<'_> {
         hosts: Option<&mut Vec<Host>>,
     ) -> (Option<GivenBinary>, bool) {
         let (layers, top, ok) = self.helper_layers(
-            "registrar",
+            DAEMON,
             &tables,
             host_names,
             |r| (&r.on, &r.binary),
-            None,
-            "the registrar",
             |cx, key, r, top| cx.registrar_layer(key, r, top),
         );
         let Some(hosts) = hosts else {
@@ -214,7 +219,7 @@ impl Ctx<'_> {
         if !ok {
             return (None, false);
         }
-        let selected = self.helper_selected("registrar", &top, "the registrar", hosts);
+        let selected = self.helper_selected(DAEMON, &top, hosts);
         let placed: Vec<Option<RegistrarSpec>> = layers
             .placed(hosts, &selected)
             .into_iter()

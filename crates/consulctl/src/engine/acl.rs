@@ -329,24 +329,6 @@ pub fn daemon_token_fixes(
     )
 }
 
-/// [`agent_token_fixes`] for the token of a host's Docker registrar.
-pub fn registrar_token_fixes(
-    host: &Host,
-    accessor: &str,
-    secret: &Secret,
-    policy_answer: Result<Option<AclPolicy>, consul_api::Error>,
-    token_answer: Result<Option<AclToken>, consul_api::Error>,
-) -> Result<Vec<Fix>> {
-    daemon_token_fixes(
-        DaemonToken::Registrar,
-        host,
-        accessor,
-        secret,
-        policy_answer,
-        token_answer,
-    )
-}
-
 /// A token with one policy of its own.
 struct TokenSpec {
     policy: String,
@@ -793,7 +775,8 @@ source = { package = \"auto\" }\n\
     fn registrar_token_is_created_with_its_own_policy_and_kept_when_right() {
         let h = host();
         let s = Secret::new("reg-secret");
-        let fixes = registrar_token_fixes(
+        let fixes = daemon_token_fixes(
+            DaemonToken::Registrar,
             &h,
             "reg-acc",
             &s,
@@ -816,7 +799,8 @@ source = { package = \"auto\" }\n\
         let token = json!({ "AccessorID": "reg-acc", "SecretID": "reg-secret",
                             "Policies": [{ "ID": "p9", "Name": "consulctl-registrar-web-1" }] })
         .to_string();
-        let fixes = registrar_token_fixes(
+        let fixes = daemon_token_fixes(
+            DaemonToken::Registrar,
             &h,
             "reg-acc",
             &s,
