@@ -259,7 +259,7 @@ pub fn render_daemons(
 mod tests {
     use super::*;
     use crate::model::{BindAddr, Init, RegistrarSpec, Role};
-    use crate::registrar::test_support::{facts, in_place, show, SHA};
+    use crate::registrar::test_support::{assert_no_writes, facts, in_place, show, SHA};
 
     fn host(init: Init) -> Host {
         let mut h = Host::minimal(
@@ -413,20 +413,7 @@ mod tests {
             let f = converged(&first, systemd);
             let r = render(&c, &h, &f, bind(), Some(SHA)).unwrap();
             assert!(r.actions.is_empty(), "{systemd}: {:?}", r.actions);
-            let plan = crate::plan::plan_host(&crate::plan::PlanInput {
-                host: &h,
-                facts: &f,
-                desired: &r.files,
-                binary: &crate::plan::BinaryPlan::Package { commands: vec![] },
-                version: "1.8.7".parse().unwrap(),
-            });
-            assert!(
-                plan.actions
-                    .iter()
-                    .all(|a| !matches!(a, Action::WriteFile { .. })),
-                "{:?}",
-                plan.actions
-            );
+            assert_no_writes(&h, &f, &r.files);
         }
     }
 

@@ -450,6 +450,24 @@ pub(crate) mod test_support {
         f
     }
 
+    /// The planner writes none of `files` on a host with `facts`.
+    pub(crate) fn assert_no_writes(host: &Host, facts: &Facts, files: &[DesiredFile]) {
+        let plan = crate::plan::plan_host(&crate::plan::PlanInput {
+            host,
+            facts,
+            desired: files,
+            binary: &crate::plan::BinaryPlan::Package { commands: vec![] },
+            version: "1.8.7".parse().unwrap(),
+        });
+        assert!(
+            plan.actions
+                .iter()
+                .all(|a| !matches!(a, Action::WriteFile { .. })),
+            "{:?}",
+            plan.actions
+        );
+    }
+
     /// The files (secrets hidden) and actions, for the golden tests.
     pub(crate) fn show(r: &Registrar) -> String {
         let mut s = String::new();
@@ -471,7 +489,7 @@ pub(crate) mod test_support {
 
 #[cfg(test)]
 mod tests {
-    use super::test_support::{facts, in_place, show, SHA};
+    use super::test_support::{assert_no_writes, facts, in_place, show, SHA};
     use super::*;
     use crate::model::{BindAddr, Role};
     use crate::plan::{add_plumbing, HostPlan};
@@ -652,20 +670,7 @@ mod tests {
             let r = render(&c, &h, &f, bind(), Some(SHA)).unwrap();
             assert!(r.actions.is_empty(), "{:?}", r.actions);
             // And the planner writes no file either.
-            let plan = crate::plan::plan_host(&crate::plan::PlanInput {
-                host: &h,
-                facts: &f,
-                desired: &r.files,
-                binary: &crate::plan::BinaryPlan::Package { commands: vec![] },
-                version: "1.8.7".parse().unwrap(),
-            });
-            assert!(
-                plan.actions
-                    .iter()
-                    .all(|a| !matches!(a, Action::WriteFile { .. })),
-                "{:?}",
-                plan.actions
-            );
+            assert_no_writes(&h, &f, &r.files);
         }
     }
 

@@ -43,6 +43,30 @@ impl<R> Tables<R> {
     }
 }
 
+/// A daemon's raw table: where its top-level-only keys are.
+pub(super) trait Table {
+    fn on(&self) -> &raw::V;
+    fn binary(&self) -> &raw::V;
+}
+
+impl Table for raw::Registrar {
+    fn on(&self) -> &raw::V {
+        &self.on
+    }
+    fn binary(&self) -> &raw::V {
+        &self.binary
+    }
+}
+
+impl Table for raw::Lb {
+    fn on(&self) -> &raw::V {
+        &self.on
+    }
+    fn binary(&self) -> &raw::V {
+        &self.binary
+    }
+}
+
 /// A daemon's validated settings per table (each key given or not).
 pub(super) trait Layer: Default + Clone {
     /// `enabled` of a role or host table.
@@ -158,14 +182,44 @@ impl Ctx<'_> {
     }
 
     /// Validate every table of daemon `d` with `layer(cx, key, table, top)` (false in the
-    /// second value: a problem, reported), then the top table's `on` (`on_of`: its `on` and
-    /// `binary`; `on` missing: the daemon's default, or an error) and `binary`.
-    pub(super) fn helper_layers<R, L: Layer>(
+    /// second value: a problem, reported) and, when the hosts are known and all is well, give
+    /// the daemon to the hosts it runs on: `assign(cx, layers, host)` (host first; false: a
+    /// problem, reported). Returns the top table's `binary` when given, and whether all is well.
+    pub(super) fn helper_place<R: Table, L: Layer>(
         &mut self,
         d: Daemon,
         tables: &Tables<R>,
         host_names: &[String],
-        on_of: impl Fn(&R) -> (&raw::V, &raw::V),
+        hosts: Option<&mut Vec<Host>>,
+        layer: impl FnMut(&mut Self, &KeyPath, &R, bool) -> (L, bool),
+        mut assign: impl FnMut(&mut Self, [&L; 3], &mut Host) -> bool,
+    ) -> (Option<GivenBinary>, bool) {
+        let (layers, top, ok) = self.helper_layers(d, tables, host_names, layer);
+        let Some(hosts) = hosts else {
+            return (None, ok);
+        };
+        if !ok {
+            return (None, false);
+        }
+        let selected = self.helper_selected(d, &top, hosts);
+        let placed = layers.placed(hosts, &selected);
+        let mut ok = true;
+        for (host, l) in hosts.iter_mut().zip(placed) {
+            if let Some(l) = l {
+                ok &= assign(self, l, host);
+            }
+        }
+        (top.binary.filter(|_| ok), ok)
+    }
+
+    /// Validate every table of daemon `d` with `layer(cx, key, table, top)` (false in the
+    /// second value: a problem, reported), then the top table's `on` (missing: the daemon's
+    /// default, or an error) and `binary`.
+    fn helper_layers<R: Table, L: Layer>(
+        &mut self,
+        d: Daemon,
+        tables: &Tables<R>,
+        host_names: &[String],
         mut layer: impl FnMut(&mut Self, &KeyPath, &R, bool) -> (L, bool),
     ) -> (Layers<L>, Top, bool) {
         let (name, what, default_on) = (d.name, d.what, d.default_on);
@@ -181,7 +235,7 @@ impl Ctx<'_> {
             Some(r) => {
                 let (l, good) = layer(self, &kt, r, true);
                 ok &= good;
-                let (on, binary) = on_of(r);
+                let (on, binary) = (r.on(), r.binary());
                 match (on, default_on) {
                     (None, Some(d)) => {
                         top.on = self
@@ -243,7 +297,7 @@ impl Ctx<'_> {
 
     /// Which hosts the top table's `on` selects (indices), warning about terms that match
     /// none; nothing without a top table.
-    pub(super) fn helper_selected(&mut self, d: Daemon, top: &Top, hosts: &[Host]) -> Vec<usize> {
+    fn helper_selected(&mut self, d: Daemon, top: &Top, hosts: &[Host]) -> Vec<usize> {
         match &top.on {
             Some((text, terms)) => {
                 let probe = self.probe(hosts);

@@ -629,39 +629,19 @@ impl Ctx<'_> {
         host_names: &[String],
         hosts: Option<&mut Vec<Host>>,
     ) -> (Option<GivenBinary>, bool) {
-        let (layers, top, ok) = self.helper_layers(
+        // A problem shared by several hosts (a method given once) is reported once.
+        let mut reported = Vec::new();
+        self.helper_place(
             DAEMON,
             &tables,
             host_names,
-            |r| (&r.on, &r.binary),
+            hosts,
             |cx, key, r, top| cx.lb_layer(key, r, top),
-        );
-        let Some(hosts) = hosts else {
-            return (None, ok);
-        };
-        if !ok {
-            return (None, false);
-        }
-        let selected = self.helper_selected(DAEMON, &top, hosts);
-        let mut reported = Vec::new();
-        let mut ok = true;
-        let placed = layers.placed(hosts, &selected);
-        let specs: Vec<Option<LbSpec>> = placed
-            .iter()
-            .zip(hosts.iter())
-            .map(|(l, h)| {
-                let spec = self.lb_resolve(l.as_ref()?, h.init, &mut reported);
-                ok &= spec.is_some();
-                spec
-            })
-            .collect();
-        if !ok {
-            return (None, false);
-        }
-        for (host, spec) in hosts.iter_mut().zip(specs) {
-            host.lb = spec;
-        }
-        (top.binary, true)
+            |cx, layers, host| {
+                host.lb = cx.lb_resolve(&layers, host.init, &mut reported);
+                host.lb.is_some()
+            },
+        )
     }
 }
 

@@ -206,29 +206,17 @@ impl Ctx<'_> {
         host_names: &[String],
         hosts: Option<&mut Vec<Host>>,
     ) -> (Option<GivenBinary>, bool) {
-        let (layers, top, ok) = self.helper_layers(
+        self.helper_place(
             DAEMON,
             &tables,
             host_names,
-            |r| (&r.on, &r.binary),
+            hosts,
             |cx, key, r, top| cx.registrar_layer(key, r, top),
-        );
-        let Some(hosts) = hosts else {
-            return (None, ok);
-        };
-        if !ok {
-            return (None, false);
-        }
-        let selected = self.helper_selected(DAEMON, &top, hosts);
-        let placed: Vec<Option<RegistrarSpec>> = layers
-            .placed(hosts, &selected)
-            .into_iter()
-            .map(|l| l.map(|l| resolve(&l)))
-            .collect();
-        for (host, spec) in hosts.iter_mut().zip(placed) {
-            host.registrar = spec;
-        }
-        (top.binary, true)
+            |_, layers, host| {
+                host.registrar = Some(resolve(&layers));
+                true
+            },
+        )
     }
 }
 
