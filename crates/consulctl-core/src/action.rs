@@ -70,6 +70,10 @@ pub enum Action {
     /// systemd-resolved, NetworkManager (reload), the Docker registrar
     /// (`consulctl-registrar`: its unit or supervisord program).
     RestartHelper { service: String, supervisor: bool },
+    /// Make a service run that consulctl does not configure itself (an LB's nginx or HAProxy):
+    /// `systemctl enable --now`, or its supervisord program added and started; one that runs
+    /// is left alone (supervisord restarts it only when its program file changed).
+    StartHelper { service: String, supervisor: bool },
     /// Set `PEERDNS=no` in RHEL network scripts so DHCP stops rewriting resolv.conf.
     SetPeerDnsNo { files: Vec<PathBuf> },
     /// The agent's system user: create it (a system user with its own group, no login shell)
@@ -94,6 +98,7 @@ impl Action {
                 | Action::InstallPackages { .. }
                 | Action::DisableUnits { .. }
                 | Action::RestartHelper { .. }
+                | Action::StartHelper { .. }
                 | Action::SetPeerDnsNo { .. }
         )
     }
@@ -225,6 +230,16 @@ impl fmt::Display for Action {
                     )
                 } else {
                     write!(f, "enable and (re)start {service}")
+                }
+            }
+            Action::StartHelper {
+                service,
+                supervisor,
+            } => {
+                if *supervisor {
+                    write!(f, "start {service} (supervisord program {service})")
+                } else {
+                    write!(f, "enable and start {service}")
                 }
             }
             Action::SetPeerDnsNo { files } => {

@@ -693,6 +693,7 @@ mod tests {
             services: vec![],
             prepare: Default::default(),
             registrar: None,
+            lb: None,
         }
     }
 

@@ -125,6 +125,8 @@ pub struct Facts {
     pub packages: BTreeMap<String, bool>,
     /// Processes asked about: name -> one runs.
     pub procs: BTreeMap<String, bool>,
+    /// supervisord programs asked about: name -> RUNNING (only where supervisorctl answers).
+    pub programs: BTreeMap<String, bool>,
     /// RHEL network scripts `/etc/sysconfig/network-scripts/ifcfg-*`: path -> PEERDNS value
     /// (`-` when not set).
     pub ifcfg: BTreeMap<PathBuf, String>,
@@ -366,16 +368,16 @@ impl Facts {
                         _ => return Err(bad("expected `unit NAME ACTIVE ENABLED`")),
                     }
                 }
-                "pkg" | "proc" => {
+                "pkg" | "proc" | "program" => {
                     let (name, flag) = match val.split_once(' ') {
                         Some((n, "1")) if !n.is_empty() => (n, true),
                         Some((n, "0")) if !n.is_empty() => (n, false),
                         _ => return Err(bad("expected `NAME 0|1`")),
                     };
-                    let map = if key == "pkg" {
-                        &mut f.packages
-                    } else {
-                        &mut f.procs
+                    let map = match key {
+                        "pkg" => &mut f.packages,
+                        "proc" => &mut f.procs,
+                        _ => &mut f.programs,
                     };
                     map.insert(name.to_string(), flag);
                 }
@@ -689,6 +691,7 @@ mod tests {
             services: vec![],
             prepare: Default::default(),
             registrar: None,
+            lb: None,
         }
     }
 

@@ -13,6 +13,7 @@ pub mod error;
 pub mod facts;
 pub mod hash;
 pub mod inventory;
+pub mod lb;
 pub mod managed_paths;
 pub mod model;
 pub mod pki;

@@ -81,6 +81,9 @@ pub struct AclTokens {
     /// Per node with a registrar: its token (policy `consulctl-registrar-<node>`), generated
     /// like the agent tokens and created in Consul after the bootstrap.
     pub registrars: std::collections::BTreeMap<String, AgentToken>,
+    /// Per node with an LB sync daemon: its token (policy `consulctl-lb-<node>`), generated
+    /// like the agent tokens and created in Consul after the bootstrap.
+    pub lbs: std::collections::BTreeMap<String, AgentToken>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -198,6 +201,10 @@ pub struct Host {
     /// whose `on` selects the host, role and host `registrar` tables key by key. None: no
     /// registrar on this host.
     pub registrar: Option<RegistrarSpec>,
+    /// The load balancer sync daemon (`consulctl-host lb`): `[lb]` whose `on` selects the
+    /// host (default: hosts tagged `lb`), role and host `lb` tables key by key. None: no LB
+    /// daemon on this host.
+    pub lb: Option<LbSpec>,
 }
 
 /// The Docker registrar of one host, resolved (defaults filled in).
@@ -251,6 +258,163 @@ impl RegistrarSpec {
             resync: "30s".into(),
             drain: "0s".into(),
             docker_socket: "/var/run/docker.sock".into(),
+        }
+    }
+}
+
+/// The LB sync daemon of one host, resolved (defaults filled in, reload commands chosen by
+/// the host's init system). Written to `/etc/consulctl/lb.toml` as the daemon reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LbSpec {
+    pub kind: LbKind,
+    /// Only services carrying this tag are load balanced.
+    pub tag: String,
+    /// 127.0.0.1 port of the daemon's status server.
+    pub status_port: u16,
+    /// Go durations: quiet time after a change, and the longest wait after the first change.
+    pub min_wait: String,
+    pub max_wait: String,
+    /// Write what is served to Consul KV `consulctl/lb/<node>`.
+    pub publish: bool,
+    pub balance: LbBalance,
+    /// LB listen port per service name (others: the port their instances use).
+    pub ports: std::collections::BTreeMap<String, u16>,
+    pub nginx: LbNginx,
+    pub haproxy: LbHaproxy,
+    /// User Tera templates, their text read from the inventory's files.
+    pub templates: Vec<LbTemplate>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LbKind {
+    Nginx,
+    Haproxy,
+    /// User templates only.
+    None,
+}
+
+impl LbKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LbKind::Nginx => "nginx",
+            LbKind::Haproxy => "haproxy",
+            LbKind::None => "none",
+        }
+    }
+}
+
+/// `[lb.balance]`: how upstream servers are balanced (the method in nginx's words; the daemon
+/// maps it for HAProxy).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LbBalance {
+    /// `least_conn`, `round_robin`, `ip_hash` or `random`.
+    pub method: String,
+    pub max_fails: u32,
+    /// Go duration.
+    pub fail_timeout: String,
+    pub weight: u32,
+    pub keepalive: u32,
+    pub maxconn: u32,
+    pub retries: u32,
+}
+
+/// `[lb.nginx]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LbNginx {
+    pub http_conf: PathBuf,
+    pub stream_conf: PathBuf,
+    pub stream_block: bool,
+    pub test: Vec<String>,
+    pub reload: Vec<String>,
+}
+
+/// `[lb.haproxy]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LbHaproxy {
+    pub config: PathBuf,
+    pub test: Vec<String>,
+    pub reload: Vec<String>,
+}
+
+/// One `[[lb.templates]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LbTemplate {
+    pub name: String,
+    /// The Tera file on the control machine (resolved against the inventory's directory).
+    pub source: PathBuf,
+    /// Its text, read when the inventory is loaded.
+    pub text: String,
+    pub destination: PathBuf,
+    /// argv; `{staged}` stands for the staged file.
+    pub validate: Option<Vec<String>>,
+    pub reload: Option<Vec<String>>,
+}
+
+impl LbSpec {
+    /// Every default for a host with this init system: nginx, tag `upyun`, status port 18900,
+    /// 100ms/1s coalescing, published to KV.
+    pub fn defaults(init: Init) -> LbSpec {
+        LbSpec {
+            kind: LbKind::Nginx,
+            tag: "upyun".into(),
+            status_port: 18900,
+            min_wait: "100ms".into(),
+            max_wait: "1s".into(),
+            publish: true,
+            balance: LbBalance::defaults(),
+            ports: Default::default(),
+            nginx: LbNginx::defaults(init),
+            haproxy: LbHaproxy::defaults(init),
+            templates: Vec::new(),
+        }
+    }
+}
+
+impl LbBalance {
+    pub fn defaults() -> LbBalance {
+        LbBalance {
+            method: "least_conn".into(),
+            max_fails: 3,
+            fail_timeout: "60s".into(),
+            weight: 1,
+            keepalive: 32,
+            maxconn: 100,
+            retries: 3,
+        }
+    }
+}
+
+fn argv(words: &[&str]) -> Vec<String> {
+    words.iter().map(|w| w.to_string()).collect()
+}
+
+impl LbNginx {
+    pub fn defaults(init: Init) -> LbNginx {
+        LbNginx {
+            http_conf: "/etc/nginx/conf.d/consulctl-http.conf".into(),
+            stream_conf: "/etc/nginx/modules-enabled/99-consulctl-stream.conf".into(),
+            stream_block: true,
+            test: argv(&["nginx", "-t"]),
+            reload: match init {
+                Init::Systemd => argv(&["systemctl", "reload", "nginx"]),
+                Init::Supervisord => argv(&["nginx", "-s", "reload"]),
+            },
+        }
+    }
+}
+
+impl LbHaproxy {
+    pub const CONFIG: &'static str = "/etc/haproxy/haproxy.cfg";
+
+    pub fn defaults(init: Init) -> LbHaproxy {
+        LbHaproxy {
+            config: Self::CONFIG.into(),
+            test: argv(&["haproxy", "-c", "-f", Self::CONFIG]),
+            reload: match init {
+                Init::Systemd => argv(&["systemctl", "reload", "haproxy"]),
+                Init::Supervisord => argv(&["supervisorctl", "signal", "USR2", "haproxy"]),
+            },
         }
     }
 }
@@ -377,6 +541,7 @@ impl Host {
             services: Vec::new(),
             prepare: PrepareSpec::default(),
             registrar: None,
+            lb: None,
         }
     }
 }

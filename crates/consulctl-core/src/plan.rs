@@ -612,6 +612,7 @@ mod tests {
                 }
                 Action::DisableUnits { units } => format!("disable:{}", units.join("+")),
                 Action::RestartHelper { service, .. } => format!("helper:{service}"),
+                Action::StartHelper { service, .. } => format!("start_helper:{service}"),
                 Action::InstallHostBinary { .. } => "host_binary".into(),
                 Action::SetPeerDnsNo { files } => format!("peerdns:{}", files.len()),
                 Action::OwnDirs {

@@ -107,8 +107,14 @@ pub fn config_text(host: &Host, spec: &RegistrarSpec, bind_addr: IpAddr) -> anyh
     Ok(t)
 }
 
-/// The environment the registrar reaches the agent with (name, value), in this order.
-pub fn environment(cluster: &Cluster, host: &Host, bind_addr: IpAddr) -> Vec<(String, String)> {
+/// The environment a daemon of `consulctl-host` reaches the agent with (name, value), in this
+/// order; `token_file`: its ACL token file (used with ACLs only).
+pub fn environment(
+    cluster: &Cluster,
+    host: &Host,
+    bind_addr: IpAddr,
+    token_file: &str,
+) -> Vec<(String, String)> {
     let addr = crate::view::http_addr(host, bind_addr);
     let mut env = vec![("CONSUL_HTTP_ADDR".to_string(), addr.clone())];
     if addr.starts_with("https://") {
@@ -121,29 +127,72 @@ pub fn environment(cluster: &Cluster, host: &Host, bind_addr: IpAddr) -> Vec<(St
         ));
     }
     if cluster.acl {
-        env.push(("CONSUL_HTTP_TOKEN_FILE".into(), REGISTRAR_TOKEN.into()));
+        env.push(("CONSUL_HTTP_TOKEN_FILE".into(), token_file.into()));
     }
     env
 }
 
+/// One daemon of `consulctl-host` as its unit, program, token and restart see it.
+#[derive(Debug, Clone)]
+pub struct Daemon<'a> {
+    /// The unit's and the program's name (`consulctl-registrar`).
+    pub service: &'a str,
+    /// Its systemd unit file.
+    pub unit: &'a str,
+    pub config: &'a str,
+    pub token: &'a str,
+    /// What it is, for the messages (`the Docker registrar`).
+    pub what: &'a str,
+    /// The command line the unit and the program run.
+    pub command: String,
+    /// The comment line under the mark.
+    pub comment: &'a str,
+    /// The unit's Description.
+    pub description: &'a str,
+    /// Units it starts after, besides the network and the agent's.
+    pub after: &'a [&'a str],
+}
+
+/// The registrar as a [`Daemon`].
+pub fn daemon() -> Daemon<'static> {
+    Daemon {
+        service: REGISTRAR_SERVICE,
+        unit: REGISTRAR_UNIT,
+        config: REGISTRAR_CONFIG,
+        token: REGISTRAR_TOKEN,
+        what: "the registrar",
+        command: command(),
+        comment:
+            "consulctl's Docker registrar: registers this host's containers with the local agent.",
+        description: "consulctl registrar (Docker containers -> the local Consul agent)",
+        after: &["docker.service"],
+    }
+}
+
 /// The systemd unit: after (and wanting) the agent's unit, restarted whenever it stops.
-pub fn unit_text(host: &Host, env: &[(String, String)]) -> String {
+pub fn unit_text(host: &Host, d: &Daemon, env: &[(String, String)]) -> String {
     let agent_unit = host
         .paths
         .systemd_unit
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "consul.service".into());
+    let mut after = vec!["network-online.target"];
+    after.extend(d.after.iter().copied());
+    after.push(&agent_unit);
     let mut t = format!(
         "{MANAGED_MARK}: do not edit by hand; changes are overwritten by the next apply.\n\
-         # consulctl's Docker registrar: registers this host's containers with the local agent.\n\
+         # {}\n\
          [Unit]\n\
-         Description=consulctl registrar (Docker containers -> the local Consul agent)\n\
-         After=network-online.target docker.service {agent_unit}\n\
+         Description={}\n\
+         After={}\n\
          Wants=network-online.target {agent_unit}\n\
          \n\
          [Service]\n\
-         Type=simple\n"
+         Type=simple\n",
+        d.comment,
+        d.description,
+        after.join(" ")
     );
     for (k, v) in env {
         t.push_str(&format!("Environment={k}={v}\n"));
@@ -155,18 +204,18 @@ pub fn unit_text(host: &Host, env: &[(String, String)]) -> String {
          \n\
          [Install]\n\
          WantedBy=multi-user.target\n",
-        command()
+        d.command
     ));
     t
 }
 
 /// The supervisord program (hosts whose agent runs under supervisord).
-pub fn program_text(env: &[(String, String)]) -> String {
+pub fn program_text(d: &Daemon, env: &[(String, String)]) -> String {
     let env: Vec<String> = env.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
     format!(
         "; {MANAGED_MARK}: do not edit by hand; changes are overwritten by the next apply.\n\
-         ; consulctl's Docker registrar: registers this host's containers with the local agent.\n\
-         [program:{REGISTRAR_SERVICE}]\n\
+         ; {}\n\
+         [program:{}]\n\
          command={}\n\
          environment={}\n\
          autostart=true\n\
@@ -176,26 +225,63 @@ pub fn program_text(env: &[(String, String)]) -> String {
          stopsignal=TERM\n\
          stopwaitsecs=15\n\
          redirect_stderr=true\n",
-        command(),
+        d.comment,
+        d.service,
+        d.command,
         env.join(",")
     )
 }
 
-/// Render the registrar of one host. `binary_sha256`: sha256 of the `consulctl-host` consulctl
-/// installs (the inventory's `registrar.binary`); needed when the host has a registrar.
-pub fn render(
+/// Does the host run consulctl's daemons under supervisord (like its agent, or no systemd)?
+pub fn under_supervisord(host: &Host, facts: &Facts) -> bool {
+    host.init == Init::Supervisord || facts.pid1 != "systemd"
+}
+
+/// Is `service` running (and enabled, on systemd) as the facts saw it? supervisord: its
+/// program is RUNNING (`program:` facts), or else a process of that name runs.
+pub fn runs(facts: &Facts, service: &str, process: &str, supervisor: bool) -> bool {
+    if supervisor {
+        facts
+            .programs
+            .get(service)
+            .or(facts.procs.get(process))
+            .copied()
+            .unwrap_or(false)
+    } else {
+        facts
+            .units
+            .get(service)
+            .is_some_and(|(a, e)| a == "active" && e == "enabled")
+    }
+}
+
+/// Does any of `files` differ from the host's copy (or is it missing)?
+pub fn any_changed(files: &[DesiredFile], facts: &Facts) -> bool {
+    files.iter().any(|f| {
+        facts
+            .files
+            .get(&f.path)
+            .map(|c| c.sha256 != f.sha256())
+            .unwrap_or(true)
+    })
+}
+
+/// Render one daemon of `consulctl-host` on a host: the binary upload when the host's copy
+/// differs, its config (`config`), its token file (`token`, with ACLs), its unit or program,
+/// and a restart when any of those changed or it does not run.
+#[allow(clippy::too_many_arguments)] // the host's context, the daemon, and what it gets
+pub fn render_daemon(
     cluster: &Cluster,
     host: &Host,
     facts: &Facts,
     bind_addr: IpAddr,
+    d: &Daemon,
+    config: String,
+    token: Option<&crate::model::AgentToken>,
     binary_sha256: Option<&str>,
 ) -> anyhow::Result<Registrar> {
     let mut r = Registrar::default();
-    let Some(spec) = &host.registrar else {
-        return Ok(r);
-    };
     let sha = binary_sha256.context("internal: no consulctl-host binary prepared")?;
-
     let current = facts
         .files
         .get(Path::new(HOST_BINARY))
@@ -208,87 +294,81 @@ pub fn render(
             current,
         });
     }
-
-    let env = environment(cluster, host, bind_addr);
-    r.files.push(helper_file(
-        REGISTRAR_CONFIG.into(),
-        config_text(host, spec, bind_addr).context("registrar")?,
-        0o644,
-        false,
-    ));
+    let env = environment(cluster, host, bind_addr, d.token);
+    r.files
+        .push(helper_file(d.config.into(), config, 0o644, false));
     if cluster.acl {
-        let token = cluster
-            .acl_tokens
-            .registrars
-            .get(&host.name)
-            .with_context(|| {
-                format!(
-                    "no ACL registrar token for {} in the secrets file",
-                    host.name
-                )
-            })?;
+        let token = token.with_context(|| {
+            format!(
+                "no ACL token of {} of {} in the secrets file",
+                d.what, host.name
+            )
+        })?;
         r.files.push(helper_file(
-            REGISTRAR_TOKEN.into(),
+            d.token.into(),
             format!("{}\n", token.secret.expose()),
             0o600,
             true,
         ));
     }
-    let supervisor = host.init == Init::Supervisord || facts.pid1 != "systemd";
+    let supervisor = under_supervisord(host, facts);
     if supervisor {
-        let dir = facts.supervisor_include_dir.clone().context(
-            "the registrar on a host without systemd runs under supervisord, which is not \
-             installed here",
-        )?;
+        let dir = facts.supervisor_include_dir.clone().with_context(|| {
+            format!(
+                "{} on a host without systemd runs under supervisord, which is not \
+                 installed here",
+                d.what
+            )
+        })?;
         r.files.push(helper_file(
-            program_path(&dir, REGISTRAR_SERVICE),
-            program_text(&env),
+            program_path(&dir, d.service),
+            program_text(d, &env),
             0o644,
             false,
         ));
     } else {
         r.files.push(helper_file(
-            REGISTRAR_UNIT.into(),
-            unit_text(host, &env),
+            d.unit.into(),
+            unit_text(host, d, &env),
             0o644,
             false,
         ));
     }
-
-    let changed = new_binary
-        || r.files.iter().any(|f| {
-            facts
-                .files
-                .get(&f.path)
-                .map(|c| c.sha256 != f.sha256())
-                .unwrap_or(true)
-        });
-    let (running, enabled) = if supervisor {
-        (
-            facts
-                .procs
-                .get(HOST_BINARY_PROCESS)
-                .copied()
-                .unwrap_or(false),
-            true,
-        )
-    } else {
-        let unit = facts.units.get(REGISTRAR_SERVICE);
-        (
-            unit.is_some_and(|(a, _)| a == "active"),
-            unit.is_some_and(|(_, e)| e == "enabled"),
-        )
-    };
-    if changed || !running || !enabled {
+    let changed = new_binary || any_changed(&r.files, facts);
+    if changed || !runs(facts, d.service, HOST_BINARY_PROCESS, supervisor) {
         r.actions.push(Action::RestartHelper {
-            service: REGISTRAR_SERVICE.into(),
+            service: d.service.into(),
             supervisor,
         });
     }
     Ok(r)
 }
 
-fn helper_file(path: PathBuf, content: String, mode: u32, secret: bool) -> DesiredFile {
+/// Render the registrar of one host. `binary_sha256`: sha256 of the `consulctl-host` consulctl
+/// installs (the inventory's `registrar.binary`); needed when the host has a registrar.
+pub fn render(
+    cluster: &Cluster,
+    host: &Host,
+    facts: &Facts,
+    bind_addr: IpAddr,
+    binary_sha256: Option<&str>,
+) -> anyhow::Result<Registrar> {
+    let Some(spec) = &host.registrar else {
+        return Ok(Registrar::default());
+    };
+    render_daemon(
+        cluster,
+        host,
+        facts,
+        bind_addr,
+        &daemon(),
+        config_text(host, spec, bind_addr).context("registrar")?,
+        cluster.acl_tokens.registrars.get(&host.name),
+        binary_sha256,
+    )
+}
+
+pub(crate) fn helper_file(path: PathBuf, content: String, mode: u32, secret: bool) -> DesiredFile {
     DesiredFile {
         path,
         content,
@@ -299,41 +379,31 @@ fn helper_file(path: PathBuf, content: String, mode: u32, secret: bool) -> Desir
     }
 }
 
+/// What the tests of the daemons' renderers share (this module's and [`crate::lb`]'s).
 #[cfg(test)]
-mod tests {
+pub(crate) mod test_support {
     use super::*;
     use crate::facts::FileFact;
-    use crate::model::{AgentToken, BindAddr, Role, Secret};
-    use crate::plan::{add_plumbing, HostPlan};
-    use crate::plumbing::Plumbing;
+    use crate::model::{AgentToken, Secret};
 
-    const SHA: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+    pub(crate) const SHA: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 
-    fn host(init: Init) -> Host {
-        let mut h = Host::minimal(
-            "docker1",
-            "10.0.0.31",
-            Role::Client,
-            init,
-            BindAddr::Fixed("10.0.0.31".parse().unwrap()),
-        );
-        h.registrar = Some(RegistrarSpec::defaults());
-        h
-    }
-
-    fn bind() -> IpAddr {
-        "10.0.0.31".parse().unwrap()
-    }
-
-    fn cluster(acl: bool, tls: bool) -> Cluster {
+    /// A cluster whose secrets hold a registrar and an LB daemon token for `node`
+    /// (`registrar-secret-of-<node>`, `lb-secret-of-<node>`).
+    pub(crate) fn cluster(acl: bool, tls: bool, node: &str) -> Cluster {
         let mut acl_tokens = crate::model::AclTokens::default();
-        acl_tokens.registrars.insert(
-            "docker1".into(),
-            AgentToken {
-                accessor: "11111111-2222-4333-8444-555555555555".into(),
-                secret: Secret::new("registrar-secret-of-docker1"),
-            },
-        );
+        for (table, what) in [
+            (&mut acl_tokens.registrars, "registrar"),
+            (&mut acl_tokens.lbs, "lb"),
+        ] {
+            table.insert(
+                node.into(),
+                AgentToken {
+                    accessor: "11111111-2222-4333-8444-555555555555".into(),
+                    secret: Secret::new(format!("{what}-secret-of-{node}")),
+                },
+            );
+        }
         Cluster {
             inventory_path: "inv.toml".into(),
             name: "dc1".into(),
@@ -356,7 +426,7 @@ mod tests {
         }
     }
 
-    fn facts(systemd: bool) -> Facts {
+    pub(crate) fn facts(systemd: bool) -> Facts {
         Facts {
             pid1: if systemd { "systemd" } else { "supervisord" }.into(),
             supervisor_include_dir: Some("/etc/supervisor/conf.d".into()),
@@ -364,41 +434,42 @@ mod tests {
         }
     }
 
-    /// Facts of a host where `r` is in place and the registrar runs.
-    fn converged(r: &Registrar, systemd: bool) -> Facts {
+    /// Facts of a host where `r`'s files and the binary are in place (nothing runs yet).
+    pub(crate) fn in_place(r: &Registrar, systemd: bool) -> Facts {
         let mut f = facts(systemd);
-        f.files.insert(
-            HOST_BINARY.into(),
-            FileFact {
-                sha256: SHA.into(),
-                mode: "755".into(),
-                owner: "root".into(),
-                group: "root".into(),
-            },
-        );
+        let fact = |sha256: String, mode: u32| FileFact {
+            sha256,
+            mode: format!("{mode:o}"),
+            owner: "root".into(),
+            group: "root".into(),
+        };
+        f.files.insert(HOST_BINARY.into(), fact(SHA.into(), 0o755));
         for d in &r.files {
-            f.files.insert(
-                d.path.clone(),
-                FileFact {
-                    sha256: d.sha256(),
-                    mode: format!("{:o}", d.mode),
-                    owner: "root".into(),
-                    group: "root".into(),
-                },
-            );
-        }
-        if systemd {
-            f.units.insert(
-                REGISTRAR_SERVICE.into(),
-                ("active".into(), "enabled".into()),
-            );
-        } else {
-            f.procs.insert(HOST_BINARY_PROCESS.into(), true);
+            f.files.insert(d.path.clone(), fact(d.sha256(), d.mode));
         }
         f
     }
 
-    fn show(r: &Registrar) -> String {
+    /// The planner writes none of `files` on a host with `facts`.
+    pub(crate) fn assert_no_writes(host: &Host, facts: &Facts, files: &[DesiredFile]) {
+        let plan = crate::plan::plan_host(&crate::plan::PlanInput {
+            host,
+            facts,
+            desired: files,
+            binary: &crate::plan::BinaryPlan::Package { commands: vec![] },
+            version: "1.8.7".parse().unwrap(),
+        });
+        assert!(
+            plan.actions
+                .iter()
+                .all(|a| !matches!(a, Action::WriteFile { .. })),
+            "{:?}",
+            plan.actions
+        );
+    }
+
+    /// The files (secrets hidden) and actions, for the golden tests.
+    pub(crate) fn show(r: &Registrar) -> String {
         let mut s = String::new();
         for f in &r.files {
             s.push_str(&format!(
@@ -413,6 +484,49 @@ mod tests {
             s.push_str(&format!("--> {a}\n"));
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::{assert_no_writes, facts, in_place, show, SHA};
+    use super::*;
+    use crate::model::{BindAddr, Role};
+    use crate::plan::{add_plumbing, HostPlan};
+    use crate::plumbing::Plumbing;
+
+    fn host(init: Init) -> Host {
+        let mut h = Host::minimal(
+            "docker1",
+            "10.0.0.31",
+            Role::Client,
+            init,
+            BindAddr::Fixed("10.0.0.31".parse().unwrap()),
+        );
+        h.registrar = Some(RegistrarSpec::defaults());
+        h
+    }
+
+    fn bind() -> IpAddr {
+        "10.0.0.31".parse().unwrap()
+    }
+
+    fn cluster(acl: bool, tls: bool) -> Cluster {
+        test_support::cluster(acl, tls, "docker1")
+    }
+
+    /// Facts of a host where `r` is in place and the registrar runs.
+    fn converged(r: &Registrar, systemd: bool) -> Facts {
+        let mut f = in_place(r, systemd);
+        if systemd {
+            f.units.insert(
+                REGISTRAR_SERVICE.into(),
+                ("active".into(), "enabled".into()),
+            );
+        } else {
+            f.procs.insert(HOST_BINARY_PROCESS.into(), true);
+        }
+        f
     }
 
     #[test]
@@ -556,20 +670,7 @@ mod tests {
             let r = render(&c, &h, &f, bind(), Some(SHA)).unwrap();
             assert!(r.actions.is_empty(), "{:?}", r.actions);
             // And the planner writes no file either.
-            let plan = crate::plan::plan_host(&crate::plan::PlanInput {
-                host: &h,
-                facts: &f,
-                desired: &r.files,
-                binary: &crate::plan::BinaryPlan::Package { commands: vec![] },
-                version: "1.8.7".parse().unwrap(),
-            });
-            assert!(
-                plan.actions
-                    .iter()
-                    .all(|a| !matches!(a, Action::WriteFile { .. })),
-                "{:?}",
-                plan.actions
-            );
+            assert_no_writes(&h, &f, &r.files);
         }
     }
 

@@ -115,6 +115,10 @@ pub const ACL_MANAGEMENT_TOKEN: &str = "acl_management_token";
 pub const ACL_AGENT_TOKENS: &str = "acl_agent_tokens";
 /// Table of node -> { accessor, secret }: the token of each host's Docker registrar.
 pub const ACL_REGISTRAR_TOKENS: &str = "acl_registrar_tokens";
+/// Table of node -> { accessor, secret }: the token of each host's LB sync daemon.
+pub const ACL_LB_TOKENS: &str = "acl_lb_tokens";
+/// The tables of per-node tokens, in the order [`acl_tokens`] fills them.
+const TOKEN_TABLES: [&str; 3] = [ACL_AGENT_TOKENS, ACL_REGISTRAR_TOKENS, ACL_LB_TOKENS];
 
 impl Secrets {
     /// The agent tokens table (node -> (accessor, secret)).
@@ -196,15 +200,16 @@ pub fn acl_tokens(
     inventory: &Path,
     nodes: &[String],
     registrar_nodes: &[String],
+    lb_nodes: &[String],
 ) -> Result<AclTokens> {
     let s = Secrets::load(inventory)?;
     let mut unsaved = unsaved_lock();
     let pending = unsaved_entry(&mut unsaved, inventory);
     let mut tables = Vec::new();
-    for (table, nodes) in [
-        (ACL_AGENT_TOKENS, nodes),
-        (ACL_REGISTRAR_TOKENS, registrar_nodes),
-    ] {
+    for (table, nodes) in TOKEN_TABLES
+        .into_iter()
+        .zip([nodes, registrar_nodes, lb_nodes])
+    {
         let mut tokens = s.tokens(table);
         for (n, t) in pending.tokens(table) {
             tokens.entry(n).or_insert(t);
@@ -221,12 +226,14 @@ pub fn acl_tokens(
         }
         tables.push(tokens);
     }
+    let lbs = tables.pop().unwrap_or_default();
     let registrars = tables.pop().unwrap_or_default();
     let agents = tables.pop().unwrap_or_default();
     Ok(AclTokens {
         management: s.get(ACL_MANAGEMENT_TOKEN),
         agents,
         registrars,
+        lbs,
     })
 }
 
@@ -324,7 +331,7 @@ pub fn unsaved(inventory: &Path) -> Vec<String> {
         .map(|_| GOSSIP_KEY.into())
         .into_iter()
         .collect();
-    for table in [ACL_AGENT_TOKENS, ACL_REGISTRAR_TOKENS] {
+    for table in TOKEN_TABLES {
         names.extend(
             pending
                 .tokens(table)
@@ -352,7 +359,7 @@ pub fn persist_unsaved(inventory: &Path) -> Result<()> {
             changed = true;
             new_gossip_key = true;
         }
-        for table in [ACL_AGENT_TOKENS, ACL_REGISTRAR_TOKENS] {
+        for table in TOKEN_TABLES {
             let kept = s.tokens(table);
             for (node, t) in pending.tokens(table) {
                 if !kept.contains_key(&node) {
@@ -421,27 +428,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let inv = dir.path().join("prod.toml");
         let names = vec!["s1".to_string(), "c1".to_string()];
-        let a = acl_tokens(&inv, &names, &[]).unwrap();
+        let a = acl_tokens(&inv, &names, &[], &[]).unwrap();
         assert!(a.management.is_none());
         assert_eq!(a.agents.len(), 2);
         let t = &a.agents["s1"];
         assert_eq!(t.accessor.len(), 36);
         assert_eq!(&t.accessor[14..15], "4");
         assert_ne!(t.accessor, t.secret.expose());
-        let b = acl_tokens(&inv, &["s1".to_string(), "c2".to_string()], &[]).unwrap();
+        let b = acl_tokens(&inv, &["s1".to_string(), "c2".to_string()], &[], &[]).unwrap();
         assert_eq!(b.agents["s1"], a.agents["s1"]);
         assert_eq!(b.agents.len(), 3, "c1 kept, c2 added");
         // Generated in memory: nothing written until persisted.
         assert!(!dir.path().join("prod.secrets.toml").exists());
         persist_unsaved(&inv).unwrap();
-        let b = acl_tokens(&inv, &["s1".to_string(), "c2".to_string()], &[]).unwrap();
+        let b = acl_tokens(&inv, &["s1".to_string(), "c2".to_string()], &[], &[]).unwrap();
         assert_eq!(
             b.agents,
-            acl_tokens(&inv, &names, &[]).unwrap().agents,
+            acl_tokens(&inv, &names, &[], &[]).unwrap().agents,
             "all three written"
         );
         save_management_token(&inv, &Secret::new("m-1")).unwrap();
-        let c = acl_tokens(&inv, &names, &[]).unwrap();
+        let c = acl_tokens(&inv, &names, &[], &[]).unwrap();
         assert_eq!(c.management, Some(Secret::new("m-1")));
         assert_eq!(c.agents["c1"], a.agents["c1"]);
         let mode = std::fs::metadata(dir.path().join("prod.secrets.toml"))
@@ -457,7 +464,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let inv = dir.path().join("prod.toml");
         let names = vec!["s1".to_string(), "d1".to_string()];
-        let a = acl_tokens(&inv, &names, &["d1".to_string()]).unwrap();
+        let a = acl_tokens(&inv, &names, &["d1".to_string()], &[]).unwrap();
         assert_eq!(a.registrars.len(), 1);
         let r = &a.registrars["d1"];
         assert_ne!(r.accessor, a.agents["d1"].accessor, "not the agent's token");
@@ -473,8 +480,27 @@ mod tests {
         persist_unsaved(&inv).unwrap();
         let text = std::fs::read_to_string(dir.path().join("prod.secrets.toml")).unwrap();
         assert!(text.contains("[acl_registrar_tokens.d1]"), "{text}");
-        let b = acl_tokens(&inv, &names, &["d1".to_string()]).unwrap();
+        let b = acl_tokens(&inv, &names, &["d1".to_string()], &[]).unwrap();
         assert_eq!(b.registrars["d1"], *r);
+        assert!(unsaved(&inv).is_empty());
+    }
+
+    #[test]
+    fn lb_tokens_are_their_own_table_next_to_the_registrars() {
+        let dir = tempfile::tempdir().unwrap();
+        let inv = dir.path().join("prod.toml");
+        let names = vec!["s1".to_string(), "lb1".to_string()];
+        let one = ["lb1".to_string()];
+        let a = acl_tokens(&inv, &names, &one, &one).unwrap();
+        let (r, l) = (&a.registrars["lb1"], &a.lbs["lb1"]);
+        assert_ne!(
+            r.accessor, l.accessor,
+            "the LB daemon has a token of its own"
+        );
+        assert!(unsaved(&inv).contains(&"acl_lb_tokens.lb1".to_string()));
+        persist_unsaved(&inv).unwrap();
+        let b = acl_tokens(&inv, &names, &[], &one).unwrap();
+        assert_eq!(b.lbs["lb1"], *l);
         assert!(unsaved(&inv).is_empty());
     }
 }

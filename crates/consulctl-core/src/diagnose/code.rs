@@ -36,6 +36,10 @@ pub enum FindingCode {
     NoAgent,
     #[serde(rename = "registrar-down")]
     RegistrarDown,
+    #[serde(rename = "lb-down")]
+    LbDown,
+    #[serde(rename = "lb-failing")]
+    LbFailing,
     #[serde(rename = "stale-peers")]
     StalePeers,
     #[serde(rename = "missing-peers")]
@@ -56,7 +60,7 @@ pub enum FindingCode {
 
 impl FindingCode {
     /// Every code, most severe first.
-    pub const ALL: [FindingCode; 21] = [
+    pub const ALL: [FindingCode; 23] = [
         FindingCode::NoLeader,
         FindingCode::ProtocolVersion,
         FindingCode::NodeIdConflict,
@@ -70,6 +74,8 @@ impl FindingCode {
         FindingCode::AgentDown,
         FindingCode::NoAgent,
         FindingCode::RegistrarDown,
+        FindingCode::LbDown,
+        FindingCode::LbFailing,
         FindingCode::StalePeers,
         FindingCode::MissingPeers,
         FindingCode::UnknownMembers,
@@ -96,6 +102,8 @@ impl FindingCode {
             FindingCode::AgentDown => "agent-down",
             FindingCode::NoAgent => "no-agent",
             FindingCode::RegistrarDown => "registrar-down",
+            FindingCode::LbDown => "lb-down",
+            FindingCode::LbFailing => "lb-failing",
             FindingCode::StalePeers => "stale-peers",
             FindingCode::MissingPeers => "missing-peers",
             FindingCode::UnknownMembers => "unknown-members",
@@ -181,6 +189,8 @@ mod tests {
             "agent-down",
             "no-agent",
             "registrar-down",
+            "lb-down",
+            "lb-failing",
             "stale-peers",
             "missing-peers",
             "unknown-members",

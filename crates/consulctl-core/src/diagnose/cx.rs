@@ -190,6 +190,7 @@ mod tests {
             address: "v6.example.net".into(),
             bind: Some(ip("fd00::5")),
             registrar: false,
+            lb: false,
         });
         let mut obs = healthy();
         at(&mut obs, "client1")

@@ -25,12 +25,16 @@ mod cx;
 mod datacenter;
 mod draft;
 mod encryption;
+mod lb;
 mod node_id;
 mod protocol;
 mod raft;
 mod reachability;
 mod registrar;
 pub use registrar::REGISTRAR_CHECK;
+/// The checks consulctl-host's daemons keep on their agents (what doctor reads of
+/// `/v1/agent/checks`).
+pub const DAEMON_CHECKS: [&str; 2] = [REGISTRAR_CHECK, crate::lb::LB_CHECK];
 #[cfg(test)]
 mod test_support;
 
@@ -62,6 +66,8 @@ pub struct ExpectedHost {
     pub bind: Option<IpAddr>,
     /// The inventory runs the Docker registrar on this host.
     pub registrar: bool,
+    /// The inventory runs the LB sync daemon on this host.
+    pub lb: bool,
 }
 
 /// Everything `doctor` read on one host.
@@ -119,9 +125,10 @@ pub struct AgentApi {
     pub raft: Vec<RaftServer>,
     /// `/v1/agent/members` (LAN).
     pub members: Vec<Member>,
-    /// The registrar's self check on this agent (`/v1/agent/checks`), None when the agent has
-    /// none (or the checks were not read).
-    pub registrar_check: Option<HealthCheck>,
+    /// The self checks of consulctl-host's daemons on this agent (`/v1/agent/checks`, the IDs
+    /// of [`DAEMON_CHECKS`]), by CheckID; a daemon's is missing when the agent has none (or
+    /// the checks were not read).
+    pub daemon_checks: std::collections::BTreeMap<String, HealthCheck>,
 }
 
 /// One problem found.
@@ -131,7 +138,7 @@ pub struct Finding {
     /// `encryption-mismatch`, `bind-address`, `agent-down`, `crash-loop`, `port-in-use`,
     /// `data-dir`, `no-leader`, `stale-peers`, `missing-peers`, `unknown-members`,
     /// `datacenter-mismatch`, `clock-skew`, `unreachable`, `sudo-password`, `no-agent`,
-    /// `not-member`, `registrar-down`, `registrar-settings`.
+    /// `not-member`, `registrar-down`, `lb-down`, `lb-failing`, `registrar-settings`.
     pub code: FindingCode,
     /// Inventory host names concerned (sorted, no duplicates); may name a node the inventory
     /// does not know when that is what Consul reports.
@@ -145,7 +152,7 @@ pub struct Finding {
 }
 
 /// Finding codes, most severe first: [`diagnose`] returns its findings in this order.
-pub const SEVERITY: [FindingCode; 21] = FindingCode::ALL;
+pub const SEVERITY: [FindingCode; 23] = FindingCode::ALL;
 
 /// Codes about what is wrong on the hosts they name: a host one of them names is explained, and
 /// the cluster-level symptoms it causes (not a member, missing from raft) are not reported again.
@@ -210,6 +217,7 @@ pub fn diagnose(expected: &Expected, obs: &[Observation]) -> Vec<Finding> {
     out.extend(cx.not_member(&explained));
     out.extend(cx.clock_skew());
     out.extend(cx.registrar(&explained));
+    out.extend(cx.lb(&explained));
     out.sort_by(|a, b| {
         rank(&a.code)
             .cmp(&rank(&b.code))

@@ -16,10 +16,16 @@ use super::*;
 pub const REGISTRAR_CHECK: &str = "consulctl-registrar";
 
 impl<'a> Cx<'a> {
-    pub(super) fn registrar(&self, explained: &BTreeSet<String>) -> Vec<Finding> {
-        let mut down = Draft::new(FindingCode::RegistrarDown);
-        let mut settings = Draft::new(FindingCode::RegistrarSettings);
-        for h in self.exp.hosts.iter().filter(|h| h.registrar) {
+    /// The hosts the inventory gives a daemon (`has`) whose agent answers, not `explained`
+    /// by an earlier finding, with the daemon's check (`check_id`) on that agent, if any.
+    pub(super) fn daemon_hosts(
+        &self,
+        explained: &BTreeSet<String>,
+        has: impl Fn(&ExpectedHost) -> bool,
+        check_id: &str,
+    ) -> Vec<(&'a ExpectedHost, Option<&'a HealthCheck>)> {
+        let mut out = Vec::new();
+        for h in self.exp.hosts.iter().filter(|h| has(h)) {
             if explained.contains(&h.name) {
                 continue;
             }
@@ -30,13 +36,22 @@ impl<'a> Cx<'a> {
             let Some(api) = o.api.as_ref().filter(|_| o.unreachable.is_none()) else {
                 continue;
             };
+            out.push((h, api.daemon_checks.get(check_id)));
+        }
+        out
+    }
+
+    pub(super) fn registrar(&self, explained: &BTreeSet<String>) -> Vec<Finding> {
+        let mut down = Draft::new(FindingCode::RegistrarDown);
+        let mut settings = Draft::new(FindingCode::RegistrarSettings);
+        for (h, check) in self.daemon_hosts(explained, |h| h.registrar, REGISTRAR_CHECK) {
             let restart = format!(
                 "on {}: `systemctl status consulctl-registrar` / `journalctl -u consulctl-registrar` \
                  (supervisord: `supervisorctl status consulctl-registrar`); `consulctl apply -i {} \
                  --limit {}` reinstalls and starts it",
                 h.name, self.exp.inventory, h.name
             );
-            match &api.registrar_check {
+            match check {
                 None => {
                     down.host(&h.name);
                     down.fact(
@@ -92,20 +107,11 @@ mod tests {
     use crate::diagnose::test_support::*;
 
     fn check(status: &str, output: &str) -> HealthCheck {
-        HealthCheck {
-            check_id: REGISTRAR_CHECK.into(),
-            status: status.into(),
-            output: output.into(),
-            ..Default::default()
-        }
+        daemon_check(REGISTRAR_CHECK, status, output)
     }
 
     fn with_registrar(check_on_client1: Option<HealthCheck>) -> (Expected, Vec<Observation>) {
-        let mut exp = expected();
-        exp.hosts[3].registrar = true;
-        let mut obs = healthy();
-        obs[3].api.as_mut().unwrap().registrar_check = check_on_client1;
-        (exp, obs)
+        with_daemon(|h| h.registrar = true, check_on_client1)
     }
 
     #[test]

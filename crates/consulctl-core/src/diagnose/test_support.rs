@@ -53,6 +53,7 @@ pub(super) fn host(name: &str, role: Role, address: &str) -> ExpectedHost {
         address: address.into(),
         bind: Some(ip(address)),
         registrar: false,
+        lb: false,
     }
 }
 
@@ -127,7 +128,7 @@ pub(super) fn healthy() -> Vec<Observation> {
                     leader: Some("192.168.14.61:8300".into()),
                     raft: raft.clone(),
                     members: members.clone(),
-                    registrar_check: None,
+                    daemon_checks: Default::default(),
                 }),
                 log: log(if h.role == Role::Server {
                     HEALTHY_SERVER
@@ -187,4 +188,34 @@ pub(super) fn one<'a>(findings: &'a [Finding], code: &str) -> &'a Finding {
 
 pub(super) fn evidence_has(f: &Finding, text: &str) -> bool {
     f.evidence.iter().any(|e| e.contains(text))
+}
+
+/// A check of one of consulctl-host's daemons.
+pub(super) fn daemon_check(id: &str, status: &str, output: &str) -> HealthCheck {
+    HealthCheck {
+        check_id: id.into(),
+        status: status.into(),
+        output: output.into(),
+        ..Default::default()
+    }
+}
+
+/// `expected()` with `enable` applied to client1 (it runs a daemon), `healthy()` with `check`
+/// (if any) on client1's agent.
+pub(super) fn with_daemon(
+    enable: impl Fn(&mut ExpectedHost),
+    check: Option<HealthCheck>,
+) -> (Expected, Vec<Observation>) {
+    let mut exp = expected();
+    enable(&mut exp.hosts[3]);
+    let mut obs = healthy();
+    if let Some(c) = check {
+        obs[3]
+            .api
+            .as_mut()
+            .unwrap()
+            .daemon_checks
+            .insert(c.check_id.clone(), c);
+    }
+    (exp, obs)
 }

@@ -40,18 +40,17 @@ pub(super) fn base64_decode(s: &str) -> Option<Vec<u8>> {
 impl Ctx<'_> {
     pub(super) fn resolve(&mut self, mut raw: raw::Inventory) -> Option<Cluster> {
         let root = KeyPath::root();
-        // The registrar tables, checked once the hosts are known.
-        let registrar_tables = super::registrar::RegistrarTables {
-            top: raw.registrar.take(),
-            servers: raw.servers.as_mut().and_then(|r| r.registrar.take()),
-            clients: raw.clients.as_mut().and_then(|r| r.registrar.take()),
-            hosts: raw
-                .hosts
-                .iter_mut()
-                .flatten()
-                .map(|h| h.registrar.take())
-                .collect(),
-        };
+        // The daemons' tables ([registrar], [lb]), checked once the hosts are known.
+        let top = raw.registrar.take();
+        let registrar_tables = super::helpers::Tables::take(
+            top,
+            &mut raw,
+            |r| r.registrar.take(),
+            |h| h.registrar.take(),
+        );
+        let top = raw.lb.take();
+        let lb_tables =
+            super::helpers::Tables::take(top, &mut raw, |r| r.lb.take(), |h| h.lb.take());
 
         // [cluster]
         let kc = root.k("cluster");
@@ -229,10 +228,30 @@ impl Ctx<'_> {
 
         // [[services]], attached to the hosts their `on` selects.
         let services_ok = self.services(raw.services, &host_names, hosts.as_mut());
-        // [registrar], and the role and host registrar tables.
-        let (registrar_binary, registrar_ok) =
+        // [registrar] and [lb], and their role and host tables; the one consulctl-host.
+        let has = (registrar_tables.top.is_some(), lb_tables.top.is_some());
+        let (registrar_given, registrar_ok) =
             self.registrar(registrar_tables, &host_names, hosts.as_mut());
-        if !services_ok || !registrar_ok {
+        let (lb_given, lb_ok) = self.lb(lb_tables, &host_names, hosts.as_mut());
+        if !services_ok || !registrar_ok || !lb_ok {
+            return None;
+        }
+        let needed = hosts
+            .as_ref()
+            .is_some_and(|hs| hs.iter().any(|h| h.registrar.is_some() || h.lb.is_some()));
+        let registrar_needed = hosts
+            .as_ref()
+            .is_some_and(|hs| hs.iter().any(|h| h.registrar.is_some()));
+        // The key a missing default binary is reported under: the daemon that needs it.
+        let mut given = vec![
+            ("registrar", has.0, registrar_given),
+            ("lb", has.1, lb_given),
+        ];
+        if !registrar_needed {
+            given.swap(0, 1);
+        }
+        let (registrar_binary, binary_ok) = self.host_binary(needed, &given);
+        if !binary_ok {
             return None;
         }
 

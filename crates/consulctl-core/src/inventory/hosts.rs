@@ -263,6 +263,7 @@ impl Ctx<'_> {
                 services: Vec::new(),
                 prepare: resolve_prepare(&layers),
                 registrar: None,
+                lb: None,
             });
             if let (Some(host), Some(key)) = (out.last(), nameservers_key) {
                 dns_checks.push((host.name.clone(), key));

@@ -26,7 +26,7 @@
 //! Layout: [`load`] and [`parse`] here; step 2 in `parsing` (into the structs of `raw`); the
 //! validation context and [`Diagnostic`] in `diagnostics`; step 3 in `cluster` (the whole
 //! inventory), `layers` (settings given cluster-wide, per role and per host, and how they
-//! merge), `hosts`, `dns` (the `dns` and `prepare` tables), `services`, `registrar`, and `validators` (single
+//! merge), `hosts`, `dns` (the `dns` and `prepare` tables), `services`, `helpers` (what the host daemons share), `registrar`, `lb`, and `validators` (single
 //! values, by family). The submodules share the imports below through `use super::*`.
 
 use std::collections::HashMap;
@@ -50,8 +50,10 @@ use crate::version::Version;
 mod cluster;
 mod diagnostics;
 mod dns;
+mod helpers;
 mod hosts;
 mod layers;
+mod lb;
 mod parsing;
 mod raw;
 mod registrar;
@@ -89,14 +91,18 @@ pub fn load(path: &Path) -> Result<Cluster, Error> {
     }
     if cluster.acl {
         let names: Vec<String> = cluster.hosts.iter().map(|h| h.name.clone()).collect();
-        let registrars: Vec<String> = cluster
-            .hosts
-            .iter()
-            .filter(|h| h.registrar.is_some())
-            .map(|h| h.name.clone())
-            .collect();
+        let with = |has: fn(&Host) -> bool| -> Vec<String> {
+            cluster
+                .hosts
+                .iter()
+                .filter(|h| has(h))
+                .map(|h| h.name.clone())
+                .collect()
+        };
+        let registrars = with(|h| h.registrar.is_some());
+        let lbs = with(|h| h.lb.is_some());
         cluster.acl_tokens =
-            crate::secrets::acl_tokens(path, &names, &registrars).map_err(|e| {
+            crate::secrets::acl_tokens(path, &names, &registrars, &lbs).map_err(|e| {
                 Error::input(e.context(format!("{}: cluster.acl = true", path.display())))
             })?;
     }

@@ -17,6 +17,7 @@ pub(super) const TOP_LEVEL_KEYS: &[&str] = &[
     "hosts",
     "services",
     "registrar",
+    "lb",
 ];
 
 /// The key path of the key or value at exactly `span`.

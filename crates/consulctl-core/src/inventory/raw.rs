@@ -20,6 +20,7 @@ pub struct Inventory {
     pub hosts: Option<Vec<Host>>,
     pub services: Option<Vec<Service>>,
     pub registrar: Option<Registrar>,
+    pub lb: Option<Lb>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -95,6 +96,7 @@ pub struct Role {
     pub dns: Option<Dns>,
     pub prepare: Option<Prepare>,
     pub registrar: Option<Registrar>,
+    pub lb: Option<Lb>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -114,6 +116,7 @@ pub struct Host {
     pub dns: Option<Dns>,
     pub prepare: Option<Prepare>,
     pub registrar: Option<Registrar>,
+    pub lb: Option<Lb>,
 }
 
 /// `[dns]`, `[servers.dns]`/`[clients.dns]`, a host's `dns`.
@@ -182,4 +185,78 @@ pub struct Registrar {
     pub docker_socket: V,
     pub binary: V,
     pub enabled: V,
+}
+
+/// `[lb]`, and `lb = { ... }` in a role table or on a host (`on` and `binary` only in `[lb]`,
+/// `enabled` only in the others: checked by the validator).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table of LB sync daemon settings")]
+pub struct Lb {
+    pub on: V,
+    pub binary: V,
+    pub enabled: V,
+    pub kind: V,
+    pub tag: V,
+    pub status_port: V,
+    pub min_wait: V,
+    pub max_wait: V,
+    pub publish: V,
+    pub balance: Option<LbBalance>,
+    pub ports: V,
+    pub nginx: Option<LbNginx>,
+    pub haproxy: Option<LbHaproxy>,
+    pub templates: Option<Vec<LbTemplate>>,
+}
+
+/// `[lb.balance]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table of balancing settings ([lb.balance])"
+)]
+pub struct LbBalance {
+    pub method: V,
+    pub max_fails: V,
+    pub fail_timeout: V,
+    pub weight: V,
+    pub keepalive: V,
+    pub maxconn: V,
+    pub retries: V,
+}
+
+/// `[lb.nginx]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table of nginx settings ([lb.nginx])"
+)]
+pub struct LbNginx {
+    pub http_conf: V,
+    pub stream_conf: V,
+    pub stream_block: V,
+    pub test: V,
+    pub reload: V,
+}
+
+/// `[lb.haproxy]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table of HAProxy settings ([lb.haproxy])"
+)]
+pub struct LbHaproxy {
+    pub config: V,
+    pub test: V,
+    pub reload: V,
+}
+
+/// `[[lb.templates]]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table ([[lb.templates]])")]
+pub struct LbTemplate {
+    pub name: V,
+    pub source: V,
+    pub destination: V,
+    pub validate: V,
+    pub reload: V,
 }

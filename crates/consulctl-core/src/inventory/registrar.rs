@@ -2,22 +2,13 @@
 //! selects, with role and host `registrar = { ... }` tables overriding single keys and
 //! `enabled = true|false` adding or removing a host whatever `on` says.
 
-use super::services::{go_duration_nanos, OnTerm, ON_FORMS};
+use super::helpers::{Daemon, GivenBinary, Layer, Tables};
+use super::services::go_duration_nanos;
 use super::*;
 use crate::model::{RegistrarMode, RegistrarSpec};
 
 /// The placeholders `host_ip` may be (whole).
 const HOST_IP_FORMS: &[&str] = &["{{ bind_addr }}", "{{ address }}"];
-
-/// How to get the host binary, for the message when it is missing.
-pub(super) const BUILD_HINT: &str = "build it with `cargo build --release -p consulctl-host` \
-     (or scripts/build-host-binary for hosts with glibc 2.17), or set registrar.binary";
-
-/// Where `cargo build --release` puts `consulctl-host`: next to the running consulctl.
-pub(super) fn default_binary() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    Some(exe.parent()?.join("consulctl-host"))
-}
 
 /// A Docker network name: letters, digits, `_`, `.`, `-`, starting with a letter or digit.
 fn is_network_name(s: &str) -> bool {
@@ -67,27 +58,20 @@ fn resolve(layers: &[&RegistrarLayer; 3]) -> RegistrarSpec {
     }
 }
 
-/// Where the raw registrar tables are: `[registrar]`, `[servers]`/`[clients]`, each host's.
-pub(super) struct RegistrarTables {
-    pub(super) top: Option<raw::Registrar>,
-    pub(super) servers: Option<raw::Registrar>,
-    pub(super) clients: Option<raw::Registrar>,
-    /// Per `[[hosts]]` entry, in file order.
-    pub(super) hosts: Vec<Option<raw::Registrar>>,
+impl Layer for RegistrarLayer {
+    fn enabled(&self) -> Option<bool> {
+        self.enabled
+    }
 }
 
-impl Ctx<'_> {
-    fn boolean(&mut self, key: &KeyPath, v: &raw::V) -> Option<bool> {
-        match v {
-            None => None,
-            Some(toml::Value::Boolean(b)) => Some(*b),
-            Some(other) => {
-                self.bad(key, other, "expected true or false");
-                None
-            }
-        }
-    }
+/// The daemon, as its tables and messages name it.
+const DAEMON: Daemon = Daemon {
+    name: "registrar",
+    what: "the registrar",
+    default_on: None,
+};
 
+impl Ctx<'_> {
     /// One registrar table. `top`: `[registrar]` (may have `on` and `binary`, not `enabled`).
     /// False in the second value when anything is wrong (reported).
     fn registrar_layer(
@@ -96,27 +80,17 @@ impl Ctx<'_> {
         r: &raw::Registrar,
         top: bool,
     ) -> (RegistrarLayer, bool) {
-        let mut ok = true;
-        if !top {
-            for (name, v) in [("on", &r.on), ("binary", &r.binary)] {
-                if v.is_some() {
-                    self.diag(
-                        &key.k(name),
-                        "only in the top-level [registrar] table (here: mode, host_ip, \
-                         network, networks, explicit, resync, drain, docker_socket, enabled); \
-                         use enabled = true|false to add or remove hosts",
-                    );
-                    ok = false;
-                }
-            }
-        } else if r.enabled.is_some() {
-            self.diag(
-                &key.k("enabled"),
-                "only in a role table or on a host (servers.registrar, hosts[N].registrar); \
-                 [registrar] selects its hosts with `on`",
-            );
-            ok = false;
-        }
+        let mut ok = self.helper_scope(
+            key,
+            "registrar",
+            top,
+            [
+                ("on", r.on.is_some()),
+                ("binary", r.binary.is_some()),
+                ("enabled", r.enabled.is_some()),
+            ],
+            "mode, host_ip, network, networks, explicit, resync, drain, docker_socket",
+        );
         let mut check = |given: bool, got: bool| {
             if given && !got {
                 ok = false;
@@ -224,149 +198,25 @@ impl Ctx<'_> {
     }
 
     /// Validate every registrar table and give each host its registrar (when `hosts` is
-    /// known). Returns the binary to install (None: no host has a registrar) and whether all
-    /// is well (problems are reported).
+    /// known). Returns `[registrar] binary` when given and whether all is well (problems are
+    /// reported).
     pub(super) fn registrar(
         &mut self,
-        tables: RegistrarTables,
+        tables: Tables<raw::Registrar>,
         host_names: &[String],
         hosts: Option<&mut Vec<Host>>,
-    ) -> (Option<PathBuf>, bool) {
-        let root = KeyPath::root();
-        let kr = root.k("registrar");
-        let mut ok = true;
-        let empty = RegistrarLayer::default();
-
-        // [registrar]
-        let mut on: Option<Vec<OnTerm>> = None;
-        let mut binary: Option<PathBuf> = None;
-        let mut binary_given = false;
-        let top = match &tables.top {
-            None => empty.clone(),
-            Some(r) => {
-                let (layer, good) = self.registrar_layer(&kr, r, true);
-                ok &= good;
-                match &r.on {
-                    None => {
-                        self.missing(
-                            &kr.k("on"),
-                            format!(
-                                "which hosts run the registrar: {ON_FORMS}, e.g. on = \"tag:docker\""
-                            ),
-                        );
-                        ok = false;
-                    }
-                    Some(_) => {
-                        on = self
-                            .string(&kr.k("on"), &r.on)
-                            .and_then(|s| self.on_terms(&kr.k("on"), &s, host_names));
-                        ok &= on.is_some();
-                    }
-                }
-                if r.binary.is_some() {
-                    binary_given = true;
-                    binary = self.local_path(&kr.k("binary"), &r.binary, false);
-                    ok &= binary.is_some();
-                }
-                layer
-            }
-        };
-
-        // Role and host tables.
-        let mut table = |cx: &mut Self, key: KeyPath, r: &Option<raw::Registrar>| match r {
-            None => empty.clone(),
-            Some(r) => {
-                let (layer, good) = cx.registrar_layer(&key, r, false);
-                ok &= good;
-                layer
-            }
-        };
-        let servers = table(self, root.k("servers").k("registrar"), &tables.servers);
-        let clients = table(self, root.k("clients").k("registrar"), &tables.clients);
-        let own: Vec<RegistrarLayer> = tables
-            .hosts
-            .iter()
-            .enumerate()
-            .map(|(i, r)| table(self, root.k("hosts").i(i).k("registrar"), r))
-            .collect();
-
-        let Some(hosts) = hosts else {
-            return (None, ok);
-        };
-        if !ok {
-            return (None, false);
-        }
-
-        // Which hosts `on` selects.
-        let selected: Vec<usize> = match (&on, &tables.top) {
-            (Some(terms), Some(r)) => {
-                let on_text = match &r.on {
-                    Some(toml::Value::String(s)) => s.clone(),
-                    _ => String::new(),
-                };
-                let probe = self.probe(hosts);
-                self.select(&kr.k("on"), &on_text, terms, "the registrar", &probe)
-            }
-            _ => Vec::new(),
-        };
-        for (h, host) in hosts.iter_mut().enumerate() {
-            let own = own.get(h).unwrap_or(&empty);
-            let role_layer = match host.role {
-                Role::Server => &servers,
-                Role::Client => &clients,
-            };
-            let enabled = own
-                .enabled
-                .or(role_layer.enabled)
-                .unwrap_or(selected.contains(&h));
-            if enabled {
-                host.registrar = Some(resolve(&[own, role_layer, &top]));
-            }
-        }
-
-        if !hosts.iter().any(|h| h.registrar.is_some()) {
-            return (None, true);
-        }
-        // The binary must exist here.
-        let path = match binary {
-            Some(p) => p,
-            None if binary_given => return (None, false),
-            None => match default_binary() {
-                Some(p) => p,
-                None => {
-                    self.diag(
-                        &kr.k("binary"),
-                        format!(
-                            "not given, and the directory of the running consulctl is unknown; \
-                             {BUILD_HINT}"
-                        ),
-                    );
-                    return (None, false);
-                }
+    ) -> (Option<GivenBinary>, bool) {
+        self.helper_place(
+            DAEMON,
+            &tables,
+            host_names,
+            hosts,
+            |cx, key, r, top| cx.registrar_layer(key, r, top),
+            |_, layers, host| {
+                host.registrar = Some(resolve(&layers));
+                true
             },
-        };
-        if !path.is_file() {
-            let whence = if binary_given {
-                "registrar.binary names"
-            } else {
-                "the default is consulctl-host next to the running consulctl:"
-            };
-            let key = if binary_given || tables.top.is_some() {
-                kr.k("binary")
-            } else {
-                kr.clone()
-            };
-            self.diag(
-                &key,
-                format!(
-                    "the consulctl-host binary is missing: {whence} {}, which is not a file; \
-                     {BUILD_HINT}",
-                    path.display()
-                ),
-            );
-            return (None, false);
-        }
-        (Some(path), true)
+        )
     }
 }
 

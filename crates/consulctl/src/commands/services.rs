@@ -1,6 +1,7 @@
 //! `consulctl services`: what Consul's catalog holds per service, with every instance's check
-//! status, side by side with what the inventory declares. Exit 0 when every declared service
-//! instance is in the catalog, 1 otherwise.
+//! status, side by side with what the inventory declares, and which load balancers route to
+//! which instances (what each LB sync daemon publishes under Consul KV `consulctl/lb/<node>`).
+//! Exit 0 when every declared service instance is in the catalog, 1 otherwise.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -8,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
 use consul_api::{Client, ServiceEntry};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::cli::ServicesArgs;
 use crate::engine::context::{self, HostRun};
@@ -52,12 +53,96 @@ pub struct ServiceReport {
     pub instances: Vec<Instance>,
     /// Inventory hosts that declare it but are not in the catalog with it.
     pub missing: Vec<String>,
+    /// The load balancers that serve it (from the LB daemons' KV entries).
+    pub lbs: Vec<LbRoute>,
+}
+
+/// What one LB sync daemon publishes (Consul KV `consulctl/lb/<node>`, JSON).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct LbState {
+    pub node: String,
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub updated: Option<String>,
+    /// What the LB serves now (the last render whose reload was confirmed).
+    #[serde(default)]
+    pub serving: Option<LbServing>,
+    /// The last attempt's failure (null when it succeeded or nothing changed): a message, or
+    /// whatever JSON the daemon put there.
+    #[serde(default)]
+    pub error: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct LbServing {
+    #[serde(default)]
+    pub generation: String,
+    #[serde(default)]
+    pub since: Option<String>,
+    #[serde(default)]
+    pub services: BTreeMap<String, LbService>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct LbService {
+    #[serde(default)]
+    pub protocol: String,
+    pub listen: u16,
+    #[serde(default)]
+    pub instances: Vec<LbInstance>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+pub struct LbInstance {
+    pub node: String,
+    pub id: String,
+    pub address: String,
+    pub port: u16,
+}
+
+impl LbState {
+    /// The last attempt's failure as text.
+    pub fn error_text(&self) -> Option<String> {
+        match self.error.as_ref()? {
+            serde_json::Value::Null => None,
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Object(o) => Some(match o.get("message").and_then(|m| m.as_str()) {
+                Some(m) => m.to_string(),
+                None => serde_json::Value::Object(o.clone()).to_string(),
+            }),
+            other => Some(other.to_string()),
+        }
+    }
+}
+
+/// One load balancer's routes to a service.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct LbRoute {
+    /// The LB host (its Consul node name).
+    pub lb: String,
+    pub kind: String,
+    pub protocol: String,
+    pub listen: u16,
+    /// The instances it routes to.
+    pub instances: Vec<LbInstance>,
+    pub generation: String,
+    /// The last attempt failed: the LB keeps serving this generation meanwhile.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Instances it routes to that are not in the catalog any more (`node/id`).
+    pub gone: Vec<String>,
+    /// Passing catalog instances carrying the LB's tag that it does not route to (`node/id`).
+    pub unrouted: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub via: String,
     pub services: Vec<ServiceReport>,
+    /// LB states that could not be read.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub lb_problems: Vec<String>,
     pub ok: bool,
 }
 
@@ -88,11 +173,52 @@ fn backing_container(meta: &BTreeMap<String, String>) -> Option<String> {
     })
 }
 
-/// Put the catalog's answers and the inventory together (pure).
+/// The LB routes to one service (pure): per LB that serves it, its instances, and the
+/// differences from the catalog's `instances`. `tag_of`: the tag an LB balances on.
+fn lb_routes(
+    service: &str,
+    instances: &[Instance],
+    lbs: &[LbState],
+    tag_of: &dyn Fn(&str) -> String,
+) -> Vec<LbRoute> {
+    let key = |node: &str, id: &str| format!("{node}/{id}");
+    let mut out = Vec::new();
+    for lb in lbs {
+        let Some(serving) = &lb.serving else {
+            continue;
+        };
+        let Some(svc) = serving.services.get(service) else {
+            continue;
+        };
+        let routed: BTreeSet<String> = svc.instances.iter().map(|i| key(&i.node, &i.id)).collect();
+        let catalog: BTreeSet<String> = instances.iter().map(|i| key(&i.node, &i.id)).collect();
+        let tag = tag_of(&lb.node);
+        out.push(LbRoute {
+            lb: lb.node.clone(),
+            kind: lb.kind.clone(),
+            protocol: svc.protocol.clone(),
+            listen: svc.listen,
+            instances: svc.instances.clone(),
+            generation: serving.generation.clone(),
+            error: lb.error_text(),
+            gone: routed.difference(&catalog).cloned().collect(),
+            unrouted: instances
+                .iter()
+                .filter(|i| i.status == "passing" && i.tags.contains(&tag))
+                .map(|i| key(&i.node, &i.id))
+                .filter(|k| !routed.contains(k))
+                .collect(),
+        });
+    }
+    out
+}
+
+/// Put the catalog's answers, the LB daemons' states and the inventory together (pure).
 pub fn build(
     cluster: &Cluster,
     names: &[String],
     health: &BTreeMap<String, Vec<ServiceEntry>>,
+    lbs: &[LbState],
 ) -> Vec<ServiceReport> {
     let mut declared: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for h in &cluster.hosts {
@@ -105,6 +231,21 @@ pub fn build(
     }
     let mut all: BTreeSet<String> = names.iter().cloned().collect();
     all.extend(declared.keys().cloned());
+    // Services an LB still serves that the catalog no longer has.
+    all.extend(
+        lbs.iter()
+            .filter_map(|l| l.serving.as_ref())
+            .flat_map(|s| s.services.keys().cloned()),
+    );
+    let tag_of = |node: &str| {
+        cluster
+            .host(node)
+            .and_then(|h| h.lb.as_ref())
+            .map(|l| l.tag.clone())
+            .unwrap_or_else(|| {
+                consulctl_core::model::LbSpec::defaults(consulctl_core::model::Init::Systemd).tag
+            })
+    };
     let mut out = Vec::new();
     for name in all {
         let entries: &[ServiceEntry] = health.get(&name).map(Vec::as_slice).unwrap_or_default();
@@ -150,20 +291,70 @@ pub fn build(
             .filter(|h| !present.contains(h.as_str()))
             .cloned()
             .collect();
+        let lbs = lb_routes(&name, &instances, lbs, &tag_of);
         out.push(ServiceReport {
             name,
             instances,
             missing,
+            lbs,
         });
     }
     out
 }
 
-/// The catalog's service names, then every service's instances with their checks: two round
-/// trips through one agent. A service whose health read is refused (an HTTP error) has no
-/// instances in the answer.
-pub async fn read(client: &Client) -> Result<(Vec<String>, BTreeMap<String, Vec<ServiceEntry>>)> {
-    let catalog = match client.call(consul_api::catalog::services()).await {
+/// What `services` reads of Consul.
+#[derive(Debug, Default)]
+pub struct Answers {
+    pub names: Vec<String>,
+    pub health: BTreeMap<String, Vec<ServiceEntry>>,
+    /// The LB daemons' states (`consulctl/lb/` in KV); empty when none or not readable.
+    pub lbs: Vec<LbState>,
+    /// Why some LB states could not be read (a refused KV read, a value that is not the
+    /// daemon's JSON).
+    pub lb_problems: Vec<String>,
+}
+
+/// The LB daemons' KV entries, parsed; the problems with the ones that are not.
+fn parse_lbs(pairs: Vec<consul_api::kv::KvPair>) -> (Vec<LbState>, Vec<String>) {
+    let mut out = Vec::new();
+    let mut problems = Vec::new();
+    for p in pairs {
+        let Some(text) = p.value_str() else {
+            continue;
+        };
+        match serde_json::from_str::<LbState>(text) {
+            Ok(s) => out.push(s),
+            Err(e) => problems.push(format!("KV {}: not an LB state: {e}", p.key)),
+        }
+    }
+    (out, problems)
+}
+
+/// The catalog's service names and the LB daemons' states, then every service's instances
+/// with their checks: two round trips through one agent. A service whose health read is
+/// refused (an HTTP error) has no instances in the answer; a refused KV read, no LB states.
+pub async fn read(client: &Client) -> Result<Answers> {
+    let (catalog, kv) = client
+        .call2(
+            consul_api::catalog::services(),
+            consul_api::kv::list(consulctl_core::lb::KV_PREFIX),
+        )
+        .await;
+    let (lbs, lb_problems) = match kv {
+        Ok(pairs) => parse_lbs(pairs),
+        Err(consul_api::Error::Status { status, .. }) => (
+            Vec::new(),
+            vec![format!(
+                "KV {} answered HTTP {status}: the LB states are not shown",
+                consulctl_core::lb::KV_PREFIX
+            )],
+        ),
+        Err(e) => (
+            Vec::new(),
+            vec![format!("KV {}: {e}", consulctl_core::lb::KV_PREFIX)],
+        ),
+    };
+    let catalog = match catalog {
         Ok(c) => c,
         Err(consul_api::Error::Status { status, body, .. }) => {
             bail!("{CATALOG} answered HTTP {status}: {body}")
@@ -195,7 +386,12 @@ pub async fn read(client: &Client) -> Result<(Vec<String>, BTreeMap<String, Vec<
             Err(e) => return Err(e.into()),
         }
     }
-    Ok((names, health))
+    Ok(Answers {
+        names,
+        health,
+        lbs,
+        lb_problems,
+    })
 }
 
 /// `consulctl services`.
@@ -217,7 +413,7 @@ pub async fn run(args: &ServicesArgs, debug_log: Option<&Path>) -> Result<(), Er
     let errors: Vec<String> = got.errors.iter().map(verify::NoAnswer::short).collect();
     let answer = got.answer.map(|(a, answer)| (a.host.clone(), answer));
     context::disconnect(&mut runs, None).await;
-    let Some((via, (names, health))) = answer else {
+    let Some((via, answers)) = answer else {
         return Err(Error::Runtime(anyhow!(
             "no agent answered: {}",
             if errors.is_empty() {
@@ -227,9 +423,14 @@ pub async fn run(args: &ServicesArgs, debug_log: Option<&Path>) -> Result<(), Er
             }
         )));
     };
-    let services = build(&p.cluster, &names, &health);
+    let services = build(&p.cluster, &answers.names, &answers.health, &answers.lbs);
     let ok = services.iter().all(|s| s.missing.is_empty());
-    let report = Report { via, services, ok };
+    let report = Report {
+        via,
+        services,
+        lb_problems: answers.lb_problems,
+        ok,
+    };
     crate::engine::output::print(args.output, &report);
     if ok {
         Ok(())
@@ -279,6 +480,40 @@ pub fn to_text(r: &Report) -> String {
                 "  {m:<14} MISSING: declared in the inventory, not in the catalog\n"
             ));
         }
+        for l in &s.lbs {
+            out.push_str(&lb_text(l));
+        }
+    }
+    for p in &r.lb_problems {
+        out.push_str(&format!("\nwarning: {p}\n"));
+    }
+    out
+}
+
+/// The lines of one LB under a service.
+fn lb_text(l: &LbRoute) -> String {
+    let generation: String = l.generation.chars().take(8).collect();
+    let state = if l.error.is_some() {
+        "last attempt failed, serving it meanwhile"
+    } else {
+        "serving"
+    };
+    let n = l.instances.len();
+    let mut out = format!(
+        "  via lb {} ({}, listen {}): {n} instance{} [generation {generation}, {state}]\n",
+        l.lb,
+        if l.kind.is_empty() { "?" } else { &l.kind },
+        l.listen,
+        if n == 1 { "" } else { "s" }
+    );
+    if let Some(e) = &l.error {
+        out.push_str(&format!("    error: {}\n", e.trim()));
+    }
+    for g in &l.gone {
+        out.push_str(&format!("    routes to {g}: not in the catalog any more\n"));
+    }
+    for u in &l.unrouted {
+        out.push_str(&format!("    not routed: {u} (passing in the catalog)\n"));
     }
     out
 }
@@ -348,13 +583,19 @@ mod tests {
             .on("GET", "/v1/health/service/web", 200, body)
             .on("GET", "/v1/health/service/consul", 200, "[]")
             .on("GET", "/v1/health/service/db", 403, "Permission denied");
-        let (names, health) = block_on(read(&Client::new(fake.clone()))).unwrap();
+        let Answers {
+            names,
+            health,
+            lbs,
+            lb_problems,
+        } = block_on(read(&Client::new(fake.clone()))).unwrap();
         assert_eq!(names, ["consul", "db", "web"]);
         assert_eq!(
             fake.batches(),
-            [1, 3],
-            "the catalog, then every service at once"
+            [2, 3],
+            "the catalog and the LB states, then every service at once"
         );
+        assert!(lbs.is_empty() && lb_problems.is_empty(), "no LB state: 404");
         assert!(
             !health.contains_key("db"),
             "a refused health read has no instances"
@@ -362,7 +603,7 @@ mod tests {
         assert!(health["consul"].is_empty());
         let mut health: BTreeMap<String, Vec<ServiceEntry>> = health;
         health.retain(|k, _| k == "web");
-        let r = build(&cluster, &["web".into()], &health);
+        let r = build(&cluster, &["web".into()], &health, &[]);
         assert_eq!(r.len(), 1);
         let web = &r[0];
         assert_eq!(web.instances.len(), 2);
@@ -412,7 +653,9 @@ mod tests {
                 name: "simple".into(),
                 instances: vec![instance],
                 missing: vec![],
+                lbs: vec![],
             }],
+            lb_problems: vec![],
             ok: true,
         };
         let text = to_text(&report);
@@ -444,5 +687,139 @@ mod tests {
         let fake = FakeTransport::new().fail_all("ssh c1: refused");
         let e = block_on(read(&Client::new(fake))).unwrap_err();
         assert_eq!(format!("{e:#}"), "ssh c1: refused");
+    }
+
+    /// The catalog of service `web`: client1's instance (tagged upyun, passing), client3's
+    /// (tagged upyun, passing), client4's (not tagged).
+    const WEB: &str = r#"[
+      {"Node":{"Node":"client1","Address":"10.0.0.21"},
+       "Service":{"ID":"client1:web1:8080","Service":"web","Address":"10.0.0.21","Port":8080,"Tags":["http","upyun"]},
+       "Checks":[]},
+      {"Node":{"Node":"client3","Address":"10.0.0.23"},
+       "Service":{"ID":"client3:web3:8080","Service":"web","Address":"10.0.0.23","Port":8080,"Tags":["http","upyun"]},
+       "Checks":[]},
+      {"Node":{"Node":"client4","Address":"10.0.0.24"},
+       "Service":{"ID":"client4:web4:8080","Service":"web","Address":"10.0.0.24","Port":8080,"Tags":["http"]},
+       "Checks":[]}
+    ]"#;
+
+    /// lb `client2`'s state: it serves web from client1 and a gone client9, and its last
+    /// attempt failed.
+    fn lb_state_json() -> String {
+        serde_json::json!({
+            "node": "client2", "kind": "nginx", "updated": "2026-12-03T10:00:00Z",
+            "serving": {"generation": "3f2a9c1b7d0e", "since": "2026-12-03T10:00:00Z",
+                "services": {"web": {"protocol": "http", "listen": 8080, "instances": [
+                    {"node": "client1", "id": "client1:web1:8080", "address": "10.0.0.21", "port": 8080},
+                    {"node": "client9", "id": "client9:web9:8080", "address": "10.0.0.29", "port": 8080}
+                ]}}},
+            "error": "nginx: [emerg] unknown directive \"bogus\" in /etc/nginx/conf.d/custom.conf:3"
+        })
+        .to_string()
+    }
+
+    fn kv_body(pairs: &[(&str, &str)]) -> String {
+        use base64::Engine as _;
+        let list: Vec<serde_json::Value> = pairs
+            .iter()
+            .map(|(k, v)| {
+                serde_json::json!({
+                    "Key": k, "Flags": 0, "CreateIndex": 1, "ModifyIndex": 2, "LockIndex": 0,
+                    "Value": base64::engine::general_purpose::STANDARD.encode(v),
+                })
+            })
+            .collect();
+        serde_json::Value::Array(list).to_string()
+    }
+
+    #[test]
+    fn lb_states_show_per_service_which_instances_each_lb_routes_to() {
+        let kv = kv_body(&[
+            ("consulctl/lb/client2", &lb_state_json()),
+            ("consulctl/lb/broken", "not json"),
+        ]);
+        let fake = FakeTransport::new()
+            .on("GET", "/v1/catalog/services", 200, r#"{"web":["http"]}"#)
+            .on("GET", "/v1/kv/consulctl/lb/?recurse", 200, &kv)
+            .on("GET", "/v1/health/service/web", 200, WEB);
+        let answers = block_on(read(&Client::new(fake.clone()))).unwrap();
+        assert_eq!(fake.batches(), [2, 1]);
+        assert_eq!(answers.lbs.len(), 1);
+        assert_eq!(answers.lb_problems.len(), 1);
+        assert!(answers.lb_problems[0].contains("consulctl/lb/broken"));
+        let cluster = consulctl_core::inventory::parse(
+            Path::new("inv.toml"),
+            "hosts = [{ name = \"s1\", address = \"10.0.0.1\", role = \"server\" },\n\
+                       { name = \"client2\", address = \"10.0.0.22\", role = \"client\" }]\n\
+             [cluster]\ndatacenter = \"dc1\"\n[consul]\nversion = \"1.8.7\"\nsource = { package = \"auto\" }\n",
+        )
+        .unwrap();
+        let services = build(&cluster, &answers.names, &answers.health, &answers.lbs);
+        let web = &services[0];
+        assert_eq!(web.lbs.len(), 1);
+        let l = &web.lbs[0];
+        assert_eq!(
+            (l.lb.as_str(), l.kind.as_str(), l.listen),
+            ("client2", "nginx", 8080)
+        );
+        assert_eq!(l.instances.len(), 2);
+        assert_eq!(l.gone, ["client9/client9:web9:8080"]);
+        assert_eq!(
+            l.unrouted,
+            ["client3/client3:web3:8080"],
+            "tagged upyun and passing; client4's is not tagged"
+        );
+        assert!(l.error.as_deref().unwrap().contains("bogus"));
+        let report = Report {
+            via: "server1".into(),
+            services: services.clone(),
+            lb_problems: answers.lb_problems.clone(),
+            ok: true,
+        };
+        let text = to_text(&report);
+        assert!(
+            text.contains("via lb client2 (nginx, listen 8080): 2 instances [generation 3f2a9c1b, last attempt failed"),
+            "{text}"
+        );
+        assert!(
+            text.contains("    error: nginx: [emerg] unknown directive"),
+            "{text}"
+        );
+        assert!(
+            text.contains("routes to client9/client9:web9:8080: not in the catalog"),
+            "{text}"
+        );
+        assert!(
+            text.contains("not routed: client3/client3:web3:8080"),
+            "{text}"
+        );
+        assert!(text.contains("warning: KV consulctl/lb/broken"), "{text}");
+        let json = serde_json::to_value(&report).unwrap();
+        let lbs = &json["services"][0]["lbs"];
+        assert_eq!(lbs[0]["lb"], "client2");
+        assert_eq!(lbs[0]["instances"][1]["node"], "client9");
+        assert_eq!(lbs[0]["gone"][0], "client9/client9:web9:8080");
+    }
+
+    #[test]
+    fn a_service_only_an_lb_still_serves_is_listed_and_a_clean_lb_says_serving() {
+        let mut state: LbState = serde_json::from_str(&lb_state_json()).unwrap();
+        state.error = Some(serde_json::Value::Null);
+        let cluster = consulctl_core::inventory::parse(
+            Path::new("inv.toml"),
+            "hosts = [{ name = \"s1\", address = \"10.0.0.1\", role = \"server\" }]\n\
+             [cluster]\ndatacenter = \"dc1\"\n[consul]\nversion = \"1.8.7\"\nsource = { package = \"auto\" }\n",
+        )
+        .unwrap();
+        let services = build(&cluster, &[], &BTreeMap::new(), &[state]);
+        assert_eq!(services[0].name, "web");
+        assert_eq!(
+            services[0].lbs[0].gone.len(),
+            2,
+            "nothing of it in the catalog"
+        );
+        let text = lb_text(&services[0].lbs[0]);
+        assert!(text.contains("[generation 3f2a9c1b, serving]"), "{text}");
+        assert!(!text.contains("error:"), "{text}");
     }
 }

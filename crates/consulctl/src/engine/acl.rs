@@ -56,6 +56,86 @@ pub fn registrar_policy_rules(node: &str) -> String {
     )
 }
 
+/// The policy of a host's LB sync daemon token.
+pub fn lb_policy_name(node: &str) -> String {
+    format!("consulctl-lb-{node}")
+}
+
+/// The rules of an LB daemon's policy: it reads the catalog (every node and service), keeps
+/// its own node check (node write), reads its agent, and publishes what it serves under its
+/// own KV key; nothing else.
+pub fn lb_policy_rules(node: &str) -> String {
+    let key = format!("{}{node}", consulctl_core::lb::KV_PREFIX);
+    format!(
+        "node_prefix \"\" {{\n  policy = \"read\"\n}}\nservice_prefix \"\" {{\n  policy = \"read\"\n}}\n\
+         node {node:?} {{\n  policy = \"write\"\n}}\nagent {node:?} {{\n  policy = \"read\"\n}}\n\
+         key_prefix {key:?} {{\n  policy = \"write\"\n}}\n"
+    )
+}
+
+/// The daemons of `consulctl-host` that get a token of their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DaemonToken {
+    /// The Docker registrar (policy `consulctl-registrar-<node>`).
+    Registrar,
+    /// The LB sync daemon (policy `consulctl-lb-<node>`).
+    Lb,
+}
+
+impl DaemonToken {
+    pub const ALL: [DaemonToken; 2] = [DaemonToken::Registrar, DaemonToken::Lb];
+
+    /// Does the inventory run this daemon on `host`?
+    pub fn runs_on(self, host: &Host) -> bool {
+        match self {
+            DaemonToken::Registrar => host.registrar.is_some(),
+            DaemonToken::Lb => host.lb.is_some(),
+        }
+    }
+
+    /// The daemons' tokens in the secrets file, by node.
+    pub fn tokens(
+        self,
+        cluster: &Cluster,
+    ) -> &std::collections::BTreeMap<String, consulctl_core::model::AgentToken> {
+        match self {
+            DaemonToken::Registrar => &cluster.acl_tokens.registrars,
+            DaemonToken::Lb => &cluster.acl_tokens.lbs,
+        }
+    }
+
+    pub fn policy_name(self, node: &str) -> String {
+        match self {
+            DaemonToken::Registrar => registrar_policy_name(node),
+            DaemonToken::Lb => lb_policy_name(node),
+        }
+    }
+
+    /// Its name in messages (`registrar token of ...`).
+    fn short(self) -> &'static str {
+        match self {
+            DaemonToken::Registrar => "registrar",
+            DaemonToken::Lb => "LB daemon",
+        }
+    }
+
+    fn spec(self, node: &str) -> TokenSpec {
+        let (rules, what) = match self {
+            DaemonToken::Registrar => (
+                registrar_policy_rules(node),
+                format!("Docker registrar of {node}"),
+            ),
+            DaemonToken::Lb => (lb_policy_rules(node), format!("LB sync daemon of {node}")),
+        };
+        TokenSpec {
+            policy: self.policy_name(node),
+            rules,
+            what,
+            token_what: format!("{} token of {node}", self.short()),
+        }
+    }
+}
+
 /// What the bootstrap answered.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Bootstrap {
@@ -231,8 +311,9 @@ pub fn agent_token_fixes(
     )
 }
 
-/// [`agent_token_fixes`] for the token of a host's Docker registrar.
-pub fn registrar_token_fixes(
+/// [`agent_token_fixes`] for the token of one of a host's daemons.
+pub fn daemon_token_fixes(
+    daemon: DaemonToken,
     host: &Host,
     accessor: &str,
     secret: &Secret,
@@ -240,12 +321,7 @@ pub fn registrar_token_fixes(
     token_answer: Result<Option<AclToken>, consul_api::Error>,
 ) -> Result<Vec<Fix>> {
     token_fixes(
-        &TokenSpec {
-            policy: registrar_policy_name(&host.name),
-            rules: registrar_policy_rules(&host.name),
-            what: format!("Docker registrar of {}", host.name),
-            token_what: format!("registrar token of {}", host.name),
-        },
+        &daemon.spec(&host.name),
         accessor,
         secret,
         policy_answer,
@@ -330,8 +406,8 @@ pub async fn ensure_agent_tokens(
     ensure_agent_tokens_with(&crate::remote::consul::client(conn, http), cluster).await
 }
 
-/// [`ensure_agent_tokens`] through a client. The tokens of the hosts' Docker registrars
-/// too (policy `consulctl-registrar-<node>`).
+/// [`ensure_agent_tokens`] through a client. The tokens of the hosts' daemons too (Docker
+/// registrar: policy `consulctl-registrar-<node>`; LB sync daemon: `consulctl-lb-<node>`).
 pub async fn ensure_agent_tokens_with(client: &Client, cluster: &Cluster) -> Result<usize> {
     let mut reads = Vec::new();
     let mut hosts = Vec::new();
@@ -345,38 +421,38 @@ pub async fn ensure_agent_tokens_with(client: &Client, cluster: &Cluster) -> Res
         let token = api::token_read(&t.accessor);
         reads.push(policy.request.clone());
         reads.push(token.request.clone());
-        hosts.push((h, t, policy, token, false));
+        hosts.push((h, t, policy, token, None));
     }
-    for h in cluster.hosts.iter().filter(|h| h.registrar.is_some()) {
-        let t = cluster
-            .acl_tokens
-            .registrars
-            .get(&h.name)
-            .ok_or_else(|| anyhow!("no registrar token for {} in the secrets file", h.name))?;
-        let policy = api::policy_read_by_name(&registrar_policy_name(&h.name));
-        let token = api::token_read(&t.accessor);
-        reads.push(policy.request.clone());
-        reads.push(token.request.clone());
-        hosts.push((h, t, policy, token, true));
+    for daemon in DaemonToken::ALL {
+        for h in cluster.hosts.iter().filter(|h| daemon.runs_on(h)) {
+            let t = daemon.tokens(cluster).get(&h.name).ok_or_else(|| {
+                anyhow!(
+                    "no {} token for {} in the secrets file",
+                    daemon.short(),
+                    h.name
+                )
+            })?;
+            let policy = api::policy_read_by_name(&daemon.policy_name(&h.name));
+            let token = api::token_read(&t.accessor);
+            reads.push(policy.request.clone());
+            reads.push(token.request.clone());
+            hosts.push((h, t, policy, token, Some(daemon)));
+        }
     }
     let answers = client
         .send(reads)
         .await
         .map_err(|e| anyhow!("API requests failed: {}", e.message))?;
     let mut writes = Vec::new();
-    for (i, (h, t, policy, token, registrar)) in hosts.iter().enumerate() {
-        let fixes = if *registrar {
-            registrar_token_fixes
-        } else {
-            agent_token_fixes
-        };
-        writes.extend(fixes(
-            h,
-            &t.accessor,
-            &t.secret,
+    for (i, (h, t, policy, token, daemon)) in hosts.iter().enumerate() {
+        let (policy, token) = (
             policy.finish(&answers[2 * i]),
             token.finish(&answers[2 * i + 1]),
-        )?);
+        );
+        writes.extend(match daemon {
+            Some(d) => daemon_token_fixes(*d, h, &t.accessor, &t.secret, policy, token)?,
+            None => agent_token_fixes(h, &t.accessor, &t.secret, policy, token)?,
+        });
     }
     if writes.is_empty() {
         return Ok(0);
@@ -699,7 +775,8 @@ source = { package = \"auto\" }\n\
     fn registrar_token_is_created_with_its_own_policy_and_kept_when_right() {
         let h = host();
         let s = Secret::new("reg-secret");
-        let fixes = registrar_token_fixes(
+        let fixes = daemon_token_fixes(
+            DaemonToken::Registrar,
             &h,
             "reg-acc",
             &s,
@@ -722,7 +799,8 @@ source = { package = \"auto\" }\n\
         let token = json!({ "AccessorID": "reg-acc", "SecretID": "reg-secret",
                             "Policies": [{ "ID": "p9", "Name": "consulctl-registrar-web-1" }] })
         .to_string();
-        let fixes = registrar_token_fixes(
+        let fixes = daemon_token_fixes(
+            DaemonToken::Registrar,
             &h,
             "reg-acc",
             &s,
@@ -734,13 +812,48 @@ source = { package = \"auto\" }\n\
     }
 
     #[test]
-    fn ensure_covers_the_registrar_tokens_in_the_same_round_trip() {
+    fn the_lb_policy_reads_the_catalog_writes_its_node_check_and_its_own_kv_key() {
+        let r = lb_policy_rules("lb-1");
+        assert_eq!(
+            r,
+            "node_prefix \"\" {\n  policy = \"read\"\n}\nservice_prefix \"\" {\n  policy = \"read\"\n}\n\
+             node \"lb-1\" {\n  policy = \"write\"\n}\nagent \"lb-1\" {\n  policy = \"read\"\n}\n\
+             key_prefix \"consulctl/lb/lb-1\" {\n  policy = \"write\"\n}\n"
+        );
+        assert_eq!(lb_policy_name("lb-1"), "consulctl-lb-lb-1");
+        let mut h = Host::minimal(
+            "lb-1",
+            "10.0.0.9",
+            Role::Client,
+            Init::Systemd,
+            BindAddr::Fixed("10.0.0.9".parse().unwrap()),
+        );
+        assert!(!DaemonToken::Lb.runs_on(&h));
+        h.lb = Some(consulctl_core::model::LbSpec::defaults(Init::Systemd));
+        assert!(DaemonToken::Lb.runs_on(&h));
+        let fixes = daemon_token_fixes(
+            DaemonToken::Lb,
+            &h,
+            "lb-acc",
+            &Secret::new("lb-secret"),
+            policy(403, "ACL not found"),
+            token(403, "ACL not found"),
+        )
+        .unwrap();
+        let body: serde_json::Value =
+            serde_json::from_str(&fixes[0].call().request.body_text()).unwrap();
+        assert_eq!(body["Name"], "consulctl-lb-lb-1");
+        assert_eq!(body["Description"], "consulctl: LB sync daemon of lb-1");
+    }
+
+    #[test]
+    fn ensure_covers_the_registrar_and_lb_tokens_in_the_same_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("consulctl-host"), "x").unwrap();
         let text = "[cluster]\ndatacenter = \"dc1\"\nacl = true\n[consul]\nversion = \"1.8.7\"\n\
 source = { package = \"auto\" }\n\
 [[hosts]]\nname = \"s1\"\naddress = \"10.0.0.1\"\nrole = \"server\"\n\
-[registrar]\non = \"s1\"\nbinary = \"consulctl-host\"\n";
+[registrar]\non = \"s1\"\nbinary = \"consulctl-host\"\n[lb]\non = \"s1\"\n";
         let mut cluster =
             consulctl_core::inventory::parse(&dir.path().join("inv.toml"), text).unwrap();
         let tok = |a: &str, s: &str| consulctl_core::model::AgentToken {
@@ -755,6 +868,10 @@ source = { package = \"auto\" }\n\
             .acl_tokens
             .registrars
             .insert("s1".into(), tok("reg-s1", "rsec-s1"));
+        cluster
+            .acl_tokens
+            .lbs
+            .insert("s1".into(), tok("lb-s1", "lsec-s1"));
         let fake = FakeTransport::new()
             .on(
                 "GET",
@@ -770,6 +887,13 @@ source = { package = \"auto\" }\n\
                 "ACL not found",
             )
             .on("GET", "/v1/acl/token/reg-s1", 403, "ACL not found")
+            .on(
+                "GET",
+                "/v1/acl/policy/name/consulctl-lb-s1",
+                403,
+                "ACL not found",
+            )
+            .on("GET", "/v1/acl/token/lb-s1", 403, "ACL not found")
             .on("PUT", "/v1/acl/policy", 200, "{}")
             .on("PUT", "/v1/acl/token", 200, "{}");
         let n = block_on(ensure_agent_tokens_with(
@@ -777,17 +901,35 @@ source = { package = \"auto\" }\n\
             &cluster,
         ))
         .unwrap();
-        assert_eq!(n, 4);
-        assert_eq!(fake.batches(), [4, 4]);
+        assert_eq!(n, 6);
+        assert_eq!(fake.batches(), [6, 6]);
         assert_eq!(
-            fake.sent()[4..],
+            fake.sent()[6..],
             [
                 "PUT /v1/acl/policy",
                 "PUT /v1/acl/policy",
+                "PUT /v1/acl/policy",
+                "PUT /v1/acl/token",
                 "PUT /v1/acl/token",
                 "PUT /v1/acl/token"
             ]
         );
+        let lb_policy = fake
+            .requests()
+            .into_iter()
+            .map(|r| r.body_text())
+            .find(|b| b.contains("consulctl-lb-s1"))
+            .expect("the LB daemon's policy is written");
+        assert!(lb_policy.contains("key_prefix"), "{lb_policy}");
+        // Without the LB daemon's token in the secrets file: an error naming the host.
+        let mut no_lb = cluster.clone();
+        no_lb.acl_tokens.lbs.clear();
+        let e = block_on(ensure_agent_tokens_with(
+            &Client::new(FakeTransport::new()),
+            &no_lb,
+        ))
+        .unwrap_err();
+        assert!(format!("{e}").contains("no LB daemon token for s1"), "{e}");
         // Without its token in the secrets file: an error naming the host.
         cluster.acl_tokens.registrars.clear();
         let e = block_on(ensure_agent_tokens_with(

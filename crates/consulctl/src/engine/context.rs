@@ -163,7 +163,7 @@ pub async fn prepare(
                 .await
                 .map_err(|e| {
                     Error::Input(e.context(format!(
-                        "{}: registrar.binary ({})",
+                        "{}: the consulctl-host binary (registrar.binary / lb.binary: {})",
                         cluster.inventory_path.display(),
                         path.display()
                     )))

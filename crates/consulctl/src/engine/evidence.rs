@@ -96,8 +96,9 @@ pub struct AgentAnswers {
     pub leader: Option<String>,
     pub raft: Vec<RaftServer>,
     pub members: Option<Vec<Member>>,
-    /// The registrar's self check, when the agent has one.
-    pub registrar_check: Option<consul_api::HealthCheck>,
+    /// The self checks of consulctl-host's daemons (registrar, LB sync) the agent has, by
+    /// CheckID.
+    pub daemon_checks: std::collections::BTreeMap<String, consul_api::HealthCheck>,
 }
 
 /// Ask the agent for leader, raft configuration, members and its checks (one round trip).
@@ -117,9 +118,15 @@ pub async fn read_api(client: &consul_api::Client) -> AgentAnswers {
         leader: leader.ok().flatten(),
         raft: raft.map(|c| c.servers).unwrap_or_default(),
         members: members.ok(),
-        registrar_check: checks
-            .ok()
-            .and_then(|mut c| c.remove(consulctl_core::diagnose::REGISTRAR_CHECK)),
+        daemon_checks: checks
+            .map(|c| {
+                c.into_iter()
+                    .filter(|(id, _)| {
+                        consulctl_core::diagnose::DAEMON_CHECKS.contains(&id.as_str())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
     }
 }
 
@@ -140,7 +147,7 @@ pub fn agent_api(host: &Host, bind: Option<IpAddr>, ev: &Evidence) -> Option<Age
         leader,
         raft,
         members,
-        registrar_check: ev.api.registrar_check.clone(),
+        daemon_checks: ev.api.daemon_checks.clone(),
     })
 }
 
@@ -193,6 +200,7 @@ pub fn expected(cluster: &Cluster, binds: &BTreeMap<String, IpAddr>) -> Expected
                 address: h.address.clone(),
                 bind: binds.get(&h.name).copied(),
                 registrar: h.registrar.is_some(),
+                lb: h.lb.is_some(),
             })
             .collect(),
         encrypt_fingerprint: cluster
@@ -425,7 +433,9 @@ log ==> Starting Consul agent...\nend\n";
                 "GET",
                 "/v1/agent/checks",
                 200,
-                r#"{"consulctl-registrar":{"CheckID":"consulctl-registrar","Status":"warning","Output":"container web3: SERVICE_CHECK_INTERVAL"}}"#,
+                r#"{"consulctl-registrar":{"CheckID":"consulctl-registrar","Status":"warning","Output":"container web3: SERVICE_CHECK_INTERVAL"},
+                    "consulctl-lb":{"CheckID":"consulctl-lb","Status":"critical","Output":"nginx: [emerg] unknown directive \"bogus\""},
+                    "service:web1":{"CheckID":"service:web1","Status":"passing","Output":""}}"#,
             )
     }
 
@@ -443,12 +453,14 @@ log ==> Starting Consul agent...\nend\n";
         let fake = sample_agent();
         let ev = sample(fake.clone());
         assert_eq!(fake.batches(), [4], "one round trip");
-        let registrar = ev
-            .api
-            .registrar_check
-            .as_ref()
-            .expect("the registrar's check");
-        assert_eq!(registrar.status, "warning");
+        let checks = &ev.api.daemon_checks;
+        assert_eq!(
+            checks.keys().collect::<Vec<_>>(),
+            ["consulctl-lb", "consulctl-registrar"],
+            "only the daemons' checks"
+        );
+        assert_eq!(checks["consulctl-registrar"].status, "warning");
+        assert!(checks["consulctl-lb"].output.contains("bogus"));
         assert_eq!(ev.clock_ms, Some(1_700_000_000_123));
         assert_eq!(ev.agent_pid, Some(4242));
         assert_eq!(ev.init_state.as_deref(), Some("active"));
@@ -560,6 +572,7 @@ log ==> Starting Consul agent...\nend\n";
             address: address.into(),
             bind: Some(address.parse().unwrap()),
             registrar: false,
+            lb: false,
         };
         Expected {
             inventory: "lab.toml".into(),

@@ -190,27 +190,43 @@ pub async fn configure(
             Action::RestartHelper {
                 service,
                 supervisor,
-            } => {
-                // A unit consulctl writes itself (the registrar's) needs systemd to read it.
-                let own_unit = service == consulctl_core::managed_paths::REGISTRAR_SERVICE;
-                let args = vec![
-                    service.clone(),
-                    flag(*supervisor),
-                    consulctl_core::managed_paths::supervisor_program_name(service).to_string(),
-                    flag(own_unit),
-                ];
-                conn.run_ok(
-                    &format!("restart {service}"),
-                    crate::remote::HELPER_SERVICE,
-                    &args,
-                    None,
-                )
-                .await?;
-            }
+            } => helper_service(conn, service, *supervisor, false).await?,
+            Action::StartHelper {
+                service,
+                supervisor,
+            } => helper_service(conn, service, *supervisor, true).await?,
             _ => {}
         }
     }
     Ok(written)
+}
+
+/// `remote/helper-service.sh`: (re)start a helper service (`start`: only make it run).
+async fn helper_service(
+    conn: &Connection,
+    service: &str,
+    supervisor: bool,
+    start: bool,
+) -> Result<()> {
+    use consulctl_core::managed_paths::{LB_SERVICE, REGISTRAR_SERVICE};
+    // A unit consulctl writes itself (the registrar's, the LB daemon's) needs systemd to read it.
+    let own_unit = service == REGISTRAR_SERVICE || service == LB_SERVICE;
+    let args = vec![
+        service.to_string(),
+        flag(supervisor),
+        consulctl_core::managed_paths::supervisor_program_name(service).to_string(),
+        flag(own_unit),
+        flag(start),
+    ];
+    let what = if start { "start" } else { "restart" };
+    conn.run_ok(
+        &format!("{what} {service}"),
+        crate::remote::HELPER_SERVICE,
+        &args,
+        None,
+    )
+    .await?;
+    Ok(())
 }
 
 async fn configure_files(

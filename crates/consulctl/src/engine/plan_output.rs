@@ -98,6 +98,7 @@ pub fn cluster_secrets(cluster: &Cluster) -> Vec<String> {
             .agents
             .values()
             .chain(cluster.acl_tokens.registrars.values())
+            .chain(cluster.acl_tokens.lbs.values())
             .map(|t| t.secret.expose().to_string()),
     );
     s

@@ -150,14 +150,14 @@ fn plan_one(
         agent_config::render_host(&p.templates, &ctx).context("rendering the configuration")?;
     let mut plumbing = consulctl_core::plumbing::render(&p.cluster, host, facts, bind_addr)
         .context("host plumbing (dns, services, prepare)")?;
-    let registrar = consulctl_core::registrar::render(
+    // consulctl-host's daemons: the Docker registrar and the LB sync daemon.
+    let registrar = consulctl_core::lb::render_daemons(
         &p.cluster,
         host,
         facts,
         bind_addr,
         p.host_binary.as_ref().map(|b| b.sha256.as_str()),
-    )
-    .context("the Docker registrar")?;
+    )?;
     plumbing.files.extend(registrar.files);
     plumbing.actions.extend(registrar.actions);
     desired.extend(plumbing.files.iter().cloned());

@@ -31,7 +31,8 @@ shift 5
 # "$@" now holds the supervisord program candidates, then optionally "--" and host plumbing
 # queries: file:PATH (hashed like the managed files; `link PATH TARGET` when a symlink),
 # unit:NAME (`unit NAME ACTIVE ENABLED`, systemd hosts), pkg:NAME (`pkg NAME 0|1`),
-# proc:NAME (`proc NAME 0|1`: a process of that name runs).
+# proc:NAME (`proc NAME 0|1`: a process of that name runs), program:NAME (`program NAME 0|1`:
+# supervisord's program NAME is RUNNING; nothing where supervisorctl does not answer).
 pkg_installed() {
     if command -v dpkg-query >/dev/null 2>&1; then
         case $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) in
@@ -60,6 +61,15 @@ answer() {
     proc:*)
         if (pidof "${1#proc:}" || pgrep -x "${1#proc:}") >/dev/null 2>&1; then _i=1; else _i=0; fi
         printf 'proc %s %s\n' "${1#proc:}" "$_i"
+        ;;
+    program:*)
+        if command -v supervisorctl >/dev/null 2>&1; then
+            case $(supervisorctl status "${1#program:}" 2>/dev/null) in
+            *RUNNING*) _i=1 ;;
+            *) _i=0 ;;
+            esac
+            printf 'program %s %s\n' "${1#program:}" "$_i"
+        fi
         ;;
     esac
 }
