@@ -146,7 +146,7 @@ pub fn server_program_text(spec: &LbSpec) -> Option<String> {
         LbKind::Haproxy => (
             "haproxy",
             format!(
-                "/usr/sbin/haproxy -W -f {} -p /run/haproxy.pid",
+                "/usr/sbin/haproxy -W -db -f {} -p /run/haproxy.pid",
                 spec.haproxy.config.display()
             ),
             "USR1",

@@ -145,3 +145,23 @@ fn files_in_place_whose_generation_is_not_served_are_reloaded() {
         r.outputs[0].content
     );
 }
+
+#[test]
+fn a_repeated_failure_reads_the_same() {
+    use consulctl_host::lb::sync::tidy;
+    let a = "2026/12/03 09:42:43 [emerg] 622#622: unknown directive \"bogus\" in /etc/nginx/conf.d/x.conf:1\n\
+             nginx: configuration file /etc/nginx/nginx.conf test failed\n";
+    let b = a
+        .replace("622#622", "614#614")
+        .replace("09:42:43", "09:42:50");
+    assert_eq!(tidy(a), tidy(&b));
+    assert_eq!(
+        tidy(a),
+        "[emerg] unknown directive \"bogus\" in /etc/nginx/conf.d/x.conf:1\n\
+         nginx: configuration file /etc/nginx/nginx.conf test failed"
+    );
+    assert_eq!(
+        tidy("[ALERT] (1) : parsing [x:2]\n"),
+        "[ALERT] (1) : parsing [x:2]"
+    );
+}

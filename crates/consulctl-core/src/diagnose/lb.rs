@@ -16,7 +16,10 @@ use crate::lb::LB_CHECK;
 /// failed render)?
 fn heartbeat_lost(output: &str) -> bool {
     let o = output.trim();
-    o.is_empty() || o.contains("TTL expired") || o.contains("never reported")
+    o.is_empty()
+        || o.contains("TTL expired")
+        || o.contains("never reported")
+        || o.starts_with("stopped;")
 }
 
 impl<'a> Cx<'a> {

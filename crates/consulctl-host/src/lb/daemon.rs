@@ -88,6 +88,9 @@ pub struct Daemon {
     problems: Vec<String>,
     /// The generation of the last attempt, to log changes once.
     last_generation: Option<String>,
+    /// The generation that failed last and when: not tried again before `RETRY` unless
+    /// something changes it (its own check's updates change the catalog too).
+    failed: Option<(String, Instant)>,
     published: Option<Record>,
     check: SelfCheck,
 }
@@ -113,6 +116,7 @@ impl Daemon {
             error: None,
             problems: vec![],
             last_generation: None,
+            failed: None,
             published: None,
             check,
         }
@@ -164,8 +168,13 @@ impl Daemon {
         }
     }
 
-    /// Render and sync what the data says now.
+    /// Render and sync what the data says now; a render equal to the one that failed last
+    /// is tried again only after `RETRY` (or when `force`).
     pub async fn sync_now(&mut self) -> Option<Outcome> {
+        self.sync(true).await
+    }
+
+    async fn sync(&mut self, force: bool) -> Option<Outcome> {
         let rendered = match self.render_current()? {
             Ok(r) => r,
             Err(e) => {
@@ -185,6 +194,11 @@ impl Daemon {
             }
         }
         self.problems = rendered.problems.clone();
+        if let Some((g, at)) = &self.failed {
+            if !force && *g == rendered.generation && at.elapsed() < RETRY {
+                return None;
+            }
+        }
         let syncer = self.syncer.clone();
         let r = rendered.clone();
         let outcome = tokio::task::spawn_blocking(move || syncer.sync(&r))
@@ -217,6 +231,7 @@ impl Daemon {
                 if self.error.take().is_some() {
                     log::info("recovered: the last attempt's failure is gone");
                 }
+                self.failed = None;
                 let since = match &self.serving {
                     Some(s) if s.generation == rendered.generation => s.since.clone(),
                     _ => now(),
@@ -233,6 +248,7 @@ impl Daemon {
                     log::error(&format!("{e}; the last good files stay in place"));
                 }
                 self.error = Some(e);
+                self.failed = Some((rendered.generation.clone(), Instant::now()));
             }
         }
         self.last_generation = Some(rendered.generation.clone());
@@ -360,7 +376,7 @@ impl Daemon {
                 _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)).await }, if deadline.is_some() => {
                     burst = None;
                     last_attempt = Instant::now();
-                    self.sync_now().await;
+                    self.sync(false).await;
                     self.report().await;
                 }
                 _ = heartbeat.tick() => {

@@ -36,8 +36,8 @@ impl System for RealSystem {
         if out.status.success() {
             return Ok(());
         }
-        let mut text = String::from_utf8_lossy(&out.stderr).trim().to_string();
-        let stdout = String::from_utf8_lossy(&out.stdout);
+        let mut text = tidy(&String::from_utf8_lossy(&out.stderr));
+        let stdout = tidy(&String::from_utf8_lossy(&out.stdout));
         if !stdout.trim().is_empty() {
             if !text.is_empty() {
                 text.push('\n');
@@ -55,6 +55,38 @@ impl System for RealSystem {
     fn served(&self, port: u16, path: &str) -> bool {
         http_status(port, path, Duration::from_secs(2)) == Some(200)
     }
+}
+
+/// A tool's message without what changes from one run to the next (nginx's
+/// `2026/12/03 09:42:43 [emerg] 622#622: ` prefix keeps only `[emerg]`), so that a failure
+/// that repeats reads the same each time.
+pub fn tidy(text: &str) -> String {
+    text.lines()
+        .map(|line| {
+            let b = line.as_bytes();
+            let stamped = b.len() > 20
+                && b[4] == b'/'
+                && b[7] == b'/'
+                && b[10] == b' '
+                && b[13] == b':'
+                && b[16] == b':'
+                && b[19] == b' ';
+            if !stamped {
+                return line.to_string();
+            }
+            let rest = &line[20..];
+            // `[emerg] 622#622: message` -> `[emerg] message`
+            match (rest.find("] "), rest.find(": ")) {
+                (Some(a), Some(c)) if a < c && rest[a + 2..c].contains('#') => {
+                    format!("{} {}", &rest[..a + 1], &rest[c + 2..])
+                }
+                _ => rest.to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        .trim()
+        .to_string()
 }
 
 /// The status code of `GET <path>` on 127.0.0.1:<port> (HTTP/1.0, one request).

@@ -68,6 +68,7 @@ pub fn lb_policy_rules(node: &str) -> String {
     let key = format!("{}{node}", consulctl_core::lb::KV_PREFIX);
     format!(
         "node_prefix \"\" {{\n  policy = \"read\"\n}}\nservice_prefix \"\" {{\n  policy = \"read\"\n}}\n\
+         service \"consulctl-lb\" {{\n  policy = \"write\"\n}}\n\
          node {node:?} {{\n  policy = \"write\"\n}}\nagent {node:?} {{\n  policy = \"read\"\n}}\n\
          key_prefix {key:?} {{\n  policy = \"write\"\n}}\n"
     )
@@ -812,11 +813,12 @@ source = { package = \"auto\" }\n\
     }
 
     #[test]
-    fn the_lb_policy_reads_the_catalog_writes_its_node_check_and_its_own_kv_key() {
+    fn the_lb_policy_reads_the_catalog_writes_its_own_service_node_and_kv_key() {
         let r = lb_policy_rules("lb-1");
         assert_eq!(
             r,
             "node_prefix \"\" {\n  policy = \"read\"\n}\nservice_prefix \"\" {\n  policy = \"read\"\n}\n\
+             service \"consulctl-lb\" {\n  policy = \"write\"\n}\n\
              node \"lb-1\" {\n  policy = \"write\"\n}\nagent \"lb-1\" {\n  policy = \"read\"\n}\n\
              key_prefix \"consulctl/lb/lb-1\" {\n  policy = \"write\"\n}\n"
         );

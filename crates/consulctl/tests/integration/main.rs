@@ -9,6 +9,7 @@ mod docker_host;
 mod harness;
 mod killed;
 mod lab;
+mod lb;
 mod lb_host;
 mod lifecycle;
 mod node;

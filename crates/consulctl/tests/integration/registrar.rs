@@ -10,7 +10,7 @@ use crate::harness::{wait_until, App, Lab, LabInit};
 
 /// The lab's inventory with a `[registrar]` on the Docker host (client1), internal mode on the
 /// lab network, a short resync.
-fn add_registrar(lab: &Lab, extra: &str) {
+pub(crate) fn add_registrar(lab: &Lab, extra: &str) {
     // `apply` takes consulctl-host from next to consulctl (the inventory's default).
     let consulctl = std::path::PathBuf::from(env!("CARGO_BIN_EXE_consulctl"));
     let host_binary = consulctl.with_file_name("consulctl-host");
@@ -29,14 +29,14 @@ fn add_registrar(lab: &Lab, extra: &str) {
 }
 
 /// The management token, when the lab's cluster has ACLs.
-fn management_token(lab: &Lab) -> Option<String> {
+pub(crate) fn management_token(lab: &Lab) -> Option<String> {
     let text = std::fs::read_to_string(lab.inventory().with_extension("secrets.toml")).ok()?;
     let t: toml::Table = toml::from_str(&text).ok()?;
     t.get("acl_management_token")?.as_str().map(str::to_string)
 }
 
 /// A GET of the local agent's API on `host`, with the management token under ACLs.
-fn api(lab: &Lab, host: &str, path: &str) -> Value {
+pub(crate) fn api(lab: &Lab, host: &str, path: &str) -> Value {
     match management_token(lab) {
         None => lab.api(host, path),
         Some(token) => {
