@@ -16,13 +16,19 @@ const LB: &str = "client2";
 const DNS_PORT: u16 = 5353;
 
 /// `[lb]` of `kind` on the LB host, the registrar on client1, and a DNS service (dnsmasq on
-/// client1, port 5353, tcp and udp) declared in the inventory with the seed's tags.
+/// client1, port 5353, tcp and udp; tcp only for HAProxy, which does not proxy udp) declared
+/// in the inventory with the seed's tags.
 fn add_lb(lab: &Lab, kind: &str, extra: &str) {
+    let tags = if kind == "haproxy" {
+        "\"tcp\", \"upyun\""
+    } else {
+        "\"tcp\", \"udp\", \"upyun\""
+    };
     add_registrar(lab, "");
     let mut text = std::fs::read_to_string(lab.inventory()).unwrap();
     text.push_str(&format!(
         "\n[lb]\nkind = \"{kind}\"\n{extra}\n\n[[services]]\nname = \"dns\"\non = \"client1\"\n\
-         port = {DNS_PORT}\ntags = [\"tcp\", \"udp\", \"upyun\"]\n[[services.checks]]\n\
+         port = {DNS_PORT}\ntags = [{tags}]\n[[services.checks]]\n\
          tcp = \"{{{{ bind_addr }}}}:{DNS_PORT}\"\ninterval = \"2s\"\n"
     ));
     std::fs::write(lab.inventory(), text).unwrap();
@@ -234,8 +240,25 @@ fn nginx_follows_the_catalog_through_changes_a_refused_template_and_a_lost_quoru
     let report = lab
         .consulctl(&["services", "-i", inv, "--output", "json"])
         .json();
-    let text = report.to_string();
-    assert!(text.contains(LB), "services names the LB host: {text}");
+    let web = report["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "web")
+        .unwrap_or_else(|| panic!("no web in {report:#}"));
+    let route = &web["lbs"][0];
+    assert_eq!(route["lb"], LB, "{web:#}");
+    let routed: BTreeSet<String> = route["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["address"].as_str().unwrap_or("").to_string())
+        .collect();
+    let want: BTreeSet<String> = apps.iter().map(|a| a.ip().to_string()).collect();
+    assert_eq!(
+        routed, want,
+        "services: which instances the LB routes to: {web:#}"
+    );
 
     // 6. What `--once --dry` prints is the file the daemon wrote; a second apply changes nothing.
     let dry = lab.exec(
