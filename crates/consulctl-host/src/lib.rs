@@ -82,6 +82,26 @@ enum Command {
     Version,
 }
 
+/// What every daemon starts with: the local agent's client, configured like Consul's CLI
+/// (`CONSUL_HTTP_*`), and a current-thread runtime. `Err` is the exit code, the cause logged.
+pub(crate) fn start(
+    blocking_threads: usize,
+) -> Result<(consul_api::Client, tokio::runtime::Runtime), i32> {
+    let transport = consul_api::http::HttpTransport::from_env().map_err(|e| {
+        log::error(&format!("Consul agent settings (CONSUL_HTTP_*): {e}"));
+        2
+    })?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(blocking_threads)
+        .build()
+        .map_err(|e| {
+            log::error(&format!("cannot start the runtime: {e}"));
+            1
+        })?;
+    Ok((consul_api::Client::new(transport), runtime))
+}
+
 /// Run the command line; returns the process exit code.
 pub fn run() -> i32 {
     let cli = match Cli::try_parse() {

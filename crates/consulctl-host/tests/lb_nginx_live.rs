@@ -6,7 +6,7 @@
 mod lb_support;
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -14,7 +14,7 @@ use std::time::Duration;
 use consulctl_host::lb::render::render;
 use consulctl_host::lb::sync::{Outcome, RealSystem, Syncer};
 use consulctl_host::lb::view::build;
-use lb_support::{config, Catalog};
+use lb_support::{backend, config, free_port, Catalog};
 
 fn nginx() -> Option<PathBuf> {
     let p = PathBuf::from("/usr/sbin/nginx");
@@ -26,41 +26,6 @@ fn nginx() -> Option<PathBuf> {
     }
     eprintln!("nginx is not installed: skipped");
     None
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A backend answering every request with `name`.
-fn backend(name: &'static str) -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(mut s) = s else { continue };
-            std::thread::spawn(move || {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 1024];
-                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match s.read(&mut chunk) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                }
-                let _ = write!(
-                    s,
-                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{name}",
-                    name.len()
-                );
-            });
-        }
-    });
-    port
 }
 
 /// GET through the load balancer: (status, body).

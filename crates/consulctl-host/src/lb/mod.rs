@@ -16,9 +16,6 @@ pub mod view;
 
 use std::path::Path;
 
-use consul_api::http::HttpTransport;
-use consul_api::Client;
-
 use crate::log;
 
 /// What `consulctl-host lb` was asked to do.
@@ -59,24 +56,9 @@ pub fn main(config_path: &Path, mode: Mode) -> i32 {
         println!("{}: ok", config_path.display());
         return 0;
     }
-    let transport = match HttpTransport::from_env() {
-        Ok(t) => t,
-        Err(e) => {
-            log::error(&format!("Consul agent settings (CONSUL_HTTP_*): {e}"));
-            return 2;
-        }
-    };
-    let consul = Client::new(transport);
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .max_blocking_threads(2)
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            log::error(&format!("cannot start the runtime: {e}"));
-            return 1;
-        }
+    let (consul, runtime) = match crate::start(2) {
+        Ok(x) => x,
+        Err(code) => return code,
     };
     let mut daemon = daemon::Daemon::new(config, consul, Box::new(sync::RealSystem));
     runtime.block_on(async move {

@@ -24,9 +24,6 @@ mod ports;
 
 use std::path::Path;
 
-use consul_api::http::HttpTransport;
-use consul_api::Client;
-
 use crate::log;
 
 /// `consulctl-host registrar`: exit code 0, 1 (run-time failure) or 2 (bad configuration).
@@ -42,24 +39,9 @@ pub fn main(config_path: &Path, dry_run: bool, check: bool) -> i32 {
         println!("{}: ok", config_path.display());
         return 0;
     }
-    let transport = match HttpTransport::from_env() {
-        Ok(t) => t,
-        Err(e) => {
-            log::error(&format!("Consul agent settings (CONSUL_HTTP_*): {e}"));
-            return 2;
-        }
-    };
-    let consul = Client::new(transport);
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .max_blocking_threads(4)
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            log::error(&format!("cannot start the runtime: {e}"));
-            return 1;
-        }
+    let (consul, runtime) = match crate::start(4) {
+        Ok(x) => x,
+        Err(code) => return code,
     };
     let registrar = daemon::Registrar::new(config, consul);
     runtime.block_on(async move {

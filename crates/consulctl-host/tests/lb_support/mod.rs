@@ -1,6 +1,9 @@
 //! A catalog builder for the sync daemon's tests: what `/v1/internal/ui/nodes` answers.
 #![allow(dead_code)]
 
+use std::io::{Read, Write};
+use std::net::TcpListener;
+
 use consul_api::catalog::NodeDump;
 use consul_api::{AgentService, HealthCheck};
 use consulctl_host::lb::config::Config;
@@ -119,4 +122,45 @@ pub fn seed_catalog() -> Catalog {
         .instance("app1", "redis", 6379, &["tcp", "upyun"], "passing")
         .instance("app2", "dns", 8600, &["tcp", "udp", "upyun"], "passing")
         .instance("app2", "internal", 7000, &["http"], "passing")
+}
+
+/// A loopback port free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A loopback HTTP backend answering every request (keep-alive) with `name`; its port.
+pub fn backend(name: &'static str) -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            std::thread::spawn(move || loop {
+                // Keep-alive: answer every request on the connection.
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 1024];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut chunk) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                if write!(
+                    s,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{name}",
+                    name.len()
+                )
+                .is_err()
+                {
+                    return;
+                }
+            });
+        }
+    });
+    port
 }

@@ -200,29 +200,34 @@ fn dig(lab: &Lab, tcp: bool) -> String {
     lab.exec("server1", &argv).out().trim().to_string()
 }
 
-#[test]
-fn nginx_follows_the_catalog_through_changes_a_refused_template_and_a_lost_quorum() {
-    // Mixed init: client1 (Docker host) supervisord, client2 (LB) systemd.
-    let lab = Lab::new("lbnginx")
-        .servers(3)
+/// A lab with the Docker host client1 and the LB host client2 running `kind`, three web apps,
+/// rolled out by `apply`: returns once the LB's check passes and it serves every app.
+fn lb_lab(
+    name: &str,
+    servers: u32,
+    init: LabInit,
+    kind: &str,
+    app_prefix: &str,
+) -> (Lab, Vec<App>) {
+    let lab = Lab::new(name)
+        .servers(servers)
         .clients(2)
-        .init(LabInit::Mixed)
+        .init(init)
         .docker_hosts(&["client1"])
         .lb_hosts(&[LB])
         .up();
-    add_lb(&lab, "nginx", "");
-    let apps: Vec<App> = (1..=3).map(|i| web_app(&lab, &format!("web{i}"))).collect();
-    let inv = lab.inventory_str();
-    lab.consulctl(&["apply", "-i", inv]).success();
+    add_lb(&lab, kind, "");
+    let apps: Vec<App> = (1..=3)
+        .map(|i| web_app(&lab, &format!("{app_prefix}{i}")))
+        .collect();
+    lab.consulctl(&["apply", "-i", lab.inventory_str()])
+        .success();
     assert!(
         wait_until(40, || lb_check(&lab)["Status"] == "passing"),
         "LB check: {:#}\n{}",
         lb_check(&lab),
         lb_log(&lab)
     );
-
-    // 1. HTTP through nginx reaches every passing backend; DNS over udp and tcp through the
-    //    stream proxy reaches dnsmasq.
     let refs: Vec<&App> = apps.iter().collect();
     assert!(
         wait_served(&lab, &refs),
@@ -230,6 +235,17 @@ fn nginx_follows_the_catalog_through_changes_a_refused_template_and_a_lost_quoru
         served(&lab, 40),
         lb_log(&lab)
     );
+    (lab, apps)
+}
+
+#[test]
+fn nginx_follows_the_catalog_through_changes_a_refused_template_and_a_lost_quorum() {
+    // Mixed init: client1 (Docker host) supervisord, client2 (LB) systemd.
+    // 1. HTTP through nginx reaches every passing backend (lb_lab); DNS over udp and tcp
+    //    through the stream proxy reaches dnsmasq.
+    let (lab, apps) = lb_lab("lbnginx", 3, LabInit::Mixed, "nginx", "web");
+    let inv = lab.inventory_str();
+    let refs: Vec<&App> = apps.iter().collect();
     assert!(
         wait_until(30, || dig(&lab, false) == "10.9.9.9"),
         "udp: {}",
@@ -396,32 +412,8 @@ fn nginx_follows_the_catalog_through_changes_a_refused_template_and_a_lost_quoru
 
 #[test]
 fn haproxy_pools_connections_and_reloads_twenty_times_without_a_failed_request() {
-    let lab = Lab::new("lbhaproxy")
-        .servers(1)
-        .clients(2)
-        .init(LabInit::Supervisord)
-        .docker_hosts(&["client1"])
-        .lb_hosts(&[LB])
-        .up();
-    add_lb(&lab, "haproxy", "");
-    let apps: Vec<App> = (1..=3)
-        .map(|i| web_app(&lab, &format!("hweb{i}")))
-        .collect();
+    let (lab, apps) = lb_lab("lbhaproxy", 1, LabInit::Supervisord, "haproxy", "hweb");
     let inv = lab.inventory_str();
-    lab.consulctl(&["apply", "-i", inv]).success();
-    assert!(
-        wait_until(40, || lb_check(&lab)["Status"] == "passing"),
-        "LB check: {:#}\n{}",
-        lb_check(&lab),
-        lb_log(&lab)
-    );
-    let refs: Vec<&App> = apps.iter().collect();
-    assert!(
-        wait_served(&lab, &refs),
-        "served: {:?}\n{}",
-        served(&lab, 40),
-        lb_log(&lab)
-    );
     assert!(
         wait_until(30, || dig(&lab, true) == "10.9.9.9"),
         "tcp: {}",
