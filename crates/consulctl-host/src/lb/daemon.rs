@@ -300,18 +300,10 @@ impl Daemon {
         }
     }
 
-    /// Update the check, and the KV record when it changed. Returns whether the agent had
+    /// Update the KV record when it changed, and the check. Returns whether the agent had
     /// lost the check.
     async fn report(&mut self) -> bool {
-        let (status, note) = self.status();
-        let lost = match self.check.report(&self.consul, status, &note).await {
-            Reported::Updated => false,
-            Reported::Registered => true,
-            Reported::Failed(e) => {
-                log::warn(&e);
-                false
-            }
-        };
+        // The record first: when the check says passing, what it serves can be read.
         if self.config.publish {
             let record = self.record();
             if self.published.as_ref() != Some(&record) {
@@ -325,7 +317,15 @@ impl Daemon {
                 }
             }
         }
-        lost
+        let (status, note) = self.status();
+        match self.check.report(&self.consul, status, &note).await {
+            Reported::Updated => false,
+            Reported::Registered => true,
+            Reported::Failed(e) => {
+                log::warn(&e);
+                false
+            }
+        }
     }
 
     /// Run until SIGTERM or SIGINT.

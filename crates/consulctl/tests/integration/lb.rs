@@ -252,28 +252,39 @@ fn nginx_follows_the_catalog_through_changes_a_refused_template_and_a_lost_quoru
         dig(&lab, false)
     );
     assert_eq!(dig(&lab, true), "10.9.9.9", "tcp");
-    // `services` shows the LB routing to the instances.
-    let report = lab
-        .consulctl(&["services", "-i", inv, "--output", "json"])
-        .json();
-    let web = report["services"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "web")
-        .unwrap_or_else(|| panic!("no web in {report:#}"));
-    let route = &web["lbs"][0];
-    assert_eq!(route["lb"], LB, "{web:#}");
-    let routed: BTreeSet<String> = route["instances"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["address"].as_str().unwrap_or("").to_string())
-        .collect();
+    // `services` shows the LB routing to the instances (from the daemon's KV record, written
+    // after each change and retried with its heartbeat while Consul refuses it).
     let want: BTreeSet<String> = apps.iter().map(|a| a.ip().to_string()).collect();
-    assert_eq!(
-        routed, want,
-        "services: which instances the LB routes to: {web:#}"
+    let web_report = || -> Value {
+        let report = lab
+            .consulctl(&["services", "-i", inv, "--output", "json"])
+            .json();
+        report["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == "web")
+            .cloned()
+            .unwrap_or_else(|| panic!("no web in {report:#}"))
+    };
+    let routed = |web: &Value| -> BTreeSet<String> {
+        web["lbs"][0]["instances"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|i| i["address"].as_str().unwrap_or("").to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert!(
+        wait_until(30, || {
+            let web = web_report();
+            web["lbs"][0]["lb"] == LB && routed(&web) == want
+        }),
+        "services: which instances the LB routes to: {:#}\n{}",
+        web_report(),
+        lb_log(&lab)
     );
 
     // 6. What `--once --dry` prints is the file the daemon wrote; a second apply changes nothing.
