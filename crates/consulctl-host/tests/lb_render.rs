@@ -321,3 +321,33 @@ fn haproxy_accepts_what_is_rendered() {
         .unwrap();
     assert!(!out.status.success());
 }
+
+#[test]
+fn the_kv_record_is_what_consulctl_services_reads() {
+    // The fixture is also parsed by consulctl's `services` tests: one format on both sides.
+    use consulctl_host::lb::daemon::{Record, Serving};
+    let c = config("");
+    let r = render(&build(&seed_catalog().dump(), &c), &c).unwrap();
+    let record = Record {
+        node: "lb1".into(),
+        kind: "nginx".into(),
+        updated: "2026-12-03T10:00:00Z".into(),
+        serving: Some(Serving {
+            generation: r.generation.clone(),
+            since: "2026-12-03T10:00:00Z".into(),
+            services: r.routes.clone(),
+        }),
+        error: None,
+        problems: vec![],
+    };
+    let json = serde_json::to_string_pretty(&record).unwrap() + "\n";
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/lb/record.json");
+    if std::env::var_os("UPDATE_FIXTURES").is_some() {
+        std::fs::write(path, &json).unwrap();
+    }
+    assert_eq!(
+        json,
+        std::fs::read_to_string(path).unwrap(),
+        "UPDATE_FIXTURES=1 rewrites it"
+    );
+}

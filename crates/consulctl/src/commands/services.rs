@@ -80,8 +80,27 @@ pub struct LbServing {
     pub generation: String,
     #[serde(default)]
     pub since: Option<String>,
+    /// Per service its routes: a list (the daemon's form: a service tagged tcp and udp has
+    /// two), or one route.
     #[serde(default)]
-    pub services: BTreeMap<String, LbService>,
+    pub services: BTreeMap<String, Routes>,
+}
+
+/// One route or several.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Routes {
+    Many(Vec<LbService>),
+    One(LbService),
+}
+
+impl Routes {
+    pub fn list(&self) -> Vec<&LbService> {
+        match self {
+            Routes::Many(v) => v.iter().collect(),
+            Routes::One(s) => vec![s],
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -187,28 +206,31 @@ fn lb_routes(
         let Some(serving) = &lb.serving else {
             continue;
         };
-        let Some(svc) = serving.services.get(service) else {
+        let Some(routes) = serving.services.get(service) else {
             continue;
         };
-        let routed: BTreeSet<String> = svc.instances.iter().map(|i| key(&i.node, &i.id)).collect();
-        let catalog: BTreeSet<String> = instances.iter().map(|i| key(&i.node, &i.id)).collect();
-        let tag = tag_of(&lb.node);
-        out.push(LbRoute {
-            lb: lb.node.clone(),
-            kind: lb.kind.clone(),
-            protocol: svc.protocol.clone(),
-            listen: svc.listen,
-            instances: svc.instances.clone(),
-            generation: serving.generation.clone(),
-            error: lb.error_text(),
-            gone: routed.difference(&catalog).cloned().collect(),
-            unrouted: instances
-                .iter()
-                .filter(|i| i.status == "passing" && i.tags.contains(&tag))
-                .map(|i| key(&i.node, &i.id))
-                .filter(|k| !routed.contains(k))
-                .collect(),
-        });
+        for svc in routes.list() {
+            let routed: BTreeSet<String> =
+                svc.instances.iter().map(|i| key(&i.node, &i.id)).collect();
+            let catalog: BTreeSet<String> = instances.iter().map(|i| key(&i.node, &i.id)).collect();
+            let tag = tag_of(&lb.node);
+            out.push(LbRoute {
+                lb: lb.node.clone(),
+                kind: lb.kind.clone(),
+                protocol: svc.protocol.clone(),
+                listen: svc.listen,
+                instances: svc.instances.clone(),
+                generation: serving.generation.clone(),
+                error: lb.error_text(),
+                gone: routed.difference(&catalog).cloned().collect(),
+                unrouted: instances
+                    .iter()
+                    .filter(|i| i.status == "passing" && i.tags.contains(&tag))
+                    .map(|i| key(&i.node, &i.id))
+                    .filter(|k| !routed.contains(k))
+                    .collect(),
+            });
+        }
     }
     out
 }
@@ -730,6 +752,28 @@ mod tests {
             })
             .collect();
         serde_json::Value::Array(list).to_string()
+    }
+
+    #[test]
+    fn the_record_the_lb_daemon_writes_parses_with_every_route() {
+        // Written by consulctl-host's own test from its types: one format on both sides.
+        let text = include_str!("../../../consulctl-host/tests/fixtures/lb/record.json");
+        let (lbs, problems) = parse_lbs(vec![consul_api::kv::KvPair {
+            key: "consulctl/lb/lb1".into(),
+            value: Some(text.as_bytes().to_vec()),
+            ..Default::default()
+        }]);
+        assert!(problems.is_empty(), "{problems:?}");
+        let serving = lbs[0].serving.as_ref().unwrap();
+        let dns: Vec<(String, u16, usize)> = serving.services["dns"]
+            .list()
+            .iter()
+            .map(|r| (r.protocol.clone(), r.listen, r.instances.len()))
+            .collect();
+        assert_eq!(dns, [("tcp".into(), 8600, 1), ("udp".into(), 8600, 1)]);
+        let routes = lb_routes("dns", &[], &lbs, &|_| "upyun".to_string());
+        assert_eq!(routes.len(), 2);
+        assert_eq!(routes[1].protocol, "udp");
     }
 
     #[test]
