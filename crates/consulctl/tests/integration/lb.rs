@@ -76,10 +76,21 @@ fn served(lab: &Lab, n: usize) -> BTreeSet<String> {
         .collect()
 }
 
-/// Wait until the LB serves exactly these apps (within 40 requests in a row).
+/// Wait until the LB serves exactly these apps (within 40 requests in a row). Until then a
+/// refused connection is "not yet" (before the first render with the service the LB does not
+/// listen on its port).
 fn wait_served(lab: &Lab, apps: &[&App]) -> bool {
     let want: BTreeSet<String> = apps.iter().map(|a| hostname(a)).collect();
-    wait_until(40, || served(lab, 40) == want)
+    let ip = lab.host_ip(LB).to_string();
+    wait_until(40, || {
+        let got: Option<BTreeSet<String>> = (0..40)
+            .map(|_| match http_get(&ip, 8080, "/hostname", Some("web")) {
+                Ok((200, body)) => Some(body.trim().to_string()),
+                _ => None,
+            })
+            .collect();
+        got == Some(want.clone())
+    })
 }
 
 fn lb_check(lab: &Lab) -> Value {
