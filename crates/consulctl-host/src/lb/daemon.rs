@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::config::Config;
-use super::render::{render, Rendered, Route};
+use super::render::{render_with, templates, Rendered, Route};
 use super::sync::{Outcome, Syncer, System};
 use super::view::{build, trustworthy};
 use crate::log;
@@ -93,6 +93,8 @@ pub struct Daemon {
     failed: Option<(String, Instant)>,
     published: Option<Record>,
     check: SelfCheck,
+    /// The user templates, parsed once (the configuration was checked with them).
+    templates: tera::Tera,
 }
 
 impl Daemon {
@@ -107,6 +109,7 @@ impl Daemon {
             ttl: "30s",
         };
         Daemon {
+            templates: templates(&config).unwrap_or_default(),
             syncer: Arc::new(Syncer::new(config.clone(), system)),
             config,
             consul,
@@ -151,7 +154,7 @@ impl Daemon {
     pub fn render_current(&self) -> Option<Result<Rendered, String>> {
         let data = self.data.as_ref()?;
         let view = build(data, &self.config);
-        Some(render(&view, &self.config))
+        Some(render_with(&view, &self.config, &self.templates))
     }
 
     /// Read the catalog once (no blocking).

@@ -11,8 +11,7 @@ use std::fmt::Write;
 use super::config::{Config, Method};
 use super::nginx::generation_path;
 use super::render::{header, ident, Listener, Output, Proto, GENERATION};
-use super::view::Service;
-use super::view::View;
+use super::view::{Service, View};
 
 fn balance(m: Method) -> &'static str {
     match m {

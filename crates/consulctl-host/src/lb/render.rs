@@ -138,9 +138,24 @@ pub struct Rendered {
     pub problems: Vec<String>,
 }
 
-/// Render every output. A template that fails to render is an error naming it; the view's
-/// problems and the listeners' become `problems`.
+/// The user templates, parsed once (the daemon keeps them for every render).
+pub fn templates(config: &Config) -> Result<tera::Tera, String> {
+    let mut tera = tera::Tera::default();
+    for t in &config.templates {
+        tera.add_raw_template(&t.name, &t.text)
+            .map_err(|e| format!("template {}: {}", t.name, error_chain(&e)))?;
+    }
+    Ok(tera)
+}
+
+/// Render every output, parsing the templates first (see [`render_with`]).
 pub fn render(view: &View, config: &Config) -> Result<Rendered, String> {
+    render_with(view, config, &templates(config)?)
+}
+
+/// Render every output with the templates already parsed. A template that fails to render is
+/// an error naming it; the view's problems and the listeners' become `problems`.
+pub fn render_with(view: &View, config: &Config, tera: &tera::Tera) -> Result<Rendered, String> {
     let mut problems = view.problems.clone();
     let mut outputs = Vec::new();
     let mut routes: BTreeMap<String, Vec<Route>> = BTreeMap::new();
@@ -173,11 +188,6 @@ pub fn render(view: &View, config: &Config) -> Result<Rendered, String> {
         Kind::None => {}
     }
     if !config.templates.is_empty() {
-        let mut tera = tera::Tera::default();
-        for t in &config.templates {
-            tera.add_raw_template(&t.name, &t.text)
-                .map_err(|e| format!("template {}: {}", t.name, error_chain(&e)))?;
-        }
         let context = tera::Context::from_serialize(view)
             .map_err(|e| format!("template data: {}", error_chain(&e)))?;
         for t in &config.templates {
