@@ -6,7 +6,10 @@
 //!   goes backwards, calls at least 250 ms apart, backoff after errors). One connection to the
 //!   agent, whatever the number of services.
 //! - Coalescing: a change is rendered `min_wait` after the last change of a burst, and never
-//!   later than `max_wait` after its first.
+//!   later than `max_wait` after its first; renders are at least `max_wait` apart. An isolated
+//!   change goes out after `min_wait`; a burst (answers come at most every 250 ms, so a
+//!   `min_wait` below that cannot see a pause inside one) is rendered once at its start and
+//!   at most once per `max_wait` after that ([`render_at`]).
 //! - Keeping the last known data: an error, a leaderless cluster or an answer that cannot be
 //!   the catalog (empty, or without this node) changes nothing on disk; the check says so.
 //! - Reporting: the check `consulctl-lb` (passing / warning / critical with the failed step's
@@ -178,7 +181,10 @@ impl Daemon {
     }
 
     async fn sync(&mut self, force: bool) -> Option<Outcome> {
-        let rendered = match self.render_current()? {
+        let started = std::time::Instant::now();
+        let rendered = self.render_current()?;
+        let render_time = started.elapsed();
+        let rendered = match rendered {
             Ok(r) => r,
             Err(e) => {
                 if self.error.as_deref() != Some(&e) {
@@ -204,6 +210,7 @@ impl Daemon {
         }
         let syncer = self.syncer.clone();
         let r = rendered.clone();
+        let sync_started = std::time::Instant::now();
         let outcome = tokio::task::spawn_blocking(move || syncer.sync(&r))
             .await
             .unwrap_or_else(|e| Outcome::Failed {
@@ -216,14 +223,23 @@ impl Daemon {
                     let files: Vec<String> =
                         changed.iter().map(|p| p.display().to_string()).collect();
                     log::info(&format!(
-                        "generation {} served ({}): {} services",
+                        "generation {} served ({}): {} services, {} instances; \
+                         render {:.1} ms, sync {:.0} ms",
                         rendered.generation,
                         if files.is_empty() {
                             "reloaded".to_string()
                         } else {
                             files.join(", ")
                         },
-                        rendered.routes.len()
+                        rendered.routes.len(),
+                        rendered
+                            .routes
+                            .values()
+                            .flatten()
+                            .map(|r| r.instances.len())
+                            .sum::<usize>(),
+                        render_time.as_secs_f64() * 1000.0,
+                        sync_started.elapsed().as_secs_f64() * 1000.0
                     ));
                 } else if self.last_generation.as_deref() != Some(&rendered.generation) {
                     log::info(&format!(
@@ -350,9 +366,11 @@ impl Daemon {
         // A burst: when it started and when its last change came.
         let mut burst: Option<(Instant, Instant)> = None;
         let mut last_attempt = Instant::now();
+        // When the last render started (none yet: the first answer renders at once).
+        let mut last_render: Option<Instant> = None;
         loop {
             let deadline = burst.map(|(first, last)| {
-                (last + self.config.min_wait).min(first + self.config.max_wait)
+                render_at(first, last, last_render, self.config.min_wait, self.config.max_wait)
             });
             tokio::select! {
                 update = rx.recv() => {
@@ -379,6 +397,7 @@ impl Daemon {
                 _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)).await }, if deadline.is_some() => {
                     burst = None;
                     last_attempt = Instant::now();
+                    last_render = Some(last_attempt);
                     self.sync(false).await;
                     self.report().await;
                 }
@@ -407,6 +426,25 @@ impl Daemon {
     }
 }
 
+/// When to render a burst whose first change came at `first` and whose latest at `last`:
+/// `min_wait` after the latest, at most `max_wait` after the first, and not before `max_wait`
+/// after the previous render (a burst longer than the query spacing would otherwise be
+/// rendered, and reloaded, once per answer). Never later than `first + max_wait`: the
+/// previous render started before `first`.
+pub fn render_at(
+    first: Instant,
+    last: Instant,
+    last_render: Option<Instant>,
+    min_wait: Duration,
+    max_wait: Duration,
+) -> Instant {
+    let settled = (last + min_wait).min(first + max_wait);
+    match last_render {
+        Some(previous) => settled.max(previous + max_wait),
+        None => settled,
+    }
+}
+
 /// One blocking query on the whole catalog, forever.
 async fn watch_task(consul: Client, tx: mpsc::Sender<Update>) {
     let mut watch = Watch::new(MIN_INTERVAL, MAX_WAIT);
@@ -419,5 +457,59 @@ async fn watch_task(consul: Client, tx: mpsc::Sender<Update>) {
         if tx.send(update).await.is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: Duration = Duration::from_millis(100);
+    const MAX: Duration = Duration::from_secs(1);
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn an_isolated_change_is_rendered_after_min_wait() {
+        let t = Instant::now();
+        assert_eq!(render_at(t, t, None, MIN, MAX), t + MIN);
+        // Long after the previous render: min_wait too.
+        assert_eq!(render_at(t + ms(5000), t + ms(5000), Some(t), MIN, MAX), t + ms(5100));
+    }
+
+    #[test]
+    fn a_long_burst_is_rendered_at_most_max_wait_after_its_first_change() {
+        let t = Instant::now();
+        assert_eq!(render_at(t, t + ms(950), None, MIN, MAX), t + MAX);
+    }
+
+    /// Answers every 250 ms (the query spacing) for a second: the first render at 100 ms,
+    /// then the rest of the burst waits for the second after the first render.
+    #[test]
+    fn answers_of_a_burst_in_one_second_give_two_renders() {
+        let t = Instant::now();
+        let answers: Vec<Instant> = (0..=4).map(|i| t + ms(250 * i)).collect();
+        let mut renders = vec![];
+        let mut burst: Option<(Instant, Instant)> = None;
+        let mut last_render = None;
+        let mut i = 0;
+        let mut now = t;
+        while now < t + ms(5000) {
+            if let Some((first, last)) = burst {
+                if render_at(first, last, last_render, MIN, MAX) <= now {
+                    renders.push(now);
+                    last_render = Some(now);
+                    burst = None;
+                }
+            }
+            if i < answers.len() && answers[i] <= now {
+                burst = Some(burst.map_or((now, now), |(f, _)| (f, now)));
+                i += 1;
+            }
+            now += ms(10);
+        }
+        assert_eq!(renders, vec![t + ms(100), t + ms(1100)]);
     }
 }

@@ -71,13 +71,27 @@ pub fn main(config_path: &Path, mode: Mode) -> i32 {
                 }
             };
         }
+        let read_started = std::time::Instant::now();
         if let Err(e) = daemon.read_once().await {
             log::error(&e);
             return 1;
         }
+        let read_time = read_started.elapsed();
         if mode.dry {
-            let rendered = match daemon.render_current() {
-                Some(Ok(r)) => r,
+            let render_started = std::time::Instant::now();
+            let rendered = daemon.render_current();
+            let render_time = render_started.elapsed();
+            let rendered = match rendered {
+                Some(Ok(r)) => {
+                    log::info(&format!(
+                        "rendered {} services, {} instances in {:.1} ms (catalog read in {:.0} ms)",
+                        r.routes.len(),
+                        r.routes.values().flatten().map(|x| x.instances.len()).sum::<usize>(),
+                        render_time.as_secs_f64() * 1000.0,
+                        read_time.as_secs_f64() * 1000.0
+                    ));
+                    r
+                }
                 Some(Err(e)) => {
                     log::error(&e);
                     return 1;
