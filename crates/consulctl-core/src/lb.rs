@@ -146,8 +146,9 @@ pub fn server_program_text(spec: &LbSpec) -> Option<String> {
         LbKind::Haproxy => (
             "haproxy",
             format!(
-                "/usr/sbin/haproxy -W -db -f {} -p /run/haproxy.pid",
-                spec.haproxy.config.display()
+                "/usr/sbin/haproxy -W -db -f {} -p {}",
+                spec.haproxy.config.display(),
+                crate::model::LbHaproxy::PIDFILE
             ),
             "USR1",
         ),

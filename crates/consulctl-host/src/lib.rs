@@ -6,6 +6,7 @@
 
 pub mod lb;
 pub mod log;
+pub mod memory;
 pub mod registrar;
 pub mod selfcheck;
 
@@ -91,6 +92,7 @@ pub(crate) fn start(
         log::error(&format!("Consul agent settings (CONSUL_HTTP_*): {e}"));
         2
     })?;
+    memory::one_arena();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .max_blocking_threads(blocking_threads)

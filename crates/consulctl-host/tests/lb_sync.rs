@@ -110,16 +110,28 @@ fn haproxy_validates_the_staged_file_before_the_live_one_is_touched() {
         "old\n"
     );
 
-    // Passing: validated, swapped, tested, reloaded; a second sync does nothing.
+    // Passing: validated staged, swapped, reloaded (the whole file was checked staged with
+    // the same test: not run twice); a second sync does nothing.
     let fake = Fake {
         served: true,
         ..Fake::default()
     };
     let s = Syncer::new(cfg, Box::new(fake.clone()));
-    assert!(matches!(s.sync(&r), Outcome::Applied { .. }));
-    assert_eq!(fake.ran.lock().unwrap().len(), 3);
+    let o = s.sync(&r);
+    let Outcome::Applied { steps, .. } = &o else {
+        panic!("{o:?}")
+    };
+    let names: Vec<&str> = steps.iter().map(|(name, _)| *name).collect();
+    assert_eq!(names, ["validate", "swap", "test", "reload", "confirm"]);
+    let ran = fake.ran.lock().unwrap().clone();
+    assert_eq!(ran.len(), 2, "{ran:?}");
+    assert!(
+        ran[0].ends_with("/.haproxy.cfg.consulctl-staged"),
+        "{ran:?}"
+    );
+    assert_eq!(ran[1], "hareload");
     assert_eq!(s.sync(&r), Outcome::Unchanged);
-    assert_eq!(fake.ran.lock().unwrap().len(), 3);
+    assert_eq!(fake.ran.lock().unwrap().len(), 2);
 }
 
 #[test]

@@ -682,7 +682,7 @@ mod tests {
                 spec.min_wait.as_str(),
                 spec.max_wait.as_str()
             ),
-            ("upyun", 18900, "100ms", "1s")
+            ("upyun", 18900, "0s", "1s")
         );
         assert!(spec.publish);
         let b = &spec.balance;
@@ -715,7 +715,7 @@ mod tests {
         assert_eq!(spec.nginx.reload, ["nginx", "-s", "reload"]);
         assert_eq!(
             spec.haproxy.reload,
-            ["supervisorctl", "signal", "USR2", "haproxy"]
+            ["pkill", "-USR2", "-F", "/run/haproxy.pid"]
         );
     }
 

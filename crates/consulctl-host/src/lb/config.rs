@@ -230,7 +230,7 @@ fn d_status_port() -> u16 {
     18900
 }
 fn d_min_wait() -> String {
-    "100ms".into()
+    "0s".into()
 }
 fn d_max_wait() -> String {
     "1s".into()
@@ -444,7 +444,7 @@ mod tests {
         );
         assert_eq!(
             (c.min_wait, c.max_wait),
-            (Duration::from_millis(100), Duration::from_secs(1))
+            (Duration::ZERO, Duration::from_secs(1))
         );
         assert_eq!(
             c.nginx.http_conf,

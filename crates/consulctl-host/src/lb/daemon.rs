@@ -6,10 +6,10 @@
 //!   goes backwards, calls at least 250 ms apart, backoff after errors). One connection to the
 //!   agent, whatever the number of services.
 //! - Coalescing: a change is rendered `min_wait` after the last change of a burst, and never
-//!   later than `max_wait` after its first; renders are at least `max_wait` apart. An isolated
-//!   change goes out after `min_wait`; a burst (answers come at most every 250 ms, so a
-//!   `min_wait` below that cannot see a pause inside one) is rendered once at its start and
-//!   at most once per `max_wait` after that ([`render_at`]).
+//!   later than `max_wait` after its first; reloads are at least `max_wait` apart. With the
+//!   default `min_wait` of 0 an isolated change goes out at once; a burst (answers come at most
+//!   every 250 ms, so a shorter `min_wait` cannot see a pause inside one) is reloaded once at
+//!   its start and at most once per `max_wait` after that ([`render_at`]).
 //! - Keeping the last known data: an error, a leaderless cluster or an answer that cannot be
 //!   the catalog (empty, or without this node) changes nothing on disk; the check says so.
 //! - Reporting: the check `consulctl-lb` (passing / warning / critical with the failed step's
@@ -43,6 +43,27 @@ const RETRY: Duration = Duration::from_secs(30);
 /// Blocking queries at least this far apart.
 const MIN_INTERVAL: Duration = Duration::from_millis(250);
 const MAX_WAIT: Duration = Duration::from_secs(300);
+
+/// Consul's default `kv_max_value_size`: a larger KV value is refused (HTTP 413).
+pub const KV_VALUE_LIMIT: usize = 512 * 1024;
+
+/// The record as compact JSON, at most `limit` bytes when that can be done: when the lists of
+/// routed instances make it larger, every route lists none and says how many it has
+/// (`instances_omitted`). Returns whether they were left out.
+pub fn record_body(record: &Record, limit: usize) -> (Vec<u8>, bool) {
+    let body = serde_json::to_vec(record).unwrap_or_default();
+    if body.len() <= limit {
+        return (body, false);
+    }
+    let mut short = record.clone();
+    if let Some(serving) = &mut short.serving {
+        for route in serving.services.values_mut().flatten() {
+            route.instances_omitted = Some(route.instances.len());
+            route.instances = Vec::new();
+        }
+    }
+    (serde_json::to_vec(&short).unwrap_or_default(), true)
+}
 
 /// What is served (published as JSON).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -94,7 +115,11 @@ pub struct Daemon {
     /// The generation that failed last and when: not tried again before `RETRY` unless
     /// something changes it (its own check's updates change the catalog too).
     failed: Option<(String, Instant)>,
-    published: Option<Record>,
+    /// What identifies the record last written (see [`Daemon::record_key`]): the record
+    /// itself (every routed instance) is not kept twice.
+    published: Option<String>,
+    /// The record had to leave its instance lists out (logged once).
+    record_too_large_logged: bool,
     check: SelfCheck,
     /// The user templates, parsed once (the configuration was checked with them).
     templates: tera::Tera,
@@ -124,6 +149,7 @@ impl Daemon {
             last_generation: None,
             failed: None,
             published: None,
+            record_too_large_logged: false,
             check,
         }
     }
@@ -209,22 +235,36 @@ impl Daemon {
             }
         }
         let syncer = self.syncer.clone();
-        let r = rendered.clone();
+        let generation = rendered.generation.clone();
         let sync_started = std::time::Instant::now();
-        let outcome = tokio::task::spawn_blocking(move || syncer.sync(&r))
-            .await
-            .unwrap_or_else(|e| Outcome::Failed {
-                step: "sync".into(),
-                message: format!("the sync task failed: {e}"),
-            });
+        // The render goes to the sync thread and comes back (large configurations are not
+        // copied).
+        let (outcome, rendered) = match tokio::task::spawn_blocking(move || {
+            let o = syncer.sync(&rendered);
+            (o, rendered)
+        })
+        .await
+        {
+            Ok(x) => x,
+            Err(e) => {
+                let e = format!("sync: the sync task failed: {e}");
+                log::error(&format!("{e}; the last good files stay in place"));
+                self.error = Some(e.clone());
+                self.failed = Some((generation, Instant::now()));
+                return Some(Outcome::Failed {
+                    step: "sync".into(),
+                    message: e,
+                });
+            }
+        };
         match &outcome {
             Outcome::Unchanged | Outcome::Applied { .. } => {
-                if let Outcome::Applied { changed } = &outcome {
+                if let Outcome::Applied { changed, steps } = &outcome {
                     let files: Vec<String> =
                         changed.iter().map(|p| p.display().to_string()).collect();
                     log::info(&format!(
                         "generation {} served ({}): {} services, {} instances; \
-                         render {:.1} ms, sync {:.0} ms",
+                         render {:.1} ms, sync {:.0} ms ({})",
                         rendered.generation,
                         if files.is_empty() {
                             "reloaded".to_string()
@@ -239,7 +279,12 @@ impl Daemon {
                             .map(|r| r.instances.len())
                             .sum::<usize>(),
                         render_time.as_secs_f64() * 1000.0,
-                        sync_started.elapsed().as_secs_f64() * 1000.0
+                        sync_started.elapsed().as_secs_f64() * 1000.0,
+                        steps
+                            .iter()
+                            .map(|(step, ms)| format!("{step} {ms}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ));
                 } else if self.last_generation.as_deref() != Some(&rendered.generation) {
                     log::info(&format!(
@@ -271,6 +316,8 @@ impl Daemon {
             }
         }
         self.last_generation = Some(rendered.generation.clone());
+        drop(rendered);
+        crate::memory::trim();
         Some(outcome)
     }
 
@@ -308,6 +355,19 @@ impl Daemon {
         }
     }
 
+    /// What the record depends on. The routes are not in it: they are fixed by the
+    /// generation (a hash of the files rendered from the same listeners).
+    fn record_key(&self) -> String {
+        serde_json::json!([
+            self.config.node,
+            self.config.kind.as_str(),
+            self.serving.as_ref().map(|s| (&s.generation, &s.since)),
+            self.error,
+            self.problems
+        ])
+        .to_string()
+    }
+
     fn record(&self) -> Record {
         Record {
             node: self.config.node.clone(),
@@ -324,14 +384,22 @@ impl Daemon {
     async fn report(&mut self) -> bool {
         // The record first: when the check says passing, what it serves can be read.
         if self.config.publish {
-            let record = self.record();
-            if self.published.as_ref() != Some(&record) {
-                let mut stamped = record.clone();
+            let record_key = self.record_key();
+            if self.published.as_ref() != Some(&record_key) {
+                let mut stamped = self.record();
                 stamped.updated = now();
-                let body = serde_json::to_vec_pretty(&stamped).unwrap_or_default();
+                let (body, omitted) = record_body(&stamped, KV_VALUE_LIMIT);
+                if omitted && !self.record_too_large_logged {
+                    self.record_too_large_logged = true;
+                    log::warn(&format!(
+                        "the record of what is served would be larger than a Consul KV value \
+                         ({} KiB): it lists no instances, only how many each route has",
+                        KV_VALUE_LIMIT / 1024
+                    ));
+                }
                 let key = format!("{KV_PREFIX}{}", self.config.node);
                 match self.consul.call(kv::put(&key, body)).await {
-                    Ok(_) => self.published = Some(record),
+                    Ok(_) => self.published = Some(record_key),
                     Err(e) => log::warn(&format!("cannot write {key}: {e} (tried again later)")),
                 }
             }
@@ -366,11 +434,18 @@ impl Daemon {
         // A burst: when it started and when its last change came.
         let mut burst: Option<(Instant, Instant)> = None;
         let mut last_attempt = Instant::now();
-        // When the last render started (none yet: the first answer renders at once).
+        // When the last render that reloaded started (none yet: the first answer renders at
+        // once).
         let mut last_render: Option<Instant> = None;
         loop {
             let deadline = burst.map(|(first, last)| {
-                render_at(first, last, last_render, self.config.min_wait, self.config.max_wait)
+                render_at(
+                    first,
+                    last,
+                    last_render,
+                    self.config.min_wait,
+                    self.config.max_wait,
+                )
             });
             tokio::select! {
                 update = rx.recv() => {
@@ -397,8 +472,11 @@ impl Daemon {
                 _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)).await }, if deadline.is_some() => {
                     burst = None;
                     last_attempt = Instant::now();
-                    last_render = Some(last_attempt);
-                    self.sync(false).await;
+                    // Only a render that reloaded counts: one that changed nothing (a
+                    // registration whose check is not passing yet) must not delay the next.
+                    if let Some(Outcome::Applied { .. }) = self.sync(false).await {
+                        last_render = Some(last_attempt);
+                    }
                     self.report().await;
                 }
                 _ = heartbeat.tick() => {
@@ -428,9 +506,9 @@ impl Daemon {
 
 /// When to render a burst whose first change came at `first` and whose latest at `last`:
 /// `min_wait` after the latest, at most `max_wait` after the first, and not before `max_wait`
-/// after the previous render (a burst longer than the query spacing would otherwise be
-/// rendered, and reloaded, once per answer). Never later than `first + max_wait`: the
-/// previous render started before `first`.
+/// after the previous render that reloaded (a burst longer than the query spacing would
+/// otherwise be rendered, and reloaded, once per answer). Never later than `first +
+/// max_wait`: the previous render started before `first`.
 pub fn render_at(
     first: Instant,
     last: Instant,
@@ -476,7 +554,10 @@ mod tests {
         let t = Instant::now();
         assert_eq!(render_at(t, t, None, MIN, MAX), t + MIN);
         // Long after the previous render: min_wait too.
-        assert_eq!(render_at(t + ms(5000), t + ms(5000), Some(t), MIN, MAX), t + ms(5100));
+        assert_eq!(
+            render_at(t + ms(5000), t + ms(5000), Some(t), MIN, MAX),
+            t + ms(5100)
+        );
     }
 
     #[test]
@@ -485,10 +566,9 @@ mod tests {
         assert_eq!(render_at(t, t + ms(950), None, MIN, MAX), t + MAX);
     }
 
-    /// Answers every 250 ms (the query spacing) for a second: the first render at 100 ms,
-    /// then the rest of the burst waits for the second after the first render.
-    #[test]
-    fn answers_of_a_burst_in_one_second_give_two_renders() {
+    /// Renders (each one reloading) of answers that come every 250 ms (the query spacing)
+    /// for a second, with `min_wait`.
+    fn burst_renders(min_wait: Duration) -> Vec<Duration> {
         let t = Instant::now();
         let answers: Vec<Instant> = (0..=4).map(|i| t + ms(250 * i)).collect();
         let mut renders = vec![];
@@ -497,19 +577,80 @@ mod tests {
         let mut i = 0;
         let mut now = t;
         while now < t + ms(5000) {
-            if let Some((first, last)) = burst {
-                if render_at(first, last, last_render, MIN, MAX) <= now {
-                    renders.push(now);
-                    last_render = Some(now);
-                    burst = None;
-                }
-            }
             if i < answers.len() && answers[i] <= now {
                 burst = Some(burst.map_or((now, now), |(f, _)| (f, now)));
                 i += 1;
             }
+            if let Some((first, last)) = burst {
+                if render_at(first, last, last_render, min_wait, MAX) <= now {
+                    renders.push(now - t);
+                    last_render = Some(now);
+                    burst = None;
+                }
+            }
             now += ms(10);
         }
-        assert_eq!(renders, vec![t + ms(100), t + ms(1100)]);
+        renders
+    }
+
+    #[test]
+    fn a_burst_of_one_second_is_reloaded_at_its_start_and_once_after() {
+        assert_eq!(burst_renders(Duration::ZERO), vec![ms(0), ms(1000)]);
+        assert_eq!(burst_renders(MIN), vec![ms(100), ms(1100)]);
+    }
+
+    fn record(instances: usize) -> Record {
+        use crate::lb::render::{Proto, Route, RoutedInstance};
+        let route = Route {
+            protocol: Proto::Http,
+            listen: 8080,
+            instances: (0..instances)
+                .map(|i| RoutedInstance {
+                    node: format!("node{i}"),
+                    id: format!("web-{i}"),
+                    address: format!("10.0.{}.{}", i / 250, i % 250),
+                    port: 8080,
+                })
+                .collect(),
+            instances_omitted: None,
+        };
+        Record {
+            node: "lb1".into(),
+            kind: "nginx".into(),
+            updated: "2026-12-03T10:00:00Z".into(),
+            serving: Some(Serving {
+                generation: "abc".into(),
+                since: "2026-12-03T10:00:00Z".into(),
+                services: [("web".to_string(), vec![route])].into(),
+            }),
+            error: None,
+            problems: vec![],
+        }
+    }
+
+    #[test]
+    fn a_record_too_large_for_consul_kv_lists_no_instances_but_their_number() {
+        let (body, omitted) = record_body(&record(3), KV_VALUE_LIMIT);
+        assert!(!omitted);
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            v["serving"]["services"]["web"][0]["instances"]
+                .as_array()
+                .unwrap()
+                .len(),
+            3
+        );
+        assert!(v["serving"]["services"]["web"][0]
+            .get("instances_omitted")
+            .is_none());
+
+        let (body, omitted) = record_body(&record(10_000), KV_VALUE_LIMIT);
+        assert!(omitted);
+        assert!(body.len() <= KV_VALUE_LIMIT, "{} bytes", body.len());
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let route = &v["serving"]["services"]["web"][0];
+        assert_eq!(route["instances"].as_array().unwrap().len(), 0);
+        assert_eq!(route["instances_omitted"], 10_000);
+        assert_eq!(route["listen"], 8080);
     }
 }

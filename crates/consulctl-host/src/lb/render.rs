@@ -116,6 +116,10 @@ pub struct Route {
     pub protocol: Proto,
     pub listen: u16,
     pub instances: Vec<RoutedInstance>,
+    /// Set when `instances` was left empty because the record would not fit in one Consul KV
+    /// value: how many instances it routes to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instances_omitted: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -179,6 +183,7 @@ pub fn render_with(view: &View, config: &Config, tera: &tera::Tera) -> Result<Re
                         port: i.port,
                     })
                     .collect(),
+                instances_omitted: None,
             });
         }
     }
@@ -203,14 +208,17 @@ pub fn render_with(view: &View, config: &Config, tera: &tera::Tera) -> Result<Re
             });
         }
     }
-    let mut hasher_input = String::new();
-    for o in &outputs {
-        hasher_input.push_str(&o.path.to_string_lossy());
-        hasher_input.push('\0');
-        hasher_input.push_str(&o.content);
-        hasher_input.push('\0');
-    }
-    let generation = sha12(&hasher_input);
+    let generation = {
+        use sha2::Digest;
+        let mut hasher = sha2::Sha256::new();
+        for o in &outputs {
+            hasher.update(o.path.to_string_lossy().as_bytes());
+            hasher.update(b"\0");
+            hasher.update(o.content.as_bytes());
+            hasher.update(b"\0");
+        }
+        hex::encode(hasher.finalize())[..12].to_string()
+    };
     for o in &mut outputs {
         o.content = o.content.replace(GENERATION, &generation);
     }
@@ -220,11 +228,6 @@ pub fn render_with(view: &View, config: &Config, tera: &tera::Tera) -> Result<Re
         routes,
         problems,
     })
-}
-
-fn sha12(s: &str) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(s.as_bytes()))[..12].to_string()
 }
 
 /// The first lines of every built-in output.

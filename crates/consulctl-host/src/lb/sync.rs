@@ -119,8 +119,11 @@ pub fn http_status(port: u16, path: &str, timeout: Duration) -> Option<u16> {
 pub enum Outcome {
     /// The files already hold this render and it is served.
     Unchanged,
-    /// New files are in place and served.
-    Applied { changed: Vec<PathBuf> },
+    /// New files are in place and served; how long each step took (milliseconds).
+    Applied {
+        changed: Vec<PathBuf>,
+        steps: Vec<(&'static str, u64)>,
+    },
     /// Nothing changed on disk (the previous files are back); `step` failed with `message`.
     Failed { step: String, message: String },
 }
@@ -287,8 +290,12 @@ impl Syncer {
         {
             return Outcome::Unchanged;
         }
+        let mut steps = Steps::new();
         // Stage and validate every changed file before any live file is touched.
         let mut staged = Vec::new();
+        // Whether the staged validations already ran the kind's whole test (HAProxy: one
+        // file, checked staged with the same command).
+        let mut whole_test_done = false;
         for o in &changed {
             let s = staged_path(&o.path);
             if let Some(dir) = o.path.parent() {
@@ -302,6 +309,9 @@ impl Syncer {
             }
             staged.push(s.clone());
             let validate = self.validation(o);
+            if validate != o.validate {
+                whole_test_done = true;
+            }
             if !validate.is_empty() {
                 if let Err(e) = self.system.run(&with_staged(&validate, &s)) {
                     cleanup(&staged);
@@ -310,6 +320,7 @@ impl Syncer {
                 }
             }
         }
+        steps.done("validate");
         // Swap.
         let mut swapped = Vec::new();
         for (o, s) in changed.iter().zip(&staged) {
@@ -333,8 +344,11 @@ impl Syncer {
                 mode,
             });
         }
-        // The whole configuration, as the running process would read it.
-        if !changed.is_empty() {
+        steps.done("swap");
+        // The whole configuration, as the running process would read it (unless the staged
+        // validation was that very test on the same bytes: nothing else changed).
+        let only_whole_file = changed.len() == 1 && whole_test_done;
+        if !changed.is_empty() && !only_whole_file {
             if let Some(test) = self.kind_test() {
                 if let Err(e) = self.system.run(test) {
                     for o in &changed {
@@ -344,6 +358,7 @@ impl Syncer {
                 }
             }
         }
+        steps.done("test");
         // Reload: the built-in kind once, then each template's own command (once each).
         let mut reloads: Vec<Vec<String>> = Vec::new();
         if let Some(r) = self.kind_reload() {
@@ -359,6 +374,7 @@ impl Syncer {
                 return self.fail(&swapped, "reload", e);
             }
         }
+        steps.done("reload");
         if confirm {
             let start = Instant::now();
             while !self.system.served(self.config.status_port, &gen_path) {
@@ -376,12 +392,32 @@ impl Syncer {
                         ),
                     );
                 }
-                std::thread::sleep(Duration::from_millis(50));
+                std::thread::sleep(CONFIRM_POLL);
             }
+            steps.done("confirm");
         }
         Outcome::Applied {
             changed: changed.iter().map(|o| o.path.clone()).collect(),
+            steps: steps.0,
         }
+    }
+}
+
+/// How often the status server is asked for the new generation after a reload.
+const CONFIRM_POLL: Duration = Duration::from_millis(10);
+
+/// Step durations of one attempt.
+struct Steps(Vec<(&'static str, u64)>, Instant);
+
+impl Steps {
+    fn new() -> Self {
+        Steps(Vec::new(), Instant::now())
+    }
+
+    fn done(&mut self, step: &'static str) {
+        let ms = self.1.elapsed().as_millis() as u64;
+        self.0.push((step, ms));
+        self.1 = Instant::now();
     }
 }
 

@@ -2,7 +2,7 @@
 //! templates (documented in `docs/lb.md`). Pure: one `/v1/internal/ui/nodes` answer in, a
 //! sorted, validated [`View`] out.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use consul_api::catalog::NodeDump;
@@ -19,9 +19,11 @@ pub struct Instance {
     pub address: String,
     pub port: u16,
     pub tags: Vec<String>,
+    /// The service's meta (filled for user templates only: the built-in outputs do not read
+    /// it).
     pub meta: BTreeMap<String, String>,
     /// `passing`, `warning` or `critical`: the worst of its own and its node's checks.
-    pub health: String,
+    pub health: &'static str,
     pub node_address: String,
 }
 
@@ -69,19 +71,18 @@ pub struct View {
 
 const PROTOCOLS: [&str; 3] = ["http", "tcp", "udp"];
 
-fn worst(statuses: impl Iterator<Item = String>) -> String {
-    let mut w = "passing".to_string();
+/// The worst of some check statuses (`passing` when there is none; anything unknown counts
+/// as critical).
+fn worst<'a>(statuses: impl Iterator<Item = &'a str>) -> &'static str {
+    let mut w = 0;
     for s in statuses {
-        let rank = |s: &str| match s {
+        w = w.max(match s {
             "passing" => 0,
             "warning" => 1,
             _ => 2,
-        };
-        if rank(&s) > rank(&w) {
-            w = if rank(&s) == 2 { "critical".into() } else { s };
-        }
+        });
     }
-    w
+    ["passing", "warning", "critical"][w]
 }
 
 /// An address nginx and HAProxy take as is: an IP address or a host name.
@@ -108,24 +109,31 @@ pub fn trustworthy(dump: &[NodeDump], own_node: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Build the view of one answer.
+/// Build the view of one answer. `all_services` (a copy of the whole catalog) is only built
+/// for user templates: the built-in outputs do not read it.
 pub fn build(dump: &[NodeDump], config: &Config) -> View {
     let mut problems = Vec::new();
-    let mut by_name: BTreeMap<String, Vec<Instance>> = BTreeMap::new();
+    let mut by_name: BTreeMap<&str, Vec<Instance>> = BTreeMap::new();
+    let want_all = !config.templates.is_empty();
     for node in dump {
-        let node_checks: Vec<String> = node
-            .checks
-            .iter()
-            .filter(|c| c.service_id.is_empty())
-            .map(|c| c.status.clone())
-            .collect();
+        // Check statuses by service ID ("" for the node's own checks), once per node.
+        let mut checks: HashMap<&str, Vec<&str>> = HashMap::new();
+        for c in &node.checks {
+            checks
+                .entry(c.service_id.as_str())
+                .or_default()
+                .push(c.status.as_str());
+        }
+        let node_checks = checks.get("").map(Vec::as_slice).unwrap_or_default();
         for s in &node.services {
-            let own = node
-                .checks
-                .iter()
-                .filter(|c| c.service_id == s.id)
-                .map(|c| c.status.clone());
-            let health = worst(node_checks.iter().cloned().chain(own));
+            if !want_all && !s.tags.contains(&config.tag) {
+                continue;
+            }
+            let own = checks
+                .get(s.id.as_str())
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            let health = worst(node_checks.iter().chain(own).copied());
             let address = if s.address.is_empty() {
                 node.address.clone()
             } else {
@@ -135,7 +143,7 @@ pub fn build(dump: &[NodeDump], config: &Config) -> View {
             tags.sort();
             tags.dedup();
             by_name
-                .entry(s.service.clone())
+                .entry(s.service.as_str())
                 .or_default()
                 .push(Instance {
                     node: node.node.clone(),
@@ -143,7 +151,11 @@ pub fn build(dump: &[NodeDump], config: &Config) -> View {
                     address,
                     port: s.port,
                     tags,
-                    meta: s.meta.clone(),
+                    meta: if want_all {
+                        s.meta.clone()
+                    } else {
+                        BTreeMap::new()
+                    },
                     health,
                     node_address: node.address.clone(),
                 });
@@ -152,20 +164,18 @@ pub fn build(dump: &[NodeDump], config: &Config) -> View {
     let mut services = Vec::new();
     let mut all_services = Vec::new();
     for (name, mut all) in by_name {
+        let name = name.to_string();
         all.sort_by(|a, b| (&a.node, &a.id).cmp(&(&b.node, &b.id)));
-        let passing: Vec<Instance> = all
-            .iter()
-            .filter(|i| i.health == "passing")
-            .cloned()
-            .collect();
-        all_services.push(Service {
-            name: name.clone(),
-            tags: merged_tags(&all),
-            protocols: vec![],
-            listen: 0,
-            instances: passing,
-            all: all.clone(),
-        });
+        if want_all {
+            all_services.push(Service {
+                name: name.clone(),
+                tags: merged_tags(&all),
+                protocols: vec![],
+                listen: 0,
+                instances: passing(&all),
+                all: all.clone(),
+            });
+        }
         let tagged: Vec<Instance> = all
             .into_iter()
             .filter(|i| i.tags.contains(&config.tag))
@@ -220,11 +230,7 @@ pub fn build(dump: &[NodeDump], config: &Config) -> View {
             tags,
             protocols,
             listen,
-            instances: usable
-                .iter()
-                .filter(|i| i.health == "passing")
-                .cloned()
-                .collect(),
+            instances: passing(&usable),
             all: usable,
         });
     }
@@ -235,6 +241,14 @@ pub fn build(dump: &[NodeDump], config: &Config) -> View {
         all_services,
         problems,
     }
+}
+
+fn passing(instances: &[Instance]) -> Vec<Instance> {
+    instances
+        .iter()
+        .filter(|i| i.health == "passing")
+        .cloned()
+        .collect()
 }
 
 fn merged_tags(instances: &[Instance]) -> Vec<String> {

@@ -110,6 +110,10 @@ pub struct LbService {
     pub listen: u16,
     #[serde(default)]
     pub instances: Vec<LbInstance>,
+    /// The daemon left the list out (the record would not fit in one Consul KV value): how
+    /// many instances it routes to.
+    #[serde(default)]
+    pub instances_omitted: Option<usize>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
@@ -145,6 +149,10 @@ pub struct LbRoute {
     pub listen: u16,
     /// The instances it routes to.
     pub instances: Vec<LbInstance>,
+    /// The LB routes to this many instances but did not list them (too many for its record
+    /// in Consul KV): `instances`, `gone` and `unrouted` are empty.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instances_omitted: Option<usize>,
     pub generation: String,
     /// The last attempt failed: the LB keeps serving this generation meanwhile.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -210,6 +218,21 @@ fn lb_routes(
             continue;
         };
         for svc in routes.list() {
+            if let Some(n) = svc.instances_omitted {
+                out.push(LbRoute {
+                    lb: lb.node.clone(),
+                    kind: lb.kind.clone(),
+                    protocol: svc.protocol.clone(),
+                    listen: svc.listen,
+                    instances: vec![],
+                    instances_omitted: Some(n),
+                    generation: serving.generation.clone(),
+                    error: lb.error_text(),
+                    gone: vec![],
+                    unrouted: vec![],
+                });
+                continue;
+            }
             let routed: BTreeSet<String> =
                 svc.instances.iter().map(|i| key(&i.node, &i.id)).collect();
             let catalog: BTreeSet<String> = instances.iter().map(|i| key(&i.node, &i.id)).collect();
@@ -220,6 +243,7 @@ fn lb_routes(
                 protocol: svc.protocol.clone(),
                 listen: svc.listen,
                 instances: svc.instances.clone(),
+                instances_omitted: None,
                 generation: serving.generation.clone(),
                 error: lb.error_text(),
                 gone: routed.difference(&catalog).cloned().collect(),
@@ -520,13 +544,18 @@ fn lb_text(l: &LbRoute) -> String {
     } else {
         "serving"
     };
-    let n = l.instances.len();
+    let n = l.instances_omitted.unwrap_or(l.instances.len());
     let mut out = format!(
-        "  via lb {} ({}, listen {}): {n} instance{} [generation {generation}, {state}]\n",
+        "  via lb {} ({}, listen {}): {n} instance{}{} [generation {generation}, {state}]\n",
         l.lb,
         if l.kind.is_empty() { "?" } else { &l.kind },
         l.listen,
-        if n == 1 { "" } else { "s" }
+        if n == 1 { "" } else { "s" },
+        if l.instances_omitted.is_some() {
+            " (not listed: too many for its record in Consul KV)"
+        } else {
+            ""
+        }
     );
     if let Some(e) = &l.error {
         out.push_str(&format!("    error: {}\n", e.trim()));
@@ -774,6 +803,33 @@ mod tests {
         let routes = lb_routes("dns", &[], &lbs, &|_| "upyun".to_string());
         assert_eq!(routes.len(), 2);
         assert_eq!(routes[1].protocol, "udp");
+    }
+
+    #[test]
+    fn a_record_without_instance_lists_says_how_many_and_claims_no_difference() {
+        // What the daemon writes when the lists would not fit in one Consul KV value.
+        let text = r#"{"node":"lb1","kind":"nginx","updated":"2026-12-03T10:00:00Z",
+            "serving":{"generation":"abc","since":"2026-12-03T10:00:00Z","services":{"web":[
+            {"protocol":"http","listen":8080,"instances":[],"instances_omitted":10000}]}},
+            "error":null,"problems":[]}"#;
+        let (lbs, problems) = parse_lbs(vec![consul_api::kv::KvPair {
+            key: "consulctl/lb/lb1".into(),
+            value: Some(text.as_bytes().to_vec()),
+            ..Default::default()
+        }]);
+        assert!(problems.is_empty(), "{problems:?}");
+        let routes = lb_routes("web", &[], &lbs, &|_| "upyun".to_string());
+        assert_eq!(routes.len(), 1);
+        let r = &routes[0];
+        assert_eq!(r.instances_omitted, Some(10_000));
+        assert!(r.gone.is_empty() && r.unrouted.is_empty());
+        let text = lb_text(r);
+        assert!(
+            text.contains("10000 instances (not listed: too many for its record in Consul KV)"),
+            "{text}"
+        );
+        let json = serde_json::to_value(r).unwrap();
+        assert_eq!(json["instances_omitted"], 10_000);
     }
 
     #[test]
