@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::config::Config;
-use super::render::{render_with, templates, Rendered, Route};
+use super::render::{render_with, routed_instances, templates, Rendered, Route};
 use super::sync::{Outcome, Syncer, System};
 use super::view::{build, trustworthy};
 use crate::log;
@@ -272,12 +272,7 @@ impl Daemon {
                             files.join(", ")
                         },
                         rendered.routes.len(),
-                        rendered
-                            .routes
-                            .values()
-                            .flatten()
-                            .map(|r| r.instances.len())
-                            .sum::<usize>(),
+                        routed_instances(&rendered.routes),
                         render_time.as_secs_f64() * 1000.0,
                         sync_started.elapsed().as_secs_f64() * 1000.0,
                         steps
@@ -335,11 +330,7 @@ impl Daemon {
                 "{kind} serves generation {}: {} services, {} instances",
                 s.generation,
                 s.services.len(),
-                s.services
-                    .values()
-                    .flatten()
-                    .map(|r| r.instances.len())
-                    .sum::<usize>()
+                routed_instances(&s.services)
             ),
             None => format!("{kind}: nothing rendered yet"),
         };

@@ -81,24 +81,21 @@ pub fn main(config_path: &Path, mode: Mode) -> i32 {
             let render_started = std::time::Instant::now();
             let rendered = daemon.render_current();
             let render_time = render_started.elapsed();
-            let rendered =
-                match rendered {
-                    Some(Ok(r)) => {
-                        log::info(&format!(
-                        "rendered {} services, {} instances in {:.1} ms (catalog read in {:.0} ms)",
-                        r.routes.len(),
-                        r.routes.values().flatten().map(|x| x.instances.len()).sum::<usize>(),
-                        render_time.as_secs_f64() * 1000.0,
-                        read_time.as_secs_f64() * 1000.0
-                    ));
-                        r
-                    }
-                    Some(Err(e)) => {
-                        log::error(&e);
-                        return 1;
-                    }
-                    None => return 1,
-                };
+            let rendered = match rendered {
+                Some(Ok(r)) => r,
+                Some(Err(e)) => {
+                    log::error(&e);
+                    return 1;
+                }
+                None => return 1,
+            };
+            log::info(&format!(
+                "rendered {} services, {} instances in {:.1} ms (catalog read in {:.0} ms)",
+                rendered.routes.len(),
+                render::routed_instances(&rendered.routes),
+                render_time.as_secs_f64() * 1000.0,
+                read_time.as_secs_f64() * 1000.0
+            ));
             for p in &rendered.problems {
                 log::warn(p);
             }

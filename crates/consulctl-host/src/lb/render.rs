@@ -122,6 +122,11 @@ pub struct Route {
     pub instances_omitted: Option<usize>,
 }
 
+/// How many instances some routes lead to (a service tagged tcp and udp counts twice).
+pub fn routed_instances(routes: &BTreeMap<String, Vec<Route>>) -> usize {
+    routes.values().flatten().map(|r| r.instances.len()).sum()
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RoutedInstance {
     pub node: String,

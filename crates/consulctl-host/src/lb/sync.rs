@@ -293,9 +293,6 @@ impl Syncer {
         let mut steps = Steps::new();
         // Stage and validate every changed file before any live file is touched.
         let mut staged = Vec::new();
-        // Whether the staged validations already ran the kind's whole test (HAProxy: one
-        // file, checked staged with the same command).
-        let mut whole_test_done = false;
         for o in &changed {
             let s = staged_path(&o.path);
             if let Some(dir) = o.path.parent() {
@@ -309,9 +306,6 @@ impl Syncer {
             }
             staged.push(s.clone());
             let validate = self.validation(o);
-            if validate != o.validate {
-                whole_test_done = true;
-            }
             if !validate.is_empty() {
                 if let Err(e) = self.system.run(&with_staged(&validate, &s)) {
                     cleanup(&staged);
@@ -345,9 +339,10 @@ impl Syncer {
             });
         }
         steps.done("swap");
-        // The whole configuration, as the running process would read it (unless the staged
-        // validation was that very test on the same bytes: nothing else changed).
-        let only_whole_file = changed.len() == 1 && whole_test_done;
+        // The whole configuration, as the running process would read it (unless the one
+        // changed file is HAProxy's whole file, whose staged validation was that very test on
+        // the same bytes).
+        let only_whole_file = matches!(changed.as_slice(), [o] if self.validation(o) != o.validate);
         if !changed.is_empty() && !only_whole_file {
             if let Some(test) = self.kind_test() {
                 if let Err(e) = self.system.run(test) {
