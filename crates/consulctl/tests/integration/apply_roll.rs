@@ -224,12 +224,17 @@ fn apply_rolls_restarts_proves_them_and_puts_back_a_server_that_does_not_start()
     // 3. A change that validates but keeps server2 from starting (its WAN gossip port on
     //    sshd's): the roll stops at server2, which is put back on its last good config and
     //    runs again; the servers after it and the clients are not restarted.
-    if lab.leader_host("server1") == "server2" {
+    //    Consul 1.8's Raft has no pre-vote: a restarted server can win the next election, so
+    //    moving leadership off server2 may take more than one restart.
+    for _ in 0..4 {
+        if lab.leader_host("server1") != "server2" {
+            break;
+        }
         lab.consulctl(&["restart", "-i", inv, "--limit", "server2"])
             .success();
     }
     let leader = lab.leader_host("server1");
-    assert_ne!(leader, "server2");
+    assert_ne!(leader, "server2", "leadership stayed on server2 after 4 restarts");
     let good_config = lab
         .exec("server2", &["cat", "/etc/consul.d/consul.hcl"])
         .success()
