@@ -72,6 +72,353 @@ pub enum Command {
         #[command(subcommand)]
         command: LabCommand,
     },
+    /// Query Consul's catalog: services (tags, instance counts), one service's instances
+    /// (node, address, port, tags, health), nodes; this datacenter or another (`--dc`).
+    Catalog {
+        #[command(subcommand)]
+        command: CatalogCommand,
+    },
+    /// Register or deregister a service by hand: on a host's agent (kept across agent
+    /// restarts), or with `--external NODE` in the catalog for a node without an agent.
+    Service {
+        #[command(subcommand)]
+        command: ServiceCommand,
+    },
+    /// Maintenance mode of a node or of one service instance: `on` takes it out of DNS and
+    /// healthy service queries (with a reason), `off` brings it back.
+    Maint(MaintArgs),
+    /// `consul reload` on the chosen agents: they re-read their configuration, no restart.
+    Reload(ReloadArgs),
+    /// Remove a failed node from the member list (`--prune`: forget it at once). Refused for a
+    /// node that is alive.
+    ForceLeave(ForceLeaveArgs),
+    /// Inventory tools that need no host: check, JSON Schema, import from Ansible.
+    Inventory {
+        #[command(subcommand)]
+        command: InventoryCommand,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(CompletionsArgs),
+    /// Write the man pages: one per command, into a directory.
+    Man(ManArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CatalogCommand {
+    /// Services with their tags and instance counts (passing / warning / critical).
+    Services(CatalogServicesArgs),
+    /// One service's instances: node, address, port, tags, health.
+    Service(CatalogServiceArgs),
+    /// Nodes of the catalog with their address and health.
+    Nodes(CatalogNodesArgs),
+}
+
+/// Which datacenter a query asks (`?dc=`); the agent's own by default.
+#[derive(Debug, Args, Clone)]
+pub struct DcArgs {
+    /// Ask this datacenter's servers (over WAN) instead of the local ones.
+    #[arg(long, value_name = "DC")]
+    pub dc: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HealthFilter {
+    Passing,
+    Warning,
+    Critical,
+}
+
+impl HealthFilter {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealthFilter::Passing => "passing",
+            HealthFilter::Warning => "warning",
+            HealthFilter::Critical => "critical",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct CatalogServicesArgs {
+    #[command(flatten)]
+    pub inv: InventoryArgs,
+
+    #[command(flatten)]
+    pub dc: DcArgs,
+
+    /// Only services that have this tag.
+    #[arg(long, value_name = "TAG")]
+    pub tag: Option<String>,
+
+    /// Only services with at least one instance in this state.
+    #[arg(long, value_enum)]
+    pub health: Option<HealthFilter>,
+
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct CatalogServiceArgs {
+    /// The service name.
+    #[arg(value_name = "SERVICE")]
+    pub name: String,
+
+    #[command(flatten)]
+    pub inv: InventoryArgs,
+
+    #[command(flatten)]
+    pub dc: DcArgs,
+
+    /// Only instances with this tag.
+    #[arg(long, value_name = "TAG")]
+    pub tag: Option<String>,
+
+    /// Only instances in this state.
+    #[arg(long, value_enum)]
+    pub health: Option<HealthFilter>,
+
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct CatalogNodesArgs {
+    #[command(flatten)]
+    pub inv: InventoryArgs,
+
+    #[command(flatten)]
+    pub dc: DcArgs,
+
+    /// Only nodes in this state (the worst of their node checks).
+    #[arg(long, value_enum)]
+    pub health: Option<HealthFilter>,
+
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServiceCommand {
+    /// Register a service on a host's agent (`--on HOST`; Consul keeps it across agent
+    /// restarts) or in the catalog for a node without an agent (`--external NODE --address`).
+    Register(ServiceRegisterArgs),
+    /// Deregister a service instance from a host's agent or from an external node.
+    Deregister(ServiceDeregisterArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServiceRegisterArgs {
+    /// The service name.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+
+    /// The inventory host whose agent registers (and health-checks) the service.
+    #[arg(
+        long,
+        value_name = "HOST",
+        conflicts_with = "external",
+        required_unless_present = "external"
+    )]
+    pub on: Option<String>,
+
+    /// A node without an agent: the service goes into the catalog directly (the node is
+    /// created with `--address`). Consul runs no checks for it.
+    #[arg(long, value_name = "NODE", requires = "address")]
+    pub external: Option<String>,
+
+    /// The service address (for `--external`, also the node's address).
+    #[arg(long, value_name = "ADDR")]
+    pub address: Option<String>,
+
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<u16>,
+
+    /// The instance ID (default: the name).
+    #[arg(long, value_name = "ID")]
+    pub id: Option<String>,
+
+    /// A tag (repeatable).
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+
+    /// Metadata `KEY=VALUE` (repeatable).
+    #[arg(long = "meta", value_name = "KEY=VALUE")]
+    pub meta: Vec<String>,
+
+    /// An HTTP check of this URL.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["check_tcp", "check_ttl"])]
+    pub check_http: Option<String>,
+
+    /// A TCP check of this `host:port`.
+    #[arg(long, value_name = "HOST:PORT", conflicts_with = "check_ttl")]
+    pub check_tcp: Option<String>,
+
+    /// A TTL check (something must report to it within the TTL), e.g. `30s`.
+    #[arg(long, value_name = "DURATION")]
+    pub check_ttl: Option<String>,
+
+    /// How often the check runs.
+    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    pub check_interval: String,
+
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct ServiceDeregisterArgs {
+    /// The instance ID (the name when it was registered without `--id`).
+    #[arg(value_name = "ID")]
+    pub id: String,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+
+    /// The inventory host whose agent holds the instance.
+    #[arg(
+        long,
+        value_name = "HOST",
+        conflicts_with = "external",
+        required_unless_present = "external"
+    )]
+    pub on: Option<String>,
+
+    /// The external node that holds the instance (catalog deregistration).
+    #[arg(long, value_name = "NODE")]
+    pub external: Option<String>,
+
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
+#[derive(Debug, Args)]
+pub struct MaintArgs {
+    /// `on` or `off`.
+    #[arg(value_enum)]
+    pub state: OnOff,
+
+    /// The inventory hosts (comma-separated or repeatable) whose node, or whose service
+    /// instance (`--service`), goes into or out of maintenance.
+    #[arg(
+        long = "on",
+        required = true,
+        value_name = "HOST,...",
+        value_delimiter = ','
+    )]
+    pub hosts: Vec<String>,
+
+    /// Only this service instance (its ID) on those hosts, not the whole node.
+    #[arg(long, value_name = "ID")]
+    pub service: Option<String>,
+
+    /// Why (shown in Consul as the maintenance check's notes).
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct ReloadArgs {
+    #[command(flatten)]
+    pub inv: InventoryArgs,
+
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct ForceLeaveArgs {
+    /// The Consul node name of the failed member.
+    #[arg(value_name = "NODE")]
+    pub node: String,
+
+    /// Remove it from the member list at once instead of leaving it `left` for 72 hours.
+    #[arg(long)]
+    pub prune: bool,
+
+    #[command(flatten)]
+    pub inv: InventoryArgs,
+
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InventoryCommand {
+    /// Validate an inventory (every problem with file:line:col); no SSH, no host touched.
+    /// Exit 0 when valid, 2 otherwise.
+    Check(InventoryCheckArgs),
+    /// Print the JSON Schema of the inventory (for TOML editors: taplo, Even Better TOML).
+    Schema,
+    /// Convert another tool's inventory into a consulctl inventory (printed, or `--out`).
+    Import {
+        #[command(subcommand)]
+        command: InventoryImportCommand,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct InventoryCheckArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InventoryImportCommand {
+    /// An Ansible inventory (INI or YAML): its server and client groups become hosts with
+    /// `ansible_host`, `ansible_user` and `ansible_port`.
+    Ansible(InventoryImportAnsibleArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InventoryImportAnsibleArgs {
+    /// The Ansible inventory file (INI or YAML, told apart by content).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+
+    /// The group whose hosts are Consul servers.
+    #[arg(long, default_value = "consul_servers", value_name = "GROUP")]
+    pub servers_group: String,
+
+    /// The group whose hosts are Consul clients.
+    #[arg(long, default_value = "consul_clients", value_name = "GROUP")]
+    pub clients_group: String,
+
+    /// Write the TOML here instead of stdout (refuses to overwrite an existing file).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The directory to write `consulctl.1`, `consulctl-apply.1`, ... into (created if missing).
+    #[arg(long, value_name = "DIR", default_value = "man")]
+    pub dir: PathBuf,
 }
 
 /// The inventory and how far to trust the hosts' SSH keys: flattened into every command that

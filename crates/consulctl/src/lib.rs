@@ -12,8 +12,14 @@ pub mod remote;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command, KeysCommand, LabCommand, NodeCommand, TlsCommand};
-use crate::commands::{doctor, keys, lab, node, recover, restart, services, status, tls, unlock};
+use crate::cli::{
+    CatalogCommand, Cli, Command, InventoryCommand, InventoryImportCommand, KeysCommand,
+    LabCommand, NodeCommand, ServiceCommand, TlsCommand,
+};
+use crate::commands::{
+    catalog, completions, doctor, force_leave, inventory, keys, lab, maint, man, node, recover,
+    reload, restart, service, services, status, tls, unlock,
+};
 use consulctl_core::error::Error;
 
 /// Entry point: parse arguments, run the command, print the error once, return the exit code.
@@ -42,6 +48,7 @@ pub fn run() -> i32 {
 }
 
 async fn dispatch(cli: Cli) -> Result<(), Error> {
+    let log = cli.debug_log.as_deref();
     match cli.command {
         Command::Apply(args) => commands::apply::run(&args, cli.debug_log.as_deref()).await,
         Command::Plan(args) => commands::plan::run(&args, cli.debug_log.as_deref()).await,
@@ -65,5 +72,26 @@ async fn dispatch(cli: Cli) -> Result<(), Error> {
             LabCommand::Up(args) => lab::up(&args, cli.debug_log.as_deref()).await,
             LabCommand::Down(args) => lab::down(&args).await,
         },
+        Command::Catalog { command } => match command {
+            CatalogCommand::Services(args) => catalog::services(&args, log).await,
+            CatalogCommand::Service(args) => catalog::service(&args, log).await,
+            CatalogCommand::Nodes(args) => catalog::nodes(&args, log).await,
+        },
+        Command::Service { command } => match command {
+            ServiceCommand::Register(args) => service::register(&args, log).await,
+            ServiceCommand::Deregister(args) => service::deregister(&args, log).await,
+        },
+        Command::Maint(args) => maint::run(&args, log).await,
+        Command::Reload(args) => reload::run(&args, log).await,
+        Command::ForceLeave(args) => force_leave::run(&args, log).await,
+        Command::Inventory { command } => match command {
+            InventoryCommand::Check(args) => inventory::check(&args),
+            InventoryCommand::Schema => inventory::schema(),
+            InventoryCommand::Import { command } => match command {
+                InventoryImportCommand::Ansible(args) => inventory::import_ansible(&args),
+            },
+        },
+        Command::Completions(args) => completions::run(&args),
+        Command::Man(args) => man::run(&args),
     }
 }

@@ -234,7 +234,10 @@ fn apply_rolls_restarts_proves_them_and_puts_back_a_server_that_does_not_start()
             .success();
     }
     let leader = lab.leader_host("server1");
-    assert_ne!(leader, "server2", "leadership stayed on server2 after 4 restarts");
+    assert_ne!(
+        leader, "server2",
+        "leadership stayed on server2 after 4 restarts"
+    );
     let good_config = lab
         .exec("server2", &["cat", "/etc/consul.d/consul.hcl"])
         .success()
