@@ -92,6 +92,75 @@ pub fn datacenters() -> Call<Vec<String>> {
     Call::json(Request::get("/v1/catalog/datacenters"))
 }
 
+/// `PUT /v1/catalog/register` body: a node (created or updated), optionally with one service
+/// and one check. This is how services of nodes without an agent ("external" nodes) get into
+/// the catalog; Consul itself never runs the check's definition (no agent owns it): its
+/// status stays what the registration says until something (such as consul-esm) updates it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CatalogRegistration {
+    #[serde(rename = "Node")]
+    pub node: String,
+    #[serde(rename = "Address")]
+    pub address: String,
+    #[serde(rename = "Datacenter", skip_serializing_if = "String::is_empty")]
+    pub datacenter: String,
+    #[serde(rename = "NodeMeta", skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_meta: BTreeMap<String, String>,
+    #[serde(rename = "Service", skip_serializing_if = "Option::is_none")]
+    pub service: Option<CatalogServiceRegistration>,
+    #[serde(rename = "Check", skip_serializing_if = "Option::is_none")]
+    pub check: Option<CatalogCheckRegistration>,
+    /// Keep the node's address and meta as they are when it exists already.
+    #[serde(rename = "SkipNodeUpdate", skip_serializing_if = "std::ops::Not::not")]
+    pub skip_node_update: bool,
+}
+
+/// The service of a [`CatalogRegistration`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CatalogServiceRegistration {
+    #[serde(rename = "ID", skip_serializing_if = "String::is_empty")]
+    pub id: String,
+    #[serde(rename = "Service")]
+    pub service: String,
+    #[serde(rename = "Tags", skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(rename = "Address", skip_serializing_if = "String::is_empty")]
+    pub address: String,
+    #[serde(rename = "Port", skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(rename = "Meta", skip_serializing_if = "BTreeMap::is_empty")]
+    pub meta: BTreeMap<String, String>,
+}
+
+/// The check of a [`CatalogRegistration`]: its status is set, never computed by Consul.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CatalogCheckRegistration {
+    #[serde(rename = "Node")]
+    pub node: String,
+    #[serde(rename = "CheckID")]
+    pub check_id: String,
+    #[serde(rename = "Name")]
+    pub name: String,
+    #[serde(rename = "Notes", skip_serializing_if = "String::is_empty")]
+    pub notes: String,
+    /// `passing`, `warning` or `critical`.
+    #[serde(rename = "Status")]
+    pub status: String,
+    #[serde(rename = "ServiceID", skip_serializing_if = "String::is_empty")]
+    pub service_id: String,
+    /// What a checker (consul-esm) would run: HTTP, TCP, Interval, Timeout.
+    #[serde(rename = "Definition", skip_serializing_if = "BTreeMap::is_empty")]
+    pub definition: BTreeMap<String, String>,
+}
+
+/// `PUT /v1/catalog/register`; Consul answers `true`.
+pub fn register(what: &CatalogRegistration) -> Call<bool> {
+    Call::new(
+        Request::put("/v1/catalog/register").with_json(what),
+        parse_bool,
+    )
+}
+
 /// `PUT /v1/catalog/deregister` body: the node, or only one of its services or checks.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct CatalogDeregistration {
@@ -158,6 +227,36 @@ mod tests {
             .finish(&Response::new(200, r#"["dc1","dc2"]"#))
             .unwrap();
         assert_eq!(dcs, ["dc1", "dc2"]);
+    }
+
+    #[test]
+    fn register_sends_the_node_service_and_check() {
+        let fake = FakeTransport::new().on("PUT", "/v1/catalog/register", 200, "true");
+        let reg = CatalogRegistration {
+            node: "redis-master".into(),
+            address: "10.0.0.5".into(),
+            service: Some(CatalogServiceRegistration {
+                service: "redis".into(),
+                port: Some(6379),
+                ..Default::default()
+            }),
+            check: Some(CatalogCheckRegistration {
+                node: "redis-master".into(),
+                check_id: "service:redis".into(),
+                name: "redis tcp".into(),
+                status: "passing".into(),
+                definition: [("TCP".to_string(), "10.0.0.5:6379".to_string())].into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert!(block_on(Client::new(fake.clone()).call(register(&reg))).unwrap());
+        let body: serde_json::Value =
+            serde_json::from_str(&fake.requests()[0].body_text()).unwrap();
+        assert_eq!(body["Service"]["Port"], 6379);
+        assert_eq!(body["Check"]["Definition"]["TCP"], "10.0.0.5:6379");
+        assert_eq!(body["Check"]["Status"], "passing");
+        assert!(body.get("NodeMeta").is_none() && body.get("SkipNodeUpdate").is_none());
     }
 
     #[test]

@@ -13,3 +13,9 @@ pub const CONTAINER: &str = "container";
 pub const CONTAINER_ID: &str = "container-id";
 /// Hash of the registration (without this key): unchanged registrations are not sent again.
 pub const REGISTRAR_HASH: &str = "registrar-hash";
+
+/// [`MANAGED_BY`]'s value for what an operator registered with `consulctl service register`.
+pub const CLI: &str = "consulctl";
+/// Node meta of a node without an agent, registered in the catalog directly: the convention
+/// consul-esm (the checker for such nodes) looks for.
+pub const EXTERNAL_NODE: &str = "external-node";

@@ -191,6 +191,10 @@ pub fn agent_config(ctx: &HostContext) -> anyhow::Result<Map<String, Value>> {
         Role::Server => {
             c.insert("server".into(), json!(true));
             c.insert("bootstrap_expect".into(), json!(cluster.servers().count()));
+            // Other datacenters: servers join them over WAN (8302) and retry until they answer.
+            if !cluster.retry_join_wan.is_empty() {
+                c.insert("retry_join_wan".into(), json!(cluster.retry_join_wan));
+            }
             if features.ui_config {
                 c.insert("ui_config".into(), json!({ "enabled": true }));
             } else {
@@ -716,6 +720,7 @@ mod tests {
             acl: false,
             acl_tokens: Default::default(),
             registrar_binary: None,
+            retry_join_wan: vec![],
             hosts: vec![
                 host("consul-server-1", 11, Role::Server, Init::Systemd),
                 host("consul-server-2", 12, Role::Server, Init::Systemd),
@@ -1096,6 +1101,20 @@ mod tests {
                 hcl(grpc_port(&f, 8502, false)),
             );
             insta::assert_snapshot!(format!("tls_acl_grpc_{v}"), text);
+        }
+    }
+
+    /// A second datacenter: servers join its servers over WAN (`retry_join_wan`), clients
+    /// never do (Consul refuses WAN settings on clients), on every version.
+    #[test]
+    fn golden_wan_join_per_version() {
+        for v in VERSIONS {
+            let mut c = cluster(v);
+            c.retry_join_wan = vec!["10.1.0.10".into(), "consul-dc2.example:8302".into()];
+            let server = render(&c, "consul-server-1").unwrap();
+            let client = render(&c, "app-1").unwrap();
+            assert!(!client[0].content.contains("retry_join_wan"), "{}", client[0].content);
+            insta::assert_snapshot!(format!("wan_join_{v}"), server[0].content.clone());
         }
     }
 

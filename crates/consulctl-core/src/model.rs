@@ -40,6 +40,9 @@ pub struct Cluster {
     /// (`[registrar] binary`, default: next to the running consulctl). None when no host has
     /// a registrar.
     pub registrar_binary: Option<PathBuf>,
+    /// `[cluster] retry_join_wan`: servers of other datacenters that this datacenter's servers
+    /// join over WAN (gossip on port 8302); empty for a single datacenter.
+    pub retry_join_wan: Vec<String>,
     pub hosts: Vec<Host>,
     /// Non-fatal findings (e.g. an even number of servers).
     pub warnings: Vec<String>,

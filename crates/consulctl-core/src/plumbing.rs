@@ -561,6 +561,7 @@ mod tests {
             acl: false,
             acl_tokens: Default::default(),
             registrar_binary: None,
+            retry_join_wan: vec![],
             hosts: vec![],
             warnings: vec![],
         }

@@ -421,6 +421,7 @@ pub(crate) mod test_support {
             acl,
             acl_tokens,
             registrar_binary: Some("/build/consulctl-host".into()),
+            retry_join_wan: vec![],
             hosts: vec![],
             warnings: vec![],
         }

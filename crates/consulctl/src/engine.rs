@@ -4,6 +4,7 @@
 //! Nothing here depends on a command.
 
 pub mod acl;
+pub mod agents;
 pub mod context;
 pub mod evidence;
 pub mod execute;

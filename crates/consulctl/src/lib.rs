@@ -10,7 +10,7 @@ pub mod engine;
 pub mod local;
 pub mod remote;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 use crate::cli::{
     CatalogCommand, Cli, Command, InventoryCommand, InventoryImportCommand, KeysCommand,
@@ -24,7 +24,21 @@ use consulctl_core::error::Error;
 
 /// Entry point: parse arguments, run the command, print the error once, return the exit code.
 pub fn run() -> i32 {
-    let cli = Cli::parse();
+    cli::settings::ignore_empty_inventory_env();
+    let mut command = Cli::command();
+    let matches = command.get_matches_mut();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.format(&mut command).exit(),
+    };
+    // -i, CONSULCTL_INVENTORY or ./consulctl.toml: checked once here, before any command runs
+    if let Err(e) = cli::settings::check_inventory(&command, &matches) {
+        eprintln!(
+            "error: {}",
+            consulctl_core::redact::redact(&e.to_string(), &[])
+        );
+        return e.code();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

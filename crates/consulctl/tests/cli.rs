@@ -737,3 +737,468 @@ fn plan_status_doctor_leave_no_new_files_with_generated_secrets_and_tls_auto() {
         "datacenter = \"dc1\"\nencrypt = \"auto\"\nacl = true\ntls = \"auto\"\n",
     ));
 }
+
+// ---- where the inventory comes from: -i > CONSULCTL_INVENTORY > ./consulctl.toml -----------
+//
+// `plan` on UNREACHABLE fails at SSH (exit 1, "1 of 1 hosts failed"): the inventory was found
+// and loaded. A file that is not TOML fails with exit 2 naming it: that one was read.
+
+/// Not an inventory: loading it is exit 2, naming the file.
+const BROKEN: &str = "[cluster\n";
+
+/// `CONSULCTL_INVENTORY=""` counts as unset, so the outer environment cannot leak in.
+const NO_ENV: (&str, &str) = ("CONSULCTL_INVENTORY", "");
+
+#[test]
+fn inventory_flag_wins_over_env_and_consulctl_toml() {
+    Test::unreachable()
+        .file("env.toml", BROKEN)
+        .file("consulctl.toml", BROKEN)
+        .env("CONSULCTL_INVENTORY", "env.toml")
+        .args(["plan", "-i", "inventory.toml"])
+        .status(1)
+        .stderr_contains("1 of 1 hosts failed")
+        .run();
+}
+
+#[test]
+fn inventory_env_wins_over_consulctl_toml() {
+    Test::new()
+        .file("env.toml", UNREACHABLE)
+        .file("ssh_config", SSH_CONFIG)
+        .file("consulctl.toml", BROKEN)
+        .env("CONSULCTL_INVENTORY", "env.toml")
+        .args(["plan"])
+        .status(1)
+        .stderr_contains("1 of 1 hosts failed")
+        .run();
+    // and it is the file read: a broken one is named
+    Test::unreachable()
+        .file("env.toml", BROKEN)
+        .env("CONSULCTL_INVENTORY", "env.toml")
+        .args(["plan"])
+        .status(2)
+        .stderr_contains("env.toml:")
+        .run();
+}
+
+#[test]
+fn consulctl_toml_in_the_current_directory_is_found() {
+    Test::new()
+        .file("consulctl.toml", UNREACHABLE)
+        .file("ssh_config", SSH_CONFIG)
+        .env(NO_ENV.0, NO_ENV.1)
+        .args(["plan"])
+        .status(1)
+        .stderr_contains("1 of 1 hosts failed")
+        .run();
+    Test::new()
+        .file("consulctl.toml", BROKEN)
+        .env(NO_ENV.0, NO_ENV.1)
+        .args(["plan", "-o", "json"])
+        .status(2)
+        .stderr_contains("consulctl.toml:")
+        .run();
+}
+
+#[test]
+fn no_inventory_anywhere_is_exit_2_naming_the_three_ways() {
+    for (cmd, usage) in [
+        (&["plan"][..], "plan"),
+        (&["catalog", "service", "web"], "catalog service"),
+        (&["node", "remove", "c1"], "node remove"),
+    ] {
+        Test::new()
+            .env(NO_ENV.0, NO_ENV.1)
+            .args(cmd)
+            .status(2)
+            .stderr_contains(
+                "error: no inventory: give -i/--inventory <FILE>, set CONSULCTL_INVENTORY, \
+                 or put consulctl.toml in the current directory",
+            )
+            .stderr_contains(&format!("Usage: consulctl {usage} "))
+            .no_new_files::<[&str; 0], &str>([])
+            .run();
+    }
+}
+
+#[test]
+fn a_missing_inventory_names_what_named_it() {
+    Test::new()
+        .env("CONSULCTL_INVENTORY", "gone.toml")
+        .args(["plan"])
+        .status(2)
+        .stderr_contains(
+            "error: gone.toml: cannot read the inventory named by CONSULCTL_INVENTORY: ",
+        )
+        .no_new_files::<[&str; 0], &str>([])
+        .run();
+    Test::new()
+        .env("CONSULCTL_INVENTORY", "gone.toml")
+        .args(["status", "-i", "nope.toml"])
+        .status(2)
+        .stderr_contains("error: nope.toml: cannot read the inventory given with -i/--inventory: ")
+        .no_new_files::<[&str; 0], &str>([])
+        .run();
+}
+
+#[test]
+fn commands_without_an_inventory_need_none() {
+    Test::new()
+        .env(NO_ENV.0, NO_ENV.1)
+        .args(["completions", "bash"])
+        .stdout_contains("_consulctl")
+        .run();
+    Test::new()
+        .env(NO_ENV.0, NO_ENV.1)
+        .args(["lab", "down", "--help"])
+        .stdout_contains("Usage: consulctl lab down")
+        .run();
+}
+
+// ---- examples, completions, man pages ------------------------------------------------------
+
+#[test]
+fn help_ends_with_examples() {
+    for cmd in [
+        &[][..],
+        &["apply"],
+        &["catalog"],
+        &["catalog", "service"],
+        &["service", "register"],
+        &["inventory", "import", "ansible"],
+    ] {
+        let out = Test::new()
+            .args(cmd.iter().copied().chain(["--help"]))
+            .stdout_contains("\nExamples:\n  consulctl ")
+            .run();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let examples: Vec<&str> = stdout
+            .split("\nExamples:\n")
+            .nth(1)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect();
+        assert!(examples.len() >= 2, "{stdout}");
+        let prefix = format!("  consulctl {}", cmd.join(" "));
+        assert!(
+            examples.iter().all(|l| l.starts_with(prefix.trim_end())),
+            "{stdout}"
+        );
+    }
+}
+
+#[test]
+fn completions_for_every_shell() {
+    for (shell, marker) in [
+        ("bash", "complete -F _consulctl"),
+        ("zsh", "#compdef consulctl"),
+        ("fish", "complete -c consulctl"),
+        ("elvish", "edit:completion:arg-completer[consulctl]"),
+        ("powershell", "Register-ArgumentCompleter"),
+    ] {
+        Test::new()
+            .args(["completions", shell])
+            .stdout_contains(marker)
+            .stdout_contains("catalog")
+            .no_new_files::<[&str; 0], &str>([])
+            .run();
+    }
+    Test::new()
+        .args(["completions", "tcsh"])
+        .status(2)
+        .stderr_contains("invalid value 'tcsh'")
+        .run();
+}
+
+#[test]
+fn man_writes_a_page_per_command_with_examples() {
+    let out_dir = tempfile::tempdir().unwrap();
+    let dir = out_dir.path().join("man1");
+    let shown = dir.display().to_string();
+    let out = Test::new()
+        .args(["man", "--dir", &shown])
+        .stdout_contains(&format!("{shown}/consulctl.1\n"))
+        .stdout_contains(&format!("{shown}/consulctl-apply.1\n"))
+        .stdout_contains(&format!("{shown}/consulctl-catalog-service.1\n"))
+        .no_new_files::<[&str; 0], &str>([])
+        .run();
+    let printed = String::from_utf8_lossy(&out.stdout).lines().count();
+    let mut written: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    written.sort();
+    assert_eq!(printed, written.len(), "{written:?}");
+    assert!(written.len() > 30, "{written:?}");
+    assert!(!written.iter().any(|n| n.contains("help")), "{written:?}");
+    let page = std::fs::read_to_string(dir.join("consulctl-catalog-service.1")).unwrap();
+    for part in [
+        ".TH consulctl-catalog-service 1 ",
+        ".SH NAME",
+        ".SH SYNOPSIS",
+        ".SH OPTIONS",
+        "\\fB\\-\\-health\\fR",
+        ".SH EXAMPLES",
+        "consulctl catalog service web \\-\\-tag http \\-\\-health passing\n",
+    ] {
+        assert!(page.contains(part), "no {part:?} in\n{page}");
+    }
+}
+
+// ---- inventory check, schema, import ansible: the file alone, no SSH ----------------------
+
+/// A file of the repository, by its path from the workspace root.
+fn repo_file(rel: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(rel)
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn ansible_fixture(name: &str) -> String {
+    std::fs::read_to_string(repo_file(&format!(
+        "crates/consulctl-core/tests/fixtures/ansible/{name}"
+    )))
+    .unwrap()
+}
+
+#[test]
+fn inventory_check_accepts_the_shipped_examples() {
+    for (file, summary) in [
+        (
+            "inventory/example.toml",
+            "valid: cluster example (datacenter dc1), 3 servers, 2 clients, 0 services, no warnings",
+        ),
+        (
+            "inventory/example-production.toml",
+            "valid: cluster upyun (datacenter upyun), 3 servers, 3 clients, 5 services",
+        ),
+    ] {
+        let path = repo_file(file);
+        Test::new()
+            .args(["inventory", "check", "-i", &path])
+            .stdout_contains(summary)
+            .no_new_files::<[&str; 0], &str>([])
+            .run();
+    }
+    Test::new()
+        .args(["inventory", "check", "-o", "json", "-i"])
+        .args([repo_file("inventory/example.toml")])
+        .json(|v| {
+            assert_eq!(
+                keys(v),
+                [
+                    "valid",
+                    "inventory",
+                    "cluster",
+                    "datacenter",
+                    "servers",
+                    "clients",
+                    "services",
+                    "warnings"
+                ]
+            );
+            assert_eq!(v["valid"], true);
+            assert_eq!(v["servers"][0]["name"], "server1");
+            assert_eq!(v["servers"][0]["address"], "10.0.10.11");
+            assert_eq!(v["clients"].as_array().unwrap().len(), 2);
+            assert_eq!(v["warnings"], Value::Array(vec![]));
+        })
+        .run();
+}
+
+#[test]
+fn inventory_check_fails_on_bad_inventories_with_every_place() {
+    let many = repo_file("crates/consulctl-core/tests/fixtures/inventory/many-errors.toml");
+    for output in ["text", "json"] {
+        Test::new()
+            .args(["inventory", "check", "-o", output, "-i", &many])
+            .status(2)
+            .stderr_matches("error: 9 problems in */many-errors.toml:")
+            .stderr_matches("  */many-errors.toml:5:14: cluster.datacenter = \"Up Yun\": *")
+            .stderr_matches("  */many-errors.toml:15:8: hosts[0].role = \"master\": *")
+            .stderr_matches("  */many-errors.toml:21:16: hosts[1].ssh.port = 0: *")
+            .no_new_files::<[&str; 0], &str>([])
+            .run();
+    }
+    Test::unreachable()
+        .inventory(&unreachable_with("role = \"server\"", "role = \"leader\""))
+        .args(["inventory", "check", "-i", "inventory.toml"])
+        .status(2)
+        .stderr_matches("error: inventory.toml:*: hosts[0].role = \"leader\": expected one of *")
+        .run();
+}
+
+#[test]
+fn inventory_check_never_connects_and_writes_nothing() {
+    // The unreachable cluster passes, with no ssh to be found on PATH: check runs none.
+    // Generated secrets stay in memory: no secrets file, no TLS dir, no log.
+    let secrets = unreachable_with(
+        "datacenter = \"dc1\"\n",
+        "datacenter = \"dc1\"\nencrypt = \"auto\"\nacl = true\ntls = \"auto\"\n",
+    );
+    for inventory in [UNREACHABLE.to_owned(), secrets] {
+        Test::unreachable()
+            .inventory(&inventory)
+            .env("PATH", "/nonexistent")
+            .args(["inventory", "check", "-i", "inventory.toml"])
+            .stdout_contains(
+                "inventory.toml: valid: cluster dc1 (datacenter dc1), 1 server, 0 clients",
+            )
+            .no_new_files::<[&str; 0], &str>([])
+            .run();
+    }
+}
+
+#[test]
+fn inventory_schema_prints_a_json_schema() {
+    Test::new()
+        .args(["inventory", "schema"])
+        .json(|v| {
+            assert_eq!(v["$schema"], "http://json-schema.org/draft-07/schema#");
+            assert_eq!(v["additionalProperties"], false);
+            assert!(v["properties"]["hosts"]["description"].is_string());
+            assert_eq!(v["definitions"]["host"]["required"][2], "role");
+        })
+        .no_new_files::<[&str; 0], &str>([])
+        .run();
+}
+
+/// `inventory import ansible` of `name` (put in the temp dir) with `extra` arguments; the
+/// TOML it printed.
+fn import_ansible(name: &str, extra: &[&str], files: &[(&str, &str)]) -> String {
+    let mut t = Test::new().file(name, &ansible_fixture(name));
+    for (rel, text) in files {
+        t = t.file(rel, text);
+    }
+    let out = t
+        .args(["inventory", "import", "ansible", name])
+        .args(extra)
+        .stdout_contains("[[hosts]]")
+        .no_new_files::<[&str; 0], &str>([])
+        .run();
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn inventory_import_ansible_prints_what_check_accepts() {
+    let ini = import_ansible("hosts.ini", &[], &[]);
+    assert!(ini.starts_with(
+        "# Imported from the Ansible inventory hosts.ini by `consulctl inventory import ansible`\n"
+    ));
+    assert!(ini.contains("name = \"db1\"\naddress = \"10.0.1.31\"\nrole = \"client\"\n"));
+    Test::new()
+        .inventory(&ini)
+        .args(["inventory", "check", "-i", "inventory.toml"])
+        .stdout_contains("valid: cluster dc1 (datacenter dc1), 3 servers, 3 clients")
+        .run();
+    let yaml = import_ansible("hosts.yml", &["--clients-group", "consul_clients"], &[]);
+    Test::new()
+        .inventory(&yaml)
+        .args(["inventory", "check", "-i", "inventory.toml"])
+        .stdout_contains("valid: cluster dc1 (datacenter dc1), 3 servers, 3 clients")
+        .run();
+    // A warning for what is left out, on stderr.
+    Test::new()
+        .file("hosts.ini", &ansible_fixture("hosts.ini"))
+        .args(["inventory", "import", "ansible", "hosts.ini"])
+        .stderr_matches(
+            "warning: hosts.ini: ansible_ssh_private_key_file (set for *) is not imported; *",
+        )
+        .run();
+}
+
+#[test]
+fn inventory_import_ansible_keeps_a_base_and_writes_out_once() {
+    // The unreachable inventory as the base: its ssh_config (a relative path) resolves from
+    // the same directory, its [ssh] user is what the hosts inherit, its hosts are gone.
+    let base = ["--base", "inventory.toml"];
+    let imported = import_ansible(
+        "lab.ini",
+        &base,
+        &[("inventory.toml", UNREACHABLE), ("ssh_config", SSH_CONFIG)],
+    );
+    assert!(
+        imported.contains("config_file = \"ssh_config\""),
+        "{imported}"
+    );
+    assert!(!imported.contains("name = \"s1\""), "{imported}");
+    assert_eq!(
+        imported.matches("ssh = { user = \"deploy\" }").count(),
+        2,
+        "{imported}"
+    );
+    Test::unreachable()
+        .file("imported.toml", &imported)
+        .args(["inventory", "check", "-i", "imported.toml"])
+        .stdout_contains("valid: cluster dc1 (datacenter dc1), 2 servers, 2 clients")
+        .run();
+    let out = Test::unreachable()
+        .file("lab.ini", &ansible_fixture("lab.ini"))
+        .args([
+            "inventory",
+            "import",
+            "ansible",
+            "lab.ini",
+            "--out",
+            "imported.toml",
+        ])
+        .args(base)
+        .stderr_contains("wrote imported.toml: 2 servers, 2 clients from lab.ini")
+        .no_new_files(["imported.toml"])
+        .run();
+    assert!(out.stdout.is_empty());
+    Test::unreachable()
+        .file("lab.ini", &ansible_fixture("lab.ini"))
+        .file("imported.toml", "keep me\n")
+        .args([
+            "inventory",
+            "import",
+            "ansible",
+            "lab.ini",
+            "--out",
+            "imported.toml",
+        ])
+        .status(2)
+        .stderr_contains("error: imported.toml: already exists;")
+        .run();
+}
+
+#[test]
+fn inventory_import_ansible_bad_files_exit_2_with_lines() {
+    Test::new()
+        .file("bad.ini", &ansible_fixture("bad.ini"))
+        .args(["inventory", "import", "ansible", "bad.ini"])
+        .status(2)
+        .stderr_contains("error: 4 problems in bad.ini:\n")
+        .stderr_matches("  bad.ini:5: both: in both consul_servers and consul_clients: *")
+        .stderr_matches("  bad.ini:9: noaddr: no address: *")
+        .stderr_matches("  bad.ini:10: S1: the same name as `s1` (line 4) ignoring case; *")
+        .no_new_files::<[&str; 0], &str>([])
+        .run();
+    Test::new()
+        .file("hosts.yml", &ansible_fixture("hosts.yml"))
+        .args([
+            "inventory",
+            "import",
+            "ansible",
+            "hosts.yml",
+            "--servers-group",
+            "servers",
+        ])
+        .status(2)
+        .stderr_contains(
+            "error: hosts.yml: no group `servers` for the servers (--servers-group); its \
+             groups: `consul_servers`, `consul_clients`, `es`, `rack1`",
+        )
+        .run();
+    Test::new()
+        .file("hosts.yml", "all:\n  hosts: [a, b]\n")
+        .args(["inventory", "import", "ansible", "hosts.yml"])
+        .status(2)
+        .stderr_contains("error: hosts.yml:2: all: hosts: expected a mapping of host names")
+        .run();
+}

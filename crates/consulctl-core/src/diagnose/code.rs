@@ -52,6 +52,8 @@ pub enum FindingCode {
     ClockSkew,
     #[serde(rename = "registrar-settings")]
     RegistrarSettings,
+    #[serde(rename = "external-check-never-run")]
+    ExternalCheckNeverRun,
     #[serde(rename = "unreachable")]
     Unreachable,
     #[serde(rename = "sudo-password")]
@@ -60,7 +62,7 @@ pub enum FindingCode {
 
 impl FindingCode {
     /// Every code, most severe first.
-    pub const ALL: [FindingCode; 23] = [
+    pub const ALL: [FindingCode; 24] = [
         FindingCode::NoLeader,
         FindingCode::ProtocolVersion,
         FindingCode::NodeIdConflict,
@@ -82,6 +84,7 @@ impl FindingCode {
         FindingCode::NotMember,
         FindingCode::ClockSkew,
         FindingCode::RegistrarSettings,
+        FindingCode::ExternalCheckNeverRun,
         FindingCode::Unreachable,
         FindingCode::SudoPassword,
     ];
@@ -110,6 +113,7 @@ impl FindingCode {
             FindingCode::NotMember => "not-member",
             FindingCode::ClockSkew => "clock-skew",
             FindingCode::RegistrarSettings => "registrar-settings",
+            FindingCode::ExternalCheckNeverRun => "external-check-never-run",
             FindingCode::Unreachable => "unreachable",
             FindingCode::SudoPassword => "sudo-password",
         }
@@ -197,6 +201,7 @@ mod tests {
             "not-member",
             "clock-skew",
             "registrar-settings",
+            "external-check-never-run",
             "unreachable",
             "sudo-password",
         ];

@@ -5,7 +5,7 @@
 //!
 //! Layout: the types and [`diagnose`] (which runs the rules in order) here; one file per rule
 //! family (`reachability`, `protocol`, `node_id`, `encryption`, `datacenter`, `agent`, `raft`,
-//! `clock`), each adding its methods to the judge `Cx`; `cx` (lookups and fix commands shared by
+//! `clock`, `registrar`, `lb`, `external`), each adding its methods to the judge `Cx`; `cx` (lookups and fix commands shared by
 //! the rules) and `draft` (a finding under construction). The submodules share the imports
 //! below through `use super::*`.
 
@@ -25,6 +25,7 @@ mod cx;
 mod datacenter;
 mod draft;
 mod encryption;
+mod external;
 mod lb;
 mod node_id;
 mod protocol;
@@ -129,6 +130,9 @@ pub struct AgentApi {
     /// of [`DAEMON_CHECKS`]), by CheckID; a daemon's is missing when the agent has none (or
     /// the checks were not read).
     pub daemon_checks: std::collections::BTreeMap<String, HealthCheck>,
+    /// Every check of the datacenter (`/v1/health/state/any`), read through servers only
+    /// (empty elsewhere): the checks of nodes without an agent are judged from it.
+    pub all_checks: Vec<HealthCheck>,
 }
 
 /// One problem found.
@@ -138,7 +142,8 @@ pub struct Finding {
     /// `encryption-mismatch`, `bind-address`, `agent-down`, `crash-loop`, `port-in-use`,
     /// `data-dir`, `no-leader`, `stale-peers`, `missing-peers`, `unknown-members`,
     /// `datacenter-mismatch`, `clock-skew`, `unreachable`, `sudo-password`, `no-agent`,
-    /// `not-member`, `registrar-down`, `lb-down`, `lb-failing`, `registrar-settings`.
+    /// `not-member`, `registrar-down`, `lb-down`, `lb-failing`, `registrar-settings`,
+    /// `external-check-never-run`.
     pub code: FindingCode,
     /// Inventory host names concerned (sorted, no duplicates); may name a node the inventory
     /// does not know when that is what Consul reports.
@@ -152,7 +157,7 @@ pub struct Finding {
 }
 
 /// Finding codes, most severe first: [`diagnose`] returns its findings in this order.
-pub const SEVERITY: [FindingCode; 23] = FindingCode::ALL;
+pub const SEVERITY: [FindingCode; 24] = FindingCode::ALL;
 
 /// Codes about what is wrong on the hosts they name: a host one of them names is explained, and
 /// the cluster-level symptoms it causes (not a member, missing from raft) are not reported again.
@@ -218,6 +223,7 @@ pub fn diagnose(expected: &Expected, obs: &[Observation]) -> Vec<Finding> {
     out.extend(cx.clock_skew());
     out.extend(cx.registrar(&explained));
     out.extend(cx.lb(&explained));
+    out.extend(cx.external_checks());
     out.sort_by(|a, b| {
         rank(&a.code)
             .cmp(&rank(&b.code))

@@ -129,6 +129,7 @@ pub(super) fn healthy() -> Vec<Observation> {
                     raft: raft.clone(),
                     members: members.clone(),
                     daemon_checks: Default::default(),
+                    all_checks: vec![],
                 }),
                 log: log(if h.role == Role::Server {
                     HEALTHY_SERVER

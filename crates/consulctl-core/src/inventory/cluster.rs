@@ -110,6 +110,16 @@ impl Ctx<'_> {
                 }
             }),
         };
+        // Other datacenters' servers, joined over WAN by this datacenter's servers.
+        let retry_join_wan = self
+            .list(
+                &kc.k("retry_join_wan"),
+                &rc.retry_join_wan,
+                "[\"10.1.0.10\", \"consul-dc2.example:8302\"]",
+                wan_join_address,
+                |a: &String, b: &String| a == b,
+            )
+            .unwrap_or_default();
         // `encrypt = "auto"`: the key lives in the secrets file, resolved by `load`.
         let encrypt_auto = matches!(&rc.encrypt, Some(toml::Value::String(s)) if s == "auto");
         let encrypt = if encrypt_auto {
@@ -282,6 +292,7 @@ impl Ctx<'_> {
             acl,
             acl_tokens: Default::default(),
             registrar_binary,
+            retry_join_wan,
             hosts,
             warnings: std::mem::take(&mut self.warnings),
         })
@@ -436,6 +447,21 @@ impl Ctx<'_> {
     }
 }
 
+/// A WAN join address: an IP or DNS name, optionally with a port (`:8302` by default).
+fn wan_join_address(s: &str) -> Result<String, String> {
+    let host = match s.rsplit_once(':') {
+        Some((h, port)) if !h.is_empty() && !h.contains(':') => {
+            port.parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| format!("{port:?} is not a port"))?;
+            h
+        }
+        _ => s.trim_start_matches('[').trim_end_matches(']'),
+    };
+    classify_address(host).map(|_| s.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -452,6 +478,25 @@ mod tests {
         assert!(!dbg.contains("pUqJ"), "{dbg}");
         assert!(dbg.contains("<redacted>"));
         assert!(!serde_json::to_string(&c).unwrap().contains("pUqJ"));
+    }
+
+    #[test]
+    fn wan_join_takes_addresses_with_optional_ports() {
+        let c = ok(&custom(
+            "retry_join_wan = [\"10.1.0.10\", \"consul-dc2.example:8302\"]\n",
+            "version = \"1.8.7\"\nsource = { package = \"auto\" }\n",
+        ));
+        assert_eq!(c.retry_join_wan, ["10.1.0.10", "consul-dc2.example:8302"]);
+        let diags = errs(&custom(
+            "retry_join_wan = [\"10.1.0.10:port\", \"user@dc2\", \"10.1.0.10:port\"]\n",
+            "version = \"1.8.7\"\nsource = { package = \"auto\" }\n",
+        ));
+        let keys: Vec<&str> = diags.iter().map(|d| d.key.as_str()).collect();
+        assert!(keys.contains(&"cluster.retry_join_wan[0]"), "{keys:?}");
+        assert!(keys.contains(&"cluster.retry_join_wan[1]"), "{keys:?}");
+        assert!(ok(&custom("", "version = \"1.8.7\"\nsource = { package = \"auto\" }\n"))
+            .retry_join_wan
+            .is_empty());
     }
 
     #[test]

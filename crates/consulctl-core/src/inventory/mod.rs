@@ -47,6 +47,7 @@ use crate::model::{
 use crate::selector::Selector;
 use crate::version::Version;
 
+pub mod ansible;
 mod cluster;
 mod diagnostics;
 mod dns;
@@ -57,6 +58,7 @@ mod lb;
 mod parsing;
 mod raw;
 mod registrar;
+mod schema;
 mod services;
 #[cfg(test)]
 mod test_support;
@@ -66,6 +68,7 @@ pub use diagnostics::Diagnostic;
 use diagnostics::*;
 use dns::*;
 use layers::*;
+pub use schema::SCHEMA;
 use validators::*;
 
 /// Read, parse and validate an inventory file. Every problem is an `Error::Input` naming the

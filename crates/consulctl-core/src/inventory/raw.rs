@@ -36,6 +36,7 @@ pub struct Cluster {
     pub encrypt: V,
     pub tls: V,
     pub acl: V,
+    pub retry_join_wan: V,
 }
 
 #[derive(Debug, Default, Deserialize)]

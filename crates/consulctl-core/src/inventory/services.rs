@@ -762,6 +762,7 @@ impl Ctx<'_> {
             acl: false,
             acl_tokens: Default::default(),
             registrar_binary: None,
+            retry_join_wan: vec![],
             hosts: hosts.to_vec(),
             warnings: Vec::new(),
         }

@@ -95,8 +95,20 @@ impl HostRun {
     }
 }
 
-/// Commands that change nothing: they leave no file beside the inventory but their debug log.
-pub const READ_ONLY_COMMANDS: &[&str] = &["plan", "status", "doctor", "services", "unlock"];
+/// Commands that leave no file beside the inventory but their debug log: they read, or change
+/// only Consul's state (registrations, maintenance, members), never generate secrets.
+pub const READ_ONLY_COMMANDS: &[&str] = &[
+    "plan",
+    "status",
+    "doctor",
+    "services",
+    "unlock",
+    "catalog",
+    "service",
+    "maint",
+    "reload",
+    "force-leave",
+];
 
 /// Everything prepared before any host is touched.
 pub struct Prepared {

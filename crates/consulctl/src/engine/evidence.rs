@@ -99,6 +99,20 @@ pub struct AgentAnswers {
     /// The self checks of consulctl-host's daemons (registrar, LB sync) the agent has, by
     /// CheckID.
     pub daemon_checks: std::collections::BTreeMap<String, consul_api::HealthCheck>,
+    /// Every check of the datacenter: read through servers only (see [`read_all_checks`]).
+    pub all_checks: Vec<consul_api::HealthCheck>,
+}
+
+/// Every check of the datacenter (`/v1/health/state/any`), for the checks nothing runs (of
+/// nodes without an agent); empty when the agent does not answer.
+pub async fn read_all_checks(client: &consul_api::Client) -> Vec<consul_api::HealthCheck> {
+    client
+        .call(consul_api::health::state("any"))
+        .await
+        .unwrap_or_else(|e| {
+            tracing::debug!(via = %client.describe(), error = %e, "reading every check");
+            vec![]
+        })
 }
 
 /// Ask the agent for leader, raft configuration, members and its checks (one round trip).
@@ -127,6 +141,7 @@ pub async fn read_api(client: &consul_api::Client) -> AgentAnswers {
                     .collect()
             })
             .unwrap_or_default(),
+        all_checks: vec![],
     }
 }
 
@@ -148,6 +163,7 @@ pub fn agent_api(host: &Host, bind: Option<IpAddr>, ev: &Evidence) -> Option<Age
         raft,
         members,
         daemon_checks: ev.api.daemon_checks.clone(),
+        all_checks: ev.api.all_checks.clone(),
     })
 }
 
@@ -242,6 +258,11 @@ async fn read_host(r: &HostRun, bind: Option<IpAddr>, log_lines: u32) -> Result<
             tracing::debug!(host = %host.name, "the agent's API did not answer in time");
             AgentAnswers::default()
         });
+    if host.role == consulctl_core::model::Role::Server && ev.api.members.is_some() {
+        ev.api.all_checks = tokio::time::timeout(API_TIMEOUT, read_all_checks(&client))
+            .await
+            .unwrap_or_default();
+    }
     // The script reads its clock first thing, one SSH one-way trip (milliseconds on a
     // multiplexed connection) after `before`: far below the 5 s that count as skew.
     let offset = ev.clock_ms.map(|c| c - before).unwrap_or(0);
@@ -392,6 +413,8 @@ pub async fn explain(
     let findings = diagnose::diagnose(&expected(cluster, binds), &obs);
     findings
         .iter()
+        // Why the cluster is not healthy: checks of agentless nodes are doctor's business.
+        .filter(|f| f.code != diagnose::FindingCode::ExternalCheckNeverRun)
         .map(|f| {
             let mut line = format!("{} ({}): {}", f.code, f.hosts.join(", "), f.cause);
             if !f.fix.is_empty() {

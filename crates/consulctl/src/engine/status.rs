@@ -38,6 +38,10 @@ pub struct Status {
     pub leader: Option<String>,
     pub raft_peers: Vec<verify::RaftServer>,
     pub members: Vec<verify::Member>,
+    /// The WAN pool (servers of every datacenter joined over WAN; `dc` in their tags), read
+    /// through the server that answered; empty when it has none or did not answer.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub wan_members: Vec<verify::Member>,
     pub hosts: Vec<HostState>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub via: Option<String>,
@@ -61,6 +65,10 @@ pub async fn show(
         progress.set(host, "reading cluster state");
     })
     .await;
+    let wan_members = match &view {
+        Some(v) => read_wan(&agents, &v.via).await,
+        None => vec![],
+    };
     for r in &runs {
         progress.finish(&r.host.name, "");
     }
@@ -85,7 +93,11 @@ pub async fn show(
         })
         .collect();
     let problems = match &view {
-        Some(v) => verify::check(&p.cluster, &binds, v),
+        Some(v) => {
+            let mut problems = verify::check(&p.cluster, &binds, v);
+            problems.extend(wan_problem(&p.cluster, &wan_members));
+            problems
+        }
         None => vec![format!(
             "no agent answered{}",
             read_error.map(|e| format!(" ({e})")).unwrap_or_default()
@@ -98,6 +110,7 @@ pub async fn show(
         leader: view.as_ref().and_then(|v| v.leader.clone()),
         raft_peers: view.as_ref().map(|v| v.raft.clone()).unwrap_or_default(),
         members: view.as_ref().map(|v| v.members.clone()).unwrap_or_default(),
+        wan_members,
         hosts,
         via: view.as_ref().map(|v| v.via.clone()),
     };
@@ -156,6 +169,48 @@ pub async fn read_cluster_view(
     )
 }
 
+/// The WAN pool through the agent `via` (a server: clients have no WAN pool).
+async fn read_wan(agents: &[verify::Agent], via: &str) -> Vec<verify::Member> {
+    let Some(a) = agents.iter().find(|a| a.host == via) else {
+        return vec![];
+    };
+    match tokio::time::timeout(READ_TIMEOUT, a.client.call(consul_api::agent::members(true))).await
+    {
+        Ok(Ok(mut m)) => {
+            m.sort_by(|a, b| {
+                (a.tags.get("dc"), &a.name).cmp(&(b.tags.get("dc"), &b.name))
+            });
+            m
+        }
+        Ok(Err(e)) => {
+            tracing::debug!(via, error = %e, "reading the WAN pool");
+            vec![]
+        }
+        Err(_) => vec![],
+    }
+}
+
+/// With `retry_join_wan` in the inventory, the WAN pool must hold an alive server of another
+/// datacenter: else the datacenters are not joined.
+pub fn wan_problem(
+    cluster: &consulctl_core::model::Cluster,
+    wan: &[verify::Member],
+) -> Option<String> {
+    if cluster.retry_join_wan.is_empty() {
+        return None;
+    }
+    let other = wan.iter().any(|m| {
+        m.is_alive() && m.tags.get("dc").is_some_and(|dc| *dc != cluster.datacenter)
+    });
+    (!other).then(|| {
+        format!(
+            "no alive server of another datacenter in the WAN pool (retry_join_wan = {}): \
+             check port 8302 (TCP and UDP) between the datacenters' servers",
+            cluster.retry_join_wan.join(", ")
+        )
+    })
+}
+
 pub fn to_text(s: &Status) -> String {
     let mut out = String::new();
     let leader_node = s
@@ -177,6 +232,7 @@ pub fn to_text(s: &Status) -> String {
     let w = s
         .members
         .iter()
+        .chain(&s.wan_members)
         .map(|m| m.name.len())
         .max()
         .unwrap_or(4)
@@ -193,6 +249,22 @@ pub fn to_text(s: &Status) -> String {
             m.status_word(),
             m.role()
         ));
+    }
+    if !s.wan_members.is_empty() {
+        out.push_str("\nWAN pool:\n");
+        out.push_str(&format!(
+            "  {:<w$}  {:<22} {:<8} {}\n",
+            "NODE", "ADDRESS", "STATUS", "DATACENTER"
+        ));
+        for m in &s.wan_members {
+            out.push_str(&format!(
+                "  {:<w$}  {:<22} {:<8} {}\n",
+                m.name,
+                m.addr,
+                m.status_word(),
+                m.tags.get("dc").map(String::as_str).unwrap_or("-")
+            ));
+        }
     }
     out.push_str("\nRaft peers:\n");
     out.push_str(&format!(
@@ -265,6 +337,30 @@ mod tests {
     use super::*;
     use consul_api::testing::FakeTransport;
     use consul_api::Client;
+
+    #[test]
+    fn wan_join_is_a_problem_until_another_datacenter_is_in_the_pool() {
+        let mut cluster = consulctl_core::inventory::parse(
+            Path::new("dc1.toml"),
+            "[cluster]\ndatacenter = \"dc1\"\nretry_join_wan = [\"10.1.0.10\"]\n\
+             [consul]\nversion = \"1.8.7\"\nsource = { package = \"auto\" }\n\
+             [[hosts]]\nname = \"s1\"\naddress = \"10.0.0.1\"\nrole = \"server\"\n",
+        )
+        .unwrap();
+        let member = |name: &str, dc: &str, status: u8| verify::Member {
+            name: name.into(),
+            status,
+            tags: [("dc".to_string(), dc.to_string())].into(),
+            ..Default::default()
+        };
+        let own = member("s1.dc1", "dc1", 1);
+        let p = wan_problem(&cluster, std::slice::from_ref(&own)).unwrap();
+        assert!(p.contains("retry_join_wan = 10.1.0.10"), "{p}");
+        assert!(wan_problem(&cluster, &[own.clone(), member("s2.dc2", "dc2", 4)]).is_some());
+        assert!(wan_problem(&cluster, &[own.clone(), member("s2.dc2", "dc2", 1)]).is_none());
+        cluster.retry_join_wan.clear();
+        assert!(wan_problem(&cluster, &[own]).is_none());
+    }
 
     #[tokio::test]
     async fn the_view_comes_from_the_first_agent_that_answers() {

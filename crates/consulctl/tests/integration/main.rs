@@ -5,6 +5,7 @@
 //! tests wait for that one build (a lock file in the cache dir).
 
 mod apply_roll;
+mod day2;
 mod docker_host;
 mod harness;
 mod killed;
@@ -12,6 +13,7 @@ mod lab;
 mod lb;
 mod lb_host;
 mod lifecycle;
+mod multidc;
 mod node;
 mod plumbing;
 mod probe;
