@@ -1113,7 +1113,11 @@ mod tests {
             c.retry_join_wan = vec!["10.1.0.10".into(), "consul-dc2.example:8302".into()];
             let server = render(&c, "consul-server-1").unwrap();
             let client = render(&c, "app-1").unwrap();
-            assert!(!client[0].content.contains("retry_join_wan"), "{}", client[0].content);
+            assert!(
+                !client[0].content.contains("retry_join_wan"),
+                "{}",
+                client[0].content
+            );
             insta::assert_snapshot!(format!("wan_join_{v}"), server[0].content.clone());
         }
     }

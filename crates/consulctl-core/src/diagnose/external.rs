@@ -94,7 +94,13 @@ mod tests {
     #[test]
     fn a_check_of_a_node_without_agent_that_never_ran_is_a_finding() {
         let f = with_checks(vec![
-            check("client1", "serfHealth", "", "passing", "Agent alive and reachable"),
+            check(
+                "client1",
+                "serfHealth",
+                "",
+                "passing",
+                "Agent alive and reachable",
+            ),
             check("client1", "service:web", "web", "passing", ""),
             check("redis-master", "service:redis", "redis", "passing", ""),
         ]);
@@ -105,7 +111,12 @@ mod tests {
             evidence_has(f, "redis-master: check service:redis (redis tcp) of service redis is passing and has never run"),
             "{f:#?}"
         );
-        assert!(f.fix[0].contains("consulctl service deregister redis --external redis-master -i prod.toml"), "{f:#?}");
+        assert!(
+            f.fix[0].contains(
+                "consulctl service deregister redis --external redis-master -i prod.toml"
+            ),
+            "{f:#?}"
+        );
         assert!(f.cause.contains("Consul runs no check"), "{}", f.cause);
     }
 
@@ -113,7 +124,13 @@ mod tests {
     fn checks_that_ran_or_that_agents_own_are_no_finding() {
         // consul-esm (or anything) ran it: it has an output.
         let f = with_checks(vec![
-            check("redis-master", "service:redis", "redis", "passing", "TCP connect 10.0.0.5:6379: Success"),
+            check(
+                "redis-master",
+                "service:redis",
+                "redis",
+                "passing",
+                "TCP connect 10.0.0.5:6379: Success",
+            ),
             check("client2", "service:api", "api", "critical", ""),
         ]);
         assert!(f.is_empty(), "{}", to_text(&f));

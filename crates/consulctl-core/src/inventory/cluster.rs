@@ -494,9 +494,12 @@ mod tests {
         let keys: Vec<&str> = diags.iter().map(|d| d.key.as_str()).collect();
         assert!(keys.contains(&"cluster.retry_join_wan[0]"), "{keys:?}");
         assert!(keys.contains(&"cluster.retry_join_wan[1]"), "{keys:?}");
-        assert!(ok(&custom("", "version = \"1.8.7\"\nsource = { package = \"auto\" }\n"))
-            .retry_join_wan
-            .is_empty());
+        assert!(ok(&custom(
+            "",
+            "version = \"1.8.7\"\nsource = { package = \"auto\" }\n"
+        ))
+        .retry_join_wan
+        .is_empty());
     }
 
     #[test]

@@ -15,9 +15,14 @@ use crate::cli::{Cli, CompletionsArgs};
 pub fn run(args: &CompletionsArgs) -> Result<(), Error> {
     let script = script(args.shell);
     let mut out = std::io::stdout().lock();
-    out.write_all(&script)
-        .and_then(|()| out.flush())
-        .map_err(|e| Error::Runtime(anyhow!("cannot write the completion script: {e}")))
+    match out.write_all(&script).and_then(|()| out.flush()) {
+        // `consulctl completions bash | head`: the reader has what it wanted
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Error::Runtime(anyhow!(
+            "cannot write the completion script: {e}"
+        ))),
+        Ok(()) => Ok(()),
+    }
 }
 
 /// The completion script for `shell`.

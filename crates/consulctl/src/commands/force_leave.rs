@@ -35,7 +35,11 @@ impl Report for Outcome {
             self.node,
             self.was,
             self.now,
-            if self.pruned { ", removed from the member list" } else { "" },
+            if self.pruned {
+                ", removed from the member list"
+            } else {
+                ""
+            },
             self.via
         )
     }
@@ -72,8 +76,12 @@ pub fn decide<'a>(
 }
 
 pub async fn run(args: &ForceLeaveArgs, log: Option<&Path>) -> Result<(), Error> {
-    let a = Agents::open(agents::settings_servers_by_default(&args.inv), "force-leave", log)
-        .await?;
+    let a = Agents::open(
+        agents::settings_servers_by_default(&args.inv),
+        "force-leave",
+        log,
+    )
+    .await?;
     let res = force_leave(&a, args).await;
     a.close().await;
     let outcome = res?;
@@ -114,15 +122,19 @@ async fn force_leave(a: &Agents, args: &ForceLeaveArgs) -> Result<Outcome, Error
         .map_err(|e| Error::Runtime(anyhow!("{via}: force-leave {node}: {e}")))?;
     let prune = args.prune;
     let now = poll::wait_until(
-        &format!("{node} to be {}", if prune { "gone from the members" } else { "left" }),
+        &format!(
+            "{node} to be {}",
+            if prune {
+                "gone from the members"
+            } else {
+                "left"
+            }
+        ),
         Duration::from_secs(30),
         Duration::from_millis(500),
         || async {
             let ms = agent.client.call(consul_api::agent::members(false)).await?;
-            let status = ms
-                .iter()
-                .find(|m| m.name == node)
-                .map(|m| m.status_word());
+            let status = ms.iter().find(|m| m.name == node).map(|m| m.status_word());
             Ok::<_, consul_api::Error>(match (status, prune) {
                 (None, _) => Progress::Ready("gone"),
                 (Some("left"), false) => Progress::Ready("left"),
@@ -159,12 +171,19 @@ mod tests {
         let ms = [member("client1", 1), member("client2", 4), member("old", 3)];
         let e = decide("client1", &ms, "inv.toml", true).unwrap_err();
         assert_eq!(e.code(), 2);
-        assert!(e.to_string().contains("consulctl node remove client1 -i inv.toml"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("consulctl node remove client1 -i inv.toml"),
+            "{e}"
+        );
         let e = decide("box", &[member("box", 1)], "inv.toml", false).unwrap_err();
         assert!(e.to_string().contains("`consul leave` on box"), "{e}");
         let e = decide("nope", &ms, "inv.toml", false).unwrap_err();
         assert_eq!(e.code(), 2);
-        assert!(e.to_string().contains("members: client1, client2, old"), "{e}");
+        assert!(
+            e.to_string().contains("members: client1, client2, old"),
+            "{e}"
+        );
         assert_eq!(decide("client2", &ms, "inv.toml", true).unwrap().status, 4);
         assert_eq!(decide("old", &ms, "inv.toml", false).unwrap().status, 3);
     }

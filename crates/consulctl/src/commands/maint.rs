@@ -63,7 +63,10 @@ pub async fn run(args: &MaintArgs, log: Option<&Path>) -> Result<(), Error> {
             agent.client.call(call).await.context("the agent refused")?;
             let check = maintenance_check_id(service);
             poll::wait_until(
-                &format!("Consul to {} {check} on {node}", if enable { "show" } else { "drop" }),
+                &format!(
+                    "Consul to {} {check} on {node}",
+                    if enable { "show" } else { "drop" }
+                ),
                 Duration::from_secs(15),
                 Duration::from_millis(250),
                 || async {
@@ -97,7 +100,10 @@ mod tests {
     #[test]
     fn node_and_service_maintenance_are_told_apart() {
         assert_eq!(maintenance_check_id(None), "_node_maintenance");
-        assert_eq!(maintenance_check_id(Some("web-1")), "_service_maintenance:web-1");
+        assert_eq!(
+            maintenance_check_id(Some("web-1")),
+            "_service_maintenance:web-1"
+        );
         assert_eq!(
             detail(OnOff::On, None, Some("disk swap")),
             "node in maintenance (reason: disk swap)"

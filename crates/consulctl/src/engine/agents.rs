@@ -206,14 +206,22 @@ impl Agents {
             async move {
                 let res = match agent {
                     Err(why) => Err(why),
-                    Ok(agent) => op(agent).await.map_err(|e| {
-                        consulctl_core::redact::redact(&format!("{e:#}"), &[])
-                    }),
+                    Ok(agent) => op(agent)
+                        .await
+                        .map_err(|e| consulctl_core::redact::redact(&format!("{e:#}"), &[])),
                 };
                 tracing::info!(host = %name, result = ?res, "per-host operation");
                 match res {
-                    Ok(detail) => HostOutcome { host: name, ok: true, detail },
-                    Err(detail) => HostOutcome { host: name, ok: false, detail },
+                    Ok(detail) => HostOutcome {
+                        host: name,
+                        ok: true,
+                        detail,
+                    },
+                    Err(detail) => HostOutcome {
+                        host: name,
+                        ok: false,
+                        detail,
+                    },
                 }
             }
         });

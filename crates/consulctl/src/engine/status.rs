@@ -174,12 +174,14 @@ async fn read_wan(agents: &[verify::Agent], via: &str) -> Vec<verify::Member> {
     let Some(a) = agents.iter().find(|a| a.host == via) else {
         return vec![];
     };
-    match tokio::time::timeout(READ_TIMEOUT, a.client.call(consul_api::agent::members(true))).await
+    match tokio::time::timeout(
+        READ_TIMEOUT,
+        a.client.call(consul_api::agent::members(true)),
+    )
+    .await
     {
         Ok(Ok(mut m)) => {
-            m.sort_by(|a, b| {
-                (a.tags.get("dc"), &a.name).cmp(&(b.tags.get("dc"), &b.name))
-            });
+            m.sort_by(|a, b| (a.tags.get("dc"), &a.name).cmp(&(b.tags.get("dc"), &b.name)));
             m
         }
         Ok(Err(e)) => {
@@ -199,9 +201,9 @@ pub fn wan_problem(
     if cluster.retry_join_wan.is_empty() {
         return None;
     }
-    let other = wan.iter().any(|m| {
-        m.is_alive() && m.tags.get("dc").is_some_and(|dc| *dc != cluster.datacenter)
-    });
+    let other = wan
+        .iter()
+        .any(|m| m.is_alive() && m.tags.get("dc").is_some_and(|dc| *dc != cluster.datacenter));
     (!other).then(|| {
         format!(
             "no alive server of another datacenter in the WAN pool (retry_join_wan = {}): \

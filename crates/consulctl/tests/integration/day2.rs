@@ -138,13 +138,29 @@ fn day_two_operations_change_what_consul_reports_with_acl_and_tls_on() {
     let mut cx = Cx {
         lab: &lab,
         token,
-        outputs: vec![("apply".into(), format!("{}\n{}", apply.stdout, apply.stderr))],
+        outputs: vec![(
+            "apply".into(),
+            format!("{}\n{}", apply.stdout, apply.stderr),
+        )],
     };
 
     // --- service register on an agent; it survives the agent's restart ---------------------
     let reg = cx.json(&[
-        "service", "register", "api", "--on", "client1", "--port", "9000", "--tag", "v1",
-        "--meta", "team=ops", "--check-tcp", "127.0.0.1:22", "--check-interval", "2s",
+        "service",
+        "register",
+        "api",
+        "--on",
+        "client1",
+        "--port",
+        "9000",
+        "--tag",
+        "v1",
+        "--meta",
+        "team=ops",
+        "--check-tcp",
+        "127.0.0.1:22",
+        "--check-interval",
+        "2s",
     ]);
     assert_eq!(
         (reg["node"].as_str(), reg["external"].as_bool()),
@@ -157,16 +173,22 @@ fn day_two_operations_change_what_consul_reports_with_acl_and_tls_on() {
     assert_eq!(catalog_api[0]["ServiceMeta"]["managed-by"], "consulctl");
     cx.run(&["restart", "--limit", "client1"]).success();
     assert!(
-        wait_until(30, || cx.instances("api") == [("client1".to_string(), "api".to_string())]),
+        wait_until(30, || cx.instances("api")
+            == [("client1".to_string(), "api".to_string())]),
         "api is gone after client1's agent restarted: {:?}",
         cx.instances("api")
     );
 
     // A service the inventory declares is refused, pointing to the inventory.
     let refused = cx
-        .run(&["service", "register", "web", "--on", "client2", "--port", "1"])
+        .run(&[
+            "service", "register", "web", "--on", "client2", "--port", "1",
+        ])
         .code(2);
-    assert!(refused.stderr.contains("declared in the inventory"), "{refused}");
+    assert!(
+        refused.stderr.contains("declared in the inventory"),
+        "{refused}"
+    );
     assert_eq!(cx.instances("web"), [("client1".into(), "web".into())]);
 
     // --- catalog: services with counts, one service's instances, nodes; filters -------------
@@ -177,7 +199,11 @@ fn day_two_operations_change_what_consul_reports_with_acl_and_tls_on() {
     let one = cx.json(&["catalog", "service", "api"]);
     let inst = &one["instances"][0];
     assert_eq!(
-        (inst["node"].as_str(), inst["port"].as_u64(), inst["health"].as_str()),
+        (
+            inst["node"].as_str(),
+            inst["port"].as_u64(),
+            inst["health"].as_str()
+        ),
         (Some("client1"), Some(9000), Some("passing")),
         "{one:#}"
     );
@@ -192,7 +218,10 @@ fn day_two_operations_change_what_consul_reports_with_acl_and_tls_on() {
             .cloned()
     };
     let api = by_name(&services, "api").unwrap_or_else(|| panic!("{services:#}"));
-    assert_eq!((api["instances"].as_u64(), api["passing"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(
+        (api["instances"].as_u64(), api["passing"].as_u64()),
+        (Some(1), Some(1))
+    );
     assert_eq!(api["tags"], serde_json::json!(["v1"]));
     assert_eq!(by_name(&services, "consul").unwrap()["instances"], 1);
     let tagged = cx.json(&["catalog", "services", "--tag", "v1"]);
@@ -218,13 +247,26 @@ fn day_two_operations_change_what_consul_reports_with_acl_and_tls_on() {
     // --- an external service with a check: the warning, and doctor's finding ---------------
     let ext = cx
         .run(&[
-            "service", "register", "redis", "--external", "redis-master", "--address",
-            "10.99.0.5", "--port", "6379", "--tag", "db", "--check-tcp", "10.99.0.5:6379",
-            "-o", "json",
+            "service",
+            "register",
+            "redis",
+            "--external",
+            "redis-master",
+            "--address",
+            "10.99.0.5",
+            "--port",
+            "6379",
+            "--tag",
+            "db",
+            "--check-tcp",
+            "10.99.0.5:6379",
+            "-o",
+            "json",
         ])
         .success();
     assert!(
-        ext.stderr.contains("warning: Consul runs no checks for services of a node without an agent"),
+        ext.stderr
+            .contains("warning: Consul runs no checks for services of a node without an agent"),
         "{ext}"
     );
     let ext_json = ext.json();
@@ -233,7 +275,10 @@ fn day_two_operations_change_what_consul_reports_with_acl_and_tls_on() {
     assert_eq!(node["Node"]["Meta"]["external-node"], "true", "{node:#}");
     assert_eq!(node["Services"]["redis"]["Port"], 6379, "{node:#}");
     let checks = cx.node_checks("redis-master");
-    assert_eq!(checks[0]["Status"], "passing", "never run: still as registered");
+    assert_eq!(
+        checks[0]["Status"], "passing",
+        "never run: still as registered"
+    );
     let ext_nodes = cx.json(&["catalog", "nodes"]);
     let redis_node = ext_nodes["nodes"]
         .as_array()
@@ -251,7 +296,11 @@ fn day_two_operations_change_what_consul_reports_with_acl_and_tls_on() {
         .iter()
         .find(|f| f["code"] == "external-check-never-run")
         .unwrap_or_else(|| panic!("{findings:#}"));
-    assert_eq!(finding["hosts"], serde_json::json!(["redis-master"]), "{finding:#}");
+    assert_eq!(
+        finding["hosts"],
+        serde_json::json!(["redis-master"]),
+        "{finding:#}"
+    );
 
     // --- maintenance: node and service instance, on and off ---------------------------------
     let has = |cx: &Cx, node: &str, id: &str| {
@@ -267,7 +316,11 @@ fn day_two_operations_change_what_consul_reports_with_acl_and_tls_on() {
     cx.json(&["maint", "on", "--on", "client1", "--service", "api"]);
     assert!(has(&cx, "client1", "_service_maintenance:api").is_some());
     let critical = cx.json(&["catalog", "service", "api", "--health", "critical"]);
-    assert_eq!(critical["instances"].as_array().unwrap().len(), 1, "{critical:#}");
+    assert_eq!(
+        critical["instances"].as_array().unwrap().len(),
+        1,
+        "{critical:#}"
+    );
     cx.json(&["maint", "off", "--on", "client1,client2"]);
     assert!(has(&cx, "client2", "_node_maintenance").is_none());
     cx.json(&["maint", "off", "--on", "client1", "--service", "api"]);
@@ -299,7 +352,13 @@ fn day_two_operations_change_what_consul_reports_with_acl_and_tls_on() {
     let dereg = cx.json(&["service", "deregister", "api", "--on", "client1"]);
     assert_eq!(dereg["node"], "client1");
     assert!(cx.instances("api").is_empty());
-    let dereg = cx.json(&["service", "deregister", "redis", "--external", "redis-master"]);
+    let dereg = cx.json(&[
+        "service",
+        "deregister",
+        "redis",
+        "--external",
+        "redis-master",
+    ]);
     assert_eq!(dereg["node_removed"], true, "{dereg:#}");
     let (code, body) = lab.consul_api_token(
         "server1",
@@ -321,7 +380,10 @@ fn day_two_operations_change_what_consul_reports_with_acl_and_tls_on() {
         cx.member_status("client2")
     );
     let left = cx.json(&["force-leave", "client2", "--prune"]);
-    assert_eq!((left["was"].as_str(), left["now"].as_str()), (Some("failed"), Some("gone")));
+    assert_eq!(
+        (left["was"].as_str(), left["now"].as_str()),
+        (Some("failed"), Some("gone"))
+    );
     assert_eq!(cx.member_status("client2"), None);
 
     // --- no secret in any output ------------------------------------------------------------

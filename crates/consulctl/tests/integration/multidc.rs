@@ -34,8 +34,7 @@ fn import(lab: &Lab, dc: &str, file: &str, text: &str, wan_peer: &str) -> PathBu
     .success();
     lab.consulctl(&["inventory", "check", "-i", out.to_str().unwrap()])
         .success();
-    let mut doc: toml_edit::DocumentMut =
-        std::fs::read_to_string(&out).unwrap().parse().unwrap();
+    let mut doc: toml_edit::DocumentMut = std::fs::read_to_string(&out).unwrap().parse().unwrap();
     let names: Vec<&str> = doc["hosts"]
         .as_array_of_tables()
         .unwrap()
@@ -151,7 +150,9 @@ fn two_datacenters_imported_from_ansible_join_over_wan() {
     ])
     .success();
     let remote: Value = lab
-        .consulctl(&["catalog", "service", "api2", "--dc", "dc2", "-i", dc1, "-o", "json"])
+        .consulctl(&[
+            "catalog", "service", "api2", "--dc", "dc2", "-i", dc1, "-o", "json",
+        ])
         .success()
         .json();
     assert_eq!(remote["datacenter"], "dc2", "{remote:#}");
@@ -160,7 +161,10 @@ fn two_datacenters_imported_from_ansible_join_over_wan() {
         .consulctl(&["catalog", "service", "api2", "-i", dc1, "-o", "json"])
         .success()
         .json();
-    assert!(local["instances"].as_array().unwrap().is_empty(), "{local:#}");
+    assert!(
+        local["instances"].as_array().unwrap().is_empty(),
+        "{local:#}"
+    );
     let nodes: Value = lab
         .consulctl(&["catalog", "nodes", "--dc", "dc2", "-i", dc1, "-o", "json"])
         .success()
