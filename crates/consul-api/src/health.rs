@@ -19,6 +19,15 @@ pub struct ServiceEntry {
 }
 
 impl ServiceEntry {
+    /// The address to reach the instance at: the service's, else its node's.
+    pub fn effective_address(&self) -> &str {
+        if self.service.address.is_empty() {
+            &self.node.address
+        } else {
+            &self.service.address
+        }
+    }
+
     /// The worst status of the entry's checks: `critical` > `warning` > `passing`
     /// (`passing` when there are no checks).
     pub fn aggregated_status(&self) -> &'static str {

@@ -1024,6 +1024,17 @@ fn inventory_check_fails_on_bad_inventories_with_every_place() {
             .no_new_files::<[&str; 0], &str>([])
             .run();
     }
+    let services = repo_file("crates/consulctl-core/tests/fixtures/inventory/services-errors.toml");
+    Test::new()
+        .args(["inventory", "check", "-i", &services])
+        .status(2)
+        .stderr_matches("error: * problems in */services-errors.toml:")
+        .stderr_matches("  */services-errors.toml:13:*: dns.nameservers[1] = \"ns1.example\": *")
+        .stderr_matches(
+            "  */services-errors.toml:20:*: prepare.disable_services[1] = \"rpc bind\": *",
+        )
+        .no_new_files::<[&str; 0], &str>([])
+        .run();
     Test::unreachable()
         .inventory(&unreachable_with("role = \"server\"", "role = \"leader\""))
         .args(["inventory", "check", "-i", "inventory.toml"])

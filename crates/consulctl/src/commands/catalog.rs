@@ -195,11 +195,7 @@ pub fn instances(entries: &[ServiceEntry], health: Option<HealthFilter>) -> Vec<
         .map(|e| InstanceRow {
             node: e.node.node.clone(),
             id: e.service.id.clone(),
-            address: if e.service.address.is_empty() {
-                e.node.address.clone()
-            } else {
-                e.service.address.clone()
-            },
+            address: e.effective_address().to_string(),
             port: e.service.port,
             tags: e.service.tags.clone(),
             health: worst(&e.checks).to_string(),
