@@ -154,6 +154,14 @@ impl Ctx<'_> {
                 false
             }
         };
+        if acl && !retry_join_wan.is_empty() {
+            self.warn(
+                "cluster.acl = true with cluster.retry_join_wan: each datacenter bootstraps an \
+                 ACL system of its own, so a token of one is unknown in the other and queries \
+                 across datacenters (`catalog --dc`) are denied; consulctl does not set up ACL \
+                 replication from a primary datacenter",
+            );
+        }
         let cluster_layer = self.layer(
             &LayerKeys {
                 scalars: kc.clone(),
@@ -500,6 +508,18 @@ mod tests {
         ))
         .retry_join_wan
         .is_empty());
+        let with_acl = ok(&custom(
+            "acl = true\nretry_join_wan = [\"10.1.0.10\"]\n",
+            "version = \"1.8.7\"\nsource = { package = \"auto\" }\n",
+        ));
+        assert!(
+            with_acl
+                .warnings
+                .iter()
+                .any(|w| w.contains("ACL replication")),
+            "{:?}",
+            with_acl.warnings
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Result};
 use consulctl_core::error::Error;
-use consulctl_core::model::{Cluster, Host};
+use consulctl_core::model::Cluster;
 
 use crate::cli::Settings;
 use crate::engine::context::{self, HostRun, Prepared};
@@ -55,11 +55,6 @@ impl Agents {
 
     pub fn cluster(&self) -> &Cluster {
         &self.p.cluster
-    }
-
-    /// The selected hosts, in inventory order.
-    pub fn hosts(&self) -> impl Iterator<Item = &Host> {
-        self.runs.iter().map(|r| &r.host)
     }
 
     /// The agents that run on reachable hosts, servers first.
