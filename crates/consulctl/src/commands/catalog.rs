@@ -17,6 +17,7 @@ use serde::Serialize;
 use crate::cli::{CatalogNodesArgs, CatalogServiceArgs, CatalogServicesArgs, HealthFilter};
 use crate::engine::agents::{self, Agents};
 use crate::engine::output::{self, Report};
+use crate::engine::verify::Agent;
 use consulctl_core::error::Error;
 
 fn dc_options(dc: &Option<String>) -> QueryOptions {
@@ -400,7 +401,7 @@ fn dc_error(e: Error, dc: &Option<String>) -> Error {
 async fn read_nodes(
     a: &Agents,
     dc: &Option<String>,
-) -> Result<(String, (String, Vec<NodeDump>)), Error> {
+) -> Result<(Agent, (String, Vec<NodeDump>)), Error> {
     let opts = dc_options(dc);
     a.first(|agent| {
         let opts = opts.clone();
@@ -429,7 +430,7 @@ pub async fn services(args: &CatalogServicesArgs, log: Option<&Path>) -> Result<
     let (via, (datacenter, nodes)) = got?;
     let report = ServicesReport {
         datacenter,
-        via,
+        via: via.host,
         services: summarize(&nodes, args.tag.as_deref(), args.health),
     };
     output::print(args.output, &report);
@@ -465,7 +466,7 @@ pub async fn service(args: &CatalogServiceArgs, log: Option<&Path>) -> Result<()
     let report = ServiceReport {
         service: args.name.clone(),
         datacenter,
-        via,
+        via: via.host,
         instances: instances(&entries, args.health),
     };
     output::print(args.output, &report);
@@ -485,7 +486,7 @@ pub async fn nodes(args: &CatalogNodesArgs, log: Option<&Path>) -> Result<(), Er
     let (via, (datacenter, nodes)) = got?;
     let report = NodesReport {
         datacenter,
-        via,
+        via: via.host,
         nodes: node_rows(&nodes, args.health),
     };
     output::print(args.output, &report);

@@ -91,7 +91,7 @@ pub async fn run(args: &ForceLeaveArgs, log: Option<&Path>) -> Result<(), Error>
 
 async fn force_leave(a: &Agents, args: &ForceLeaveArgs) -> Result<Outcome, Error> {
     let node = args.node.as_str();
-    let (via, members) = a
+    let (agent, members) = a
         .first(|agent| {
             let c = agent.client.clone();
             async move { Ok(c.call(consul_api::agent::members(false)).await?) }
@@ -100,6 +100,7 @@ async fn force_leave(a: &Agents, args: &ForceLeaveArgs) -> Result<Outcome, Error
     let inventory = a.cluster().inventory_path.display().to_string();
     let is_host = a.cluster().hosts.iter().any(|h| h.name == node);
     let m = decide(node, &members, &inventory, is_host)?;
+    let via = agent.host.clone();
     let was = m.status_word().to_string();
     if m.status_word() == "left" && !args.prune {
         return Ok(Outcome {
@@ -110,11 +111,6 @@ async fn force_leave(a: &Agents, args: &ForceLeaveArgs) -> Result<Outcome, Error
             via,
         });
     }
-    let agent = a
-        .running()
-        .into_iter()
-        .find(|x| x.host == via)
-        .ok_or_else(|| Error::Runtime(anyhow!("{via}: its agent went away")))?;
     agent
         .client
         .call(consul_api::agent::force_leave(node, args.prune))

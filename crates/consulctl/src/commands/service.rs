@@ -384,7 +384,7 @@ async fn register_external(
         .address
         .clone()
         .ok_or_else(|| Error::Input(anyhow!("--external {node} needs --address")))?;
-    let (via, members) = a
+    let (agent, members) = a
         .first(|agent| {
             let c = agent.client.clone();
             async move { Ok(c.call(consul_api::agent::members(false)).await?) }
@@ -423,11 +423,7 @@ async fn register_external(
         }),
         ..CatalogRegistration::default()
     };
-    let agent = a
-        .running()
-        .into_iter()
-        .find(|x| x.host == via)
-        .ok_or_else(|| Error::Runtime(anyhow!("{via}: its agent went away")))?;
+    let via = agent.host.clone();
     async {
         let ok = agent
             .client
@@ -539,7 +535,7 @@ async fn deregister_on(a: &Agents, host: &str, id: &str) -> Result<Change, Error
 }
 
 async fn deregister_external(a: &Agents, node: &str, id: &str) -> Result<Change, Error> {
-    let (via, (members, nodes)) = a
+    let (agent, (members, nodes)) = a
         .first(|agent| {
             let c = agent.client.clone();
             async move {
@@ -571,11 +567,7 @@ async fn deregister_external(a: &Agents, node: &str, id: &str) -> Result<Change,
     // The node goes too when consulctl created it for external services and this was its last.
     let remove_node = n.services.len() == 1
         && n.meta.get(meta::EXTERNAL_NODE).map(String::as_str) == Some("true");
-    let agent = a
-        .running()
-        .into_iter()
-        .find(|x| x.host == via)
-        .ok_or_else(|| Error::Runtime(anyhow!("{via}: its agent went away")))?;
+    let via = agent.host.clone();
     let what = CatalogDeregistration {
         node: node.to_string(),
         service_id: if remove_node {

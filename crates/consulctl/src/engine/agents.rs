@@ -84,9 +84,9 @@ impl Agents {
         Ok(verify::agent(conn, &r.host, bind))
     }
 
-    /// Ask through the first running agent that answers: its host and the answer; a runtime
-    /// error (exit 1) naming why each agent asked did not answer.
-    pub async fn first<T, F, Fut>(&self, read: F) -> Result<(String, T), Error>
+    /// Ask through the first running agent that answers: that agent (to go on through it) and
+    /// the answer; a runtime error (exit 1) naming why each agent asked did not answer.
+    pub async fn first<T, F, Fut>(&self, read: F) -> Result<(Agent, T), Error>
     where
         F: FnMut(&Agent) -> Fut,
         Fut: std::future::Future<Output = Result<T>>,
@@ -94,7 +94,7 @@ impl Agents {
         let agents = self.running();
         let got = verify::first_answer(&agents, Some(READ_TIMEOUT), read).await;
         if let Some((a, v)) = got.answer {
-            return Ok((a.host.clone(), v));
+            return Ok((a.clone(), v));
         }
         let mut why: Vec<String> = got.errors.iter().map(verify::NoAnswer::short).collect();
         why.extend(self.runs.iter().filter_map(|r| {
