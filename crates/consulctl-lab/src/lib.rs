@@ -1789,9 +1789,23 @@ pub async fn down(lab: &str) -> Result<(), Error> {
     if !networks.is_empty() {
         let mut rm = vec!["network", "rm"];
         rm.extend(networks.iter().map(String::as_str));
-        docker(&rm)
-            .await
-            .with_context(|| format!("removing the network of lab {lab}"))?;
+        // Docker may still hold an endpoint of a container it has just removed (after many
+        // removals at once): "has active endpoints" goes away within seconds.
+        let mut attempt = 1;
+        loop {
+            match docker(&rm).await {
+                Ok(_) => break,
+                Err(e) if attempt < 10 && format!("{e:#}").contains("active endpoints") => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+                Err(e) => {
+                    return Err(e
+                        .context(format!("removing the network of lab {lab}"))
+                        .into())
+                }
+            }
+        }
         removed.push(format!("{} network", networks.len()));
     }
 
