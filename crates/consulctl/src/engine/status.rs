@@ -239,33 +239,20 @@ pub fn to_text(s: &Status) -> String {
         .max()
         .unwrap_or(4)
         .max(4);
-    out.push_str(&format!(
-        "  {:<w$}  {:<22} {:<8} {}\n",
-        "NODE", "ADDRESS", "STATUS", "TYPE"
-    ));
+    // One line of a member table: name, address, status, and the last column.
+    let member_row = |name: &str, addr: &str, status: &str, last: &str| {
+        format!("  {name:<w$}  {addr:<22} {status:<8} {last}\n")
+    };
+    out.push_str(&member_row("NODE", "ADDRESS", "STATUS", "TYPE"));
     for m in &s.members {
-        out.push_str(&format!(
-            "  {:<w$}  {:<22} {:<8} {}\n",
-            m.name,
-            m.addr,
-            m.status_word(),
-            m.role()
-        ));
+        out.push_str(&member_row(&m.name, &m.addr, m.status_word(), m.role()));
     }
     if !s.wan_members.is_empty() {
         out.push_str("\nWAN pool:\n");
-        out.push_str(&format!(
-            "  {:<w$}  {:<22} {:<8} {}\n",
-            "NODE", "ADDRESS", "STATUS", "DATACENTER"
-        ));
+        out.push_str(&member_row("NODE", "ADDRESS", "STATUS", "DATACENTER"));
         for m in &s.wan_members {
-            out.push_str(&format!(
-                "  {:<w$}  {:<22} {:<8} {}\n",
-                m.name,
-                m.addr,
-                m.status_word(),
-                m.tags.get("dc").map(String::as_str).unwrap_or("-")
-            ));
+            let dc = m.tags.get("dc").map(String::as_str).unwrap_or("-");
+            out.push_str(&member_row(&m.name, &m.addr, m.status_word(), dc));
         }
     }
     out.push_str("\nRaft peers:\n");
