@@ -177,3 +177,228 @@ fn a_repeated_failure_reads_the_same() {
         "[ALERT] (1) : parsing [x:2]"
     );
 }
+
+/// HAProxy's admin socket, scripted: servers per backend (name, in maintenance), built from a
+/// file; `busy` servers refuse deletion; `refuse_add` answers an add with an error.
+#[derive(Clone, Default)]
+struct Admin {
+    ran: Arc<Mutex<Vec<String>>>,
+    servers: Arc<Mutex<Vec<(String, String, bool)>>>,
+    served: Arc<Mutex<Vec<String>>>,
+    busy: Arc<Mutex<Vec<String>>>,
+    refuse_add: bool,
+}
+
+impl Admin {
+    fn of(file: &str, served: &str) -> Admin {
+        let layout = consulctl_host::lb::runtime::Layout::of(file);
+        let a = Admin::default();
+        for (b, servers) in &layout.servers {
+            for (name, _) in servers {
+                a.servers
+                    .lock()
+                    .unwrap()
+                    .push((b.clone(), name.clone(), false));
+            }
+        }
+        a.served.lock().unwrap().push(served.to_string());
+        a
+    }
+
+    fn commands(&self, prefix: &str) -> Vec<String> {
+        let ran = self.ran.lock().unwrap();
+        ran.iter()
+            .filter(|c| c.starts_with(prefix))
+            .cloned()
+            .collect()
+    }
+}
+
+impl System for Admin {
+    fn run(&self, argv: &[String]) -> Result<(), String> {
+        self.ran.lock().unwrap().push(argv.join(" "));
+        Ok(())
+    }
+    fn served(&self, _port: u16, path: &str) -> bool {
+        self.served
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|p| path.ends_with(p.as_str()))
+    }
+    fn admin(&self, _socket: &std::path::Path, command: &str) -> Result<String, String> {
+        self.ran.lock().unwrap().push(command.to_string());
+        let mut servers = self.servers.lock().unwrap();
+        let words: Vec<&str> = command.split_whitespace().collect();
+        let target = |w: &str| {
+            let (b, s) = w.split_once('/').unwrap();
+            (b.to_string(), s.to_string())
+        };
+        Ok(match words.as_slice() {
+            ["add", "server", t, ..] if self.refuse_add => {
+                format!("Already exists a server {t}.\n")
+            }
+            ["add", "server", t, ..] => {
+                let (b, s) = target(t);
+                servers.push((b, s, true));
+                "New server registered.\n".into()
+            }
+            ["enable", "health", _] => "\n".into(),
+            ["enable" | "disable", "server", t] => {
+                let (b, s) = target(t);
+                for x in servers.iter_mut().filter(|x| x.0 == b && x.1 == s) {
+                    x.2 = words[0] == "disable";
+                }
+                "\n".into()
+            }
+            ["del", "server", t] => {
+                let (b, s) = target(t);
+                if self.busy.lock().unwrap().contains(&s) {
+                    "Server still has connections attached to it, cannot remove it.\n".into()
+                } else {
+                    servers.retain(|x| !(x.0 == b && x.1 == s));
+                    "Server deleted.\n".into()
+                }
+            }
+            ["show", "stat"] => {
+                let mut out = String::from("# pxname,svname,qcur,qmax,scur,status\n");
+                for (b, s, maint) in servers.iter() {
+                    out.push_str(&format!(
+                        "{b},{s},0,0,0,{}\n",
+                        if *maint { "MAINT" } else { "UP" }
+                    ));
+                }
+                out
+            }
+            _ => format!("Unknown command: {command}\n"),
+        })
+    }
+}
+
+#[test]
+fn haproxy_takes_a_change_of_servers_at_run_time_and_the_file_follows() {
+    use lb_support::Catalog;
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = setup(tmp.path(), "haproxy");
+    let catalog = |extra: bool| {
+        let mut c = Catalog::new().node("app1", "10.0.0.11").instance(
+            "app1",
+            "web",
+            8080,
+            &["http", "upyun"],
+            "passing",
+        );
+        if extra {
+            c = c.instance("app1", "web", 8081, &["http", "upyun"], "passing");
+        }
+        build(&c.dump(), &cfg)
+    };
+    let a = render(&catalog(false), &cfg).unwrap();
+    let b = render(&catalog(true), &cfg).unwrap();
+    std::fs::write(&a.outputs[0].path, &a.outputs[0].content).unwrap();
+    let admin = Admin::of(&a.outputs[0].content, &a.generation);
+    let s = Syncer::new(cfg.clone(), Box::new(admin.clone()));
+
+    // A second instance: added, its check and the server enabled, no reload; the file follows.
+    let o = s.sync(&b);
+    let Outcome::Applied {
+        steps,
+        runtime_refused,
+        ..
+    } = &o
+    else {
+        panic!("{o:?}")
+    };
+    let names: Vec<&str> = steps.iter().map(|(n, _)| *n).collect();
+    assert_eq!(names, ["validate", "runtime", "swap"], "{o:?}");
+    assert_eq!(*runtime_refused, None);
+    assert_eq!(
+        admin.commands("add server"),
+        ["add server web_http/web-app1-80811 10.0.0.11:8081 check inter 2s fall 3 rise 2 maxconn 100 weight 1"]
+    );
+    assert_eq!(admin.commands("enable").len(), 2);
+    assert!(admin.commands("hareload").is_empty(), "no reload");
+    assert_eq!(
+        std::fs::read_to_string(&b.outputs[0].path).unwrap(),
+        b.outputs[0].content
+    );
+    // The process still answers the first generation's status path: that is what serves b.
+    assert_eq!(s.sync(&b), Outcome::Unchanged);
+
+    // Back to one instance while the gone one still has a connection: in maintenance, its
+    // deletion waits; once free, the next pass deletes it.
+    admin.busy.lock().unwrap().push("web-app1-80811".into());
+    let o = s.sync(&a);
+    assert!(
+        matches!(&o, Outcome::Applied { steps, .. } if steps.iter().any(|(n, _)| *n == "runtime")),
+        "{o:?}"
+    );
+    assert_eq!(s.waiting_deletions(), 1);
+    assert_eq!(
+        admin.commands("disable server"),
+        ["disable server web_http/web-app1-80811"]
+    );
+    admin.busy.lock().unwrap().clear();
+    assert_eq!(s.sync(&a), Outcome::Unchanged);
+    assert_eq!(s.waiting_deletions(), 0);
+    assert_eq!(admin.servers.lock().unwrap().len(), 1);
+    assert!(admin.commands("hareload").is_empty(), "no reload");
+
+    // HAProxy refuses: the reload makes it read the file, and the log will say why.
+    let admin = Admin {
+        refuse_add: true,
+        ..Admin::of(&a.outputs[0].content, &a.generation)
+    };
+    admin.served.lock().unwrap().push(b.generation.clone());
+    let s = Syncer::new(cfg, Box::new(admin.clone()));
+    let o = s.sync(&b);
+    let Outcome::Applied {
+        steps,
+        runtime_refused,
+        ..
+    } = &o
+    else {
+        panic!("{o:?}")
+    };
+    let names: Vec<&str> = steps.iter().map(|(n, _)| *n).collect();
+    assert_eq!(names, ["validate", "swap", "test", "reload", "confirm"]);
+    assert!(
+        runtime_refused
+            .as_deref()
+            .is_some_and(|r| r.contains("Already exists")),
+        "{runtime_refused:?}"
+    );
+    assert_eq!(admin.commands("hareload").len(), 1);
+}
+
+#[test]
+fn haproxy_reloads_when_more_than_servers_change() {
+    use lb_support::Catalog;
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = setup(tmp.path(), "haproxy");
+    let web = Catalog::new().node("app1", "10.0.0.11").instance(
+        "app1",
+        "web",
+        8080,
+        &["http", "upyun"],
+        "passing",
+    );
+    let a = render(&build(&web.dump(), &cfg), &cfg).unwrap();
+    let web_and_api = web.instance("app1", "api", 9000, &["http", "upyun"], "passing");
+    let b = render(&build(&web_and_api.dump(), &cfg), &cfg).unwrap();
+    std::fs::write(&a.outputs[0].path, &a.outputs[0].content).unwrap();
+    let admin = Admin::of(&a.outputs[0].content, &a.generation);
+    admin.served.lock().unwrap().push(b.generation.clone());
+    let o = Syncer::new(cfg, Box::new(admin.clone())).sync(&b);
+    let Outcome::Applied {
+        steps,
+        runtime_refused,
+        ..
+    } = &o
+    else {
+        panic!("{o:?}")
+    };
+    assert!(steps.iter().any(|(n, _)| *n == "reload"), "{o:?}");
+    assert_eq!(*runtime_refused, None, "not tried: a new backend");
+    assert!(admin.commands("add server").is_empty());
+}

@@ -9,7 +9,8 @@
 //!   later than `max_wait` after its first; reloads are at least `max_wait` apart. With the
 //!   default `min_wait` of 0 an isolated change goes out at once; a burst (answers come at most
 //!   every 250 ms, so a shorter `min_wait` cannot see a pause inside one) is reloaded once at
-//!   its start and at most once per `max_wait` after that ([`render_at`]).
+//!   its start and at most once per `max_wait` after that ([`render_at`]). A change HAProxy
+//!   takes through its runtime API (servers only) is no reload and holds nothing back.
 //! - Keeping the last known data: an error, a leaderless cluster or an answer that cannot be
 //!   the catalog (empty, or without this node) changes nothing on disk; the check says so.
 //! - Reporting: the check `consulctl-lb` (passing / warning / critical with the failed step's
@@ -259,11 +260,26 @@ impl Daemon {
         };
         match &outcome {
             Outcome::Unchanged | Outcome::Applied { .. } => {
-                if let Outcome::Applied { changed, steps } = &outcome {
+                if let Outcome::Applied {
+                    changed,
+                    steps,
+                    runtime_refused,
+                } = &outcome
+                {
+                    if let Some(why) = runtime_refused {
+                        log::warn(&format!(
+                            "HAProxy's runtime API did not take the change ({why}): reloaded"
+                        ));
+                    }
                     let files: Vec<String> =
                         changed.iter().map(|p| p.display().to_string()).collect();
+                    let how = if steps.iter().any(|(s, _)| *s == "runtime") {
+                        "; through the runtime API, no reload"
+                    } else {
+                        ""
+                    };
                     log::info(&format!(
-                        "generation {} served ({}): {} services, {} instances; \
+                        "generation {} served ({}{how}): {} services, {} instances; \
                          render {:.1} ms, sync {:.0} ms ({})",
                         rendered.generation,
                         if files.is_empty() {
@@ -465,12 +481,19 @@ impl Daemon {
                     last_attempt = Instant::now();
                     // Only a render that reloaded counts: one that changed nothing (a
                     // registration whose check is not passing yet) must not delay the next.
-                    if let Some(Outcome::Applied { .. }) = self.sync(false).await {
-                        last_render = Some(last_attempt);
+                    if let Some(Outcome::Applied { steps, .. }) = self.sync(false).await {
+                        // A change HAProxy took at run time is not a reload.
+                        if !steps.iter().any(|(s, _)| *s == "runtime") {
+                            last_render = Some(last_attempt);
+                        }
                     }
                     self.report().await;
                 }
                 _ = heartbeat.tick() => {
+                    if self.syncer.waiting_deletions() > 0 {
+                        let syncer = self.syncer.clone();
+                        let _ = tokio::task::spawn_blocking(move || syncer.delete_waiting()).await;
+                    }
                     if self.error.is_some() && last_attempt.elapsed() >= RETRY && burst.is_none() {
                         last_attempt = Instant::now();
                         self.sync_now().await;

@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod haproxy;
 pub mod nginx;
 pub mod render;
+pub mod runtime;
 pub mod sync;
 pub mod view;
 

@@ -8,9 +8,12 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use std::sync::Mutex;
+
 use super::config::{Config, Kind};
 use super::nginx::generation_path;
 use super::render::{Output, Rendered};
+use super::runtime::{self, Change, Layout};
 
 /// The side effects beyond files: commands and the status server. Faked in tests.
 pub trait System: Send + Sync {
@@ -18,6 +21,12 @@ pub trait System: Send + Sync {
     fn run(&self, argv: &[String]) -> Result<(), String>;
     /// Whether `GET http://127.0.0.1:<port><path>` answers 200.
     fn served(&self, port: u16, path: &str) -> bool;
+    /// One command to HAProxy's admin socket, and its answer. Without one, every change
+    /// reloads.
+    fn admin(&self, socket: &Path, command: &str) -> Result<String, String> {
+        let _ = (socket, command);
+        Err("no runtime API".into())
+    }
 }
 
 /// Real commands and a real HTTP GET.
@@ -54,6 +63,21 @@ impl System for RealSystem {
 
     fn served(&self, port: u16, path: &str) -> bool {
         http_status(port, path, Duration::from_secs(2)) == Some(200)
+    }
+
+    fn admin(&self, socket: &Path, command: &str) -> Result<String, String> {
+        use std::io::Read;
+        let what = |e: std::io::Error| format!("{}: {e}", socket.display());
+        let mut s = std::os::unix::net::UnixStream::connect(socket).map_err(what)?;
+        s.set_read_timeout(Some(Duration::from_secs(2)))
+            .map_err(what)?;
+        s.set_write_timeout(Some(Duration::from_secs(2)))
+            .map_err(what)?;
+        s.write_all(format!("{command}\n").as_bytes())
+            .map_err(what)?;
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).map_err(what)?;
+        Ok(answer)
     }
 }
 
@@ -119,10 +143,13 @@ pub fn http_status(port: u16, path: &str, timeout: Duration) -> Option<u16> {
 pub enum Outcome {
     /// The files already hold this render and it is served.
     Unchanged,
-    /// New files are in place and served; how long each step took (milliseconds).
+    /// New files are in place and served; how long each step took (milliseconds). A
+    /// `runtime` step: HAProxy took the change through its runtime API, without a reload.
     Applied {
         changed: Vec<PathBuf>,
         steps: Vec<(&'static str, u64)>,
+        /// Why HAProxy's runtime API was tried and did not take the change (it reloaded).
+        runtime_refused: Option<String>,
     },
     /// Nothing changed on disk (the previous files are back); `step` failed with `message`.
     Failed { step: String, message: String },
@@ -182,12 +209,23 @@ fn with_staged(argv: &[String], staged: &Path) -> Vec<String> {
         .collect()
 }
 
+/// What the running HAProxy holds beyond what its status URI says.
+#[derive(Debug, Default)]
+struct RuntimeState {
+    /// The live file of this generation went in through the runtime API, on top of a process
+    /// that answers this status path (its last reload's).
+    applied: Option<(String, String)>,
+    /// Servers gone from the file, in maintenance, whose deletion waits for their connections.
+    waiting: Vec<(String, String)>,
+}
+
 /// Puts renders in place for one configuration.
 pub struct Syncer {
     config: Config,
     system: Box<dyn System>,
     /// How long a reload has to show its generation.
     pub confirm_timeout: Duration,
+    runtime: Mutex<RuntimeState>,
 }
 
 impl Syncer {
@@ -196,7 +234,99 @@ impl Syncer {
             config,
             system,
             confirm_timeout: Duration::from_secs(10),
+            runtime: Mutex::new(RuntimeState::default()),
         }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, RuntimeState> {
+        self.runtime.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The status path that shows the running process serves the file of `generation`: the
+    /// file's own, or the one that answered when that file went in through the runtime API.
+    fn serving_path(&self, generation: &str) -> Option<String> {
+        let own = generation_path(generation);
+        if self.system.served(self.config.status_port, &own) {
+            return Some(own);
+        }
+        let applied = self.state().applied.clone();
+        match applied {
+            Some((g, path)) if g == generation => self
+                .system
+                .served(self.config.status_port, &path)
+                .then_some(path),
+            _ => None,
+        }
+    }
+
+    fn admin(&self, command: &str) -> Result<String, String> {
+        let socket = Path::new(&self.config.haproxy.stats_socket);
+        self.system
+            .admin(socket, command)
+            .map(|a| a.trim().to_string())
+            .map_err(|e| format!("`{command}`: {e}"))
+    }
+
+    /// How many servers gone from the file wait in maintenance for their connections to end.
+    pub fn waiting_deletions(&self) -> usize {
+        self.state().waiting.len()
+    }
+
+    /// Delete the servers in maintenance that wait for it; those still in use keep waiting.
+    pub fn delete_waiting(&self) {
+        let waiting = std::mem::take(&mut self.state().waiting);
+        let mut still = Vec::new();
+        for (b, s) in waiting {
+            match self.admin(&format!("del server {b}/{s}")) {
+                Ok(a) if a == "Server deleted." || a.contains("No such server") => {}
+                _ => still.push((b, s)),
+            }
+        }
+        self.state().waiting.extend(still);
+    }
+
+    /// The change of servers that HAProxy can take at run time: when the one changed file
+    /// is HAProxy's whole file, only servers of existing backends differ, and the running
+    /// process serves the live file.
+    /// Also returns the status path the process answers.
+    fn runtime_change(&self, changed: &[&Output]) -> Option<(Change, Layout, String)> {
+        if self.config.kind != Kind::Haproxy {
+            return None;
+        }
+        let [o] = changed else { return None };
+        if o.path != self.config.haproxy.config {
+            return None;
+        }
+        let live = Layout::of(&std::fs::read_to_string(&o.path).ok()?);
+        let new = Layout::of(&o.content);
+        let change = runtime::change(&live, &new).ok()?;
+        let served = self.serving_path(live.generation.as_deref()?)?;
+        Some((change, new, served))
+    }
+
+    /// Add the new servers, put the gone ones in maintenance and delete them, then read back
+    /// that the running servers are the new file's.
+    fn apply_runtime(&self, change: &Change, new: &Layout) -> Result<(), String> {
+        self.delete_waiting();
+        for (command, ok) in change.add_commands() {
+            let answer = self.admin(&command)?;
+            if answer != ok {
+                return Err(format!("`{command}`: {answer}"));
+            }
+        }
+        for (b, s) in &change.remove {
+            let command = format!("disable server {b}/{s}");
+            let answer = self.admin(&command)?;
+            if !answer.is_empty() {
+                return Err(format!("`{command}`: {answer}"));
+            }
+            self.state().waiting.push((b.clone(), s.clone()));
+        }
+        self.delete_waiting();
+        let stat = runtime::parse_stat(&self.admin("show stat")?)?;
+        let waiting = runtime::matches(new, &stat)?;
+        self.state().waiting = waiting;
+        Ok(())
     }
 
     fn kind_test(&self) -> Option<&[String]> {
@@ -285,9 +415,10 @@ impl Syncer {
             .collect();
         let gen_path = generation_path(&rendered.generation);
         let confirm = self.config.kind != Kind::None;
-        if changed.is_empty()
-            && (!confirm || self.system.served(self.config.status_port, &gen_path))
-        {
+        if changed.is_empty() && (!confirm || self.serving_path(&rendered.generation).is_some()) {
+            if self.config.kind == Kind::Haproxy && !self.state().waiting.is_empty() {
+                self.delete_waiting();
+            }
             return Outcome::Unchanged;
         }
         let mut steps = Steps::new();
@@ -315,6 +446,16 @@ impl Syncer {
             }
         }
         steps.done("validate");
+        // HAProxy takes a change of servers through its runtime API; the file follows. Any
+        // failure there: the reload below makes the process read the file.
+        let mut runtime_refused = None;
+        let runtime = self.runtime_change(&changed);
+        if let Some((change, new, _)) = &runtime {
+            match self.apply_runtime(change, new) {
+                Ok(()) => steps.done("runtime"),
+                Err(e) => runtime_refused = Some(e),
+            }
+        }
         // Swap.
         let mut swapped = Vec::new();
         for (o, s) in changed.iter().zip(&staged) {
@@ -339,6 +480,14 @@ impl Syncer {
             });
         }
         steps.done("swap");
+        if let (Some((_, _, served)), None) = (&runtime, &runtime_refused) {
+            self.state().applied = Some((rendered.generation.clone(), served.clone()));
+            return Outcome::Applied {
+                changed: changed.iter().map(|o| o.path.clone()).collect(),
+                steps: steps.0,
+                runtime_refused: None,
+            };
+        }
         // The whole configuration, as the running process would read it (unless the one
         // changed file is HAProxy's whole file, whose staged validation was that very test on
         // the same bytes).
@@ -391,9 +540,14 @@ impl Syncer {
             }
             steps.done("confirm");
         }
+        if self.config.kind == Kind::Haproxy {
+            // A new process: it reads the file, no server waits for deletion in it.
+            *self.state() = RuntimeState::default();
+        }
         Outcome::Applied {
             changed: changed.iter().map(|o| o.path.clone()).collect(),
             steps: steps.0,
+            runtime_refused,
         }
     }
 }

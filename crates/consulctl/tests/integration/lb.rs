@@ -444,7 +444,7 @@ fn nginx_follows_the_catalog_through_changes_a_refused_template_and_a_lost_quoru
 }
 
 #[test]
-fn haproxy_pools_connections_and_reloads_twenty_times_without_a_failed_request() {
+fn haproxy_pools_connections_and_takes_twenty_changes_at_run_time_without_a_failed_request() {
     let (lab, apps) = lb_lab("lbhaproxy", 1, LabInit::Supervisord, "haproxy", "hweb");
     let inv = lab.inventory_str();
     assert!(
@@ -454,8 +454,24 @@ fn haproxy_pools_connections_and_reloads_twenty_times_without_a_failed_request()
     );
     let apps = rolling_replacement(&lab, apps, "hnext");
 
-    // 20 reloads under a request loop: an extra instance registered and deregistered ten
-    // times on the LB's agent (pointing at a live backend), each change a new generation.
+    // 20 changes under a request loop: an extra instance registered and deregistered ten
+    // times on the LB's agent (pointing at a live backend), each change a new generation,
+    // each taken by HAProxy through its runtime API (no reload: the same process keeps its
+    // connection pools).
+    let runtime_lines = |log: &str| log.matches("through the runtime API, no reload").count();
+    let full_log = || {
+        lab.exec(
+            LB,
+            &[
+                "sh",
+                "-c",
+                "cat /var/log/supervisor/consulctl-lb*.log 2>/dev/null; true",
+            ],
+        )
+        .out()
+        .to_string()
+    };
+    let runtime_before = runtime_lines(&full_log());
     let generation = || -> String {
         let kv = api(&lab, LB, &format!("/v1/kv/consulctl/lb/{LB}?raw"));
         kv["serving"]["generation"]
@@ -499,11 +515,17 @@ fn haproxy_pools_connections_and_reloads_twenty_times_without_a_failed_request()
         changes += 1;
     }
     let (ok, errors) = requests.finish();
+    let runtime = runtime_lines(&full_log()) - runtime_before;
     eprintln!(
-        "haproxy: {changes} reloads, {ok} requests answered, {} failed",
+        "haproxy: {changes} changes, {runtime} through the runtime API, {ok} requests answered, {} failed",
         errors.len()
     );
     assert_eq!(changes, 20);
+    assert!(
+        runtime >= 20,
+        "{runtime} changes at run time\n{}",
+        lb_log(&lab)
+    );
     assert!(errors.is_empty(), "failed requests: {errors:?}");
     lab.consulctl(&["apply", "-i", inv, "--output", "json"])
         .success()
