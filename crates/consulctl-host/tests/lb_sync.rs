@@ -187,6 +187,8 @@ struct Admin {
     served: Arc<Mutex<Vec<String>>>,
     busy: Arc<Mutex<Vec<String>>>,
     refuse_add: bool,
+    /// A command containing this fails.
+    fail_run: Option<&'static str>,
 }
 
 impl Admin {
@@ -216,8 +218,24 @@ impl Admin {
 
 impl System for Admin {
     fn run(&self, argv: &[String]) -> Result<(), String> {
-        self.ran.lock().unwrap().push(argv.join(" "));
-        Ok(())
+        let line = argv.join(" ");
+        self.ran.lock().unwrap().push(line.clone());
+        if line == "hareload" {
+            // A reload: the new process reads the file.
+            let file = std::fs::read_to_string(argv_file()).unwrap_or_default();
+            let layout = consulctl_host::lb::runtime::Layout::of(&file);
+            let mut servers = self.servers.lock().unwrap();
+            servers.clear();
+            for (b, list) in &layout.servers {
+                for (name, _) in list {
+                    servers.push((b.clone(), name.clone(), false));
+                }
+            }
+        }
+        match self.fail_run {
+            Some(word) if line.contains(word) => Err(format!("{word} refused")),
+            _ => Ok(()),
+        }
     }
     fn served(&self, _port: u16, path: &str) -> bool {
         self.served
@@ -310,7 +328,7 @@ fn haproxy_takes_a_change_of_servers_at_run_time_and_the_file_follows() {
         panic!("{o:?}")
     };
     let names: Vec<&str> = steps.iter().map(|(n, _)| *n).collect();
-    assert_eq!(names, ["validate", "runtime", "swap"], "{o:?}");
+    assert_eq!(names, ["runtime", "validate", "swap"], "{o:?}");
     assert_eq!(*runtime_refused, None);
     assert_eq!(
         admin.commands("add server"),
@@ -369,6 +387,68 @@ fn haproxy_takes_a_change_of_servers_at_run_time_and_the_file_follows() {
         "{runtime_refused:?}"
     );
     assert_eq!(admin.commands("hareload").len(), 1);
+}
+
+thread_local! {
+    static LIVE_FILE: std::cell::RefCell<std::path::PathBuf> = Default::default();
+}
+
+/// The live haproxy.cfg of the running test (what a reload reads).
+fn argv_file() -> std::path::PathBuf {
+    LIVE_FILE.with(|f| f.borrow().clone())
+}
+
+#[test]
+fn a_file_refused_after_the_runtime_api_took_its_servers_is_undone_by_a_reload() {
+    use lb_support::Catalog;
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = setup(tmp.path(), "haproxy");
+    let one = Catalog::new().node("app1", "10.0.0.11").instance(
+        "app1",
+        "web",
+        8080,
+        &["http", "upyun"],
+        "passing",
+    );
+    let a = render(&build(&one.dump(), &cfg), &cfg).unwrap();
+    let two = one.instance("app1", "web", 8081, &["http", "upyun"], "passing");
+    let b = render(&build(&two.dump(), &cfg), &cfg).unwrap();
+    std::fs::write(&a.outputs[0].path, &a.outputs[0].content).unwrap();
+    LIVE_FILE.with(|f| *f.borrow_mut() = a.outputs[0].path.clone());
+    let admin = Admin {
+        fail_run: Some("staged"),
+        ..Admin::of(&a.outputs[0].content, &a.generation)
+    };
+    let o = Syncer::new(cfg, Box::new(admin.clone())).sync(&b);
+    match &o {
+        Outcome::Failed { step, message } => {
+            assert_eq!(step, "validate haproxy");
+            assert!(message.contains("reloaded the live file"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        admin.commands("add server").len(),
+        1,
+        "taken at run time first"
+    );
+    assert_eq!(admin.commands("hareload").len(), 1, "then undone");
+    assert_eq!(
+        std::fs::read_to_string(&a.outputs[0].path).unwrap(),
+        a.outputs[0].content
+    );
+    let running: Vec<String> = admin
+        .servers
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|s| s.1.clone())
+        .collect();
+    let live = consulctl_host::lb::runtime::Layout::of(&a.outputs[0].content).names();
+    assert_eq!(
+        running, live["web_http"],
+        "the live file's servers run again"
+    );
 }
 
 #[test]

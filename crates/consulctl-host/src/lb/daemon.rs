@@ -23,7 +23,7 @@ use std::time::Duration;
 use consul_api::catalog::{self, NodeDump};
 use consul_api::{kv, Client, QueryOptions, Watch};
 use serde::Serialize;
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::config::Config;
@@ -97,6 +97,41 @@ fn now() -> String {
 enum Update {
     Data(Vec<NodeDump>, Option<bool>),
     Error(String),
+}
+
+/// What the watch saw last and the loop has not taken yet. Only the newest catalog is kept:
+/// while a sync runs (a large nginx test can take half a second) the answers that come meanwhile
+/// replace each other instead of queueing, so the daemon holds at most one catalog beyond the
+/// one it renders. An error does not replace data it came after: both are taken, data first.
+#[derive(Default)]
+struct Latest {
+    slot: std::sync::Mutex<Pending>,
+    ready: Notify,
+}
+
+type Pending = (Option<(Vec<NodeDump>, Option<bool>)>, Option<String>);
+
+impl Latest {
+    fn put(&self, update: Update) {
+        {
+            let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+            match update {
+                Update::Data(dump, leader) => *slot = (Some((dump, leader)), None),
+                Update::Error(e) => slot.1 = Some(e),
+            }
+        }
+        self.ready.notify_one();
+    }
+
+    /// The pending updates, oldest first.
+    fn take(&self) -> Vec<Update> {
+        let (data, error) =
+            std::mem::take(&mut *self.slot.lock().unwrap_or_else(|e| e.into_inner()));
+        data.map(|(d, l)| Update::Data(d, l))
+            .into_iter()
+            .chain(error.map(Update::Error))
+            .collect()
+    }
 }
 
 pub struct Daemon {
@@ -433,8 +468,8 @@ impl Daemon {
             self.config.min_wait,
             self.config.max_wait
         ));
-        let (tx, mut rx) = mpsc::channel::<Update>(16);
-        tokio::spawn(watch_task(self.consul.clone(), tx));
+        let latest = Arc::new(Latest::default());
+        let watcher = tokio::spawn(watch_task(self.consul.clone(), latest.clone()));
         let mut heartbeat = tokio::time::interval(HEARTBEAT);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -455,24 +490,25 @@ impl Daemon {
                 )
             });
             tokio::select! {
-                update = rx.recv() => {
-                    let Some(update) = update else { break };
-                    match update {
-                        Update::Data(dump, leader) => {
-                            if self.take(dump, leader) {
-                                let now = Instant::now();
-                                burst = Some(match burst {
-                                    Some((first, _)) => (first, now),
-                                    None => (now, now),
-                                });
+                _ = latest.ready.notified() => {
+                    for update in latest.take() {
+                        match update {
+                            Update::Data(dump, leader) => {
+                                if self.take(dump, leader) {
+                                    let now = Instant::now();
+                                    burst = Some(match burst {
+                                        Some((first, _)) => (first, now),
+                                        None => (now, now),
+                                    });
+                                }
                             }
-                        }
-                        Update::Error(e) => {
-                            let e = format!("cannot read the catalog: {e}; keeping the last known instances");
-                            if self.consul_problem.as_deref() != Some(&e) {
-                                log::warn(&e);
+                            Update::Error(e) => {
+                                let e = format!("cannot read the catalog: {e}; keeping the last known instances");
+                                if self.consul_problem.as_deref() != Some(&e) {
+                                    log::warn(&e);
+                                }
+                                self.consul_problem = Some(e);
                             }
-                            self.consul_problem = Some(e);
                         }
                     }
                 }
@@ -506,6 +542,7 @@ impl Daemon {
                 _ = term.recv() => break,
             }
         }
+        watcher.abort();
         let _ = self
             .consul
             .call(consul_api::agent::check_fail(
@@ -538,7 +575,7 @@ pub fn render_at(
 }
 
 /// One blocking query on the whole catalog, forever.
-async fn watch_task(consul: Client, tx: mpsc::Sender<Update>) {
+async fn watch_task(consul: Client, latest: Arc<Latest>) {
     let mut watch = Watch::new(MIN_INTERVAL, MAX_WAIT);
     let base = QueryOptions::default();
     loop {
@@ -546,9 +583,7 @@ async fn watch_task(consul: Client, tx: mpsc::Sender<Update>) {
             Ok((dump, meta)) => Update::Data(dump, meta.known_leader),
             Err(e) => Update::Error(e.to_string()),
         };
-        if tx.send(update).await.is_err() {
-            return;
-        }
+        latest.put(update);
     }
 }
 
@@ -561,6 +596,37 @@ mod tests {
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
+    }
+
+    fn dump(node: &str) -> Vec<NodeDump> {
+        vec![NodeDump {
+            node: node.into(),
+            ..NodeDump::default()
+        }]
+    }
+
+    fn nodes(updates: &[Update]) -> Vec<String> {
+        updates
+            .iter()
+            .map(|u| match u {
+                Update::Data(d, _) => format!("data {}", d[0].node),
+                Update::Error(e) => format!("error {e}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn only_the_newest_catalog_waits_and_an_error_does_not_hide_it() {
+        let latest = Latest::default();
+        assert!(latest.take().is_empty());
+        latest.put(Update::Data(dump("a"), None));
+        latest.put(Update::Data(dump("b"), None));
+        latest.put(Update::Error("timeout".into()));
+        assert_eq!(nodes(&latest.take()), ["data b", "error timeout"]);
+        assert!(latest.take().is_empty());
+        latest.put(Update::Error("refused".into()));
+        latest.put(Update::Data(dump("c"), Some(true)));
+        assert_eq!(nodes(&latest.take()), ["data c"]);
     }
 
     #[test]

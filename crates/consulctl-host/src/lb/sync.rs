@@ -120,11 +120,11 @@ pub fn http_status(port: u16, path: &str, timeout: Duration) -> Option<u16> {
     let mut s = std::net::TcpStream::connect_timeout(&addr, timeout).ok()?;
     s.set_read_timeout(Some(timeout)).ok()?;
     s.set_write_timeout(Some(timeout)).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
+    // One segment, sent at once: `write!` would send each piece of the format on its own,
+    // and Nagle's algorithm would hold the second until the server's delayed ACK (40 ms).
+    s.set_nodelay(true).ok()?;
+    let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    s.write_all(request.as_bytes()).ok()?;
     let mut buf = [0u8; 64];
     let mut got = 0;
     while got < 12 {
@@ -422,18 +422,52 @@ impl Syncer {
             return Outcome::Unchanged;
         }
         let mut steps = Steps::new();
+        // HAProxy takes a change of servers through its runtime API at once (it checks each
+        // server line as it adds it); the file follows, validated like any other. Any refusal:
+        // the reload below makes the process read the file.
+        let mut runtime_refused = None;
+        let runtime = self.runtime_change(&changed);
+        let mut runtime_applied = false;
+        if let Some((change, new, _)) = &runtime {
+            match self.apply_runtime(change, new) {
+                Ok(()) => {
+                    runtime_applied = true;
+                    steps.done("runtime");
+                }
+                Err(e) => runtime_refused = Some(e),
+            }
+        }
+        // A file refused after the runtime API took its servers: reloading the live file
+        // (unchanged) puts the running servers back to it.
+        let undo_runtime = |message: String| -> String {
+            if !runtime_applied {
+                return message;
+            }
+            match self.kind_reload().map(|r| self.system.run(r)) {
+                Some(Ok(())) => {
+                    *self.state() = RuntimeState::default();
+                    format!("{message}; reloaded the live file to put its servers back")
+                }
+                Some(Err(e)) => format!(
+                    "{message}; the running servers are the new ones and reloading the live \
+                     file failed: {e}"
+                ),
+                None => message,
+            }
+        };
         // Stage and validate every changed file before any live file is touched.
         let mut staged = Vec::new();
         for o in &changed {
             let s = staged_path(&o.path);
             if let Some(dir) = o.path.parent() {
                 if let Err(e) = std::fs::create_dir_all(dir) {
-                    return self.fail(&[], "stage", format!("{}: {e}", dir.display()));
+                    let e = undo_runtime(format!("{}: {e}", dir.display()));
+                    return self.fail(&[], "stage", e);
                 }
             }
             if let Err(e) = write_atomic(&s, o.content.as_bytes(), Some(0o644)) {
                 cleanup(&staged);
-                return self.fail(&[], "stage", e);
+                return self.fail(&[], "stage", undo_runtime(e));
             }
             staged.push(s.clone());
             let validate = self.validation(o);
@@ -441,21 +475,11 @@ impl Syncer {
                 if let Err(e) = self.system.run(&with_staged(&validate, &s)) {
                     cleanup(&staged);
                     self.keep_failed(o);
-                    return self.fail(&[], &format!("validate {}", o.name), e);
+                    return self.fail(&[], &format!("validate {}", o.name), undo_runtime(e));
                 }
             }
         }
         steps.done("validate");
-        // HAProxy takes a change of servers through its runtime API; the file follows. Any
-        // failure there: the reload below makes the process read the file.
-        let mut runtime_refused = None;
-        let runtime = self.runtime_change(&changed);
-        if let Some((change, new, _)) = &runtime {
-            match self.apply_runtime(change, new) {
-                Ok(()) => steps.done("runtime"),
-                Err(e) => runtime_refused = Some(e),
-            }
-        }
         // Swap.
         let mut swapped = Vec::new();
         for (o, s) in changed.iter().zip(&staged) {
@@ -480,7 +504,7 @@ impl Syncer {
             });
         }
         steps.done("swap");
-        if let (Some((_, _, served)), None) = (&runtime, &runtime_refused) {
+        if let (Some((_, _, served)), true) = (&runtime, runtime_applied) {
             self.state().applied = Some((rendered.generation.clone(), served.clone()));
             return Outcome::Applied {
                 changed: changed.iter().map(|o| o.path.clone()).collect(),
