@@ -56,13 +56,34 @@ pub fn record_body(record: &Record, limit: usize) -> (Vec<u8>, bool) {
     if body.len() <= limit {
         return (body, false);
     }
-    let mut short = record.clone();
-    if let Some(serving) = &mut short.serving {
-        for route in serving.services.values_mut().flatten() {
-            route.instances_omitted = Some(route.instances.len());
-            route.instances = Vec::new();
-        }
-    }
+    // Built without copying the instances (at 10,000 of them, a copy is megabytes).
+    let short = Record {
+        node: record.node.clone(),
+        kind: record.kind.clone(),
+        updated: record.updated.clone(),
+        serving: record.serving.as_ref().map(|s| Serving {
+            generation: s.generation.clone(),
+            since: s.since.clone(),
+            services: s
+                .services
+                .iter()
+                .map(|(name, routes)| {
+                    let routes = routes
+                        .iter()
+                        .map(|r| Route {
+                            protocol: r.protocol,
+                            listen: r.listen,
+                            instances: Vec::new(),
+                            instances_omitted: Some(r.instances.len()),
+                        })
+                        .collect();
+                    (name.clone(), routes)
+                })
+                .collect(),
+        }),
+        error: record.error.clone(),
+        problems: record.problems.clone(),
+    };
     (serde_json::to_vec(&short).unwrap_or_default(), true)
 }
 
@@ -275,7 +296,7 @@ impl Daemon {
         let sync_started = std::time::Instant::now();
         // The render goes to the sync thread and comes back (large configurations are not
         // copied).
-        let (outcome, rendered) = match tokio::task::spawn_blocking(move || {
+        let (outcome, mut rendered) = match tokio::task::spawn_blocking(move || {
             let o = syncer.sync(&rendered);
             (o, rendered)
         })
@@ -342,15 +363,15 @@ impl Daemon {
                     log::info("recovered: the last attempt's failure is gone");
                 }
                 self.failed = None;
-                let since = match &self.serving {
-                    Some(s) if s.generation == rendered.generation => s.since.clone(),
-                    _ => now(),
-                };
-                self.serving = Some(Serving {
-                    generation: rendered.generation.clone(),
-                    since,
-                    services: rendered.routes.clone(),
-                });
+                // The same generation serves the same routes: kept as they are. A new one
+                // takes the render's (moved, not copied).
+                if !matches!(&self.serving, Some(s) if s.generation == rendered.generation) {
+                    self.serving = Some(Serving {
+                        generation: rendered.generation.clone(),
+                        since: now(),
+                        services: std::mem::take(&mut rendered.routes),
+                    });
+                }
             }
             Outcome::Failed { step, message } => {
                 let e = format!("{step}: {message}");
@@ -410,15 +431,21 @@ impl Daemon {
         .to_string()
     }
 
-    fn record(&self) -> Record {
+    /// The record, holding what is served for a moment (not a copy of it: at 10,000
+    /// instances that is megabytes); [`Daemon::put_back`] returns it.
+    fn record(&mut self) -> Record {
         Record {
             node: self.config.node.clone(),
             kind: self.config.kind.as_str().into(),
             updated: String::new(),
-            serving: self.serving.clone(),
+            serving: self.serving.take(),
             error: self.error.clone(),
             problems: self.problems.clone(),
         }
+    }
+
+    fn put_back(&mut self, record: Record) {
+        self.serving = record.serving;
     }
 
     /// Update the KV record when it changed, and the check. Returns whether the agent had
@@ -431,6 +458,7 @@ impl Daemon {
                 let mut stamped = self.record();
                 stamped.updated = now();
                 let (body, omitted) = record_body(&stamped, KV_VALUE_LIMIT);
+                self.put_back(stamped);
                 if omitted && !self.record_too_large_logged {
                     self.record_too_large_logged = true;
                     log::warn(&format!(
