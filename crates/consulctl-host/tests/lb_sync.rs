@@ -189,22 +189,33 @@ struct Admin {
     refuse_add: bool,
     /// A command containing this fails.
     fail_run: Option<&'static str>,
+    /// The live haproxy.cfg (what a reload reads).
+    live: std::path::PathBuf,
 }
 
 impl Admin {
-    fn of(file: &str, served: &str) -> Admin {
-        let layout = consulctl_host::lb::runtime::Layout::of(file);
-        let a = Admin::default();
-        for (b, servers) in &layout.servers {
-            for (name, _) in servers {
-                a.servers
-                    .lock()
-                    .unwrap()
-                    .push((b.clone(), name.clone(), false));
-            }
-        }
+    /// HAProxy running the live file at `path`, answering `served` on its status URI.
+    fn of(path: &std::path::Path, served: &str) -> Admin {
+        let a = Admin {
+            live: path.to_path_buf(),
+            ..Admin::default()
+        };
+        a.load();
         a.served.lock().unwrap().push(served.to_string());
         a
+    }
+
+    /// What a start or reload does: the servers are the live file's.
+    fn load(&self) {
+        let file = std::fs::read_to_string(&self.live).unwrap_or_default();
+        let layout = consulctl_host::lb::runtime::Layout::of(&file);
+        let mut servers = self.servers.lock().unwrap();
+        servers.clear();
+        for (b, list) in &layout.servers {
+            for (name, _) in list {
+                servers.push((b.clone(), name.clone(), false));
+            }
+        }
     }
 
     fn commands(&self, prefix: &str) -> Vec<String> {
@@ -221,16 +232,7 @@ impl System for Admin {
         let line = argv.join(" ");
         self.ran.lock().unwrap().push(line.clone());
         if line == "hareload" {
-            // A reload: the new process reads the file.
-            let file = std::fs::read_to_string(argv_file()).unwrap_or_default();
-            let layout = consulctl_host::lb::runtime::Layout::of(&file);
-            let mut servers = self.servers.lock().unwrap();
-            servers.clear();
-            for (b, list) in &layout.servers {
-                for (name, _) in list {
-                    servers.push((b.clone(), name.clone(), false));
-                }
-            }
+            self.load();
         }
         match self.fail_run {
             Some(word) if line.contains(word) => Err(format!("{word} refused")),
@@ -293,43 +295,58 @@ impl System for Admin {
     }
 }
 
+/// HAProxy serving web (one instance) from its live file, and a second render: web plus
+/// what `more` adds. Returns the configuration, both renders and the running HAProxy.
+fn haproxy_live(
+    dir: &std::path::Path,
+    more: impl FnOnce(lb_support::Catalog) -> lb_support::Catalog,
+) -> (
+    consulctl_host::lb::config::Config,
+    consulctl_host::lb::render::Rendered,
+    consulctl_host::lb::render::Rendered,
+    Admin,
+) {
+    let cfg = setup(dir, "haproxy");
+    let web = lb_support::Catalog::new()
+        .node("app1", "10.0.0.11")
+        .instance("app1", "web", 8080, &["http", "upyun"], "passing");
+    let a = render(&build(&web.dump(), &cfg), &cfg).unwrap();
+    let b = render(&build(&more(web).dump(), &cfg), &cfg).unwrap();
+    std::fs::write(&a.outputs[0].path, &a.outputs[0].content).unwrap();
+    let admin = Admin::of(&a.outputs[0].path, &a.generation);
+    (cfg, a, b, admin)
+}
+
+/// The step names of an applied outcome and why the runtime API did not take it.
+fn applied(o: &Outcome) -> (Vec<&'static str>, Option<String>) {
+    match o {
+        Outcome::Applied {
+            steps,
+            runtime_refused,
+            ..
+        } => (
+            steps.iter().map(|(n, _)| *n).collect(),
+            runtime_refused.clone(),
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn second_web(c: lb_support::Catalog) -> lb_support::Catalog {
+    c.instance("app1", "web", 8081, &["http", "upyun"], "passing")
+}
+
 #[test]
 fn haproxy_takes_a_change_of_servers_at_run_time_and_the_file_follows() {
-    use lb_support::Catalog;
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = setup(tmp.path(), "haproxy");
-    let catalog = |extra: bool| {
-        let mut c = Catalog::new().node("app1", "10.0.0.11").instance(
-            "app1",
-            "web",
-            8080,
-            &["http", "upyun"],
-            "passing",
-        );
-        if extra {
-            c = c.instance("app1", "web", 8081, &["http", "upyun"], "passing");
-        }
-        build(&c.dump(), &cfg)
-    };
-    let a = render(&catalog(false), &cfg).unwrap();
-    let b = render(&catalog(true), &cfg).unwrap();
-    std::fs::write(&a.outputs[0].path, &a.outputs[0].content).unwrap();
-    let admin = Admin::of(&a.outputs[0].content, &a.generation);
+    let (cfg, a, b, admin) = haproxy_live(tmp.path(), second_web);
     let s = Syncer::new(cfg.clone(), Box::new(admin.clone()));
 
     // A second instance: added, its check and the server enabled, no reload; the file follows.
     let o = s.sync(&b);
-    let Outcome::Applied {
-        steps,
-        runtime_refused,
-        ..
-    } = &o
-    else {
-        panic!("{o:?}")
-    };
-    let names: Vec<&str> = steps.iter().map(|(n, _)| *n).collect();
+    let (names, runtime_refused) = applied(&o);
     assert_eq!(names, ["runtime", "validate", "swap"], "{o:?}");
-    assert_eq!(*runtime_refused, None);
+    assert_eq!(runtime_refused, None);
     assert_eq!(
         admin.commands("add server"),
         ["add server web_http/web-app1-80811 10.0.0.11:8081 check inter 2s fall 3 rise 2 maxconn 100 weight 1"]
@@ -365,20 +382,12 @@ fn haproxy_takes_a_change_of_servers_at_run_time_and_the_file_follows() {
     // HAProxy refuses: the reload makes it read the file, and the log will say why.
     let admin = Admin {
         refuse_add: true,
-        ..Admin::of(&a.outputs[0].content, &a.generation)
+        ..Admin::of(&a.outputs[0].path, &a.generation)
     };
     admin.served.lock().unwrap().push(b.generation.clone());
     let s = Syncer::new(cfg, Box::new(admin.clone()));
     let o = s.sync(&b);
-    let Outcome::Applied {
-        steps,
-        runtime_refused,
-        ..
-    } = &o
-    else {
-        panic!("{o:?}")
-    };
-    let names: Vec<&str> = steps.iter().map(|(n, _)| *n).collect();
+    let (names, runtime_refused) = applied(&o);
     assert_eq!(names, ["validate", "swap", "test", "reload", "confirm"]);
     assert!(
         runtime_refused
@@ -389,35 +398,13 @@ fn haproxy_takes_a_change_of_servers_at_run_time_and_the_file_follows() {
     assert_eq!(admin.commands("hareload").len(), 1);
 }
 
-thread_local! {
-    static LIVE_FILE: std::cell::RefCell<std::path::PathBuf> = Default::default();
-}
-
-/// The live haproxy.cfg of the running test (what a reload reads).
-fn argv_file() -> std::path::PathBuf {
-    LIVE_FILE.with(|f| f.borrow().clone())
-}
-
 #[test]
 fn a_file_refused_after_the_runtime_api_took_its_servers_is_undone_by_a_reload() {
-    use lb_support::Catalog;
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = setup(tmp.path(), "haproxy");
-    let one = Catalog::new().node("app1", "10.0.0.11").instance(
-        "app1",
-        "web",
-        8080,
-        &["http", "upyun"],
-        "passing",
-    );
-    let a = render(&build(&one.dump(), &cfg), &cfg).unwrap();
-    let two = one.instance("app1", "web", 8081, &["http", "upyun"], "passing");
-    let b = render(&build(&two.dump(), &cfg), &cfg).unwrap();
-    std::fs::write(&a.outputs[0].path, &a.outputs[0].content).unwrap();
-    LIVE_FILE.with(|f| *f.borrow_mut() = a.outputs[0].path.clone());
+    let (cfg, a, b, running) = haproxy_live(tmp.path(), second_web);
     let admin = Admin {
         fail_run: Some("staged"),
-        ..Admin::of(&a.outputs[0].content, &a.generation)
+        ..running
     };
     let o = Syncer::new(cfg, Box::new(admin.clone())).sync(&b);
     match &o {
@@ -453,32 +440,14 @@ fn a_file_refused_after_the_runtime_api_took_its_servers_is_undone_by_a_reload()
 
 #[test]
 fn haproxy_reloads_when_more_than_servers_change() {
-    use lb_support::Catalog;
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = setup(tmp.path(), "haproxy");
-    let web = Catalog::new().node("app1", "10.0.0.11").instance(
-        "app1",
-        "web",
-        8080,
-        &["http", "upyun"],
-        "passing",
-    );
-    let a = render(&build(&web.dump(), &cfg), &cfg).unwrap();
-    let web_and_api = web.instance("app1", "api", 9000, &["http", "upyun"], "passing");
-    let b = render(&build(&web_and_api.dump(), &cfg), &cfg).unwrap();
-    std::fs::write(&a.outputs[0].path, &a.outputs[0].content).unwrap();
-    let admin = Admin::of(&a.outputs[0].content, &a.generation);
+    let (cfg, _, b, admin) = haproxy_live(tmp.path(), |web| {
+        web.instance("app1", "api", 9000, &["http", "upyun"], "passing")
+    });
     admin.served.lock().unwrap().push(b.generation.clone());
     let o = Syncer::new(cfg, Box::new(admin.clone())).sync(&b);
-    let Outcome::Applied {
-        steps,
-        runtime_refused,
-        ..
-    } = &o
-    else {
-        panic!("{o:?}")
-    };
-    assert!(steps.iter().any(|(n, _)| *n == "reload"), "{o:?}");
-    assert_eq!(*runtime_refused, None, "not tried: a new backend");
+    let (names, runtime_refused) = applied(&o);
+    assert!(names.contains(&"reload"), "{o:?}");
+    assert_eq!(runtime_refused, None, "not tried: a new backend");
     assert!(admin.commands("add server").is_empty());
 }
